@@ -1,0 +1,1 @@
+"""rmg-lake: an append-only lake for the RMG field study."""

@@ -1,0 +1,16 @@
+"""The observation file contract: names, models and validation."""
+
+from rmg_lake.contract.models import FACTORY_TZ, Observation, observation_adapter
+from rmg_lake.contract.names import FileName, parse_name
+from rmg_lake.contract.validate import InvalidObservation, Validated, validate_file
+
+__all__ = [
+    "FACTORY_TZ",
+    "FileName",
+    "InvalidObservation",
+    "Observation",
+    "Validated",
+    "observation_adapter",
+    "parse_name",
+    "validate_file",
+]

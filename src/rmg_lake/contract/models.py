@@ -1,0 +1,238 @@
+"""Pydantic models of the observation file contract, version 1 (shared/CONTRACT.md)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal, Self
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "FACTORY_TZ",
+    "Interaction",
+    "InteractionsObservation",
+    "KnittingWipMachine",
+    "KnittingWipObservation",
+    "LinkingWipMachine",
+    "LinkingWipObservation",
+    "Observation",
+    "RosterMachine",
+    "RosterObservation",
+    "observation_adapter",
+]
+
+FACTORY_TZ = ZoneInfo("Asia/Dhaka")
+MACHINE_PREFIX = {"knitting": "KN", "linking": "LI"}
+OTHER_INTERLOCUTORS = frozenset({"OO", "OS", "FIC", "PM", "OM", "O"})
+
+Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=64)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Count = Annotated[int, Field(ge=0)]
+Seconds = Annotated[int, Field(ge=0)]
+Department = Literal["knitting", "linking"]
+McStatus = Literal["manned", "unmanned"]
+
+
+class _Model(BaseModel):
+    """Strict: no silent coercion ("4" is not 4); unknown keys kept, never dropped."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+
+class _Machine(_Model):
+    mc_status: McStatus
+    worker_id: Code | None
+
+    def _check_worker(self) -> None:
+        if self.mc_status == "unmanned" and self.worker_id is not None:
+            raise ValueError("an unmanned machine cannot have a worker_id")
+        if self.mc_status == "manned" and self.worker_id is None:
+            raise ValueError("a manned machine needs a worker_id")
+
+
+class RosterMachine(_Machine):
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        self._check_worker()
+        return self
+
+
+class KnittingWipMachine(_Machine):
+    style: Code | None
+    component: Literal["body", "collar"] | None
+    back: Count | None
+    front: Count | None
+    sleeve: Count | None
+    collar: Count | None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        self._check_worker()
+        panels = {"back": self.back, "front": self.front, "sleeve": self.sleeve,
+                  "collar": self.collar}
+        if self.mc_status == "unmanned":
+            set_ = [k for k, v in {"style": self.style, "component": self.component,
+                                   **panels}.items() if v is not None]
+            if set_:
+                raise ValueError(f"an unmanned machine has {', '.join(set_)} set; "
+                                 "they must be null")
+        elif self.component is None:
+            raise ValueError("a manned knitting machine needs a component (body or collar)")
+        elif self.component == "body" and self.collar is not None:
+            raise ValueError("component is body, so the collar count must be null")
+        elif self.component == "collar" and any(
+            panels[k] is not None for k in ("back", "front", "sleeve")
+        ):
+            raise ValueError("component is collar, so back, front and sleeve must be null")
+        return self
+
+
+class LinkingWipMachine(_Machine):
+    style: Code | None
+    wip: Annotated[float, Field(ge=0, le=48)] | None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        self._check_worker()
+        if self.mc_status == "unmanned" and (self.style is not None or self.wip is not None):
+            raise ValueError("an unmanned machine must have style and wip null")
+        if self.mc_status == "manned" and self.wip is None:
+            raise ValueError("a manned linking machine needs a wip count")
+        if self.wip is not None and (self.wip * 4) != int(self.wip * 4):
+            raise ValueError(f"wip {self.wip} is not in steps of 0.25")
+        return self
+
+
+class _Observation(_Model):
+    schema_version: int
+    observation_id: UUID
+    observer: Token
+    factory: Token
+    department: Department
+    team: Token
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    status: Literal["complete", "partial", "aborted"]
+    app_version: str | None = None
+    device: str | None = None
+    notes: str | None = None
+
+    @property
+    def day(self) -> date:
+        """The factory-local date the task started on."""
+        return self.started_at.astimezone(FACTORY_TZ).date()
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError(f"schema_version {value} is not one this backend reads (1)")
+        return value
+
+    @model_validator(mode="after")
+    def _times(self) -> Self:
+        if self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
+        return self
+
+    def _check_machine_codes(self, codes: Any) -> None:
+        prefix = MACHINE_PREFIX[self.department]
+        for code in codes:
+            if not re.fullmatch(rf"{prefix}[1-9][0-9]*", code):
+                raise ValueError(f"machine code {code!r} is not a {self.department} machine "
+                                 f"({prefix}1, {prefix}2, …)")
+
+
+class RosterObservation(_Observation):
+    task: Literal["roster"]
+    machines: dict[str, RosterMachine]
+
+    @model_validator(mode="after")
+    def _codes(self) -> Self:
+        self._check_machine_codes(self.machines)
+        return self
+
+
+class KnittingWipObservation(_Observation):
+    task: Literal["wip"]
+    department: Literal["knitting"]
+    machines: dict[str, KnittingWipMachine]
+
+    @model_validator(mode="after")
+    def _codes(self) -> Self:
+        self._check_machine_codes(self.machines)
+        return self
+
+
+class LinkingWipObservation(_Observation):
+    task: Literal["wip"]
+    department: Literal["linking"]
+    machines: dict[str, LinkingWipMachine]
+
+    @model_validator(mode="after")
+    def _codes(self) -> Self:
+        self._check_machine_codes(self.machines)
+        return self
+
+
+class Interaction(_Model):
+    with_: Code = Field(alias="with")
+    length_s: Seconds
+    initiator: Literal["supervisor", "interlocutor", "unclear"]
+    topic: Literal["machine-configuration", "machine-function", "yarn", "pattern",
+                   "other-work", "personal"]
+
+
+class InteractionsObservation(_Observation):
+    task: Literal["interactions"]
+    supervisor: Code
+    interactions: list[Interaction]
+    left_floor_s: list[Seconds]
+
+    @model_validator(mode="after")
+    def _codes(self) -> Self:
+        self._check_machine_codes(
+            i.with_ for i in self.interactions if i.with_ not in OTHER_INTERLOCUTORS
+        )
+        return self
+
+
+def _kind(value: Any) -> str | None:
+    """Which model a payload is: its task, and for wip its department too."""
+    if not isinstance(value, dict):
+        return None
+    task = value.get("task")
+    if task == "wip":
+        department = value.get("department")
+        return f"wip-{department}" if department in MACHINE_PREFIX else None
+    return task if task in ("roster", "interactions") else None
+
+
+Observation = Annotated[
+    Annotated[RosterObservation, Tag("roster")]
+    | Annotated[KnittingWipObservation, Tag("wip-knitting")]
+    | Annotated[LinkingWipObservation, Tag("wip-linking")]
+    | Annotated[InteractionsObservation, Tag("interactions")],
+    Discriminator(
+        _kind,
+        custom_error_type="unknown_task",
+        custom_error_message="task must be roster, wip or interactions "
+        "(and a wip's department knitting or linking)",
+    ),
+]
+
+observation_adapter: TypeAdapter[Observation] = TypeAdapter(Observation)

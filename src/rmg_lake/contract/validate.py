@@ -1,0 +1,89 @@
+"""Turn the bytes of one file into a validated observation, or say exactly what is wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from rmg_lake.contract.models import FACTORY_TZ, Observation, observation_adapter
+from rmg_lake.contract.names import parse_name
+from rmg_lake.errors import LakeError
+
+__all__ = ["InvalidObservation", "Validated", "validate_file"]
+
+# Values of these fields identify people: never repeat them in a message.
+_PERSONAL = frozenset({"worker_id", "supervisor", "with"})
+_NAME_HINT = "expected <task>_<department>_<team>_<observer>_<YYYYMMDD>T<HHMMSS>.json"
+
+
+class InvalidObservation(LakeError):
+    """A file that breaks the contract; it goes to quarantine with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    observation: Observation
+    extra_keys: tuple[str, ...]  # paths of keys the contract does not know, kept in raw
+
+
+def validate_file(path: str, data: bytes) -> Validated:
+    """Validate one observation file; `path` is its place in the sync folder.
+
+    Raises InvalidObservation naming the file and the field.
+    """
+    name = path.rsplit("/", 1)[-1]
+    parsed = parse_name(name)
+    if parsed is None:
+        raise InvalidObservation("file name does not follow the contract", file=path,
+                                 field="(file name)", hint=_NAME_HINT)
+    try:
+        observation = observation_adapter.validate_json(data, strict=True)
+    except ValidationError as exc:
+        field, message = _first_problem(exc)
+        raise InvalidObservation(message, file=path, field=field) from None
+    local = observation.started_at.astimezone(FACTORY_TZ).strftime("%Y%m%dT%H%M%S")
+    for token, payload_value in (
+        ("task", observation.task), ("department", observation.department),
+        ("team", observation.team), ("observer", observation.observer), ("stamp", local),
+    ):
+        if getattr(parsed, token) != payload_value:
+            field = "started_at" if token == "stamp" else token
+            raise InvalidObservation(
+                f"the file name says {getattr(parsed, token)!r} but the payload says "
+                f"{payload_value!r}", file=path, field=field,
+                hint="the name and the payload must agree; check the tablet's export")
+    return Validated(observation, tuple(_extra_keys(observation)))
+
+
+def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
+    error = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in error["loc"]]
+    if loc and (loc[0] in ("roster", "interactions") or loc[0].startswith("wip-")):
+        loc = loc[1:]  # the discriminator's tag, not a field of the file
+    field = ".".join(loc) or None
+    message = str(error["msg"])
+    if error["type"] == "json_invalid":
+        return None, f"not valid JSON ({error['ctx']['error']})"
+    if error["type"] == "missing":
+        return field, "required key is missing"
+    if error["type"] == "unknown_task" and not isinstance(error.get("input"), dict):
+        return None, "the file holds JSON but not an object of the contract"
+    if error["type"] == "json_type":
+        return None, "not valid JSON"
+    value = error.get("input")
+    if loc and loc[-1] not in _PERSONAL and not isinstance(value, dict | list) \
+            and len(repr(value)) <= 60 and error["type"] != "value_error":
+        message = f"{message} (got {value!r})"
+    return field, message
+
+
+def _extra_keys(observation: Any) -> list[str]:
+    """Dotted paths of every key the contract does not define."""
+    found = [str(key) for key in observation.model_extra or {}]
+    for code, machine in getattr(observation, "machines", {}).items():
+        found += [f"machines.{code}.{key}" for key in machine.model_extra or {}]
+    for i, interaction in enumerate(getattr(observation, "interactions", [])):
+        found += [f"interactions.{i}.{key}" for key in interaction.model_extra or {}]
+    return sorted(found)
