@@ -1,1 +1,23 @@
-"""rmg-lake: an append-only lake for the RMG field study."""
+"""rmg-lake: an append-only data lake for the RMG sweater-factory field study.
+
+    import rmg_lake
+    lake = rmg_lake.open_lake("lake")
+    lake.ingest("examples/inbox")
+    lake.frame("wip", "knitting", "treatment")   # a polars DataFrame
+"""
+
+from rmg_lake.config import Config, load_config
+from rmg_lake.errors import ConfigError, LakeError, LakeUnusable, SourceError
+from rmg_lake.lake import IngestResult, Lake, open_lake
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "IngestResult",
+    "Lake",
+    "LakeError",
+    "LakeUnusable",
+    "SourceError",
+    "load_config",
+    "open_lake",
+]

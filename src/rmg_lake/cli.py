@@ -1,0 +1,154 @@
+"""`rmg-lake`: a thin shell over the library: parse, call, render, map errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import track as rich_track
+from rich.text import Text
+
+from rmg_lake.config import Config, load_config
+from rmg_lake.errors import LakeError
+from rmg_lake.lake import IngestResult, Lake, open_lake
+from rmg_lake.report import completion_csv, completion_json, render_completion
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="An append-only lake for the RMG field study's observation files.")
+out = Console()
+err = Console(stderr=True)
+
+LakeOption = Annotated[Path | None, typer.Option(
+    "--lake", help="Lake folder [default: `lake` from rmg-lake.toml, else ./lake].")]
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _track(items: Iterable[T], total: int, what: str) -> Iterable[T]:
+    """A progress bar on a terminal, nothing in a pipe."""
+    if not err.is_terminal or total < 200:
+        return items
+    return rich_track(items, description=what, total=total, console=err, transient=True)
+
+
+def _lake(config: Config, lake: Path | None, *, create: bool = False) -> Lake:
+    return open_lake(lake or config.lake, config=config, create=create)
+
+
+@app.command()
+def ingest(
+    source: Annotated[str | None, typer.Option(
+        "--source", help="Sync folder to read [default: `source` from rmg-lake.toml].")] = None,
+    lake: LakeOption = None,
+) -> None:
+    """Take every new file from the sync folder into the lake as one batch."""
+    config = load_config()
+    source = source or config.source
+    if source is None:
+        raise LakeError("no source given", hint="pass --source DIR or set `source` "
+                        "in rmg-lake.toml")
+    the_lake = _lake(config, lake, create=True)
+    _print_ingest(the_lake.ingest(source, track=_track), the_lake)
+
+
+def _print_ingest(result: IngestResult, lake: Lake) -> None:
+    where = result.source.removeprefix("local:")
+    if result.batch is None:
+        out.print(f"Nothing new in {where}: the lake is unchanged "
+                  f"(it holds {len(lake.batches())} batch(es)).")
+        return
+    c = result.counts
+    out.print(f"Batch {result.batch.batch}: {c['seen']:,} new files from {where}")
+    out.print(f"  {c['added']:,} new events ({result.superseding:,} replace earlier versions), "
+              f"{c['duplicate']:,} duplicates, {c['quarantined']:,} quarantined, "
+              f"{c['attachment']:,} attachments")
+    if result.with_unknown_keys:
+        out.print(f"  {result.with_unknown_keys:,} observations carry keys the contract does not "
+                  "know (kept in raw; see extra_keys in observations)")
+    bad = [f for f in result.batch.files if f.outcome == "quarantined"]
+    for record in bad[:20]:
+        field = f"{record.field}: " if record.field else ""
+        out.print(Text.assemble("  ", ("quarantined", "yellow"),
+                                f" {record.path} — {field}{record.reason}"), highlight=False)
+    if len(bad) > 20:
+        out.print(f"  … and {len(bad) - 20} more (the `quarantine` view lists them all)")
+
+
+@app.command()
+def report(
+    lake: LakeOption = None,
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    format: Annotated[Format, typer.Option(help="table, csv or json.")] = Format.table,
+) -> None:
+    """Which tasks were completed on which days, against the protocol."""
+    config = load_config()
+    the_lake = _lake(config, lake)
+    the_lake.ensure_catalog()
+    frame = the_lake.completion(_day(start, "--from"), _day(end, "--to"))
+    if format is Format.csv:
+        sys.stdout.write(completion_csv(frame))
+    elif format is Format.json:
+        sys.stdout.write(completion_json(frame) + "\n")
+    else:
+        render_completion(frame, out)
+
+
+def _day(text: str | None, option: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise LakeError(f"{text!r} is not a date", field=option,
+                        hint="write it as YYYY-MM-DD") from None
+
+
+@app.command()
+def rebuild(lake: LakeOption = None) -> None:
+    """Delete every derived file (Parquet frames, lake.duckdb) and rebuild it from raw + log."""
+    config = load_config()
+    the_lake = _lake(config, lake)
+    the_lake.rebuild(track=_track)
+    n = len(the_lake.batches())
+    out.print(f"Rebuilt the frames and lake.duckdb in {the_lake.root} from {n} batches.")
+
+
+@app.command()
+def simulate(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the simulated files into.")],
+    days: Annotated[int, typer.Option(min=1, help="Calendar days to simulate.")] = 21,
+    observers: Annotated[int, typer.Option(min=1, help="Observers in the field.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+) -> None:
+    """Write a realistic sync folder under the contract (for demos, tests and benchmarks)."""
+    from rmg_lake.simulate import simulate as run
+
+    manifest = run(folder, days=days, observers=observers, seed=seed)
+    out.print(f"Wrote {manifest.files:,} files to {folder}: {manifest.observation_files:,} "
+              f"observation files ({manifest.duplicates:,} duplicates, {manifest.superseded:,} "
+              f"superseded versions), {manifest.photos:,} photos, {len(manifest.bad):,} bad "
+              "files.")
+
+
+def main() -> None:
+    """Entry point: library errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except LakeError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted: the lake is unchanged unless a batch was reported as committed")
+        sys.exit(130)

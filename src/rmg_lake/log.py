@@ -1,0 +1,104 @@
+"""The log: one write-once JSON entry per batch, numbered, the single source of truth.
+
+    _log/000001.json, _log/000002.json, …
+
+A batch exists only once its entry is committed; everything derived is rebuilt from the
+entries and the raw files they name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from rmg_lake.errors import LakeUnusable
+from rmg_lake.files import write_once
+
+__all__ = ["Batch", "FileRecord", "Log", "Outcome"]
+
+Outcome = Literal["added", "duplicate", "quarantined", "attachment"]
+OUTCOMES: tuple[Outcome, ...] = ("added", "duplicate", "quarantined", "attachment")
+
+
+class FileRecord(BaseModel):
+    """What became of one file a batch saw."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str  # in the source
+    size: int
+    modified: AwareDatetime
+    fingerprint: str
+    sha256: str
+    outcome: Outcome
+    stored: str  # where the bytes are kept, relative to the lake
+    observation_id: str | None = None  # added and duplicate
+    day: date | None = None  # added: factory-local day of the observation
+    supersedes: str | None = None  # added: the event of the same observation it replaces
+    duplicate_of: str | None = None  # duplicate: the event it repeats byte for byte
+    field: str | None = None  # quarantined: where the problem is
+    reason: str | None = None  # quarantined: what it is
+    extra_keys: tuple[str, ...] | None = None  # added: keys the contract lacks (kept in raw)
+
+    @property
+    def event_id(self) -> str | None:
+        """Events are named by their content: the sha256 of the raw file."""
+        return self.sha256 if self.outcome == "added" else None
+
+
+class Batch(BaseModel):
+    """One committed ingest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: int
+    kind: Literal["ingest"] = "ingest"
+    committed_at: AwareDatetime
+    source: str
+    counts: dict[str, int]
+    files: tuple[FileRecord, ...]
+
+    @staticmethod
+    def count(files: tuple[FileRecord, ...]) -> dict[str, int]:
+        tally = Counter(f.outcome for f in files)
+        return {"seen": len(files), **{outcome: tally[outcome] for outcome in OUTCOMES}}
+
+
+class Log:
+    def __init__(self, lake: Path) -> None:
+        self.dir = lake / "_log"
+
+    def _paths(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
+
+    def entries(self) -> list[Batch]:
+        """Every committed batch, in order; refuses a log with gaps or unreadable entries."""
+        batches = []
+        for number, path in enumerate(self._paths(), start=1):
+            if path.name != f"{number:06d}.json":
+                raise LakeUnusable(f"the log has no entry {number:06d}.json before {path.name}",
+                                   file=str(path), hint="run `rmg-lake verify` (do not edit _log/)")
+            try:
+                batches.append(Batch.model_validate_json(path.read_bytes()))
+            except ValidationError as exc:
+                raise LakeUnusable(f"unreadable log entry ({exc.error_count()} problems)",
+                                   file=str(path), hint="the log is never edited by hand") from None
+        return batches
+
+    def next_number(self) -> int:
+        return len(self._paths()) + 1
+
+    def commit(self, batch: Batch) -> Path:
+        """Write the entry once and durably; this is the moment the batch exists."""
+        path = self.dir / f"{batch.batch:06d}.json"
+        data = batch.model_dump_json(exclude_none=True, indent=1).encode()
+        if not write_once(path, data, durable=True):
+            raise LakeUnusable(f"batch {batch.batch} is already in the log", file=str(path),
+                               hint="another rmg-lake run may be writing this lake")
+        return path

@@ -1,0 +1,48 @@
+"""The raw store: every file received, kept byte-for-byte under its sha256, written once.
+
+    raw/date=YYYY-MM-DD/<sha256>.json   valid observations, by factory-local day
+    quarantine/<sha256><suffix>         files that break the contract (reason in the log)
+    attachments/<sha256><suffix>        files that are not observations (photos)
+
+A stored file means nothing until a committed log entry names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path, PurePosixPath
+
+from rmg_lake.files import write_once
+
+__all__ = ["RawStore", "sha256"]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _suffix(source_path: str) -> str:
+    suffix = PurePosixPath(source_path).suffix.lower()
+    return suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 8 else ""
+
+
+class RawStore:
+    def __init__(self, lake: Path) -> None:
+        self.lake = lake
+
+    def put_raw(self, day: date, digest: str, data: bytes) -> str:
+        return self._put(f"raw/date={day.isoformat()}/{digest}.json", data)
+
+    def put_quarantine(self, source_path: str, digest: str, data: bytes) -> str:
+        return self._put(f"quarantine/{digest}{_suffix(source_path)}", data)
+
+    def put_attachment(self, source_path: str, digest: str, data: bytes) -> str:
+        return self._put(f"attachments/{digest}{_suffix(source_path)}", data)
+
+    def read(self, stored: str) -> bytes:
+        return (self.lake / stored).read_bytes()
+
+    def _put(self, stored: str, data: bytes) -> str:
+        write_once(self.lake / stored, data)
+        return stored
