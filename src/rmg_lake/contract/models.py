@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from pydantic import (
     StringConstraints,
     Tag,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -143,17 +145,23 @@ class _Observation(_Model):
             raise ValueError(f"schema_version {value} is not one this backend reads (1)")
         return value
 
-    @model_validator(mode="after")
-    def _times(self) -> Self:
-        if self.ended_at < self.started_at:
+    @field_validator("ended_at")
+    @classmethod
+    def _after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        started = info.data.get("started_at")
+        if started is not None and value < started:
             raise ValueError("ended_at is before started_at")
-        return self
+        return value
 
-    def _check_machine_codes(self, codes: Any) -> None:
-        prefix = MACHINE_PREFIX[self.department]
+    @staticmethod
+    def _check_machine_codes(codes: Iterable[str], info: ValidationInfo) -> None:
+        department = info.data.get("department")
+        if department not in MACHINE_PREFIX:
+            return  # reported on `department` itself
+        prefix = MACHINE_PREFIX[department]
         for code in codes:
             if not re.fullmatch(rf"{prefix}[1-9][0-9]*", code):
-                raise ValueError(f"machine code {code!r} is not a {self.department} machine "
+                raise ValueError(f"machine code {code!r} is not a {department} machine "
                                  f"({prefix}1, {prefix}2, …)")
 
 
@@ -161,10 +169,13 @@ class RosterObservation(_Observation):
     task: Literal["roster"]
     machines: dict[str, RosterMachine]
 
-    @model_validator(mode="after")
-    def _codes(self) -> Self:
-        self._check_machine_codes(self.machines)
-        return self
+    @field_validator("machines")
+    @classmethod
+    def _codes(
+        cls, value: dict[str, RosterMachine], info: ValidationInfo,
+    ) -> dict[str, RosterMachine]:
+        cls._check_machine_codes(value, info)
+        return value
 
 
 class KnittingWipObservation(_Observation):
@@ -172,10 +183,13 @@ class KnittingWipObservation(_Observation):
     department: Literal["knitting"]
     machines: dict[str, KnittingWipMachine]
 
-    @model_validator(mode="after")
-    def _codes(self) -> Self:
-        self._check_machine_codes(self.machines)
-        return self
+    @field_validator("machines")
+    @classmethod
+    def _codes(
+        cls, value: dict[str, KnittingWipMachine], info: ValidationInfo,
+    ) -> dict[str, KnittingWipMachine]:
+        cls._check_machine_codes(value, info)
+        return value
 
 
 class LinkingWipObservation(_Observation):
@@ -183,10 +197,13 @@ class LinkingWipObservation(_Observation):
     department: Literal["linking"]
     machines: dict[str, LinkingWipMachine]
 
-    @model_validator(mode="after")
-    def _codes(self) -> Self:
-        self._check_machine_codes(self.machines)
-        return self
+    @field_validator("machines")
+    @classmethod
+    def _codes(
+        cls, value: dict[str, LinkingWipMachine], info: ValidationInfo,
+    ) -> dict[str, LinkingWipMachine]:
+        cls._check_machine_codes(value, info)
+        return value
 
 
 class Interaction(_Model):
@@ -203,12 +220,12 @@ class InteractionsObservation(_Observation):
     interactions: list[Interaction]
     left_floor_s: list[Seconds]
 
-    @model_validator(mode="after")
-    def _codes(self) -> Self:
-        self._check_machine_codes(
-            i.with_ for i in self.interactions if i.with_ not in OTHER_INTERLOCUTORS
-        )
-        return self
+    @field_validator("interactions")
+    @classmethod
+    def _codes(cls, value: list[Interaction], info: ValidationInfo) -> list[Interaction]:
+        cls._check_machine_codes((i.with_ for i in value if i.with_ not in OTHER_INTERLOCUTORS),
+                                 info)
+        return value
 
 
 def _kind(value: Any) -> str | None:

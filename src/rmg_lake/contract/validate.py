@@ -38,6 +38,9 @@ def validate_file(path: str, data: bytes) -> Validated:
     if parsed is None:
         raise InvalidObservation("file name does not follow the contract", file=path,
                                  field="(file name)", hint=_NAME_HINT)
+    if not data.strip():
+        raise InvalidObservation("the file is empty (an upload that never finished?)",
+                                 file=path)
     try:
         observation = observation_adapter.validate_json(data, strict=True)
     except ValidationError as exc:
@@ -65,16 +68,24 @@ def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
     field = ".".join(loc) or None
     message = str(error["msg"])
     if error["type"] == "json_invalid":
-        return None, f"not valid JSON ({error['ctx']['error']})"
+        detail = str(error["ctx"]["error"])
+        if "unicode" in detail or "utf-8" in detail.lower():
+            return None, f"not UTF-8 text ({detail}); the tablet must save UTF-8 JSON"
+        return None, f"not valid JSON ({detail})"
+    if error["type"] == "value_error":
+        return field, str(error["ctx"]["error"])
     if error["type"] == "missing":
         return field, "required key is missing"
-    if error["type"] == "unknown_task" and not isinstance(error.get("input"), dict):
-        return None, "the file holds JSON but not an object of the contract"
+    if error["type"] == "unknown_task":
+        payload = error.get("input")
+        if not isinstance(payload, dict):
+            return None, "the file holds JSON but not an object of the contract"
+        field = "department" if payload.get("task") == "wip" else "task"
     if error["type"] == "json_type":
         return None, "not valid JSON"
     value = error.get("input")
     if loc and loc[-1] not in _PERSONAL and not isinstance(value, dict | list) \
-            and len(repr(value)) <= 60 and error["type"] != "value_error":
+            and len(repr(value)) <= 60:
         message = f"{message} (got {value!r})"
     return field, message
 

@@ -1,0 +1,19 @@
+# rmg-lake's tasks. `just` alone runs the same checks as CI.
+
+default: test
+
+# Ingest the bundled sample (examples/inbox) into ./lake and show the completion table
+ingest:
+    rmg-lake ingest
+    rmg-lake report
+
+# Lint, type-check, then run the test suite (CI runs exactly this)
+test:
+    ruff check src tests
+    mypy
+    pytest -q
+
+# Remake the bundled sample with the simulator (deterministic: same seed, same files)
+sample:
+    rm -rf examples/inbox
+    rmg-lake simulate examples/inbox --days 21 --observers 4 --seed 7
