@@ -4,8 +4,8 @@ default: test
 
 # Ingest the bundled sample (examples/inbox) into ./lake and show the completion table
 ingest:
-    rmg-lake ingest
-    rmg-lake report
+    @rmg-lake ingest
+    @rmg-lake report
 
 # Lint, type-check, then run the test suite (CI runs exactly this)
 test:

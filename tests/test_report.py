@@ -42,16 +42,19 @@ ODD = {
 }
 
 
-def completion_frame() -> pl.DataFrame:
+def completion_frame(
+    teams: dict[str, tuple[str, ...]] = TEAMS,
+    odd: dict[tuple[str, str, str, str, dt.date], tuple[int, int]] = ODD,
+) -> pl.DataFrame:
     rows = []
-    for factory, teams in TEAMS.items():
+    for factory, names in teams.items():
         for department in ("knitting", "linking"):
-            for team in teams:
+            for team in names:
                 for task, per_day in EXPECTED.items():
                     for day in WEEK:
                         off = day == FRI or (factory == "f02" and day == HOLIDAY)
                         expected = 0 if off else per_day
-                        completed, attempted = ODD.get(
+                        completed, attempted = odd.get(
                             (factory, department, team, task, day), (expected, expected))
                         status = ("off" if off else "done" if completed >= expected
                                   else "partial" if completed else "missing")
@@ -85,8 +88,32 @@ class Block:
     """One ASCII table of the plain report, read back."""
 
     title: str
-    columns: list[tuple[str, str]]  # (team, task)
-    rows: dict[str, list[str]] = field(default_factory=dict)  # day label or "total" -> cells
+    teams: list[tuple[str, list[str]]]  # one table column per team: (team, its tasks in order)
+    rows: dict[str, list[list[str]]] = field(default_factory=dict)  # label -> parts per team
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        """(team, task) in the order the table shows them."""
+        return [(team, task) for team, tasks in self.teams for task in tasks]
+
+
+def parts(header: str, cell: str) -> list[str]:
+    """A team cell cut into its task parts, in the header's task order.
+
+    The parts are the cell's whitespace-separated words. Each part is right-justified under its
+    task's abbreviation, and the parts are joined by single spaces. So a part ends in the same
+    column as its abbreviation, which also lets a blank (unobserved) part be read as "".
+    """
+    assert len(cell) == len(header)
+    ends = [match.end() for match in re.finditer(r"\S+", header)]
+    starts = [0, *(end + 1 for end in ends[:-1])]
+    assert all(cell[end] == " " for end in ends[:-1]), (header, cell)  # single-space joins
+    pieces = [cell[start:end] for start, end in zip(starts, ends, strict=True)]
+    assert all(p == p.rstrip() or not p.strip() for p in pieces), (header, cell)  # rjust
+    assert not cell[ends[-1]:].strip(), (header, cell)  # nothing right of the last task
+    found = [piece.strip() for piece in pieces]
+    assert [p for p in found if p] == cell.split(), (header, cell)
+    return found
 
 
 def blocks(text: str) -> list[Block]:
@@ -98,11 +125,16 @@ def blocks(text: str) -> list[Block]:
         rows, j = [], i + 2
         while not lines[j].startswith("+"):
             if not lines[j].startswith("|-"):
-                rows.append([cell.strip() for cell in lines[j].strip("|").split("|")])
+                rows.append(lines[j].strip("|").split("|"))
             j += 1
-        (_, *teams), (_, *tasks), *body = rows
-        columns = [(team, ABBREVIATION[task]) for team, task in zip(teams, tasks, strict=True)]
-        found.append(Block(line, columns, {label: cells for label, *cells in body}))
+        (_, *names), (day, *headers), *body = rows
+        assert day.strip() == "day"
+        tasks = [[ABBREVIATION[word] for word in header.split()] for header in headers]
+        teams = [(name.strip(), ts) for name, ts in zip(names, tasks, strict=True)]
+        found.append(Block(line, teams, {
+            label.strip(): [parts(h, cell) for h, cell in zip(headers, cells, strict=True)]
+            for label, *cells in body
+        }))
     return found
 
 
@@ -112,8 +144,11 @@ def cells(text: str) -> dict[tuple[str, str, str, str], str]:
     for block in blocks(text):
         title = re.sub(r" \(\d+/\d+\)$", "", block.title)
         for label, row in block.rows.items():
-            for (team, task), cell in zip(block.columns, row, strict=True):
-                out[title, label, team, task] = cell
+            for (team, tasks), team_parts in zip(block.teams, row, strict=True):
+                for task, part in zip(tasks, team_parts, strict=True):
+                    key = (title, label, team, task)
+                    assert key not in out, key  # each cell is shown once
+                    out[key] = part
     return out
 
 
@@ -126,30 +161,73 @@ def test_plain_report_fits_the_width_and_is_clean_ascii(completion: pl.DataFrame
     assert all(line == line.rstrip() for line in text.splitlines())
 
 
-def test_narrow_report_splits_tables_and_keeps_teams_together(completion: pl.DataFrame):
+def test_80_columns_fit_three_teams_in_one_table(completion: pl.DataFrame):
     found = blocks(plain(completion, 80))
     assert [b.title for b in found] == [
-        *(f"f01 - knitting ({n}/3)" for n in (1, 2, 3)),
-        *(f"f01 - linking ({n}/3)" for n in (1, 2, 3)),
-        *(f"f02 - knitting ({n}/2)" for n in (1, 2)),
-        *(f"f02 - linking ({n}/2)" for n in (1, 2)),
+        "f01 - knitting", "f01 - linking", "f02 - knitting", "f02 - linking",
     ]
-    assert [b.columns for b in found[:3]] == [
-        [(team, task) for task in EXPECTED] for team in ("control", "same-floor", "treatment")
+    assert found[0].teams == [
+        (team, list(EXPECTED)) for team in ("control", "same-floor", "treatment")
     ]
+    assert found[2].teams == [(team, list(EXPECTED)) for team in ("control", "treatment")]
+    assert all(list(b.rows) == [*LABELS, "total"] for b in found)
 
 
-def test_a_wider_console_packs_teams_into_one_table(completion: pl.DataFrame):
-    found = blocks(plain(completion, 100))
-    assert [b.title for b in found[:2]] == ["f01 - knitting (1/2)", "f01 - knitting (2/2)"]
-    assert found[0].columns == [
-        (team, task) for team in ("control", "same-floor") for task in EXPECTED
+def test_narrow_report_splits_tables_and_keeps_teams_together(completion: pl.DataFrame):
+    found = blocks(plain(completion, 60))
+    assert [b.title for b in found] == [
+        *(f"f01 - knitting ({n}/2)" for n in (1, 2)),
+        *(f"f01 - linking ({n}/2)" for n in (1, 2)),
+        "f02 - knitting", "f02 - linking",
     ]
-    assert found[2].title == "f01 - linking (1/2)"
-    assert found[4].title == "f02 - knitting"
-    assert found[4].columns == [
-        (team, task) for team in ("control", "treatment") for task in EXPECTED
+    assert [b.teams for b in found[:2]] == [
+        [(team, list(EXPECTED)) for team in ("control", "same-floor")],
+        [("treatment", list(EXPECTED))],
     ]
+    assert found[4].teams == [(team, list(EXPECTED)) for team in ("control", "treatment")]
+    assert all(list(b.rows) == [*LABELS, "total"] for b in found)
+
+
+SIX = {"f01": ("control", "other-floor", "pure-control", "same-floor", "spillover", "treatment")}
+
+
+def test_six_teams_split_at_80_columns_a_team_per_column():
+    frame = completion_frame(SIX)
+    text = plain(frame, 80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    found = blocks(text)
+    assert [b.title for b in found] == [
+        "f01 - knitting (1/2)", "f01 - knitting (2/2)",
+        "f01 - linking (1/2)", "f01 - linking (2/2)",
+    ]
+    for block in found:
+        assert [tasks for _, tasks in block.teams] == [list(EXPECTED)] * 3
+    assert [team for b in found[:2] for team, _ in b.teams] == list(SIX["f01"])
+    got = cells(text)
+    assert got["f01 - knitting", "Tu 2026-11-03", "treatment", "wip"] == "2/4"
+    assert got["f01 - knitting", "Mo 2026-11-02", "control", "interactions"] == "0/1"
+    assert got["f01 - knitting", "Mo 2026-11-02", "spillover", "interactions"] == "1/1"
+    assert got["f01 - linking", "Fr 2026-11-06", "same-floor", "roster"] == "1/0"
+    assert got["f01 - linking", "Fr 2026-11-06", "pure-control", "roster"] == "-"
+    assert got["f01 - knitting", "total", "treatment", "wip"] == "22/24"
+    assert got["f01 - knitting", "total", "other-floor", "wip"] == "24/24"
+    assert len(got) == 2 * 6 * 3 * (len(WEEK) + 1)
+
+
+def test_a_team_too_wide_on_its_own_is_split_by_task(completion: pl.DataFrame):
+    frame = completion.filter(pl.col("factory") == "f02", pl.col("department") == "linking")
+    text = plain(frame, 30)
+    assert max(len(line) for line in text.splitlines()) <= 30
+    found = blocks(text)
+    assert [b.title for b in found] == [f"f02 - linking ({n}/4)" for n in (1, 2, 3, 4)]
+    assert [b.teams for b in found] == [
+        [("control", ["roster", "wip"])], [("control", ["interactions"])],
+        [("treatment", ["roster", "wip"])], [("treatment", ["interactions"])],
+    ]
+    got = cells(text)
+    assert got["f02 - linking", "Sa 2026-10-31", "treatment", "wip"] == "5/4"
+    assert got["f02 - linking", "We 2026-11-04", "treatment", "interactions"] == "-"
+    assert got["f02 - linking", "total", "treatment", "wip"] == "21/20"
 
 
 def test_wide_report_is_one_table_per_factory_and_department(completion: pl.DataFrame):
@@ -160,8 +238,20 @@ def test_wide_report_is_one_table_per_factory_and_department(completion: pl.Data
     assert all(list(b.rows) == [*LABELS, "total"] for b in found)
 
 
-def test_cells_show_completed_over_expected(completion: pl.DataFrame):
-    got = cells(plain(completion))
+def test_an_unobserved_cell_is_blank_and_keeps_the_others_in_place(completion: pl.DataFrame):
+    gone = (pl.col("factory") == "f02") & (pl.col("department") == "knitting") & (
+        pl.col("team") == "control") & (pl.col("task") == "roster") & (pl.col("day") == SAT)
+    text = plain(completion.filter(~gone), 80)
+    got = cells(text)
+    assert got["f02 - knitting", "Sa 2026-10-31", "control", "roster"] == ""
+    assert got["f02 - knitting", "Sa 2026-10-31", "control", "wip"] == "4/4"
+    assert got["f02 - knitting", "Sa 2026-10-31", "control", "interactions"] == "1/1"
+    assert got["f02 - knitting", "total", "control", "roster"] == "4/4"
+
+
+@pytest.mark.parametrize("width", [60, 80])  # split tables, and not
+def test_cells_show_completed_over_expected(completion: pl.DataFrame, width: int):
+    got = cells(plain(completion, width))
     assert got["f01 - knitting", "Tu 2026-11-03", "treatment", "wip"] == "2/4"
     assert got["f01 - knitting", "Mo 2026-11-02", "control", "interactions"] == "0/1"
     assert got["f01 - knitting", "Mo 2026-11-02", "control", "wip"] == "4/4"
@@ -169,16 +259,18 @@ def test_cells_show_completed_over_expected(completion: pl.DataFrame):
     assert got["f02 - knitting", "Th 2026-11-05", "control", "roster"] == "1/1"
 
 
-def test_off_days_are_marked_unless_something_was_observed(completion: pl.DataFrame):
-    got = cells(plain(completion))
+@pytest.mark.parametrize("width", [60, 80])  # split tables, and not
+def test_off_days_are_marked_unless_something_was_observed(completion: pl.DataFrame, width: int):
+    got = cells(plain(completion, width))
     assert got["f01 - linking", "Fr 2026-11-06", "same-floor", "roster"] == "1/0"
     assert got["f01 - linking", "Fr 2026-11-06", "same-floor", "wip"] == "-"
     assert got["f02 - knitting", "We 2026-11-04", "treatment", "interactions"] == "-"
     assert got["f01 - knitting", "We 2026-11-04", "treatment", "interactions"] == "1/1"
 
 
-def test_totals_sum_each_column(completion: pl.DataFrame):
-    got = cells(plain(completion))
+@pytest.mark.parametrize("width", [60, 80])  # split tables, and not
+def test_totals_sum_each_column(completion: pl.DataFrame, width: int):
+    got = cells(plain(completion, width))
     sums = completion.group_by("factory", "department", "team", "task").agg(
         pl.col("completed").sum(), pl.col("expected").sum())
     assert len(sums) == 30
@@ -202,6 +294,11 @@ def test_terminal_report_colours_cells_by_status(completion: pl.DataFrame):
     assert re.search(r"\x1b\[33m *2/4\x1b\[0m", text)  # partial: yellow
     assert re.search(r"\x1b\[32m *4/4\x1b\[0m", text)  # done: green
     assert re.search(r"\x1b\[2m *·\x1b\[0m", text)  # off: dim
+    # a team's tasks share one cell, each part coloured on its own, in the header's task order
+    assert "\x1b[32m 1/1\x1b[0m \x1b[32m  4/4\x1b[0m \x1b[31m0/1\x1b[0m" in text
+    assert "\x1b[32m 1/1\x1b[0m \x1b[33m  2/4\x1b[0m \x1b[32m1/1\x1b[0m" in text
+    assert "\x1b[2m 1/0\x1b[0m \x1b[2m    ·\x1b[0m \x1b[2m  ·\x1b[0m" in text
+    assert "\x1b[1m 6/6\x1b[0m \x1b[1m22/24\x1b[0m \x1b[1m6/6\x1b[0m" in text  # bold totals
     assert "\x1b[2mFr 2026-11-06\x1b[0m" in text
     assert "f01 · knitting" in text
 

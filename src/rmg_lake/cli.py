@@ -24,8 +24,8 @@ __all__ = ["app", "main"]
 T = TypeVar("T")
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="An append-only lake for the RMG field study's observation files.")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 LakeOption = Annotated[Path | None, typer.Option(
     "--lake", help="Lake folder [default: `lake` from rmg-lake.toml, else ./lake].")]

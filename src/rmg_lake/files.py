@@ -10,8 +10,11 @@ __all__ = ["fsync_dir", "make_private_dir", "write_atomic", "write_once"]
 
 
 def make_private_dir(path: Path) -> None:
-    """Create `path` (and parents) readable by the user only."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create `path` and any missing parents, private to the user whatever the umask."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o700)
 
 
 def _write_temp(folder: Path, data: bytes) -> Path:

@@ -181,39 +181,52 @@ def _chunks(
 def _table(
     glyphs: _Glyphs, days: Sequence[dt.date], columns: Sequence[_Column], grid: _Grid,
 ) -> Table:
+    """Days down, a column per team; each cell holds the team's tasks side by side."""
     table = Table(
         box=box.ASCII if glyphs.plain else box.SQUARE, header_style=glyphs.style("bold"),
         highlight=False,
     )
     table.add_column(Text("day"), no_wrap=True)
+    teams: dict[str, list[str]] = {}
     for team, task in columns:
-        table.add_column(Text(f"{team}\n{_ABBREVIATION.get(task, task)}"), justify="right")
-    totals = [[0, 0] for _ in columns]
+        teams.setdefault(team, []).append(task)
+    totals = {column: [0, 0] for column in columns}
     for day in days:
-        cells = [grid.get((day, team, task)) for team, task in columns]
-        for total, cell in zip(totals, cells, strict=True):
-            if cell is not None:
-                total[0] += cell.completed
-                total[1] += cell.expected
-        all_off = all(cell is None or cell.status == "off" for cell in cells)
+        for column in columns:
+            if (cell := grid.get((day, *column))) is not None:
+                totals[column][0] += cell.completed
+                totals[column][1] += cell.expected
+    width = {
+        (team, task): max(len(_ABBREVIATION.get(task, task)), len(f"{done}/{expected}"))
+        for (team, task), (done, expected) in totals.items()
+    }
+    for team, tasks in teams.items():
+        abbreviations = " ".join(_ABBREVIATION.get(t, t).rjust(width[team, t]) for t in tasks)
+        table.add_column(Text(f"{team}\n{abbreviations}"), justify="right", no_wrap=True)
+    for day in days:
+        cells = {column: grid.get((day, *column)) for column in columns}
+        all_off = all(cell is None or cell.status == "off" for cell in cells.values())
         label = Text(f"{_WEEKDAY[day.weekday()]} {day.isoformat()}",
                      style=glyphs.style("dim") if all_off else "")
-        table.add_row(label, *(_cell_text(glyphs, cell) for cell in cells))
+        table.add_row(label, *(
+            Text(" ").join(_cell_text(glyphs, cells[team, task], width[team, task])
+                           for task in tasks)
+            for team, tasks in teams.items()))
     table.add_section()
-    table.add_row(
-        Text("total", style=glyphs.style("bold")),
-        *(Text(f"{done}/{expected}", style=glyphs.style("bold")) for done, expected in totals),
-    )
+    table.add_row(Text("total", style=glyphs.style("bold")), *(
+        Text(" ").join(Text(f"{totals[team, t][0]}/{totals[team, t][1]}".rjust(width[team, t]),
+                            style=glyphs.style("bold")) for t in tasks)
+        for team, tasks in teams.items()))
     return table
 
 
-def _cell_text(glyphs: _Glyphs, cell: _Cell | None) -> Text:
+def _cell_text(glyphs: _Glyphs, cell: _Cell | None, width: int) -> Text:
     if cell is None:
-        return Text("")
+        return Text(" " * width)
     style = glyphs.style(_STATUS_STYLE.get(cell.status, ""))
     if cell.status == "off" and cell.attempted == 0 and cell.completed == 0:
-        return Text(glyphs.dot, style=style)
-    return Text(f"{cell.completed}/{cell.expected}", style=style)
+        return Text(glyphs.dot.rjust(width), style=style)
+    return Text(f"{cell.completed}/{cell.expected}".rjust(width), style=style)
 
 
 def _legend(glyphs: _Glyphs, tasks: Iterable[str]) -> Text:

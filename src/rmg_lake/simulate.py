@@ -9,7 +9,6 @@ clash names, corrected re-saves that supersede a first version, and bad files.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import random
 from collections import Counter
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import orjson
-
 from rmg_lake.contract.models import FACTORY_TZ, OTHER_INTERLOCUTORS
 from rmg_lake.errors import LakeError
+from rmg_lake.simulate_bad import BAD_KINDS, spoil
+from rmg_lake.simulate_bad import dump as _dump
 
 __all__ = ["BAD_KINDS", "FrameCount", "SimulationManifest", "simulate"]
 
@@ -46,29 +45,6 @@ NOTES = ("power cut for ten minutes", "yarn shortage on the floor", "line chief 
          "two machines under repair")
 UNMANNED, WORKER_CHANGE, MISSED_ROUND, NOTE = 0.10, 0.02, 0.05, 0.10
 DUPLICATE, RESAVE, PHOTO, IN_SUBFOLDER = 0.02, 0.01, 0.85, 0.6
-
-# kind label -> (task, department) of the valid observation that `_spoil` turns bad
-BAD_KINDS: dict[str, tuple[str, str]] = {
-    "truncated JSON": ("wip", "knitting"),
-    "empty file": ("roster", "linking"),
-    "not UTF-8": ("roster", "knitting"),
-    "JSON array instead of object": ("interactions", "linking"),
-    "missing required key": ("wip", "linking"),
-    "number as string": ("wip", "knitting"),
-    "enum out of range": ("roster", "linking"),
-    "timestamp without offset": ("interactions", "knitting"),
-    "ended_at before started_at": ("wip", "linking"),
-    "name and payload disagree": ("roster", "knitting"),
-    "unknown task": ("roster", "linking"),
-    "observation_id not a UUID": ("interactions", "knitting"),
-    "unmanned machine with a worker_id": ("roster", "knitting"),
-    "collar component with body panel counts": ("wip", "knitting"),
-    "linking wip off the 0.25 grid": ("wip", "linking"),
-    "negative panel count": ("wip", "knitting"),
-    "machine of the other department": ("interactions", "knitting"),
-    "file name not following the contract": ("wip", "linking"),
-    "schema_version 2": ("roster", "knitting"),
-}
 
 
 @dataclass(frozen=True)
@@ -252,7 +228,7 @@ def _bad(rng: random.Random, folder: _Folder, teams: list[_Team], working: list[
         while payload["observation_id"] in taken:
             payload["observation_id"] = _uuid(rng)
         taken.add(payload["observation_id"])
-        name, data = _spoil(label, payload, _name(payload), others)
+        name, data = spoil(label, payload, _name(payload), others)
         sub = team.observer if rng.random() < IN_SUBFOLDER else ""
         bad[folder.put(_join(sub, name), data, _synced_ns(rng, at.isoformat()))] = label
     return bad
@@ -376,54 +352,6 @@ def _edit(rng: random.Random, payload: Payload) -> Payload:
     return edited
 
 
-def _spoil(label: str, p: Payload, name: str, others: Sequence[str]) -> tuple[str, bytes]:
-    """Turn a valid observation into the bad file of kind `label`: its name and bytes."""
-    rows = list(p.get("machines", {}).values())  # all manned; body panels, collars last
-    stamp = name[-20:-5]  # YYYYMMDDTHHMMSS
-    if label == "truncated JSON":
-        return name, _dump(p)[: len(_dump(p)) // 2]
-    if label == "empty file":
-        return name, b""
-    if label == "not UTF-8":
-        p["notes"] = "line chief on café break"
-        return name, json.dumps(p, indent=2, ensure_ascii=False).encode("cp1252")
-    if label == "JSON array instead of object":
-        return name, _dump([p])
-    if label == "file name not following the contract":
-        name = f"{p['task']}_{p['department']}_{p['observer']}_{stamp[:8]}.json"
-    elif label == "unknown task":
-        p["task"] = "lunch"
-        name = "lunch" + name[name.index("_"):]
-    elif label == "missing required key":
-        del p["status"]
-    elif label == "number as string":
-        rows[0]["back"] = str(rows[0]["back"])
-    elif label == "enum out of range":
-        p["status"] = "done"
-    elif label == "timestamp without offset":
-        p["started_at"] = p["started_at"][:19]
-    elif label == "ended_at before started_at":
-        p["ended_at"] = (datetime.fromisoformat(p["started_at"]) - timedelta(minutes=7)).isoformat()
-    elif label == "name and payload disagree":
-        p["team"] = others[0]
-    elif label == "observation_id not a UUID":
-        p["observation_id"] = f"{p['observer']}-{stamp}"
-    elif label == "unmanned machine with a worker_id":
-        rows[0]["mc_status"] = "unmanned"
-    elif label == "collar component with body panel counts":
-        rows[-1].update(back=3, front=2, sleeve=4)
-    elif label == "linking wip off the 0.25 grid":
-        rows[0]["wip"] = 3.3
-    elif label == "negative panel count":
-        rows[0]["back"] = -4
-    elif label == "machine of the other department":
-        p["interactions"].append({"with": "LI3", "length_s": 40, "initiator": "supervisor",
-                                  "topic": "yarn"})
-    elif label == "schema_version 2":
-        p["schema_version"] = 2
-    return name, _dump(p)
-
-
 def _manifest(files: dict[str, tuple[bytes, int]], bad: dict[str, str], current: list[_Obs],
               duplicates: int, superseded: int, teams: list[_Team],
               originals: int) -> SimulationManifest:
@@ -501,10 +429,6 @@ def _join(folder: str, name: str) -> str:
 
 def _uuid(rng: random.Random) -> str:
     return str(UUID(int=rng.getrandbits(128), version=4))
-
-
-def _dump(value: object) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def _jpeg(rng: random.Random) -> bytes:

@@ -1,0 +1,45 @@
+"""Shared fixtures: a simulated sync folder and a lake made from it, on real disk."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from rmg_lake import IngestResult, Lake, open_lake
+from rmg_lake.simulate import SimulationManifest, simulate
+
+
+@dataclass(frozen=True)
+class Ingested:
+    inbox: Path
+    manifest: SimulationManifest
+    lake: Lake
+    result: IngestResult
+
+    def sql(self, query: str) -> list[tuple[object, ...]]:
+        """Run `query` on the lake's DuckDB catalog, as a reader would."""
+        con = duckdb.connect(str(self.lake.root / "lake.duckdb"), read_only=True)
+        try:
+            return con.execute(query).fetchall()
+        finally:
+            con.close()
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
+    """Two weeks of a two-factory study with every kind of bad file, ingested once."""
+    root = tmp_path_factory.mktemp("study")
+    manifest = simulate(root / "inbox", days=14, observers=4, seed=11)
+    lake = open_lake(root / "lake", create=True)
+    return Ingested(root / "inbox", manifest, lake, lake.ingest(root / "inbox"))
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`rmg-lake ARGS` in a real subprocess."""
+    return subprocess.run([sys.executable, "-m", "rmg_lake", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False)

@@ -1,0 +1,160 @@
+"""`rmg-lake` as a researcher runs it: real subprocesses, real files, the real DuckDB CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import Ingested, run_cli
+
+from rmg_lake.cli import app
+from rmg_lake.simulate import simulate
+
+REPO = Path(__file__).parent.parent
+DUCKDB = shutil.which("duckdb")
+
+
+def _no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_ingest_summarises_then_says_nothing_new(tmp_path: Path) -> None:
+    m = simulate(tmp_path / "inbox", days=3, seed=3)
+    first = run_cli("ingest", "--source", "inbox", "--lake", "lake", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"Batch 1: {m.files:,} new files" in first.stdout
+    assert f"{len(m.bad)} quarantined" in first.stdout
+    assert f"{m.photos:,} attachments" in first.stdout
+    second = run_cli("ingest", "--source", "inbox", "--lake", "lake", cwd=tmp_path)
+    assert second.returncode == 0
+    assert "Nothing new" in second.stdout
+    assert sorted(p.name for p in (tmp_path / "lake" / "_log").iterdir()) == ["000001.json"]
+
+
+def test_ingest_reads_rmg_lake_toml(tmp_path: Path) -> None:
+    simulate(tmp_path / "field", days=2, seed=4, bad_files=False)
+    (tmp_path / "rmg-lake.toml").write_text('source = "field"\nlake = "store"\n')
+    result = run_cli("ingest", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "store" / "_log" / "000001.json").is_file()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ingest", "--source", "no-such-folder", "--lake", "lake"], "no-such-folder: no such folder"),
+    (["ingest", "--source", ".", "--lake", "a-file"], "a-file: is a file"),
+    (["ingest", "--source", ".", "--lake", "full"], "not empty and holds no lake"),
+    (["report", "--lake", "nowhere"], "nowhere: no lake here"),
+    (["rebuild", "--lake", "nowhere"], "nowhere: no lake here"),
+    (["ingest"], "no source given"),
+])
+def test_user_mistakes_give_one_line_and_exit_1(
+    tmp_path: Path, args: list[str], message: str,
+) -> None:
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "thesis.docx").write_text("x")
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_toml_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "rmg-lake.toml").write_text('lake = "lake"\n[protocol]\nwip = "four"\n')
+    result = run_cli("report", cwd=tmp_path)
+    assert result.returncode == 1
+    _no_traceback(result)
+    assert "rmg-lake.toml: protocol.wip" in result.stderr
+
+
+def test_report_formats_are_the_completion_view(ingested: Ingested) -> None:
+    lake = str(ingested.lake.root)
+    view = [(str(d), f, t, dep, team, e, c, a, s) for d, f, t, dep, team, e, c, a, s in
+            ingested.sql("select * from completion where day between '2026-11-03' and "
+                         "'2026-11-05' order by all")]
+    as_csv = run_cli("report", "--lake", lake, "--from", "2026-11-03", "--to", "2026-11-05",
+                     "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert sorted(tuple(r.values()) for r in rows) == sorted(
+        tuple(str(v) for v in row) for row in view)
+    as_json = run_cli("report", "--lake", lake, "--from", "2026-11-03", "--to", "2026-11-05",
+                      "--format", "json")
+    assert sorted(tuple(r.values()) for r in json.loads(as_json.stdout)) == sorted(view)
+
+
+def test_report_table_fits_80_columns_in_a_pipe(ingested: Ingested) -> None:
+    result = run_cli("report", "--lake", str(ingested.lake.root))
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "\x1b[" not in result.stdout  # no colour codes when piped
+    assert any(line.startswith("f01 - knitting") for line in lines)
+    assert any(re.match(r"\| Fr 2026-11-06 \|\s+-", line) for line in lines)
+
+
+def test_a_wrong_date_is_a_clear_error(ingested: Ingested) -> None:
+    result = run_cli("report", "--lake", str(ingested.lake.root), "--from", "3 Nov")
+    assert result.returncode == 1
+    assert "--from: '3 Nov' is not a date" in result.stderr
+    _no_traceback(result)
+
+
+def test_rebuild_command_remakes_derived_files(ingested: Ingested) -> None:
+    frame = ingested.lake.root / "frames" / "observations.parquet"
+    before = frame.read_bytes()
+    result = run_cli("rebuild", "--lake", str(ingested.lake.root))
+    assert result.returncode == 0, result.stderr
+    assert frame.read_bytes() == before
+
+
+@pytest.mark.skipif(DUCKDB is None, reason="the duckdb CLI comes with the dev extra")
+def test_the_duckdb_cli_opens_the_catalog_from_anywhere_even_after_a_move(tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=2, seed=6, bad_files=False)
+    assert run_cli("ingest", "--source", "inbox", "--lake", "lake", cwd=tmp_path).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def duckdb_cli(db: Path) -> subprocess.CompletedProcess[str]:
+        assert DUCKDB is not None
+        return subprocess.run([DUCKDB, str(db), "-csv", "-c",
+                               "select count(*) from completion limit 5"],
+                              cwd=elsewhere, capture_output=True, text=True, check=False)
+
+    result = duckdb_cli(tmp_path / "lake" / "lake.duckdb")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) > 0
+    (tmp_path / "lake").rename(tmp_path / "moved")
+    assert run_cli("report", "--lake", "moved", cwd=tmp_path).returncode == 0
+    moved = duckdb_cli(tmp_path / "moved" / "lake.duckdb")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout == result.stdout
+
+
+def test_simulate_command_writes_a_folder(tmp_path: Path) -> None:
+    result = run_cli("simulate", str(tmp_path / "inbox"), "--days", "2", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    written = [p for p in (tmp_path / "inbox").rglob("*") if p.is_file()]
+    assert f"Wrote {len(written):,} files" in result.stdout
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    for command in app.registered_commands:
+        assert f"rmg-lake {command.name or command.callback.__name__}" in readme
+
+
+def test_the_bundled_sample_is_what_the_simulator_writes(tmp_path: Path) -> None:
+    """`just sample` remakes examples/inbox: same names, same bytes."""
+    simulate(tmp_path / "inbox", days=21, observers=4, seed=7)
+    ours = {p.relative_to(tmp_path / "inbox"): p.read_bytes()
+            for p in (tmp_path / "inbox").rglob("*") if p.is_file()}
+    bundled = {p.relative_to(REPO / "examples" / "inbox"): p.read_bytes()
+               for p in (REPO / "examples" / "inbox").rglob("*") if p.is_file()}
+    assert bundled == ours

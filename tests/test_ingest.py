@@ -1,0 +1,192 @@
+"""A simulated sync folder becomes an append-only lake whose views match what was written."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import Ingested
+
+from rmg_lake import LakeUnusable, open_lake
+from rmg_lake.log import Batch
+from rmg_lake.simulate import simulate
+
+
+def test_every_file_is_accounted_for(ingested: Ingested) -> None:
+    m, counts = ingested.manifest, ingested.result.counts
+    assert counts["seen"] == m.files
+    assert counts["seen"] == (counts["added"] + counts["duplicate"] + counts["quarantined"]
+                              + counts["attachment"])
+    assert counts["added"] == m.observation_files - m.duplicates
+    assert counts["duplicate"] == m.duplicates > 0
+    assert counts["quarantined"] == len(m.bad) >= 12
+    assert counts["attachment"] == m.photos > 0
+
+
+def test_bad_files_are_quarantined_byte_for_byte_with_a_reason(ingested: Ingested) -> None:
+    batch = ingested.result.batch
+    assert batch is not None
+    bad = {f.path: f for f in batch.files if f.outcome == "quarantined"}
+    assert set(bad) == set(ingested.manifest.bad)
+    for path, record in bad.items():
+        assert record.reason
+        kept = ingested.lake.root / record.stored
+        assert kept.read_bytes() == (ingested.inbox / path).read_bytes()
+    rows = ingested.sql("select source_path, reason from quarantine")
+    assert {path for path, _ in rows} == set(bad)
+
+
+def test_raw_files_are_content_addressed_by_day(ingested: Ingested) -> None:
+    batch = ingested.result.batch
+    assert batch is not None
+    for record in batch.files:
+        data = (ingested.lake.root / record.stored).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == record.sha256
+        if record.outcome == "added":
+            assert record.stored == f"raw/date={record.day}/{record.sha256}.json"
+            assert data == (ingested.inbox / record.path).read_bytes()
+
+
+def test_views_count_what_the_simulator_wrote(ingested: Ingested) -> None:
+    m = ingested.manifest
+    observed = {
+        (task, factory, department, team): (n, complete)
+        for task, factory, department, team, n, complete in ingested.sql(
+            "select task, factory, department, team, count(*), "
+            "count(*) filter (status = 'complete') from observations group by all")
+    }
+    assert observed == {(f.task, f.factory, f.department, f.team): (f.observations, f.complete)
+                        for f in m.frames}
+    (rows,) = ingested.sql("select (select count(*) from roster), (select count(*) from wip), "
+                           "(select count(*) from interactions)")
+    assert rows == (m.roster_rows, m.wip_rows, m.interaction_rows)
+
+
+def test_one_view_per_task_department_and_team(ingested: Ingested) -> None:
+    for f in ingested.manifest.frames:
+        view = f"{f.task}_{f.department}_{f.team}".replace("-", "_")
+        (count,) = ingested.sql(f"select count(*) from {view} where factory = '{f.factory}'")
+        assert count == (f.rows,)
+    knitting = {c for (c,) in ingested.sql(
+        "select column_name from (describe wip_knitting_treatment)")}
+    linking = {c for (c,) in ingested.sql(
+        "select column_name from (describe wip_linking_treatment)")}
+    assert {"component", "back", "front", "sleeve", "collar"} <= knitting - linking
+    assert "wip" in linking - knitting
+
+
+def test_later_versions_supersede_earlier_ones(ingested: Ingested) -> None:
+    current = dict(ingested.sql("select observation_id, source_path from observations"))
+    assert current == ingested.manifest.current
+    (superseding,) = ingested.sql("select sum(versions - 1) from observations")
+    assert superseding == (ingested.manifest.superseded,)
+    assert ingested.result.superseding == ingested.manifest.superseded > 0
+
+
+def test_timestamps_are_utc_and_day_is_dhaka_local(ingested: Ingested) -> None:
+    rows = ingested.sql("select typeof(started_at), day, "
+                        "cast(timezone('Asia/Dhaka', started_at) as date) from observations")
+    assert {kind for kind, _, _ in rows} == {"TIMESTAMP WITH TIME ZONE"}
+    assert all(day == local for _, day, local in rows)
+
+
+def test_completion_follows_the_protocol(ingested: Ingested) -> None:
+    frame = ingested.lake.completion()
+    sums = frame.group_by("task", "factory", "department", "team").agg(
+        pl.col("completed").sum(), pl.col("attempted").sum())
+    totals = {(task, factory, department, team): (completed, attempted)
+              for task, factory, department, team, completed, attempted in sums.iter_rows()}
+    assert totals == {(f.task, f.factory, f.department, f.team): (f.complete, f.observations)
+                      for f in ingested.manifest.frames}
+    for row in frame.iter_rows(named=True):
+        if row["day"].weekday() == 4:  # Friday
+            assert (row["status"], row["expected"]) == ("off", 0)
+        else:
+            assert row["expected"] == {"roster": 1, "wip": 4, "interactions": 1}[row["task"]]
+            assert row["status"] == ("done" if row["completed"] >= row["expected"] else
+                                     "partial" if row["completed"] else "missing")
+    days = sorted(set(frame["day"]))
+    assert len(days) == (days[-1] - days[0]).days + 1  # every day, off days too
+
+
+def test_a_second_ingest_adds_nothing(ingested: Ingested) -> None:
+    again = ingested.lake.ingest(ingested.inbox)
+    assert again.batch is None and again.counts["added"] == 0
+    assert len(ingested.lake.batches()) == 1
+
+
+def test_new_files_arrive_as_a_new_batch(tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=3, seed=1, bad_files=False)
+    lake = open_lake(tmp_path / "lake", create=True)
+    first = lake.ingest(tmp_path / "inbox")
+    assert first.batch is not None
+    later = simulate(tmp_path / "later", days=2, seed=2, start=date(2026, 11, 4))
+    shutil.copytree(tmp_path / "later", tmp_path / "inbox" / "later")
+    second = lake.ingest(tmp_path / "inbox")
+    assert second.batch is not None and second.batch.batch == 2
+    assert second.counts["seen"] == later.files
+    assert second.counts["quarantined"] == len(later.bad)
+    assert all(f.path.startswith("later/") for f in second.batch.files)
+
+
+def test_rebuild_gives_byte_identical_frames(ingested: Ingested) -> None:
+    frames = ingested.lake.root / "frames"
+
+    def digests() -> dict[str, str]:
+        return {p.relative_to(frames).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(frames.rglob("*.parquet"))}
+
+    before = digests()
+    teams = {(f.task, f.department, f.team) for f in ingested.manifest.frames}
+    assert len(before) == 7 + len(teams)  # lake-wide frames + one per task/department/team
+    shutil.rmtree(frames)
+    (ingested.lake.root / "lake.duckdb").unlink()
+    ingested.lake.rebuild()
+    assert digests() == before
+    assert ingested.sql("select count(*) from observations")[0][0] > 0
+
+
+def test_the_log_is_write_once(ingested: Ingested) -> None:
+    (batch,) = ingested.lake.batches()
+    with pytest.raises(LakeUnusable, match="already in the log"):
+        ingested.lake.log.commit(batch)
+    assert Batch.model_validate_json(
+        (ingested.lake.root / "_log" / "000001.json").read_bytes()) == batch
+
+
+def test_lake_files_are_private(ingested: Ingested) -> None:
+    for path in ingested.lake.root.rglob("*"):
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_teams_come_from_the_data_and_the_config(tmp_path: Path) -> None:
+    from rmg_lake import Config
+
+    m = simulate(tmp_path / "inbox", days=2, factories=3, seed=5, bad_files=False)
+    config = Config(study={"f09": {"linking": ("pilot",)}})
+    lake = open_lake(tmp_path / "lake", config=config, create=True)
+    lake.ingest(tmp_path / "inbox")
+    teams = set(lake.completion().select("factory", "department", "team").iter_rows())
+    expected = {(f, d, t) for f, depts in m.factories_teams.items()
+                for d, names in depts.items() for t in names}
+    assert teams == expected | {("f09", "linking", "pilot")}
+    assert set(lake.completion().filter(factory="f09")["status"]) <= {"missing", "off"}
+
+
+def test_listed_holidays_are_off_days(tmp_path: Path) -> None:
+    from rmg_lake import Config
+    from rmg_lake.config import Calendar
+
+    simulate(tmp_path / "inbox", days=4, seed=8, bad_files=False)  # Sun 1 – Wed 4 Nov
+    config = Config(calendar=Calendar(holidays=(date(2026, 11, 2),)))
+    lake = open_lake(tmp_path / "lake", config=config, create=True)
+    lake.ingest(tmp_path / "inbox")
+    status = lake.completion().group_by("day").agg(pl.col("status").unique())
+    by_day = {day: set(s) for day, s in status.iter_rows()}
+    assert by_day[date(2026, 11, 2)] == {"off"}
+    assert "off" not in by_day[date(2026, 11, 3)]
