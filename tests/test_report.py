@@ -240,13 +240,13 @@ def test_wide_report_is_one_table_per_factory_and_department(completion: pl.Data
 
 def test_an_unobserved_cell_is_blank_and_keeps_the_others_in_place(completion: pl.DataFrame):
     gone = (pl.col("factory") == "f02") & (pl.col("department") == "knitting") & (
-        pl.col("team") == "control") & (pl.col("task") == "roster") & (pl.col("day") == SAT)
-    text = plain(completion.filter(~gone), 80)
-    got = cells(text)
-    assert got["f02 - knitting", "Sa 2026-10-31", "control", "roster"] == ""
-    assert got["f02 - knitting", "Sa 2026-10-31", "control", "wip"] == "4/4"
+        pl.col("team") == "control") & (pl.col("task") == "wip") & (pl.col("day") == SAT)
+    got = cells(plain(completion.filter(~gone), 80))
+    assert got["f02 - knitting", "Sa 2026-10-31", "control", "roster"] == "1/1"
+    assert got["f02 - knitting", "Sa 2026-10-31", "control", "wip"] == ""
     assert got["f02 - knitting", "Sa 2026-10-31", "control", "interactions"] == "1/1"
-    assert got["f02 - knitting", "total", "control", "roster"] == "4/4"
+    assert got["f02 - knitting", "Su 2026-11-01", "control", "wip"] == "4/4"
+    assert got["f02 - knitting", "total", "control", "wip"] == "16/16"
 
 
 @pytest.mark.parametrize("width", [60, 80])  # split tables, and not

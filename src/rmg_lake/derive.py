@@ -12,10 +12,10 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import polars as pl
 
@@ -30,11 +30,9 @@ from rmg_lake.contract.models import (
 )
 from rmg_lake.files import make_private_dir
 from rmg_lake.log import Batch, FileRecord
+from rmg_lake.progress import Track
 
 __all__ = ["FRAMES", "build_frames", "team_frame_name", "write_frames"]
-
-T = TypeVar("T")
-Track = Callable[[Iterable[T], int, str], Iterable[T]]
 
 TS = pl.Datetime("us", "UTC")
 KEYS: dict[str, Any] = {
@@ -100,7 +98,7 @@ def current_events(batches: list[Batch]) -> dict[str, tuple[int, FileRecord, int
 
 
 def build_frames(
-    lake: Path, batches: list[Batch], config: Config, track: Track[Any] | None = None,
+    lake: Path, batches: list[Batch], config: Config, track: Track | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every derived frame, from the committed batches and the raw files they name."""
     rows: dict[str, list[dict[str, Any]]] = {"observations": [], "roster": [], "wip": [],

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rmg_lake.contract import InvalidObservation, validate_file
-from rmg_lake.derive import Track
 from rmg_lake.log import Batch, FileRecord
+from rmg_lake.progress import Track
 from rmg_lake.sources import Source, SourceFile
 from rmg_lake.store import RawStore, sha256
 
@@ -40,7 +40,7 @@ class Index:
 
 
 def collect(
-    source: Source, store: RawStore, index: Index, *, track: Track[Any] | None = None,
+    source: Source, store: RawStore, index: Index, *, track: Track | None = None,
 ) -> tuple[FileRecord, ...]:
     """Read every file the log has not seen, store it, and say what became of it.
 

@@ -11,18 +11,18 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import polars as pl
 
 from rmg_lake.catalog import CATALOG, build_catalog, catalog_root
 from rmg_lake.config import Config
-from rmg_lake.derive import FRAMES, Track, build_frames, team_frame_name, write_frames
+from rmg_lake.derive import FRAMES, build_frames, team_frame_name, write_frames
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import make_private_dir, write_once
 from rmg_lake.ingest import Index, collect, new_batch
 from rmg_lake.log import Batch, Log
+from rmg_lake.progress import Track
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore
 
@@ -59,7 +59,7 @@ class Lake:
         self.log = Log(self.root)
         self.store = RawStore(self.root)
 
-    def ingest(self, source: Source | str | Path, *, track: Track[Any] | None = None,
+    def ingest(self, source: Source | str | Path, *, track: Track | None = None,
                ) -> IngestResult:
         """Take every new file from `source` into the lake as one batch."""
         src = source if not isinstance(source, str | Path) else open_source(str(source))
@@ -73,13 +73,13 @@ class Lake:
         self._derive([*batches, batch], track)
         return IngestResult(src.name, batch)
 
-    def rebuild(self, *, track: Track[Any] | None = None) -> None:
+    def rebuild(self, *, track: Track | None = None) -> None:
         """Delete every derived file and make it again from the log and raw files alone."""
         shutil.rmtree(self.root / "frames", ignore_errors=True)
         (self.root / CATALOG).unlink(missing_ok=True)
         self._derive(self.log.entries(), track)
 
-    def _derive(self, batches: list[Batch], track: Track[Any] | None) -> None:
+    def _derive(self, batches: list[Batch], track: Track | None) -> None:
         write_frames(self.root, build_frames(self.root, batches, self.config, track))
         build_catalog(self.root)
 
