@@ -52,6 +52,7 @@ def test_ingest_reads_rmg_lake_toml(tmp_path: Path) -> None:
     (["report", "--lake", "nowhere"], "nowhere: no lake here"),
     (["rebuild", "--lake", "nowhere"], "nowhere: no lake here"),
     (["ingest"], "no source given"),
+    (["ingest", "--source", "dropbox:/Apps/RMG", "--lake", "lake"], "not available yet"),
 ])
 def test_user_mistakes_give_one_line_and_exit_1(
     tmp_path: Path, args: list[str], message: str,
@@ -114,7 +115,6 @@ def test_rebuild_command_remakes_derived_files(ingested: Ingested) -> None:
     assert frame.read_bytes() == before
 
 
-@pytest.mark.skipif(DUCKDB is None, reason="the duckdb CLI comes with the dev extra")
 def test_the_duckdb_cli_opens_the_catalog_from_anywhere_even_after_a_move(tmp_path: Path) -> None:
     simulate(tmp_path / "inbox", days=2, seed=6, bad_files=False)
     assert run_cli("ingest", "--source", "inbox", "--lake", "lake", cwd=tmp_path).returncode == 0
@@ -122,7 +122,7 @@ def test_the_duckdb_cli_opens_the_catalog_from_anywhere_even_after_a_move(tmp_pa
     elsewhere.mkdir()
 
     def duckdb_cli(db: Path) -> subprocess.CompletedProcess[str]:
-        assert DUCKDB is not None
+        assert DUCKDB is not None, "the duckdb CLI comes with the dev extra"
         return subprocess.run([DUCKDB, str(db), "-csv", "-c",
                                "select count(*) from completion limit 5"],
                               cwd=elsewhere, capture_output=True, text=True, check=False)
@@ -158,3 +158,14 @@ def test_the_bundled_sample_is_what_the_simulator_writes(tmp_path: Path) -> None
     bundled = {p.relative_to(REPO / "examples" / "inbox"): p.read_bytes()
                for p in (REPO / "examples" / "inbox").rglob("*") if p.is_file()}
     assert bundled == ours
+
+
+def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (REPO / "README.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    shutil.copytree(REPO / "examples" / "inbox", tmp_path / "examples" / "inbox")
+    shutil.copy(REPO / "rmg-lake.toml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(code, namespace)
+    assert namespace["wip"].height > 0  # type: ignore[attr-defined]

@@ -76,7 +76,7 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
     obs = valid.observation
     observation_id = str(obs.observation_id)
     return FileRecord(outcome="added", stored=store.put_raw(obs.day, digest, data),
-                      observation_id=observation_id, day=obs.day,
+                      event_id=digest, observation_id=observation_id, day=obs.day,
                       supersedes=index.current.get(observation_id),
                       extra_keys=valid.extra_keys or None, **common)
 

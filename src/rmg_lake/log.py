@@ -36,6 +36,7 @@ class FileRecord(BaseModel):
     sha256: str
     outcome: Outcome
     stored: str  # where the bytes are kept, relative to the lake
+    event_id: str | None = None  # added: the new event's id (its sha256: events are content)
     observation_id: str | None = None  # added and duplicate
     day: date | None = None  # added: factory-local day of the observation
     supersedes: str | None = None  # added: the event of the same observation it replaces
@@ -43,11 +44,6 @@ class FileRecord(BaseModel):
     field: str | None = None  # quarantined: where the problem is
     reason: str | None = None  # quarantined: what it is
     extra_keys: tuple[str, ...] | None = None  # added: keys the contract lacks (kept in raw)
-
-    @property
-    def event_id(self) -> str | None:
-        """Events are named by their content: the sha256 of the raw file."""
-        return self.sha256 if self.outcome == "added" else None
 
 
 class Batch(BaseModel):

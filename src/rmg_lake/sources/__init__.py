@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from rmg_lake.errors import SourceError
 from rmg_lake.sources.local import LocalFolder
 
 __all__ = ["LocalFolder", "Source", "SourceFile", "open_source"]
@@ -39,4 +40,7 @@ class Source(Protocol):
 
 def open_source(spec: str) -> Source:
     """The source a config value or `--source` names (today: a local folder)."""
+    if spec.startswith("dropbox:"):
+        raise SourceError("reading from the Dropbox API is not available yet", file=spec,
+                          hint="point `source` at the folder the Dropbox desktop client syncs")
     return LocalFolder(spec)
