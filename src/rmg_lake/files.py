@@ -6,25 +6,28 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_dir", "make_private_dir", "write_atomic", "write_once"]
+__all__ = ["fsync_dir", "make_private_dir", "sync_all", "write_atomic", "write_once"]
 
 
 def make_private_dir(path: Path) -> None:
     """Create `path` and any missing parents, private to the user whatever the umask."""
+    if path.is_dir():
+        return
     missing = [p for p in (path, *path.parents) if not p.exists()]
     for folder in reversed(missing):
         folder.mkdir(exist_ok=True)
         folder.chmod(0o700)
 
 
-def _write_temp(folder: Path, data: bytes) -> Path:
+def _write_temp(folder: Path, data: bytes, *, sync: bool = True) -> Path:
     fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -41,12 +44,13 @@ def write_once(path: Path, data: bytes, *, durable: bool = False) -> bool:
     """Create `path` holding `data` unless it exists; True if this call created it.
 
     The file appears whole or not at all (temp file + hard link, which never overwrites).
-    `durable` also syncs the folder, so the new name survives a power cut.
+    `durable` syncs the file and its folder, so it survives a power cut; without it the
+    caller syncs later (many files at once: see `sync_all`).
     """
     if path.exists():
         return False
     make_private_dir(path.parent)
-    temp = _write_temp(path.parent, data)
+    temp = _write_temp(path.parent, data, sync=durable)
     try:
         os.link(temp, path)
     except FileExistsError:
@@ -56,6 +60,11 @@ def write_once(path: Path, data: bytes, *, durable: bool = False) -> bool:
     if durable:
         fsync_dir(path.parent)
     return True
+
+
+def sync_all() -> None:
+    """Flush every written file to disk: one call before a commit instead of one per file."""
+    os.sync()
 
 
 def fsync_dir(path: Path) -> None:

@@ -19,7 +19,7 @@ from rmg_lake.catalog import CATALOG, build_catalog, catalog_root
 from rmg_lake.config import Config
 from rmg_lake.derive import FRAMES, build_frames, team_frame_name, write_frames
 from rmg_lake.errors import LakeUnusable
-from rmg_lake.files import make_private_dir, write_once
+from rmg_lake.files import make_private_dir, sync_all, write_once
 from rmg_lake.ingest import Index, collect, new_batch
 from rmg_lake.log import Batch, Log
 from rmg_lake.progress import Track
@@ -69,6 +69,7 @@ class Lake:
             self.ensure_catalog()
             return IngestResult(src.name, None)
         batch = new_batch(len(batches) + 1, src, records)
+        sync_all()  # every file the entry names is on disk before the entry is
         self.log.commit(batch)
         self._derive([*batches, batch], track)
         return IngestResult(src.name, batch)
