@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from rmg_lake.contract import InvalidObservation, parse_name, validate_file
+from rmg_lake.contract import InvalidObservation, observation_adapter, parse_name, validate_file
+from rmg_lake.contract.models import department_problem
 
 CASES = Path(__file__).parent / "cases"
+BAD = sorted((CASES / "bad").iterdir())
 
 
 def _case_file(case: Path) -> Path:
     (file,) = (p for p in case.iterdir() if p.name != "expected.txt")
     return file
+
+
+def _expected(case: Path) -> dict[str, str]:
+    lines = (case / "expected.txt").read_text().splitlines()
+    return {key: value.strip() for key, value in (line.split(":", 1) for line in lines)}
 
 
 @pytest.mark.parametrize("case", sorted((CASES / "good").iterdir()), ids=lambda p: p.name)
@@ -24,22 +33,40 @@ def test_good_files_validate(case: Path) -> None:
     assert str(valid.observation.day) == "2026-11-24"
 
 
-@pytest.mark.parametrize("case", sorted((CASES / "bad").iterdir()), ids=lambda p: p.name)
+@pytest.mark.parametrize("case", BAD, ids=lambda p: p.name)
 def test_bad_files_are_rejected_naming_file_and_field(case: Path) -> None:
     file = _case_file(case)
-    expected = dict(line.split(": ", 1) for line in
-                    (case / "expected.txt").read_text().splitlines())
+    expected = _expected(case)
     with pytest.raises(InvalidObservation) as caught:
         validate_file(f"obs03/{file.name}", file.read_bytes())
     error = caught.value
     assert error.file == f"obs03/{file.name}"
-    assert (error.field or "").startswith(expected.get("field", "").strip())
-    assert expected["reason"].strip() in error.message
+    assert (error.field or "") == expected["field"]
+    assert expected["reason"] in error.message
     assert error.file in str(error)
 
 
 def test_there_are_many_kinds_of_bad_file() -> None:
-    assert len(list((CASES / "bad").iterdir())) >= 20
+    assert len(BAD) >= 20
+
+
+@pytest.mark.parametrize("case", BAD, ids=lambda p: p.name)
+def test_every_bad_case_says_which_field_and_a_reason(case: Path) -> None:
+    """An empty reason matches any message, and a case with one proves nothing."""
+    expected = _expected(case)
+    assert set(expected) == {"field", "reason"}
+    assert expected["reason"]
+
+
+def test_department_rules_are_apart_from_parsing() -> None:
+    """The adapter alone parses stored files; the department's codes are checked after."""
+    for case in sorted((CASES / "good").iterdir()):
+        observation = observation_adapter.validate_json(_case_file(case).read_bytes())
+        assert department_problem(observation) is None, case.name
+    file = _case_file(CASES / "bad" / "machine-of-other-department")
+    observation = observation_adapter.validate_json(file.read_bytes())
+    assert department_problem(observation) == (
+        "machines.LI1", "not a knitting machine code (KN1, KN2, …)")
 
 
 def test_unknown_keys_are_reported_not_dropped() -> None:
@@ -53,6 +80,69 @@ def test_error_messages_never_repeat_a_worker_code() -> None:
     with pytest.raises(InvalidObservation) as caught:
         validate_file(file.name, file.read_bytes())
     assert "w0102" not in str(caught.value)
+
+
+def _rejected(good_case: str, change: Any) -> InvalidObservation:
+    """Validate a good case after `change(payload)`; return the error it must raise."""
+    file = _case_file(CASES / "good" / good_case)
+    payload = json.loads(file.read_bytes())
+    change(payload)
+    with pytest.raises(InvalidObservation) as caught:
+        validate_file(f"obs03/{file.name}", json.dumps(payload).encode())
+    return caught.value
+
+
+def _put(where: str, value: Any) -> Any:
+    """A change that sets the dotted path `where` (list indices as numbers) to `value`."""
+    *parents, last = where.split(".")
+
+    def change(payload: Any) -> None:
+        for part in parents:
+            payload = payload[int(part) if isinstance(payload, list) else part]
+        payload[int(last) if isinstance(payload, list) else last] = value
+    return change
+
+
+# A person's code where it does not belong: the error names the field, never the value.
+@pytest.mark.parametrize(("good_case", "where", "value", "code"), [
+    ("interactions", "interactions.0.with", "w4821", "w4821"),  # a worker, not a machine
+    ("interactions", "interactions.0.with", 4821, "4821"),
+    ("interactions", "interactions.0", "sup777", "sup777"),
+    ("interactions", "supervisor", 777, "777"),
+    ("interactions", "supervisor", "sup777" * 11, "sup777"),  # too long
+    ("interactions", "left_floor_s.0", "w4821", "w4821"),
+    ("knitting-wip", "machines.KN1.worker_id", 4821, "4821"),
+    ("knitting-wip", "machines.KN1.worker_id", "w4821" * 13, "w4821"),  # too long
+    ("knitting-wip", "machines.KN1.style", "w4821" * 13, "w4821"),  # too long
+    ("knitting-wip", "machines.KN1.style", 4821, "4821"),
+    ("knitting-wip", "machines.KN1", "w4821", "w4821"),
+    ("knitting-wip", "notes", 4821, "4821"),
+    ("linking-roster", "machines.LI1.worker_id", ["w4821"], "w4821"),
+    ("linking-wip", "machines.LI1.worker_id", False, "False"),
+])
+def test_errors_name_the_field_never_a_personal_value(
+    good_case: str, where: str, value: Any, code: str,
+) -> None:
+    error = _rejected(good_case, _put(where, value))
+    assert error.field == where
+    assert code not in str(error)
+
+
+def test_a_machine_key_is_named_in_the_field_only() -> None:
+    """A key is where the problem is, so the field path holds it; the message does not."""
+    def rename(payload: Any) -> None:
+        payload["machines"]["w4821"] = payload["machines"].pop("KN1")
+
+    error = _rejected("knitting-wip", rename)
+    assert error.field == "machines.w4821"
+    assert "w4821" not in error.message
+    assert "w4821" not in (error.hint or "")
+
+
+def test_values_of_non_identifying_fields_are_still_shown() -> None:
+    error = _rejected("knitting-wip", _put("machines.KN2.mc_status", "idle"))
+    assert error.field == "machines.KN2.mc_status"
+    assert "(got 'idle')" in error.message
 
 
 @pytest.mark.parametrize(("name", "team"), [

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 from conftest import Ingested
 
-from rmg_lake import LakeUnusable, open_lake
+from rmg_lake import LakeUnusable, Settings, open_lake
+from rmg_lake.config import Calendar
 from rmg_lake.log import Batch
 from rmg_lake.simulate import simulate
 
@@ -165,12 +166,9 @@ def test_lake_files_are_private(ingested: Ingested) -> None:
 
 
 def test_teams_come_from_the_data_and_the_config(tmp_path: Path) -> None:
-    from rmg_lake import Config
-
     m = simulate(tmp_path / "inbox", days=2, factories=3, seed=5, bad_files=False)
-    config = Config(study={"f09": {"linking": ("pilot",)}})
-    lake = open_lake(tmp_path / "lake", config=config, create=True)
-    lake.ingest(tmp_path / "inbox")
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(tmp_path / "inbox", settings=Settings(study={"f09": {"linking": ("pilot",)}}))
     teams = set(lake.completion().select("factory", "department", "team").iter_rows())
     expected = {(f, d, t) for f, depts in m.factories_teams.items()
                 for d, names in depts.items() for t in names}
@@ -179,14 +177,34 @@ def test_teams_come_from_the_data_and_the_config(tmp_path: Path) -> None:
 
 
 def test_listed_holidays_are_off_days(tmp_path: Path) -> None:
-    from rmg_lake import Config
-    from rmg_lake.config import Calendar
-
     simulate(tmp_path / "inbox", days=4, seed=8, bad_files=False)  # Sun 1 – Wed 4 Nov
-    config = Config(calendar=Calendar(holidays=(date(2026, 11, 2),)))
-    lake = open_lake(tmp_path / "lake", config=config, create=True)
-    lake.ingest(tmp_path / "inbox")
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(tmp_path / "inbox",
+                settings=Settings(calendar=Calendar(holidays=(date(2026, 11, 2),))))
     status = lake.completion().group_by("day").agg(pl.col("status").unique())
     by_day = {day: set(s) for day, s in status.iter_rows()}
     assert by_day[date(2026, 11, 2)] == {"off"}
     assert "off" not in by_day[date(2026, 11, 3)]
+
+
+def test_a_run_that_dies_after_its_commit_is_caught_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    simulate(tmp_path / "inbox", days=2, seed=12, bad_files=False)
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(tmp_path / "inbox")
+    before = lake.table("observations").height
+    simulate(tmp_path / "more", days=2, seed=13, start=date(2026, 11, 8), bad_files=False)
+    shutil.copytree(tmp_path / "more", tmp_path / "inbox" / "more")
+
+    def die(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("rmg_lake.lake.write_frames", die)
+        with pytest.raises(KeyboardInterrupt):
+            lake.ingest(tmp_path / "inbox")
+    assert len(lake.batches()) == 2  # committed, but the frames are behind
+    assert lake.ingest(tmp_path / "inbox").batch is None
+    assert lake.table("observations").height > before
+    assert lake.table("batches")["batch"].to_list() == [1, 2]

@@ -1,7 +1,8 @@
 """`lake.duckdb`: DuckDB views over the derived Parquet frames, for the DuckDB CLI and SQL users.
 
-Views name the frames by absolute path, so the file works from any working directory;
-`refresh_catalog` rewrites it when the lake folder has moved. The file is built beside
+Views name the frames by absolute path, so the file works from any working directory; the
+table `_lake` records the folder and the number of batches it was built for, so the lake
+can tell when it has moved or fallen behind the log and rebuild. The file is built beside
 the old one and swapped in whole, so a reader never sees a half-made catalog.
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-__all__ = ["CATALOG", "build_catalog", "catalog_root"]
+__all__ = ["CATALOG", "build_catalog", "catalog_state"]
 
 CATALOG = "lake.duckdb"
 
@@ -20,8 +21,8 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def build_catalog(lake: Path) -> Path:
-    """(Re)write `lake.duckdb` with one view per frame under `frames/`."""
+def build_catalog(lake: Path, batches: int) -> Path:
+    """(Re)write `lake.duckdb` with one view per frame under `frames/`, built from `batches`."""
     lake = lake.absolute()
     frames = lake / "frames"
     target, temp = lake / CATALOG, lake / f".{CATALOG}.new"
@@ -32,7 +33,7 @@ def build_catalog(lake: Path) -> Path:
         for parquet in views:
             con.execute(f'CREATE VIEW "{parquet.stem}" AS '
                         f"SELECT * FROM read_parquet({_quote(parquet)})")
-        con.execute("CREATE TABLE _lake AS SELECT ? AS root", [str(lake)])
+        con.execute("CREATE TABLE _lake AS SELECT ? AS root, ? AS batches", [str(lake), batches])
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -41,8 +42,8 @@ def build_catalog(lake: Path) -> Path:
     return target
 
 
-def catalog_root(lake: Path) -> str | None:
-    """The lake folder the catalog was built for, or None when there is no usable catalog."""
+def catalog_state(lake: Path) -> tuple[str, int] | None:
+    """The lake folder and batch count the catalog was built for; None if it is unusable."""
     path = lake / CATALOG
     if not path.is_file():
         return None
@@ -51,9 +52,9 @@ def catalog_root(lake: Path) -> str | None:
     except duckdb.Error:
         return None
     try:
-        row = con.execute("SELECT root FROM _lake").fetchone()
+        row = con.execute("SELECT root, batches FROM _lake").fetchone()
     except duckdb.Error:
         return None
     finally:
         con.close()
-    return str(row[0]) if row else None
+    return (str(row[0]), int(row[1])) if row else None

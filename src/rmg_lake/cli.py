@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import track as rich_track
 from rich.text import Text
 
-from rmg_lake.config import Config, load_config
+from rmg_lake.config import CONFIG_FILE, Config, load_config
 from rmg_lake.errors import LakeError
 from rmg_lake.lake import IngestResult, Lake, open_lake
 from rmg_lake.report import completion_csv, completion_json, render_completion
@@ -44,8 +44,8 @@ def _track(items: Iterable[T], total: int, what: str) -> Iterable[T]:
     return rich_track(items, description=what, total=total, console=err, transient=True)
 
 
-def _lake(config: Config, lake: Path | None, *, create: bool = False) -> Lake:
-    return open_lake(lake or config.lake, config=config, create=create)
+def _lake(config: Config | None, lake: Path | None, *, create: bool = False) -> Lake:
+    return open_lake(lake or (config.lake if config else Path("lake")), create=create)
 
 
 @app.command()
@@ -56,12 +56,13 @@ def ingest(
 ) -> None:
     """Take every new file from the sync folder into the lake as one batch."""
     config = load_config()
-    source = source or config.source
+    source = source or (config.source if config else None)
     if source is None:
         raise LakeError("no source given", hint="pass --source DIR or set `source` "
                         "in rmg-lake.toml")
     the_lake = _lake(config, lake, create=True)
-    _print_ingest(the_lake.ingest(source, track=_track), the_lake)
+    settings = config.settings if config else None
+    _print_ingest(the_lake.ingest(source, settings=settings, track=_track), the_lake)
 
 
 def _print_ingest(result: IngestResult, lake: Lake) -> None:
@@ -71,6 +72,10 @@ def _print_ingest(result: IngestResult, lake: Lake) -> None:
                   f"(it holds {len(lake.batches())} batch(es)).")
         return
     c = result.counts
+    if not c["seen"]:
+        out.print(f"Batch {result.batch.batch}: no new files; the study settings in "
+                  f"{CONFIG_FILE} changed and now shape the frames.")
+        return
     out.print(f"Batch {result.batch.batch}: {c['seen']:,} new files from {where}")
     out.print(f"  {c['added']:,} new events ({result.superseding:,} replace earlier versions), "
               f"{c['duplicate']:,} duplicates, {c['quarantined']:,} quarantined, "
@@ -95,14 +100,15 @@ def report(
     format: Annotated[Format, typer.Option(help="table, csv or json.")] = Format.table,
 ) -> None:
     """Which tasks were completed on which days, against the protocol."""
-    config = load_config()
-    the_lake = _lake(config, lake)
-    the_lake.ensure_catalog()
-    frame = the_lake.completion(_day(start, "--from"), _day(end, "--to"))
+    first, last = _day(start, "--from"), _day(end, "--to")
+    frame = _lake(load_config(), lake).completion(first, last)
     if format is Format.csv:
         sys.stdout.write(completion_csv(frame))
     elif format is Format.json:
-        sys.stdout.write(completion_json(frame) + "\n")
+        sys.stdout.write(completion_json(frame))
+    elif frame.is_empty() and (first or last):
+        out.print(f"No days between {first or 'the first day'} and {last or 'the last day'} "
+                  "in the lake.")
     else:
         render_completion(frame, out)
 
@@ -118,8 +124,7 @@ def _day(text: str | None, option: str) -> date | None:
 @app.command()
 def rebuild(lake: LakeOption = None) -> None:
     """Delete every derived file (Parquet frames, lake.duckdb) and rebuild it from raw + log."""
-    config = load_config()
-    the_lake = _lake(config, lake)
+    the_lake = _lake(load_config(), lake)
     the_lake.rebuild(track=_track)
     n = len(the_lake.batches())
     out.print(f"Rebuilt the frames and lake.duckdb in {the_lake.root} from {n} batches.")
@@ -150,5 +155,6 @@ def main() -> None:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("interrupted: the lake is unchanged unless a batch was reported as committed")
+        err.print("interrupted: the lake holds only whole, committed batches; files are "
+                  "remade on the next run")
         sys.exit(130)

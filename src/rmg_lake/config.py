@@ -1,27 +1,47 @@
-"""`rmg-lake.toml`: where the files come from, where the lake is, and the study's protocol."""
+"""`rmg-lake.toml`: where the files come from, where the lake is, and the study's settings.
+
+The study settings (protocol, calendar, expected teams) shape the derived frames, so every
+batch records the settings in force; the frames are built from the log's latest settings,
+never from whichever file happens to be in the working directory.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from rmg_lake.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "Config", "load_config"]
+__all__ = ["CONFIG_FILE", "Calendar", "Config", "Protocol", "Settings", "load_config"]
 
 CONFIG_FILE = "rmg-lake.toml"
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday",
                                  "saturday", "sunday")
+Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$")]
+PerDay = Annotated[int, Field(ge=0, le=100)]
 
 
-class Calendar(BaseModel):
+class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class Protocol(_Settings):
+    """Observations each team should complete per working day, by task."""
+
+    roster: PerDay = 1
+    wip: PerDay = 4
+    interactions: PerDay = 1
+
+    def expected(self) -> dict[str, int]:
+        return self.model_dump()
+
+
+class Calendar(_Settings):
     weekend: tuple[Weekday, ...] = ("friday",)
     holidays: tuple[date, ...] = ()
 
@@ -29,27 +49,33 @@ class Calendar(BaseModel):
         return WEEKDAYS[day.weekday()] in self.weekend or day in self.holidays
 
 
-class Config(BaseModel):
-    """Settings; paths are resolved against the folder of the file they came from."""
+class Settings(_Settings):
+    """What the derived frames depend on besides the observations."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    protocol: Protocol = Protocol()
+    calendar: Calendar = Calendar()
+    # factory → department → teams expected even before any of their files arrive
+    study: dict[Token, dict[Literal["knitting", "linking"], tuple[Token, ...]]] = Field(
+        default_factory=dict)
+
+
+class Config(Settings):
+    """The whole file; paths are resolved against the folder it came from."""
 
     source: str | None = None
     lake: Path = Path("lake")
-    # observations each team should complete per working day, by task
-    protocol: dict[str, int] = Field(
-        default_factory=lambda: {"roster": 1, "wip": 4, "interactions": 1})
-    calendar: Calendar = Calendar()
-    # factory → department → teams expected even before any of their files arrive
-    study: dict[str, dict[str, tuple[str, ...]]] = Field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.model_validate(self.model_dump(include=set(Settings.model_fields)))
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Read `path`, or `rmg-lake.toml` in the working directory if there is one."""
+def load_config(path: Path | None = None) -> Config | None:
+    """Read `path`, or `rmg-lake.toml` in the working directory; None if there is none."""
     if path is None:
         path = Path(CONFIG_FILE)
         if not path.is_file():
-            return Config()
+            return None
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
@@ -61,7 +87,7 @@ def load_config(path: Path | None = None) -> Config:
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         raise ConfigError(str(error["msg"]), file=str(path),
-                          field=".".join(str(p) for p in error["loc"])) from None
+                          field=".".join(str(p) for p in error["loc"] if p != "[key]")) from None
     base = path.parent.absolute()
     source = config.source
     if source is not None and ":" not in source.split("/")[0]:  # a local folder

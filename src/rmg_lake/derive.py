@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 
-from rmg_lake.config import Config
+from rmg_lake.config import Settings
 from rmg_lake.contract.models import (
     InteractionsObservation,
     KnittingWipObservation,
@@ -28,8 +29,9 @@ from rmg_lake.contract.models import (
     RosterObservation,
     observation_adapter,
 )
+from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import make_private_dir
-from rmg_lake.log import Batch, FileRecord
+from rmg_lake.log import Batch, Current, FileRecord, current_versions
 from rmg_lake.progress import Track
 
 __all__ = ["FRAMES", "build_frames", "team_frame_name", "write_frames"]
@@ -85,31 +87,18 @@ def team_frame_name(task: str, department: str, team: str) -> str:
     return f"{task}_{department}_{team}".replace("-", "_")
 
 
-def current_events(batches: list[Batch]) -> dict[str, tuple[int, FileRecord, int]]:
-    """observation_id → (batch, record of its latest event, number of versions)."""
-    current: dict[str, tuple[int, FileRecord, int]] = {}
-    for batch in batches:
-        for record in batch.files:
-            if record.outcome == "added" and record.observation_id is not None:
-                versions = current[record.observation_id][2] + 1 \
-                    if record.observation_id in current else 1
-                current[record.observation_id] = (batch.batch, record, versions)
-    return current
-
-
 def build_frames(
-    lake: Path, batches: list[Batch], config: Config, track: Track | None = None,
+    lake: Path, batches: list[Batch], track: Track | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """Every derived frame, from the committed batches and the raw files they name."""
+    """Every derived frame, from the committed batches and the raw files they name alone."""
     rows: dict[str, list[dict[str, Any]]] = {"observations": [], "roster": [], "wip": [],
                                              "interactions": []}
-    events = current_events(batches)
-    items: Iterable[tuple[str, tuple[int, FileRecord, int]]] = sorted(events.items())
+    events = current_versions(batches)
+    items: Iterable[tuple[str, Current]] = sorted(events.items())
     if track is not None:
         items = track(items, len(events), "Deriving frames")
     for _, (batch, record, versions) in items:
-        observation = observation_adapter.validate_json(
-            (lake / record.stored).read_bytes(), strict=True)
+        observation = _read_event(lake, record)
         rows["observations"].append(_observation_row(observation, record, batch, versions))
         for name, row in _detail_rows(observation, record):
             rows[name].append(row)
@@ -120,7 +109,8 @@ def build_frames(
         .sort([*_ROW_ORDER, *then_by.get(name, [])])
         for name, data in rows.items()
     }
-    frames["completion"] = completion(frames["observations"], config)
+    settings = batches[-1].settings if batches else Settings()
+    frames["completion"] = completion(frames["observations"], settings)
     frames["batches"] = pl.DataFrame(
         [{"batch": b.batch, "committed_at": b.committed_at, "source": b.source, **b.counts}
          for b in batches], schema=SCHEMAS["batches"], orient="row")
@@ -136,6 +126,15 @@ def build_frames(
             frames[f"teams/{team_frame_name(task, str(department), str(team))}"] = part.drop(
                 _NOT_IN[str(department)] if task == "wip" else ())
     return frames
+
+
+def _read_event(lake: Path, record: FileRecord) -> Observation:
+    path = lake / record.stored
+    try:
+        return observation_adapter.validate_json(path.read_bytes(), strict=True)
+    except (OSError, ValidationError):
+        raise LakeUnusable("a raw file the log names is missing or damaged", file=str(path),
+                           hint="restore it from a backup (its name is its sha256)") from None
 
 
 def _observation_row(
@@ -179,7 +178,7 @@ def _detail_rows(obs: Observation, record: FileRecord) -> Iterator[tuple[str, di
                                    "initiator": i.initiator, "topic": i.topic}
 
 
-def completion(observations: pl.DataFrame, config: Config) -> pl.DataFrame:
+def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """Observed against expected, for every day from the first to the last observed one."""
     schema = SCHEMAS["completion"]
     if observations.is_empty():
@@ -188,10 +187,10 @@ def completion(observations: pl.DataFrame, config: Config) -> pl.DataFrame:
     assert isinstance(first, date) and isinstance(last, date)
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     teams = set(observations.select("factory", "department", "team").unique().iter_rows())
-    teams |= {(f, d, t) for f, depts in config.study.items()
+    teams |= {(f, d, t) for f, depts in settings.study.items()
               for d, names in depts.items() for t in names}
-    tasks = sorted({t for t, n in config.protocol.items() if n > 0}
-                   | set(observations["task"].unique()))
+    protocol = settings.protocol.expected()
+    tasks = sorted({t for t, n in protocol.items() if n > 0} | set(observations["task"]))
     counts = observations.group_by("day", "factory", "task", "department", "team").agg(
         completed=(pl.col("status") == "complete").sum().cast(pl.Int64),
         attempted=pl.len().cast(pl.Int64))
@@ -200,8 +199,8 @@ def completion(observations: pl.DataFrame, config: Config) -> pl.DataFrame:
          for d in days for (f, dep, team) in sorted(teams) for task in tasks],
         schema={k: schema[k] for k in ("day", "factory", "task", "department", "team")},
         orient="row")
-    off = pl.col("day").is_in([d for d in days if config.calendar.is_off(d)])
-    expected = pl.col("task").replace_strict(config.protocol, default=0, return_dtype=pl.Int64)
+    off = pl.col("day").is_in([d for d in days if settings.calendar.is_off(d)])
+    expected = pl.col("task").replace_strict(protocol, default=0, return_dtype=pl.Int64)
     return (
         grid.join(counts, on=["day", "factory", "task", "department", "team"], how="left")
         .with_columns(pl.col("completed", "attempted").fill_null(0),

@@ -34,23 +34,25 @@ def _write_temp(folder: Path, data: bytes, *, sync: bool = True) -> Path:
     return Path(name)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step: readers see the old file or the new one."""
+def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Replace `path` with `data` in one step: readers see the old file or the new one.
+
+    Without `sync` the caller syncs later (many files at once: see `sync_all`).
+    """
     make_private_dir(path.parent)
-    _write_temp(path.parent, data).replace(path)
+    _write_temp(path.parent, data, sync=sync).replace(path)
 
 
 def write_once(path: Path, data: bytes, *, durable: bool = False) -> bool:
     """Create `path` holding `data` unless it exists; True if this call created it.
 
     The file appears whole or not at all (temp file + hard link, which never overwrites).
-    `durable` syncs the file and its folder, so it survives a power cut; without it the
-    caller syncs later (many files at once: see `sync_all`).
+    `durable` also syncs its folder, so the new name survives a power cut.
     """
     if path.exists():
         return False
     make_private_dir(path.parent)
-    temp = _write_temp(path.parent, data, sync=durable)
+    temp = _write_temp(path.parent, data)
     try:
         os.link(temp, path)
     except FileExistsError:

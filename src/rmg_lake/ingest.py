@@ -1,4 +1,4 @@
-"""One ingest: list the source, keep every new file, commit one log entry, refresh what derives."""
+"""One ingest: read every file the log has not seen, keep it, and say what became of it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from rmg_lake.config import Settings
 from rmg_lake.contract import InvalidObservation, validate_file
-from rmg_lake.log import Batch, FileRecord
+from rmg_lake.log import Batch, FileRecord, is_newer
 from rmg_lake.progress import Track
-from rmg_lake.sources import Source, SourceFile
+from rmg_lake.sources import Source, SourceFile, printable
 from rmg_lake.store import RawStore, sha256
 
 __all__ = ["Index", "collect", "new_batch"]
@@ -18,69 +19,97 @@ __all__ = ["Index", "collect", "new_batch"]
 
 @dataclass
 class Index:
-    """What the log already holds, to dedupe and to skip files seen before."""
+    """What the log already holds: to skip files seen before and to recognise duplicates."""
 
-    seen: set[tuple[str, str, str]] = field(default_factory=set)  # source, path, fingerprint
-    events: dict[str, FileRecord] = field(default_factory=dict)  # event sha256 → its record
-    current: dict[str, str] = field(default_factory=dict)  # observation_id → latest event
+    seen: set[tuple[str, str]] = field(default_factory=set)  # (path, fingerprint)
+    events: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → added record
+    current: dict[str, FileRecord] = field(default_factory=dict)  # observation_id → record
+    attachments: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → record
+    quarantined: dict[tuple[str, str], FileRecord] = field(default_factory=dict)  # (path, sha)
 
     @classmethod
     def of(cls, batches: Iterable[Batch]) -> Index:
         index = cls()
         for batch in batches:
             for record in batch.files:
-                index.note(batch.source, record)
+                index.note(record)
         return index
 
-    def note(self, source: str, record: FileRecord) -> None:
-        self.seen.add((source, record.path, record.fingerprint))
-        if record.outcome == "added" and record.observation_id is not None:
+    def note(self, record: FileRecord) -> None:
+        self.seen.add((record.path, record.fingerprint))
+        if record.outcome == "attachment":
+            self.attachments.setdefault(record.sha256, record)
+        elif record.outcome == "quarantined":
+            self.quarantined.setdefault((record.path, record.sha256), record)
+        elif record.outcome == "added" and record.observation_id is not None:
             self.events[record.sha256] = record
-            self.current[record.observation_id] = record.sha256
+            current = self.current.get(record.observation_id)
+            if current is None or is_newer(record, current):
+                self.current[record.observation_id] = record
 
 
 def collect(
     source: Source, store: RawStore, index: Index, *, track: Track | None = None,
 ) -> tuple[FileRecord, ...]:
-    """Read every file the log has not seen, store it, and say what became of it.
+    """Keep every file of `source` the log has not seen; one record per file.
 
-    Files are taken oldest first (then by path), so a later version of an observation
-    supersedes an earlier one even when both arrive in one batch.
+    Files are taken oldest first (then by path), so that within a batch, as across
+    batches, the version of an observation saved last is the current one.
     """
-    new = sorted((f for f in source.list() if (source.name, f.path, f.fingerprint)
-                  not in index.seen), key=lambda f: (f.modified, f.path))
+    new = sorted((f for f in source.list()
+                  if (printable(f.path), f.fingerprint) not in index.seen),
+                 key=lambda f: (f.modified, f.path))
     files: Iterable[SourceFile] = track(new, len(new), "Ingesting") if track else new
     records = []
     for file in files:
         record = _keep(file, source.read(file), store, index)
-        index.note(source.name, record)
+        index.note(record)
         records.append(record)
     return tuple(records)
 
 
 def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileRecord:
-    digest = sha256(data)
-    common: dict[str, Any] = {"path": file.path, "size": len(data), "modified": file.modified,
+    """Store one file and decide its outcome.
+
+    A duplicate is bytes the lake already holds with the same meaning: a valid observation
+    (under any valid name), an attachment, or a bad file seen before at the same path.
+    """
+    digest, path = sha256(data), printable(file.path)
+    common: dict[str, Any] = {"path": path, "size": len(data), "modified": file.modified,
                               "fingerprint": file.fingerprint, "sha256": digest}
-    if not file.path.lower().endswith(".json"):
+    if not path.lower().endswith(".json"):
+        if (known := index.attachments.get(digest)) is not None:
+            return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
+                              **common)
         return FileRecord(outcome="attachment",
-                          stored=store.put_attachment(file.path, digest, data), **common)
+                          stored=store.put_attachment(path, digest, data), **common)
+    try:
+        if path != file.path:
+            raise InvalidObservation("the file name is not UTF-8 text", file=path,
+                                     field="(file name)", hint="rename it on the tablet")
+        valid = validate_file(path, data)
+    except InvalidObservation as err:
+        if (known := index.quarantined.get((path, digest))) is not None:
+            return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
+                              **common)
+        return FileRecord(outcome="quarantined", field=err.field, reason=err.message,
+                          stored=store.put_quarantine(path, digest, data), **common)
     if (event := index.events.get(digest)) is not None:
         return FileRecord(outcome="duplicate", stored=event.stored,
                           observation_id=event.observation_id, duplicate_of=digest, **common)
-    try:
-        valid = validate_file(file.path, data)
-    except InvalidObservation as err:
-        return FileRecord(outcome="quarantined", field=err.field, reason=err.message,
-                          stored=store.put_quarantine(file.path, digest, data), **common)
     obs = valid.observation
     observation_id = str(obs.observation_id)
-    return FileRecord(outcome="added", stored=store.put_raw(obs.day, digest, data),
-                      event_id=digest, observation_id=observation_id, day=obs.day,
-                      supersedes=index.current.get(observation_id),
-                      extra_keys=valid.extra_keys or None, **common)
+    current = index.current.get(observation_id)
+    record = FileRecord(outcome="added", stored=store.put_raw(obs.day, digest, data),
+                        event_id=digest, observation_id=observation_id, day=obs.day,
+                        extra_keys=valid.extra_keys or None, **common)
+    if current is not None and is_newer(record, current):
+        record = record.model_copy(update={"supersedes": current.sha256})
+    return record
 
 
-def new_batch(number: int, source: Source, records: tuple[FileRecord, ...]) -> Batch:
+def new_batch(
+    number: int, source: Source, settings: Settings, records: tuple[FileRecord, ...],
+) -> Batch:
     return Batch(batch=number, committed_at=datetime.now(UTC), source=source.name,
-                 counts=Batch.count(records), files=records)
+                 settings=settings, counts=Batch.count(records), files=records)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -15,10 +17,10 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from rmg_lake.catalog import CATALOG, build_catalog, catalog_root
-from rmg_lake.config import Config
+from rmg_lake.catalog import CATALOG, build_catalog, catalog_state
+from rmg_lake.config import Settings
 from rmg_lake.derive import FRAMES, build_frames, team_frame_name, write_frames
-from rmg_lake.errors import LakeUnusable
+from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.files import make_private_dir, sync_all, write_once
 from rmg_lake.ingest import Index, collect, new_batch
 from rmg_lake.log import Batch, Log
@@ -34,7 +36,7 @@ LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     source: str
-    batch: Batch | None  # None when the source held nothing new
+    batch: Batch | None  # None when the source held nothing new and the settings were the same
 
     @property
     def counts(self) -> dict[str, int]:
@@ -42,7 +44,7 @@ class IngestResult:
 
     @property
     def superseding(self) -> int:
-        """New versions of observations the lake already had (or that came earlier)."""
+        """New versions that replace the current version of an observation."""
         return sum(1 for f in self.batch.files if f.supersedes) if self.batch else 0
 
     @property
@@ -53,43 +55,53 @@ class IngestResult:
 class Lake:
     """A lake folder: raw store, log, and the frames and catalog derived from them."""
 
-    def __init__(self, root: Path, config: Config) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root.absolute()
-        self.config = config
         self.log = Log(self.root)
         self.store = RawStore(self.root)
 
-    def ingest(self, source: Source | str | Path, *, track: Track | None = None,
-               ) -> IngestResult:
-        """Take every new file from `source` into the lake as one batch."""
-        src = source if not isinstance(source, str | Path) else open_source(str(source))
-        batches = self.log.entries()
-        records = collect(src, self.store, Index.of(batches), track=track)
-        if not records:
-            self.ensure_catalog()
-            return IngestResult(src.name, None)
-        batch = new_batch(len(batches) + 1, src, records)
-        sync_all()  # every file the entry names is on disk before the entry is
-        self.log.commit(batch)
-        self._derive([*batches, batch], track)
-        return IngestResult(src.name, batch)
+    def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
+               track: Track | None = None) -> IngestResult:
+        """Take every new file from `source` into the lake as one batch.
+
+        `settings` (protocol, calendar, expected teams) are recorded with the batch and
+        shape the frames from then on; None keeps the lake's current ones. New settings
+        alone make a batch of no files.
+        """
+        if isinstance(source, str | Path):
+            source = open_source(str(source), exclude=[self.root])
+        with _lake_errors(self.root):
+            batches = self.log.entries()
+            in_force = batches[-1].settings if batches else Settings()
+            records = collect(source, self.store, Index.of(batches), track=track)
+            if not records and (settings is None or settings == in_force):
+                self.ensure_current(batches)
+                return IngestResult(source.name, None)
+            batch = new_batch(len(batches) + 1, source, settings or in_force, records)
+            sync_all()  # every file the entry names is on disk before the entry is
+            self.log.commit(batch)
+            self._derive([*batches, batch], track)
+        return IngestResult(source.name, batch)
 
     def rebuild(self, *, track: Track | None = None) -> None:
         """Delete every derived file and make it again from the log and raw files alone."""
-        shutil.rmtree(self.root / "frames", ignore_errors=True)
-        (self.root / CATALOG).unlink(missing_ok=True)
-        self._derive(self.log.entries(), track)
+        with _lake_errors(self.root):
+            shutil.rmtree(self.root / "frames", ignore_errors=True)
+            (self.root / CATALOG).unlink(missing_ok=True)
+            self._derive(self.log.entries(), track)
+
+    def ensure_current(self, batches: list[Batch] | None = None) -> None:
+        """Rebuild the derived files if they are missing, behind the log, or moved."""
+        if batches is None:
+            batches = self.log.entries()
+        if catalog_state(self.root) != (str(self.root), len(batches)) \
+                or not (self.root / "frames").is_dir():
+            with _lake_errors(self.root):
+                self._derive(batches, None)
 
     def _derive(self, batches: list[Batch], track: Track | None) -> None:
-        write_frames(self.root, build_frames(self.root, batches, self.config, track))
-        build_catalog(self.root)
-
-    def ensure_catalog(self) -> None:
-        """Rebuild derived files if missing, and the catalog if the lake has moved."""
-        if not (self.root / "frames").is_dir():
-            self.rebuild()
-        elif catalog_root(self.root) != str(self.root):
-            build_catalog(self.root)
+        write_frames(self.root, build_frames(self.root, batches, track))
+        build_catalog(self.root, len(batches))  # last: it marks the frames as current
 
     def batches(self) -> list[Batch]:
         return self.log.entries()
@@ -97,7 +109,7 @@ class Lake:
     def table(self, name: str) -> pl.DataFrame:
         """A lake-wide frame: observations, roster, wip, interactions, completion, …"""
         if name not in FRAMES:
-            raise LakeUnusable(f"no frame called {name!r}", hint=f"one of {', '.join(FRAMES)}")
+            raise LakeError(f"no frame called {name!r}", hint=f"one of {', '.join(FRAMES)}")
         return self._read(f"{name}.parquet")
 
     def frame(self, task: str, department: str, team: str) -> pl.DataFrame:
@@ -113,18 +125,25 @@ class Lake:
         return frame
 
     def _read(self, relative: str) -> pl.DataFrame:
+        self.ensure_current()
         path = self.root / "frames" / relative
         if not path.is_file():
-            if not (self.root / "frames").is_dir():
-                raise LakeUnusable("the derived frames are missing", file=str(self.root),
-                                   hint="run `rmg-lake rebuild`")
-            raise LakeUnusable("no such frame in the lake", file=relative,
-                               hint="see the names under frames/teams/")
+            raise LakeError("no such frame in the lake", file=relative,
+                            hint="see the names under frames/teams/")
         return pl.read_parquet(path)
 
 
-def open_lake(path: str | Path = "lake", *, config: Config | None = None,
-              create: bool = False) -> Lake:
+@contextmanager
+def _lake_errors(root: Path) -> Iterator[None]:
+    """The one place where the file system's errors become a researcher's errors."""
+    try:
+        yield
+    except OSError as err:
+        raise LakeUnusable(f"cannot use the lake folder ({err.strerror})",
+                           file=str(err.filename or root)) from None
+
+
+def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
     """Open the lake at `path`; `create` makes a new one there if the folder is new or empty."""
     root = Path(path).expanduser().absolute()
     meta = root / "_meta.json"
@@ -137,14 +156,11 @@ def open_lake(path: str | Path = "lake", *, config: Config | None = None,
         if root.is_dir() and any(root.iterdir()):
             raise LakeUnusable("the folder is not empty and holds no lake", file=str(path),
                                hint="choose an empty or new folder for --lake")
-        try:
+        with _lake_errors(root):
             make_private_dir(root)
             write_once(meta, orjson.dumps(
                 {"layout": LAYOUT, "created_at": datetime.now(UTC).isoformat()},
                 option=orjson.OPT_INDENT_2), durable=True)
-        except OSError as err:
-            raise LakeUnusable(f"cannot create the lake ({err.strerror})",
-                               file=str(path)) from None
     try:
         layout = orjson.loads(meta.read_bytes())["layout"]
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
@@ -154,4 +170,4 @@ def open_lake(path: str | Path = "lake", *, config: Config | None = None,
                            file=str(path), hint="upgrade rmg-lake")
     if not os.access(root, os.W_OK):
         raise LakeUnusable("the lake folder is not writable", file=str(path))
-    return Lake(root, config or Config())
+    return Lake(root)

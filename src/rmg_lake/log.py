@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
+from rmg_lake.config import Settings
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import write_once
 
-__all__ = ["Batch", "FileRecord", "Log", "Outcome"]
+__all__ = ["Batch", "Current", "FileRecord", "Log", "Outcome", "current_versions", "is_newer"]
 
 Outcome = Literal["added", "duplicate", "quarantined", "attachment"]
 OUTCOMES: tuple[Outcome, ...] = ("added", "duplicate", "quarantined", "attachment")
@@ -47,7 +48,7 @@ class FileRecord(BaseModel):
 
 
 class Batch(BaseModel):
-    """One committed ingest."""
+    """One committed ingest: what it saw, and the study settings in force from then on."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -55,6 +56,7 @@ class Batch(BaseModel):
     kind: Literal["ingest"] = "ingest"
     committed_at: AwareDatetime
     source: str
+    settings: Settings
     counts: dict[str, int]
     files: tuple[FileRecord, ...]
 
@@ -79,16 +81,14 @@ class Log:
         for number, path in enumerate(self._paths(), start=1):
             if path.name != f"{number:06d}.json":
                 raise LakeUnusable(f"the log has no entry {number:06d}.json before {path.name}",
-                                   file=str(path), hint="run `rmg-lake verify` (do not edit _log/)")
+                                   file=str(path),
+                                   hint="restore it from a backup; _log/ is never edited by hand")
             try:
                 batches.append(Batch.model_validate_json(path.read_bytes()))
             except ValidationError as exc:
                 raise LakeUnusable(f"unreadable log entry ({exc.error_count()} problems)",
                                    file=str(path), hint="the log is never edited by hand") from None
         return batches
-
-    def next_number(self) -> int:
-        return len(self._paths()) + 1
 
     def commit(self, batch: Batch) -> Path:
         """Write the entry once and durably; this is the moment the batch exists."""
@@ -98,3 +98,32 @@ class Log:
             raise LakeUnusable(f"batch {batch.batch} is already in the log", file=str(path),
                                hint="another rmg-lake run may be writing this lake")
         return path
+
+
+class Current(NamedTuple):
+    batch: int
+    record: FileRecord  # the observation's current event
+    versions: int  # how many different events the observation has had
+
+
+def is_newer(record: FileRecord, than: FileRecord) -> bool:
+    """Whether `record` replaces `than`: the version saved later wins, whenever it arrives;
+    on equal times the later arrival wins (callers pass arrivals in log order)."""
+    return record.modified >= than.modified
+
+
+def current_versions(batches: list[Batch]) -> dict[str, Current]:
+    """observation_id → its current event, over all committed batches."""
+    current: dict[str, Current] = {}
+    for batch in batches:
+        for record in batch.files:
+            if record.outcome != "added" or record.observation_id is None:
+                continue
+            seen = current.get(record.observation_id)
+            if seen is None:
+                current[record.observation_id] = Current(batch.batch, record, 1)
+            elif is_newer(record, seen.record):
+                current[record.observation_id] = Current(batch.batch, record, seen.versions + 1)
+            else:
+                current[record.observation_id] = seen._replace(versions=seen.versions + 1)
+    return current

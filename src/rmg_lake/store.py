@@ -4,7 +4,8 @@
     quarantine/<sha256><suffix>         files that break the contract (reason in the log)
     attachments/<sha256><suffix>        files that are not observations (photos)
 
-A stored file means nothing until a committed log entry names it.
+A stored file means nothing until a committed log entry names it. Writes are not synced
+one by one: the ingest syncs once before it commits the entry that names them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 from datetime import date
 from pathlib import Path, PurePosixPath
 
-from rmg_lake.files import write_once
+from rmg_lake.files import write_atomic
 
 __all__ = ["RawStore", "sha256"]
 
@@ -32,17 +33,21 @@ class RawStore:
         self.lake = lake
 
     def put_raw(self, day: date, digest: str, data: bytes) -> str:
-        return self._put(f"raw/date={day.isoformat()}/{digest}.json", data)
+        return self._put(f"raw/date={day.isoformat()}/{digest}.json", digest, data)
 
     def put_quarantine(self, source_path: str, digest: str, data: bytes) -> str:
-        return self._put(f"quarantine/{digest}{_suffix(source_path)}", data)
+        return self._put(f"quarantine/{digest}{_suffix(source_path)}", digest, data)
 
     def put_attachment(self, source_path: str, digest: str, data: bytes) -> str:
-        return self._put(f"attachments/{digest}{_suffix(source_path)}", data)
+        return self._put(f"attachments/{digest}{_suffix(source_path)}", digest, data)
 
-    def read(self, stored: str) -> bytes:
-        return (self.lake / stored).read_bytes()
+    def _put(self, stored: str, digest: str, data: bytes) -> str:
+        """Keep `data` at `stored` unless it is there already, whole.
 
-    def _put(self, stored: str, data: bytes) -> str:
-        write_once(self.lake / stored, data)
+        A file left by a run that died before its commit may be empty or cut short: its
+        content is checked, and a wrong one is replaced by the right bytes.
+        """
+        path = self.lake / stored
+        if not (path.is_file() and sha256(path.read_bytes()) == digest):
+            write_atomic(path, data, sync=False)
         return stored

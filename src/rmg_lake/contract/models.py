@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 from uuid import UUID
@@ -34,12 +33,13 @@ __all__ = [
     "Observation",
     "RosterMachine",
     "RosterObservation",
+    "department_problem",
     "observation_adapter",
 ]
 
 FACTORY_TZ = ZoneInfo("Asia/Dhaka")
 MACHINE_PREFIX = {"knitting": "KN", "linking": "LI"}
-OTHER_INTERLOCUTORS = frozenset({"OO", "OS", "FIC", "PM", "OM", "O"})
+OTHER_INTERLOCUTORS = ("OO", "OS", "FIC", "PM", "OM", "O")  # besides the team's machines
 
 Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=64)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -153,29 +153,10 @@ class _Observation(_Model):
             raise ValueError("ended_at is before started_at")
         return value
 
-    @staticmethod
-    def _check_machine_codes(codes: Iterable[str], info: ValidationInfo) -> None:
-        department = info.data.get("department")
-        if department not in MACHINE_PREFIX:
-            return  # reported on `department` itself
-        prefix = MACHINE_PREFIX[department]
-        for code in codes:
-            if not re.fullmatch(rf"{prefix}[1-9][0-9]*", code):
-                raise ValueError(f"machine code {code!r} is not a {department} machine "
-                                 f"({prefix}1, {prefix}2, …)")
-
 
 class RosterObservation(_Observation):
     task: Literal["roster"]
     machines: dict[str, RosterMachine]
-
-    @field_validator("machines")
-    @classmethod
-    def _codes(
-        cls, value: dict[str, RosterMachine], info: ValidationInfo,
-    ) -> dict[str, RosterMachine]:
-        cls._check_machine_codes(value, info)
-        return value
 
 
 class KnittingWipObservation(_Observation):
@@ -183,27 +164,11 @@ class KnittingWipObservation(_Observation):
     department: Literal["knitting"]
     machines: dict[str, KnittingWipMachine]
 
-    @field_validator("machines")
-    @classmethod
-    def _codes(
-        cls, value: dict[str, KnittingWipMachine], info: ValidationInfo,
-    ) -> dict[str, KnittingWipMachine]:
-        cls._check_machine_codes(value, info)
-        return value
-
 
 class LinkingWipObservation(_Observation):
     task: Literal["wip"]
     department: Literal["linking"]
     machines: dict[str, LinkingWipMachine]
-
-    @field_validator("machines")
-    @classmethod
-    def _codes(
-        cls, value: dict[str, LinkingWipMachine], info: ValidationInfo,
-    ) -> dict[str, LinkingWipMachine]:
-        cls._check_machine_codes(value, info)
-        return value
 
 
 class Interaction(_Model):
@@ -219,13 +184,6 @@ class InteractionsObservation(_Observation):
     supervisor: Code
     interactions: list[Interaction]
     left_floor_s: list[Seconds]
-
-    @field_validator("interactions")
-    @classmethod
-    def _codes(cls, value: list[Interaction], info: ValidationInfo) -> list[Interaction]:
-        cls._check_machine_codes((i.with_ for i in value if i.with_ not in OTHER_INTERLOCUTORS),
-                                 info)
-        return value
 
 
 def _kind(value: Any) -> str | None:
@@ -252,4 +210,30 @@ Observation = Annotated[
     ),
 ]
 
+# Parses one file's shape and per-machine rules; validate_file adds department_problem.
 observation_adapter: TypeAdapter[Observation] = TypeAdapter(Observation)
+
+
+def department_problem(observation: Observation) -> tuple[str, str] | None:
+    """The first field that breaks the department's codes, and why; None if there is none.
+
+    Machine codes are fixed per department (KN1, KN2, … in knitting; LI1, LI2, … in
+    linking), and an interlocutor is a machine of the team or one of OTHER_INTERLOCUTORS.
+    Checked on a parsed observation rather than inside the models, so the field path is
+    exact and the message can never repeat the value (it may be a person's code).
+    """
+    department = observation.department
+    prefix = MACHINE_PREFIX[department]
+    machine = re.compile(rf"{prefix}[1-9][0-9]*")
+    if isinstance(observation, InteractionsObservation):
+        others = f"{', '.join(OTHER_INTERLOCUTORS[:-1])} or {OTHER_INTERLOCUTORS[-1]}"
+        for i, interaction in enumerate(observation.interactions):
+            who = interaction.with_
+            if who not in OTHER_INTERLOCUTORS and not machine.fullmatch(who):
+                return (f"interactions.{i}.with",
+                        f"not a machine of this {department} team nor {others}")
+        return None
+    for code in observation.machines:
+        if not machine.fullmatch(code):
+            return f"machines.{code}", f"not a {department} machine code ({prefix}1, {prefix}2, …)"
+    return None

@@ -7,14 +7,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rmg_lake.contract.models import FACTORY_TZ, Observation, observation_adapter
+from rmg_lake.contract.models import (
+    FACTORY_TZ,
+    Observation,
+    department_problem,
+    observation_adapter,
+)
 from rmg_lake.contract.names import parse_name
 from rmg_lake.errors import LakeError
 
 __all__ = ["InvalidObservation", "Validated", "validate_file"]
 
-# Values of these fields identify people: never repeat them in a message.
-_PERSONAL = frozenset({"worker_id", "supervisor", "with"})
+# A message repeats the input only for these fields, whose values never identify a person.
+# Everything else (worker_id, supervisor, with, style, notes, a list element, a machine) is
+# described but not echoed, since a person's code may have landed there.
+_SHOWN = frozenset({
+    "schema_version", "task", "observation_id", "observer", "factory", "department", "team",
+    "started_at", "ended_at", "status", "app_version", "device",
+    "mc_status", "component", "back", "front", "sleeve", "collar", "wip",
+    "length_s", "initiator", "topic",
+})
 _NAME_HINT = "expected <task>_<department>_<team>_<observer>_<YYYYMMDD>T<HHMMSS>.json"
 
 
@@ -57,6 +69,10 @@ def validate_file(path: str, data: bytes) -> Validated:
                 f"the file name says {getattr(parsed, token)!r} but the payload says "
                 f"{payload_value!r}", file=path, field=field,
                 hint="the name and the payload must agree; check the tablet's export")
+    problem = department_problem(observation)
+    if problem is not None:
+        field, message = problem
+        raise InvalidObservation(message, file=path, field=field)
     return Validated(observation, tuple(_extra_keys(observation)))
 
 
@@ -84,7 +100,7 @@ def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
     if error["type"] == "json_type":
         return None, "not valid JSON"
     value = error.get("input")
-    if loc and loc[-1] not in _PERSONAL and not isinstance(value, dict | list) \
+    if loc and loc[-1] in _SHOWN and not isinstance(value, dict | list) \
             and len(repr(value)) <= 60:
         message = f"{message} (got {value!r})"
     return field, message

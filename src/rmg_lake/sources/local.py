@@ -3,49 +3,51 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rmg_lake.errors import SourceError
-
-if TYPE_CHECKING:
-    from rmg_lake.sources import SourceFile
+from rmg_lake.sources.base import SourceFile
 
 __all__ = ["LocalFolder"]
 
 
 class LocalFolder:
-    """Walks the folder recursively; dot-files and dot-folders (`.dropbox.cache`) are
-    the sync client's own and are not listed. Symbolic links are never followed."""
+    """Walks the folder recursively, in sorted order.
 
-    def __init__(self, root: str | Path) -> None:
+    Dot-files and dot-folders (`.dropbox.cache`, `.DS_Store`) are the sync client's own and
+    are not listed; neither are symbolic links, which are never followed, nor `exclude`d
+    folders (a lake kept inside the sync folder).
+    """
+
+    def __init__(self, root: str | Path, *, exclude: Sequence[Path] = ()) -> None:
         self.root = Path(root).expanduser().absolute()
         if not self.root.is_dir():
             raise SourceError("no such folder", file=str(root),
                               hint="check `source` in rmg-lake.toml or pass --source DIR")
+        self.exclude = {p.absolute() for p in exclude}
+        if self.root in self.exclude:
+            raise SourceError("the source folder is the lake folder", file=str(root),
+                              hint="keep the lake outside the sync folder")
 
     @property
     def name(self) -> str:
         return f"local:{self.root}"
 
     def list(self) -> Iterator[SourceFile]:
-        from rmg_lake.sources import SourceFile
-
         def fail(err: OSError) -> None:
             raise SourceError(f"cannot list the folder ({err.strerror})",
-                              file=err.filename or str(self.root))
+                              file=str(err.filename or self.root))
 
         for folder, dirs, files in os.walk(self.root, onerror=fail):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                             and Path(folder, d) not in self.exclude)
             for name in sorted(files):
-                if name.startswith("."):
-                    continue
                 full = Path(folder, name)
-                st = full.lstat()
-                if not full.is_file() or full.is_symlink():
+                if name.startswith(".") or full.is_symlink():
                     continue
+                st = full.stat()
                 yield SourceFile(
                     path=full.relative_to(self.root).as_posix(),
                     size=st.st_size,

@@ -1,0 +1,76 @@
+"""Study settings come from rmg-lake.toml, are recorded in the log, and shape the frames."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from rmg_lake import ConfigError, load_config, open_lake
+from rmg_lake.simulate import simulate
+
+
+def write_toml(folder: Path, extra: str = "") -> None:
+    (folder / "rmg-lake.toml").write_text(f'source = "inbox"\nlake = "lake"\n{extra}')
+
+
+def off_days(folder: Path) -> set[date]:
+    frame = open_lake(folder / "lake").completion()
+    return set(frame.filter(status="off")["day"])
+
+
+def test_rebuild_elsewhere_keeps_the_settings_the_log_recorded(tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=4, seed=2, bad_files=False)  # Sun 1 – Wed 4 Nov
+    write_toml(tmp_path, "[calendar]\nholidays = [2026-11-02]\n")
+    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    assert off_days(tmp_path) == {date(2026, 11, 2)}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert run_cli("rebuild", "--lake", str(tmp_path / "lake"), cwd=elsewhere).returncode == 0
+    assert off_days(tmp_path) == {date(2026, 11, 2)}
+
+
+def test_changed_settings_alone_make_a_batch_of_no_files(tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=4, seed=2, bad_files=False)
+    write_toml(tmp_path)
+    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    assert off_days(tmp_path) == set()
+    write_toml(tmp_path, "[calendar]\nholidays = [2026-11-03]\n")
+    result = run_cli("ingest", cwd=tmp_path)
+    assert "Batch 2: no new files; the study settings" in result.stdout
+    lake = open_lake(tmp_path / "lake")
+    assert lake.batches()[-1].counts["seen"] == 0
+    assert off_days(tmp_path) == {date(2026, 11, 3)}
+    assert "Nothing new" in run_cli("ingest", cwd=tmp_path).stdout
+
+
+def test_a_partial_protocol_keeps_the_other_defaults(tmp_path: Path) -> None:
+    write_toml(tmp_path, "[protocol]\nwip = 3\n")
+    config = load_config(tmp_path / "rmg-lake.toml")
+    assert config is not None
+    assert config.settings.protocol.expected() == {"roster": 1, "wip": 3, "interactions": 1}
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ("[protocol]\nintercations = 1\n", "protocol.intercations"),
+    ("[protocol]\nwip = -1\n", "protocol.wip"),
+    ("[calendar]\nweekend = ['fri']\n", "calendar.weekend.0"),
+    ("[study.f01]\nknit = ['treatment']\n", "study.f01.knit"),
+    ("[study.f01]\nknitting = ['Treatment Team']\n", "study.f01.knitting.0"),
+    ("colour = 'blue'\n", "colour"),
+])
+def test_wrong_settings_are_refused_naming_the_field(
+    tmp_path: Path, extra: str, field: str,
+) -> None:
+    write_toml(tmp_path, extra)
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "rmg-lake.toml")
+    assert caught.value.field == field
+
+
+def test_without_a_config_file_nothing_is_read(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config() is None

@@ -1,0 +1,148 @@
+"""Versions, duplicates and re-reads: which event is current, whatever the arrival order."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+
+from rmg_lake import Lake, open_lake
+
+WIP = "wip_knitting_treatment_obs03_20261124T101500.json"
+OBSERVATION = {
+    "schema_version": 1, "task": "wip", "observation_id": "6f1c0d1e-2b7e-4c41-9f3a-1a2b3c4d5e6f",
+    "observer": "obs03", "factory": "f01", "department": "knitting", "team": "treatment",
+    "started_at": "2026-11-24T10:15:00+06:00", "ended_at": "2026-11-24T10:35:00+06:00",
+    "status": "complete",
+    "machines": {"KN1": {"mc_status": "manned", "worker_id": "w0101", "style": "s-12",
+                         "component": "body", "back": 4, "front": 3, "sleeve": 6,
+                         "collar": None}},
+}
+
+
+def put(inbox: Path, name: str, mtime: int, **changes: object) -> Path:
+    """Write an observation file as the sync client would, saved at `mtime` (seconds)."""
+    path = inbox / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps({**OBSERVATION, **changes}))
+    os.utime(path, ns=(mtime * 10**9, mtime * 10**9))
+    return path
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return open_lake(tmp_path / "lake", create=True)
+
+
+def current_notes(lake: Lake) -> tuple[object, int]:
+    (row,) = lake.table("observations").select("notes", "versions").iter_rows()
+    return row[0], row[1]
+
+
+def test_a_later_version_in_a_later_batch_supersedes(tmp_path: Path, lake: Lake) -> None:
+    put(tmp_path / "in", WIP, 1000, notes="first")
+    lake.ingest(tmp_path / "in")
+    put(tmp_path / "in", WIP.replace(".json", " (1).json"), 2000, notes="corrected")
+    second = lake.ingest(tmp_path / "in")
+    assert second.superseding == 1
+    assert current_notes(lake) == ("corrected", 2)
+
+
+def test_an_older_version_arriving_late_does_not_win(tmp_path: Path, lake: Lake) -> None:
+    put(tmp_path / "in", WIP, 2000, notes="corrected")
+    lake.ingest(tmp_path / "in")
+    put(tmp_path / "in", "obs03/" + WIP, 1000, notes="first")
+    late = lake.ingest(tmp_path / "in")
+    assert late.counts["added"] == 1 and late.superseding == 0
+    assert current_notes(lake) == ("corrected", 2)
+
+
+def test_versions_in_one_batch_go_by_time_not_by_name(tmp_path: Path, lake: Lake) -> None:
+    put(tmp_path / "in", WIP, 2000, notes="corrected")
+    put(tmp_path / "in", WIP.replace(".json", " (conflicted copy 2026-11-24).json"), 1000,
+        notes="first")
+    lake.ingest(tmp_path / "in")
+    assert current_notes(lake) == ("corrected", 2)
+    assert lake.rebuild() is None and current_notes(lake) == ("corrected", 2)
+
+
+def test_a_returns_after_b_as_a_duplicate(tmp_path: Path, lake: Lake) -> None:
+    put(tmp_path / "in", WIP, 1000, notes="A")
+    lake.ingest(tmp_path / "in")
+    put(tmp_path / "in", "b/" + WIP, 2000, notes="B")
+    lake.ingest(tmp_path / "in")
+    put(tmp_path / "in", "again/" + WIP, 3000, notes="A")
+    third = lake.ingest(tmp_path / "in")
+    assert third.counts == {"seen": 1, "added": 0, "duplicate": 1, "quarantined": 0,
+                            "attachment": 0}
+    assert current_notes(lake) == ("B", 2)
+
+
+def test_same_bytes_under_a_wrong_name_are_quarantined_not_duplicates(
+    tmp_path: Path, lake: Lake,
+) -> None:
+    good = put(tmp_path / "in", WIP, 1000)
+    shutil.copy2(good, tmp_path / "in" / "notes.json")
+    shutil.copy2(good, tmp_path / "in" / WIP.replace("treatment", "control"))
+    outcomes = {f.path: f.outcome for f in lake.ingest(tmp_path / "in").batch.files}  # type: ignore[union-attr]
+    assert outcomes == {WIP: "added", "notes.json": "quarantined",
+                        WIP.replace("treatment", "control"): "quarantined"}
+
+
+def test_unknown_keys_are_listed_in_the_batch_and_the_frame(tmp_path: Path, lake: Lake) -> None:
+    put(tmp_path / "in", WIP, 1000, battery=81)
+    result = lake.ingest(tmp_path / "in")
+    assert result.batch is not None and result.batch.files[0].extra_keys == ("battery",)
+    assert lake.table("observations")["extra_keys"].to_list() == [["battery"]]
+    raw = lake.root / result.batch.files[0].stored
+    assert orjson.loads(raw.read_bytes())["battery"] == 81
+
+
+def test_touched_and_moved_files_are_not_logged_twice(tmp_path: Path, lake: Lake) -> None:
+    inbox = tmp_path / "in"
+    put(inbox, WIP, 1000)
+    (inbox / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0jpeg")
+    (inbox / "roster_knitting_treatment_obs03_20261124T080000.json").write_bytes(b"{")
+    first = lake.ingest(inbox)
+    assert first.counts["attachment"] == 1 and first.counts["quarantined"] == 1
+    for path in inbox.iterdir():
+        os.utime(path, ns=(5 * 10**12, 5 * 10**12))
+    touched = lake.ingest(inbox)
+    assert touched.counts == {"seen": 3, "added": 0, "duplicate": 3, "quarantined": 0,
+                              "attachment": 0}
+    inbox.rename(tmp_path / "moved")
+    assert lake.ingest(tmp_path / "moved").batch is None
+    assert lake.table("quarantine").height == 1
+
+
+def test_a_lake_inside_the_sync_folder_is_not_ingested(tmp_path: Path) -> None:
+    put(tmp_path / "in", WIP, 1000)
+    lake = open_lake(tmp_path / "in" / "lake", create=True)
+    assert lake.ingest(tmp_path / "in").counts["seen"] == 1
+    assert lake.ingest(tmp_path / "in").batch is None
+
+
+def test_a_file_name_that_is_not_utf8_is_quarantined(tmp_path: Path, lake: Lake) -> None:
+    put(tmp_path / "in", WIP, 1000)
+    Path(os.fsdecode(os.fsencode(tmp_path / "in") + b"/caf\xe9.json")).write_bytes(b"{}")
+    result = lake.ingest(tmp_path / "in")
+    bad = [f for f in result.batch.files if f.outcome == "quarantined"]  # type: ignore[union-attr]
+    assert [(f.path, f.reason) for f in bad] == [("caf\\xe9.json",
+                                                   "the file name is not UTF-8 text")]
+    assert lake.ingest(tmp_path / "in").batch is None
+
+
+def test_a_damaged_leftover_in_the_raw_store_is_replaced(tmp_path: Path, lake: Lake) -> None:
+    import hashlib
+
+    path = put(tmp_path / "in", WIP, 1000)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    leftover = lake.root / "raw" / "date=2026-11-24" / f"{digest}.json"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"")  # what a power cut before the commit can leave
+    lake.ingest(tmp_path / "in")
+    assert leftover.read_bytes() == path.read_bytes()
+    assert lake.table("observations").height == 1
