@@ -47,12 +47,13 @@ def write_once(path: Path, data: bytes, *, durable: bool = False) -> bool:
     """Create `path` holding `data` unless it exists; True if this call created it.
 
     The file appears whole or not at all (temp file + hard link, which never overwrites).
-    `durable` also syncs its folder, so the new name survives a power cut.
+    `durable` syncs the file and its folder, so it survives a power cut; without it the
+    caller syncs later (many files at once: see `sync_all`).
     """
     if path.exists():
         return False
     make_private_dir(path.parent)
-    temp = _write_temp(path.parent, data)
+    temp = _write_temp(path.parent, data, sync=durable)
     try:
         os.link(temp, path)
     except FileExistsError:

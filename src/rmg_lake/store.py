@@ -14,7 +14,7 @@ import hashlib
 from datetime import date
 from pathlib import Path, PurePosixPath
 
-from rmg_lake.files import write_atomic
+from rmg_lake.files import write_atomic, write_once
 
 __all__ = ["RawStore", "sha256"]
 
@@ -48,6 +48,6 @@ class RawStore:
         content is checked, and a wrong one is replaced by the right bytes.
         """
         path = self.lake / stored
-        if not (path.is_file() and sha256(path.read_bytes()) == digest):
+        if not write_once(path, data) and sha256(path.read_bytes()) != digest:
             write_atomic(path, data, sync=False)
         return stored
