@@ -31,7 +31,7 @@ def test_ingest_summarises_then_says_nothing_new(tmp_path: Path) -> None:
     m = simulate(tmp_path / "inbox", days=3, seed=3)
     first = run_cli("ingest", "--source", "inbox", "--lake", "lake", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert f"Batch 1: {m.files:,} new files" in first.stdout
+    assert f"{m.files:,} files seen" in first.stdout
     assert f"{len(m.bad)} quarantined" in first.stdout
     assert f"{m.photos:,} attachments" in first.stdout
     second = run_cli("ingest", "--source", "inbox", "--lake", "lake", cwd=tmp_path)

@@ -65,18 +65,22 @@ def ingest(
     _print_ingest(the_lake.ingest(source, settings=settings, track=_track), the_lake)
 
 
+_SHOWN = 10  # quarantined files listed after an ingest
+
+
 def _print_ingest(result: IngestResult, lake: Lake) -> None:
     where = result.source.removeprefix("local:")
     if result.batch is None:
+        n = len(lake.batches())
         out.print(f"Nothing new in {where}: the lake is unchanged "
-                  f"(it holds {len(lake.batches())} batch(es)).")
+                  f"({n} batch{'' if n == 1 else 'es'} so far).")
         return
     c = result.counts
     if not c["seen"]:
         out.print(f"Batch {result.batch.batch}: no new files; the study settings in "
                   f"{CONFIG_FILE} changed and now shape the frames.")
         return
-    out.print(f"Batch {result.batch.batch}: {c['seen']:,} new files from {where}")
+    out.print(f"Batch {result.batch.batch} from {where}: {c['seen']:,} files seen")
     out.print(f"  {c['added']:,} new events ({result.superseding:,} replace earlier versions), "
               f"{c['duplicate']:,} duplicates, {c['quarantined']:,} quarantined, "
               f"{c['attachment']:,} attachments")
@@ -84,12 +88,12 @@ def _print_ingest(result: IngestResult, lake: Lake) -> None:
         out.print(f"  {result.with_unknown_keys:,} observations carry keys the contract does not "
                   "know (kept in raw; see extra_keys in observations)")
     bad = [f for f in result.batch.files if f.outcome == "quarantined"]
-    for record in bad[:20]:
+    for record in bad[:_SHOWN]:
         field = f"{record.field}: " if record.field else ""
         out.print(Text.assemble("  ", ("quarantined", "yellow"),
                                 f" {record.path} — {field}{record.reason}"), highlight=False)
-    if len(bad) > 20:
-        out.print(f"  … and {len(bad) - 20} more (the `quarantine` view lists them all)")
+    if len(bad) > _SHOWN:
+        out.print(f"  … and {len(bad) - _SHOWN} more; the `quarantine` view lists them all")
 
 
 @app.command()
