@@ -208,3 +208,17 @@ def test_a_run_that_dies_after_its_commit_is_caught_up(
     assert lake.ingest(tmp_path / "inbox").batch is None
     assert lake.table("observations").height > before
     assert lake.table("batches")["batch"].to_list() == [1, 2]
+
+
+def test_reading_does_not_rebuild_while_a_reader_holds_the_catalog(ingested: Ingested) -> None:
+    import duckdb
+
+    frames = ingested.lake.root / "frames"
+    before = frames.stat().st_ino
+    con = duckdb.connect(str(ingested.lake.root / "lake.duckdb"))  # as the DuckDB CLI does
+    try:
+        ingested.lake.table("observations")
+        ingested.lake.completion()
+    finally:
+        con.close()
+    assert frames.stat().st_ino == before

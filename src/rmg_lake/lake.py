@@ -17,11 +17,11 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from rmg_lake.catalog import CATALOG, build_catalog, catalog_state
+from rmg_lake.catalog import CATALOG, build_catalog
 from rmg_lake.config import Settings
 from rmg_lake.derive import FRAMES, build_frames, team_frame_name, write_frames
 from rmg_lake.errors import LakeError, LakeUnusable
-from rmg_lake.files import make_private_dir, sync_all, write_once
+from rmg_lake.files import make_private_dir, sync_all, write_atomic, write_once
 from rmg_lake.ingest import Index, collect, new_batch
 from rmg_lake.log import Batch, Log
 from rmg_lake.progress import Track
@@ -31,6 +31,7 @@ from rmg_lake.store import RawStore
 __all__ = ["LAYOUT", "IngestResult", "Lake", "open_lake"]
 
 LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
+_DERIVED = "_derived.json"  # which log, in which folder, the derived files were built from
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,20 +89,29 @@ class Lake:
         with _lake_errors(self.root):
             shutil.rmtree(self.root / "frames", ignore_errors=True)
             (self.root / CATALOG).unlink(missing_ok=True)
+            (self.root / _DERIVED).unlink(missing_ok=True)
             self._derive(self.log.entries(), track)
 
     def ensure_current(self, batches: list[Batch] | None = None) -> None:
         """Rebuild the derived files if they are missing, behind the log, or moved."""
         if batches is None:
             batches = self.log.entries()
-        if catalog_state(self.root) != (str(self.root), len(batches)) \
-                or not (self.root / "frames").is_dir():
+        state = self.root / _DERIVED
+        try:
+            built = orjson.loads(state.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            built = None
+        if built != {"root": str(self.root), "batches": len(batches)} \
+                or not (self.root / "frames").is_dir() or not (self.root / CATALOG).is_file():
             with _lake_errors(self.root):
                 self._derive(batches, None)
 
     def _derive(self, batches: list[Batch], track: Track | None) -> None:
+        (self.root / _DERIVED).unlink(missing_ok=True)
         write_frames(self.root, build_frames(self.root, batches, track))
-        build_catalog(self.root, len(batches))  # last: it marks the frames as current
+        build_catalog(self.root)
+        write_atomic(self.root / _DERIVED,  # last: it says the derived files are current
+                     orjson.dumps({"root": str(self.root), "batches": len(batches)}))
 
     def batches(self) -> list[Batch]:
         return self.log.entries()
