@@ -214,3 +214,17 @@ def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.Monk
     namespace: dict[str, object] = {}
     exec(code, namespace)
     assert namespace["wip"].height > 0  # type: ignore[attr-defined]
+
+
+def test_readers_that_find_the_catalog_gone_rebuild_it_once_together(
+    ingested: Ingested, tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(ingested.lake.root, lake)
+    (lake / "lake.duckdb").unlink()
+    readers = [subprocess.Popen([sys.executable, "-m", "rmg_lake", "report", "--lake", str(lake),
+                                 "--format", "csv"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [reader.communicate(timeout=120) for reader in readers]
+    assert [reader.returncode for reader in readers] == [0, 0, 0, 0], results
+    assert len({stdout for stdout, _ in results}) == 1

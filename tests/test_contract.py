@@ -128,15 +128,21 @@ def test_errors_name_the_field_never_a_personal_value(
     assert code not in str(error)
 
 
-def test_a_machine_key_is_named_in_the_field_only() -> None:
-    """A key is where the problem is, so the field path holds it; the message does not."""
+@pytest.mark.parametrize("back", [4, -1])  # caught by the department rule, or by the model
+def test_a_key_that_is_no_machine_code_is_described_not_repeated(back: int) -> None:
+    """A person's code typed as a machine key must not come back in the error."""
     def rename(payload: Any) -> None:
         payload["machines"]["w4821"] = payload["machines"].pop("KN1")
+        payload["machines"]["w4821"]["back"] = back
 
     error = _rejected("knitting-wip", rename)
-    assert error.field == "machines.w4821"
-    assert "w4821" not in error.message
-    assert "w4821" not in (error.hint or "")
+    assert (error.field or "").startswith("machines.<not a machine code>")
+    assert "w4821" not in str(error)
+
+
+def test_a_machine_code_key_is_named_in_the_field() -> None:
+    error = _rejected("knitting-wip", _put("machines.KN1.back", -4))
+    assert error.field == "machines.KN1.back"
 
 
 def test_values_of_non_identifying_fields_are_still_shown() -> None:

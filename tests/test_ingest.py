@@ -205,7 +205,12 @@ def test_a_run_that_dies_after_its_commit_is_caught_up(
         with pytest.raises(KeyboardInterrupt):
             lake.ingest(tmp_path / "inbox")
     assert len(lake.batches()) == 2  # committed, but the frames are behind
-    assert lake.ingest(tmp_path / "inbox").batch is None
+    assert lake.ingest(tmp_path / "inbox").batch is None  # … which catches them up
+    import duckdb
+
+    con = duckdb.connect(str(lake.root / "lake.duckdb"), read_only=True)
+    assert con.execute("select max(batch) from batches").fetchone() == (2,)
+    con.close()
     assert lake.table("observations").height > before
     assert lake.table("batches")["batch"].to_list() == [1, 2]
 
@@ -222,3 +227,27 @@ def test_reading_does_not_rebuild_while_a_reader_holds_the_catalog(ingested: Ing
     finally:
         con.close()
     assert frames.stat().st_ino == before
+
+
+def test_the_same_lake_by_another_path_is_not_rebuilt(ingested: Ingested, tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to(ingested.lake.root)
+    frames = ingested.lake.root / "frames"
+    before = frames.stat().st_ino
+    for path in (tmp_path / "link", ingested.lake.root / ".." / ingested.lake.root.name):
+        open_lake(path).table("observations")
+    assert frames.stat().st_ino == before
+
+
+@pytest.mark.parametrize("error", [
+    OSError(28, "No space left on device", "/lake/frames.new/wip.parquet"),
+    FileNotFoundError("gone"),
+    pl.exceptions.ComputeError("failed to write: No space left on device (os error 28)"),
+    __import__("duckdb").IOException("Could not write file"),
+])
+def test_what_the_file_system_says_becomes_one_lake_error(error: Exception) -> None:
+    from rmg_lake.lake import _lake_errors
+
+    with pytest.raises(LakeUnusable) as caught, _lake_errors(Path("/lake")):
+        raise error
+    assert "None" not in str(caught.value)
+    assert str(caught.value).startswith("/lake")

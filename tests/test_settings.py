@@ -74,3 +74,23 @@ def test_without_a_config_file_nothing_is_read(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert load_config() is None
+
+
+def test_a_toml_about_another_lake_does_not_change_this_one(tmp_path: Path) -> None:
+    study, other = tmp_path / "study", tmp_path / "other"
+    simulate(study / "inbox", days=4, seed=2, bad_files=False)
+    write_toml(study, "[calendar]\nholidays = [2026-11-02]\n")
+    assert run_cli("ingest", cwd=study).returncode == 0
+    (other / "inbox").mkdir(parents=True)
+    write_toml(other)  # no holidays, and its own lake
+    result = run_cli("ingest", "--lake", str(study / "lake"), cwd=other)
+    assert "Nothing new" in result.stdout
+    assert off_days(study) == {date(2026, 11, 2)}
+
+
+def test_the_same_days_in_another_order_are_the_same_settings(tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=4, seed=2, bad_files=False)
+    write_toml(tmp_path, "[calendar]\nholidays = [2026-11-02, 2026-11-03]\n")
+    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    write_toml(tmp_path, "[calendar]\nholidays = [2026-11-03, 2026-11-02, 2026-11-02]\n")
+    assert "Nothing new" in run_cli("ingest", cwd=tmp_path).stdout

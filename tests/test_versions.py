@@ -84,12 +84,23 @@ def test_a_returns_after_b_as_a_duplicate(tmp_path: Path, lake: Lake) -> None:
 def test_same_bytes_under_a_wrong_name_are_quarantined_not_duplicates(
     tmp_path: Path, lake: Lake,
 ) -> None:
-    good = put(tmp_path / "in", WIP, 1000)
-    shutil.copy2(good, tmp_path / "in" / "notes.json")
-    shutil.copy2(good, tmp_path / "in" / WIP.replace("treatment", "control"))
+    good = put(tmp_path / "in", WIP, 1000)  # taken first: the copies are saved later
+    wrong_team = WIP.replace("treatment", "control")
+    for name in ("notes.json", wrong_team):
+        shutil.copy(good, tmp_path / "in" / name)
+        os.utime(tmp_path / "in" / name, ns=(2 * 10**12, 2 * 10**12))
     outcomes = {f.path: f.outcome for f in lake.ingest(tmp_path / "in").batch.files}  # type: ignore[union-attr]
-    assert outcomes == {WIP: "added", "notes.json": "quarantined",
-                        WIP.replace("treatment", "control"): "quarantined"}
+    assert outcomes == {WIP: "added", "notes.json": "quarantined", wrong_team: "quarantined"}
+
+
+def test_on_equal_times_the_later_arrival_wins(tmp_path: Path, lake: Lake) -> None:
+    put(tmp_path / "in", WIP, 1000, notes="first to arrive")
+    lake.ingest(tmp_path / "in")
+    put(tmp_path / "in", "later/" + WIP, 1000, notes="second to arrive")
+    assert lake.ingest(tmp_path / "in").superseding == 1
+    assert current_notes(lake) == ("second to arrive", 2)
+    lake.rebuild()
+    assert current_notes(lake) == ("second to arrive", 2)
 
 
 def test_unknown_keys_are_listed_in_the_batch_and_the_frame(tmp_path: Path, lake: Lake) -> None:
@@ -115,23 +126,59 @@ def test_touched_and_moved_files_are_not_logged_twice(tmp_path: Path, lake: Lake
                               "attachment": 0}
     inbox.rename(tmp_path / "moved")
     assert lake.ingest(tmp_path / "moved").batch is None
+    (tmp_path / "moved" / "obs03").mkdir()
+    for path in (tmp_path / "moved").glob("*.*"):
+        path.rename(tmp_path / "moved" / "obs03" / path.name)  # an observer's sub-folder
+    regrouped = lake.ingest(tmp_path / "moved")
+    assert regrouped.counts["duplicate"] == 3
     assert lake.table("quarantine").height == 1
 
 
-def test_a_lake_inside_the_sync_folder_is_not_ingested(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spelling", ["plain", "symlink", "dotdot"])
+def test_a_lake_inside_the_sync_folder_is_not_ingested(tmp_path: Path, spelling: str) -> None:
     put(tmp_path / "in", WIP, 1000)
+    (tmp_path / "link").symlink_to(tmp_path / "in")
+    source = {"plain": tmp_path / "in", "symlink": tmp_path / "link",
+              "dotdot": tmp_path / "in" / ".." / "in"}[spelling]
     lake = open_lake(tmp_path / "in" / "lake", create=True)
-    assert lake.ingest(tmp_path / "in").counts["seen"] == 1
-    assert lake.ingest(tmp_path / "in").batch is None
+    assert lake.ingest(source).counts["seen"] == 1
+    assert lake.ingest(source).batch is None
+
+
+def test_a_file_that_goes_away_while_read_is_taken_next_time(tmp_path: Path, lake: Lake) -> None:
+    from rmg_lake.sources import LocalFolder, SourceFile
+
+    put(tmp_path / "in", WIP, 1000)
+    (tmp_path / "in" / "photo.jpg").write_bytes(b"\xff\xd8")
+
+    class Syncing(LocalFolder):
+        """The Dropbox client replaces the photo just as it is read."""
+
+        def read(self, file: SourceFile) -> bytes:
+            if file.path == "photo.jpg" and (self.root / "photo.jpg").exists():
+                (self.root / "photo.jpg").rename(tmp_path / "photo.jpg")
+            return super().read(file)
+
+    first = lake.ingest(Syncing(tmp_path / "in"))
+    assert first.vanished == 1 and first.counts["seen"] == 1
+    (tmp_path / "photo.jpg").rename(tmp_path / "in" / "photo.jpg")
+    second = lake.ingest(tmp_path / "in")
+    assert second.counts["attachment"] == 1
 
 
 def test_a_file_name_that_is_not_utf8_is_quarantined(tmp_path: Path, lake: Lake) -> None:
-    put(tmp_path / "in", WIP, 1000)
+    folder = Path(os.fsdecode(os.fsencode(tmp_path / "in") + b"/Jos\xe9"))
+    put(folder, WIP, 1000)  # a folder name that is not UTF-8 does not matter
     Path(os.fsdecode(os.fsencode(tmp_path / "in") + b"/caf\xe9.json")).write_bytes(b"{}")
+    (tmp_path / "in" / "caf\\xe9.json").write_bytes(b"{}")  # a literal backslash: not the same
     result = lake.ingest(tmp_path / "in")
-    bad = [f for f in result.batch.files if f.outcome == "quarantined"]  # type: ignore[union-attr]
-    assert [(f.path, f.reason) for f in bad] == [("caf\\xe9.json",
-                                                   "the file name is not UTF-8 text")]
+    assert result.batch is not None
+    outcomes = {(f.path, f.outcome, f.reason) for f in result.batch.files}
+    assert outcomes == {
+        ("Jos\\xe9/" + WIP, "added", None),
+        ("caf\\xe9.json", "quarantined", "the file name is not UTF-8 text"),
+        ("caf\\\\xe9.json", "quarantined", "file name does not follow the contract"),
+    }
     assert lake.ingest(tmp_path / "in").batch is None
 
 

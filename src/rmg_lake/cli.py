@@ -61,7 +61,9 @@ def ingest(
         raise LakeError("no source given", hint="pass --source DIR or set `source` "
                         "in rmg-lake.toml")
     the_lake = _lake(config, lake, create=True)
-    settings = config.settings if config else None
+    # rmg-lake.toml's study settings are about its own lake, not one named by --lake
+    ours = config is not None and config.lake.resolve() == the_lake.root
+    settings = config.settings if config and ours else None
     _print_ingest(the_lake.ingest(source, settings=settings, track=_track), the_lake)
 
 
@@ -70,6 +72,9 @@ _SHOWN = 10  # quarantined files listed after an ingest
 
 def _print_ingest(result: IngestResult, lake: Lake) -> None:
     where = result.source.removeprefix("local:")
+    if result.vanished:
+        out.print(f"{result.vanished:,} files went away while being read (a sync in "
+                  "progress?); the next ingest takes them if they come back.")
     if result.batch is None:
         n = len(lake.batches())
         out.print(f"Nothing new in {where}: the lake is unchanged "

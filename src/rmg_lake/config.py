@@ -10,9 +10,16 @@ from __future__ import annotations
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from rmg_lake.errors import ConfigError
 
@@ -44,6 +51,12 @@ class Protocol(_Settings):
 class Calendar(_Settings):
     weekend: tuple[Weekday, ...] = ("friday",)
     holidays: tuple[date, ...] = ()
+
+    @field_validator("weekend", "holidays")
+    @classmethod
+    def _as_set(cls, days: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Order and repeats carry no meaning: the same days are the same settings."""
+        return tuple(sorted(set(days)))
 
     def is_off(self, day: date) -> bool:
         return WEEKDAYS[day.weekday()] in self.weekend or day in self.holidays

@@ -31,7 +31,7 @@ from rmg_lake.contract.models import (
 )
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import make_private_dir
-from rmg_lake.log import Batch, Current, FileRecord, current_versions
+from rmg_lake.log import Batch, Current, FileRecord, current_versions, settings_in_force
 from rmg_lake.progress import Track
 
 __all__ = ["FRAMES", "build_frames", "team_frame_name", "write_frames"]
@@ -109,8 +109,7 @@ def build_frames(
         .sort([*_ROW_ORDER, *then_by.get(name, [])])
         for name, data in rows.items()
     }
-    settings = batches[-1].settings if batches else Settings()
-    frames["completion"] = completion(frames["observations"], settings)
+    frames["completion"] = completion(frames["observations"], settings_in_force(batches))
     frames["batches"] = pl.DataFrame(
         [{"batch": b.batch, "committed_at": b.committed_at, "source": b.source, **b.counts}
          for b in batches], schema=SCHEMAS["batches"], orient="row")

@@ -11,10 +11,10 @@ from rmg_lake.config import Settings
 from rmg_lake.contract import InvalidObservation, validate_file
 from rmg_lake.log import Batch, FileRecord, is_newer
 from rmg_lake.progress import Track
-from rmg_lake.sources import Source, SourceFile, printable
+from rmg_lake.sources import FileGone, Source, SourceFile, printable, utf8
 from rmg_lake.store import RawStore, sha256
 
-__all__ = ["Index", "collect", "new_batch"]
+__all__ = ["Collected", "Index", "collect", "new_batch"]
 
 
 @dataclass
@@ -25,7 +25,9 @@ class Index:
     events: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → added record
     current: dict[str, FileRecord] = field(default_factory=dict)  # observation_id → record
     attachments: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → record
-    quarantined: dict[tuple[str, str], FileRecord] = field(default_factory=dict)  # (path, sha)
+    # (sha256, field, reason) → record: the same bad bytes with the same problem
+    quarantined: dict[tuple[str, str | None, str | None], FileRecord] = field(
+        default_factory=dict)
 
     @classmethod
     def of(cls, batches: Iterable[Batch]) -> Index:
@@ -40,7 +42,7 @@ class Index:
         if record.outcome == "attachment":
             self.attachments.setdefault(record.sha256, record)
         elif record.outcome == "quarantined":
-            self.quarantined.setdefault((record.path, record.sha256), record)
+            self.quarantined.setdefault((record.sha256, record.field, record.reason), record)
         elif record.outcome == "added" and record.observation_id is not None:
             self.events[record.sha256] = record
             current = self.current.get(record.observation_id)
@@ -48,9 +50,15 @@ class Index:
                 self.current[record.observation_id] = record
 
 
+@dataclass(frozen=True, slots=True)
+class Collected:
+    records: tuple[FileRecord, ...]
+    vanished: int  # listed, then gone before they could be read: taken when they return
+
+
 def collect(
     source: Source, store: RawStore, index: Index, *, track: Track | None = None,
-) -> tuple[FileRecord, ...]:
+) -> Collected:
     """Keep every file of `source` the log has not seen; one record per file.
 
     Files are taken oldest first (then by path), so that within a batch, as across
@@ -60,19 +68,24 @@ def collect(
                   if (printable(f.path), f.fingerprint) not in index.seen),
                  key=lambda f: (f.modified, f.path))
     files: Iterable[SourceFile] = track(new, len(new), "Ingesting") if track else new
-    records = []
+    records, vanished = [], 0
     for file in files:
-        record = _keep(file, source.read(file), store, index)
+        try:
+            data = source.read(file)
+        except FileGone:
+            vanished += 1
+            continue
+        record = _keep(file, data, store, index)
         index.note(record)
         records.append(record)
-    return tuple(records)
+    return Collected(tuple(records), vanished)
 
 
 def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileRecord:
     """Store one file and decide its outcome.
 
     A duplicate is bytes the lake already holds with the same meaning: a valid observation
-    (under any valid name), an attachment, or a bad file seen before at the same path.
+    (under any valid name), an attachment, or a bad file with the same problem.
     """
     digest, path = sha256(data), printable(file.path)
     common: dict[str, Any] = {"path": path, "size": len(data), "modified": file.modified,
@@ -84,12 +97,12 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
         return FileRecord(outcome="attachment",
                           stored=store.put_attachment(path, digest, data), **common)
     try:
-        if path != file.path:
+        if not utf8(file.path.rsplit("/", 1)[-1]):
             raise InvalidObservation("the file name is not UTF-8 text", file=path,
                                      field="(file name)", hint="rename it on the tablet")
         valid = validate_file(path, data)
     except InvalidObservation as err:
-        if (known := index.quarantined.get((path, digest))) is not None:
+        if (known := index.quarantined.get((digest, err.field, err.message))) is not None:
             return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
                               **common)
         return FileRecord(outcome="quarantined", field=err.field, reason=err.message,
@@ -109,7 +122,7 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
 
 
 def new_batch(
-    number: int, source: Source, settings: Settings, records: tuple[FileRecord, ...],
+    number: int, source: Source, settings: Settings | None, records: tuple[FileRecord, ...],
 ) -> Batch:
     return Batch(batch=number, committed_at=datetime.now(UTC), source=source.name,
                  settings=settings, counts=Batch.count(records), files=records)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import orjson
 import polars as pl
+from filelock import FileLock, Timeout
 
 from rmg_lake.catalog import CATALOG, build_catalog
 from rmg_lake.config import Settings
@@ -23,7 +25,7 @@ from rmg_lake.derive import FRAMES, build_frames, team_frame_name, write_frames
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.files import make_private_dir, sync_all, write_atomic, write_once
 from rmg_lake.ingest import Index, collect, new_batch
-from rmg_lake.log import Batch, Log
+from rmg_lake.log import Batch, Log, settings_in_force
 from rmg_lake.progress import Track
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore
@@ -38,6 +40,7 @@ _DERIVED = "_derived.json"  # which log, in which folder, the derived files were
 class IngestResult:
     source: str
     batch: Batch | None  # None when the source held nothing new and the settings were the same
+    vanished: int = 0  # files that went away while being read; taken if they come back
 
     @property
     def counts(self) -> dict[str, int]:
@@ -54,57 +57,67 @@ class IngestResult:
 
 
 class Lake:
-    """A lake folder: raw store, log, and the frames and catalog derived from them."""
+    """A lake folder: raw store, log, and the frames and catalog derived from them.
 
-    def __init__(self, root: Path) -> None:
-        self.root = root.absolute()
+    One process at a time writes (ingest, rebuild, catching the derived files up): the
+    others wait for `lake/.lock`, up to `wait` seconds.
+    """
+
+    def __init__(self, root: Path, *, wait: float = 600) -> None:
+        self.root = root.resolve()
         self.log = Log(self.root)
         self.store = RawStore(self.root)
+        self._lock = FileLock(self.root / ".lock", timeout=wait, mode=0o600)
 
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
                track: Track | None = None) -> IngestResult:
         """Take every new file from `source` into the lake as one batch.
 
-        `settings` (protocol, calendar, expected teams) are recorded with the batch and
-        shape the frames from then on; None keeps the lake's current ones. New settings
-        alone make a batch of no files.
+        `settings` (protocol, calendar, expected teams) are recorded with the batch when
+        they differ from those in force, and shape the frames from then on; None keeps the
+        lake's. New settings alone make a batch of no files.
         """
         if isinstance(source, str | Path):
             source = open_source(str(source), exclude=[self.root])
-        with _lake_errors(self.root):
+        with self._writing():
             batches = self.log.entries()
-            in_force = batches[-1].settings if batches else Settings()
-            records = collect(source, self.store, Index.of(batches), track=track)
-            if not records and (settings is None or settings == in_force):
-                self.ensure_current(batches)
-                return IngestResult(source.name, None)
-            batch = new_batch(len(batches) + 1, source, settings or in_force, records)
+            if settings == settings_in_force(batches):
+                settings = None
+            got = collect(source, self.store, Index.of(batches), track=track)
+            if not got.records and settings is None:
+                self._catch_up(batches)
+                return IngestResult(source.name, None, got.vanished)
+            batch = new_batch(len(batches) + 1, source, settings, got.records)
             sync_all()  # every file the entry names is on disk before the entry is
             self.log.commit(batch)
             self._derive([*batches, batch], track)
-        return IngestResult(source.name, batch)
+        return IngestResult(source.name, batch, got.vanished)
 
     def rebuild(self, *, track: Track | None = None) -> None:
         """Delete every derived file and make it again from the log and raw files alone."""
-        with _lake_errors(self.root):
+        with self._writing():
             shutil.rmtree(self.root / "frames", ignore_errors=True)
             (self.root / CATALOG).unlink(missing_ok=True)
             (self.root / _DERIVED).unlink(missing_ok=True)
             self._derive(self.log.entries(), track)
 
-    def ensure_current(self, batches: list[Batch] | None = None) -> None:
+    def ensure_current(self) -> None:
         """Rebuild the derived files if they are missing, behind the log, or moved."""
-        if batches is None:
-            batches = self.log.entries()
-        state = self.root / _DERIVED
+        if not self._current(self.log.count()):
+            with self._writing():
+                self._catch_up(self.log.entries())
+
+    def _current(self, batches: int) -> bool:
         try:
-            built = orjson.loads(state.read_bytes())
+            built = orjson.loads((self.root / _DERIVED).read_bytes())
         except (OSError, orjson.JSONDecodeError):
-            built = None
-        if built != {"root": str(self.root), "batches": len(batches)} \
-                or not (self.root / "frames").is_dir() or not (self.root / CATALOG).is_file():
-            with _lake_errors(self.root):
-                self._derive(batches, None)
+            return False
+        return built == {"root": str(self.root), "batches": batches} \
+            and (self.root / "frames").is_dir() and (self.root / CATALOG).is_file()
+
+    def _catch_up(self, batches: list[Batch]) -> None:
+        if not self._current(len(batches)):  # another process may have done it meanwhile
+            self._derive(batches, None)
 
     def _derive(self, batches: list[Batch], track: Track | None) -> None:
         (self.root / _DERIVED).unlink(missing_ok=True)
@@ -112,6 +125,16 @@ class Lake:
         build_catalog(self.root)
         write_atomic(self.root / _DERIVED,  # last: it says the derived files are current
                      orjson.dumps({"root": str(self.root), "batches": len(batches)}))
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the lake's lock, and turn what the file system says into a lake error."""
+        try:
+            with self._lock, _lake_errors(self.root):
+                yield
+        except Timeout:
+            raise LakeUnusable("another rmg-lake run is writing this lake", file=str(self.root),
+                               hint="wait for it to finish, then run this again") from None
 
     def batches(self) -> list[Batch]:
         return self.log.entries()
@@ -149,13 +172,16 @@ def _lake_errors(root: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        raise LakeUnusable(f"cannot use the lake folder ({err.strerror})",
+        raise LakeUnusable(f"cannot use the lake folder ({err.strerror or err})",
                            file=str(err.filename or root)) from None
+    except (pl.exceptions.PolarsError, duckdb.Error) as err:  # e.g. a full disk
+        raise LakeUnusable(f"cannot write the derived files ({err})", file=str(root),
+                           hint="free disk space, then run `rmg-lake rebuild`") from None
 
 
 def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
     """Open the lake at `path`; `create` makes a new one there if the folder is new or empty."""
-    root = Path(path).expanduser().absolute()
+    root = Path(path).expanduser().resolve()
     meta = root / "_meta.json"
     if root.exists() and not root.is_dir():
         raise LakeUnusable("is a file, not a lake folder", file=str(path))
@@ -167,10 +193,10 @@ def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
             raise LakeUnusable("the folder is not empty and holds no lake", file=str(path),
                                hint="choose an empty or new folder for --lake")
         with _lake_errors(root):
-            make_private_dir(root)
+            make_private_dir(root / "_log")
             write_once(meta, orjson.dumps(
                 {"layout": LAYOUT, "created_at": datetime.now(UTC).isoformat()},
-                option=orjson.OPT_INDENT_2), durable=True)
+                option=orjson.OPT_INDENT_2), durable=True)  # syncs the root, and `_log` in it
     try:
         layout = orjson.loads(meta.read_bytes())["layout"]
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError):

@@ -19,7 +19,10 @@ from rmg_lake.config import Settings
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import write_once
 
-__all__ = ["Batch", "Current", "FileRecord", "Log", "Outcome", "current_versions", "is_newer"]
+__all__ = [
+    "Batch", "Current", "FileRecord", "Log", "Outcome", "current_versions", "is_newer",
+    "settings_in_force",
+]
 
 Outcome = Literal["added", "duplicate", "quarantined", "attachment"]
 OUTCOMES: tuple[Outcome, ...] = ("added", "duplicate", "quarantined", "attachment")
@@ -48,7 +51,7 @@ class FileRecord(BaseModel):
 
 
 class Batch(BaseModel):
-    """One committed ingest: what it saw, and the study settings in force from then on."""
+    """One committed ingest: what it saw, and the study settings if they changed with it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -56,7 +59,7 @@ class Batch(BaseModel):
     kind: Literal["ingest"] = "ingest"
     committed_at: AwareDatetime
     source: str
-    settings: Settings
+    settings: Settings | None = None  # None: the settings in force stay
     counts: dict[str, int]
     files: tuple[FileRecord, ...]
 
@@ -89,6 +92,10 @@ class Log:
                 raise LakeUnusable(f"unreadable log entry ({exc.error_count()} problems)",
                                    file=str(path), hint="the log is never edited by hand") from None
         return batches
+
+    def count(self) -> int:
+        """How many batches are committed, without reading them."""
+        return len(self._paths())
 
     def commit(self, batch: Batch) -> Path:
         """Write the entry once and durably; this is the moment the batch exists."""
@@ -127,3 +134,8 @@ def current_versions(batches: list[Batch]) -> dict[str, Current]:
             else:
                 current[record.observation_id] = seen._replace(versions=seen.versions + 1)
     return current
+
+
+def settings_in_force(batches: list[Batch]) -> Settings:
+    """The study settings the latest batch that set them recorded (defaults before any)."""
+    return next((b.settings for b in reversed(batches) if b.settings is not None), Settings())

@@ -35,10 +35,12 @@ __all__ = [
     "RosterObservation",
     "department_problem",
     "observation_adapter",
+    "shown_key",
 ]
 
 FACTORY_TZ = ZoneInfo("Asia/Dhaka")
 MACHINE_PREFIX = {"knitting": "KN", "linking": "LI"}
+_MACHINE_LIKE = re.compile(r"[A-Z]{1,3}[0-9]{1,4}")
 OTHER_INTERLOCUTORS = ("OO", "OS", "FIC", "PM", "OM", "O")  # besides the team's machines
 
 Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=64)]
@@ -235,5 +237,12 @@ def department_problem(observation: Observation) -> tuple[str, str] | None:
         return None
     for code in observation.machines:
         if not machine.fullmatch(code):
-            return f"machines.{code}", f"not a {department} machine code ({prefix}1, {prefix}2, …)"
+            return (f"machines.{shown_key(code)}",
+                    f"not a {department} machine code ({prefix}1, {prefix}2, …)")
     return None
+
+
+def shown_key(key: str) -> str:
+    """A machine key as a field path may show it: a key that is no machine code at all
+    may be a person's code typed in the wrong place, so it is described, not repeated."""
+    return key if _MACHINE_LIKE.fullmatch(key) else "<not a machine code>"

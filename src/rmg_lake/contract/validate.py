@@ -12,6 +12,7 @@ from rmg_lake.contract.models import (
     Observation,
     department_problem,
     observation_adapter,
+    shown_key,
 )
 from rmg_lake.contract.names import parse_name
 from rmg_lake.errors import LakeError
@@ -81,6 +82,8 @@ def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
     loc = [str(part) for part in error["loc"]]
     if loc and (loc[0] in ("roster", "interactions") or loc[0].startswith("wip-")):
         loc = loc[1:]  # the discriminator's tag, not a field of the file
+    if len(loc) > 1 and loc[0] == "machines":
+        loc[1] = shown_key(loc[1])
     field = ".".join(loc) or None
     message = str(error["msg"])
     if error["type"] == "json_invalid":

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rmg_lake.errors import SourceError
-from rmg_lake.sources.base import Source, SourceFile, printable
+from rmg_lake.sources.base import FileGone, Source, SourceFile, printable, utf8
 from rmg_lake.sources.local import LocalFolder
 
-__all__ = ["LocalFolder", "Source", "SourceFile", "open_source", "printable"]
+__all__ = [
+    "FileGone", "LocalFolder", "Source", "SourceFile", "open_source", "printable", "utf8",
+]
 
 
 def open_source(spec: str, *, exclude: Sequence[Path] = ()) -> Source:

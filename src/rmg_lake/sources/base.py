@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["Source", "SourceFile", "printable"]
+from rmg_lake.errors import SourceError
+
+__all__ = ["FileGone", "Source", "SourceFile", "printable", "utf8"]
+
+
+class FileGone(SourceError):
+    """A listed file was gone by the time it was read (a live sync folder); the next
+    ingest takes it if it comes back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,5 +37,16 @@ class Source(Protocol):
 
 
 def printable(path: str) -> str:
-    """`path` as UTF-8 text: bytes a file system allowed but UTF-8 does not become `\\xNN`."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """`path` as UTF-8 text, one to one: bytes a file system allowed but UTF-8 does not
+    become `\\xNN`, and a backslash of the name itself is doubled."""
+    escaped = path.replace("\\", "\\\\")
+    return escaped.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def utf8(name: str) -> bool:
+    """Whether a name the file system gave is UTF-8 text."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -8,9 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rmg_lake.errors import SourceError
-from rmg_lake.sources.base import SourceFile
+from rmg_lake.sources.base import FileGone, SourceFile
 
 __all__ = ["LocalFolder"]
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
 
 
 class LocalFolder:
@@ -18,16 +23,16 @@ class LocalFolder:
 
     Dot-files and dot-folders (`.dropbox.cache`, `.DS_Store`) are the sync client's own and
     are not listed; neither are symbolic links, which are never followed, nor `exclude`d
-    folders (a lake kept inside the sync folder).
+    folders (a lake kept inside the sync folder, however its path is spelled).
     """
 
     def __init__(self, root: str | Path, *, exclude: Sequence[Path] = ()) -> None:
-        self.root = Path(root).expanduser().absolute()
+        self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise SourceError("no such folder", file=str(root),
                               hint="check `source` in rmg-lake.toml or pass --source DIR")
-        self.exclude = {p.absolute() for p in exclude}
-        if self.root in self.exclude:
+        self.exclude = {_identity(p) for p in exclude if p.is_dir()}
+        if _identity(self.root) in self.exclude:
             raise SourceError("the source folder is the lake folder", file=str(root),
                               hint="keep the lake outside the sync folder")
 
@@ -42,12 +47,18 @@ class LocalFolder:
 
         for folder, dirs, files in os.walk(self.root, onerror=fail):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                             and Path(folder, d) not in self.exclude)
+                             and not self._excluded(Path(folder, d)))
             for name in sorted(files):
                 full = Path(folder, name)
                 if name.startswith(".") or full.is_symlink():
                     continue
-                st = full.stat()
+                try:
+                    st = full.stat()
+                except FileNotFoundError:
+                    continue  # gone since the folder was listed: not there to take
+                except OSError as err:
+                    raise SourceError(f"cannot look at the file ({err.strerror})",
+                                      file=str(full)) from None
                 yield SourceFile(
                     path=full.relative_to(self.root).as_posix(),
                     size=st.st_size,
@@ -55,8 +66,17 @@ class LocalFolder:
                     fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
                 )
 
+    def _excluded(self, folder: Path) -> bool:
+        try:
+            return _identity(folder) in self.exclude
+        except OSError:
+            return False
+
     def read(self, file: SourceFile) -> bytes:
         try:
             return (self.root / file.path).read_bytes()
+        except FileNotFoundError:
+            raise FileGone("the file went away while it was being read",
+                           file=file.path) from None
         except OSError as err:
             raise SourceError(f"cannot read the file ({err.strerror})", file=file.path) from err
