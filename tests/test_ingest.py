@@ -174,6 +174,9 @@ def test_teams_come_from_the_data_and_the_config(tmp_path: Path) -> None:
                 for d, names in depts.items() for t in names}
     assert teams == expected | {("f09", "linking", "pilot")}
     assert set(lake.completion().filter(factory="f09")["status"]) <= {"missing", "off"}
+    for task in ("roster", "wip", "interactions"):  # its frames exist, empty, for the views
+        assert lake.frame(task, "linking", "pilot").height == 0
+    assert "wip" in lake.frame("wip", "linking", "pilot").columns
 
 
 def test_listed_holidays_are_off_days(tmp_path: Path) -> None:

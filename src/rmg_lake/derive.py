@@ -109,7 +109,8 @@ def build_frames(
         .sort([*_ROW_ORDER, *then_by.get(name, [])])
         for name, data in rows.items()
     }
-    frames["completion"] = completion(frames["observations"], settings_in_force(batches))
+    settings = settings_in_force(batches)
+    frames["completion"] = completion(frames["observations"], settings)
     frames["batches"] = pl.DataFrame(
         [{"batch": b.batch, "committed_at": b.committed_at, "source": b.source, **b.counts}
          for b in batches], schema=SCHEMAS["batches"], orient="row")
@@ -118,12 +119,14 @@ def build_frames(
           "reason": f.reason, "stored": f.stored}
          for b in batches for f in b.files if f.outcome == "quarantined"],
         schema=SCHEMAS["quarantine"], orient="row")
-    for task in ("roster", "wip", "interactions"):
-        for (department, team), part in frames[task].group_by(
-            ["department", "team"], maintain_order=True
-        ):
-            frames[f"teams/{team_frame_name(task, str(department), str(team))}"] = part.drop(
-                _NOT_IN[str(department)] if task == "wip" else ())
+    teams = set(frames["observations"].select("department", "team").iter_rows())
+    teams |= {(d, t) for depts in settings.study.values() for d, names in depts.items()
+              for t in names}
+    for task in ("roster", "wip", "interactions"):  # every team has all three, rows or not
+        for department, team in sorted(teams):
+            part = frames[task].filter(department=department, team=team)
+            frames[f"teams/{team_frame_name(task, department, team)}"] = part.drop(
+                _NOT_IN[department] if task == "wip" else ())
     return frames
 
 
