@@ -228,3 +228,40 @@ def test_readers_that_find_the_catalog_gone_rebuild_it_once_together(
     results = [reader.communicate(timeout=120) for reader in readers]
     assert [reader.returncode for reader in readers] == [0, 0, 0, 0], results
     assert len({stdout for stdout, _ in results}) == 1
+
+
+def test_a_second_writer_says_it_waits(ingested: Ingested, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(ingested.lake.root, lake)
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
+         f"lock = FileLock({str(lake / '.lock')!r}); lock.acquire(); print('held', flush=True)"
+         "\ntime.sleep(2)"], stdout=subprocess.PIPE, text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        result = run_cli("rebuild", "--lake", str(lake))
+    assert result.returncode == 0, result.stderr
+    assert "Another rmg-lake run is writing this lake; waiting" in result.stderr
+
+
+def test_a_missing_source_makes_no_lake(tmp_path: Path) -> None:
+    result = run_cli("ingest", "--source", "nowhere", "--lake", "lake", cwd=tmp_path)
+    assert result.returncode == 1
+    assert not (tmp_path / "lake").exists()
+
+
+def test_report_into_head_is_quiet(ingested: Ingested) -> None:
+    result = subprocess.run(
+        f"{sys.executable} -m rmg_lake report --lake {ingested.lake.root} | head -2",
+        shell=True, capture_output=True, text=True, check=False,
+        executable="/bin/bash")
+    assert result.stderr == "" and len(result.stdout.splitlines()) == 2
+
+
+def test_report_and_rebuild_with_lake_ignore_a_broken_toml(
+    ingested: Ingested, tmp_path: Path,
+) -> None:
+    (tmp_path / "rmg-lake.toml").write_text("this is not toml")
+    for command in ("report", "rebuild"):
+        result = run_cli(command, "--lake", str(ingested.lake.root), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr

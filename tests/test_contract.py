@@ -145,11 +145,30 @@ def test_a_machine_code_key_is_named_in_the_field() -> None:
     assert error.field == "machines.KN1.back"
 
 
-def test_values_of_non_identifying_fields_are_still_shown() -> None:
-    error = _rejected("knitting-wip", _put("machines.KN2.mc_status", "idle"))
-    assert error.field == "machines.KN2.mc_status"
-    assert "(got 'idle')" in error.message
+@pytest.mark.parametrize(("where", "value", "shown"), [
+    ("machines.KN1.back", -4, "(got -4)"),
+    ("started_at", "2026-11-24T10:15:00", "(got '2026-11-24T10:15:00')"),
+    ("machines.KN2.mc_status", "idle", None),  # text in a coded field may be anything
+    ("status", "sup4715", None),
+])
+def test_values_are_shown_only_where_they_cannot_be_a_persons_code(
+    where: str, value: object, shown: str | None,
+) -> None:
+    error = _rejected("knitting-wip", _put(where, value))
+    assert error.field == where
+    if shown:
+        assert shown in error.message
+    else:
+        assert "(got" not in error.message and str(value) not in str(error)
 
+
+@pytest.mark.parametrize("key", ["W4712", "w4712", "sup07"])
+def test_an_upper_case_code_as_machine_key_is_not_repeated(key: str) -> None:
+    def rename(payload: Any) -> None:
+        payload["machines"][key] = payload["machines"].pop("KN2")
+
+    error = _rejected("knitting-wip", rename)
+    assert key not in str(error)
 
 @pytest.mark.parametrize(("name", "team"), [
     ("wip_knitting_same-floor_obs03_20261124T101500.json", "same-floor"),

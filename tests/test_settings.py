@@ -94,3 +94,22 @@ def test_the_same_days_in_another_order_are_the_same_settings(tmp_path: Path) ->
     assert run_cli("ingest", cwd=tmp_path).returncode == 0
     write_toml(tmp_path, "[calendar]\nholidays = [2026-11-03, 2026-11-02, 2026-11-02]\n")
     assert "Nothing new" in run_cli("ingest", cwd=tmp_path).stdout
+
+
+def test_the_first_batch_records_the_settings_and_team_order_is_no_change(
+    tmp_path: Path,
+) -> None:
+    simulate(tmp_path / "inbox", days=2, seed=2, bad_files=False)
+    write_toml(tmp_path, "[study.f09]\nlinking = ['b', 'a']\n")
+    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    (first,) = open_lake(tmp_path / "lake").batches()
+    assert first.settings is not None and first.settings.study == {"f09": {"linking": ("a", "b")}}
+    write_toml(tmp_path, "[study.f09]\nlinking = ['a', 'b', 'a']\n")
+    assert "Nothing new" in run_cli("ingest", cwd=tmp_path).stdout
+
+
+def test_a_lake_without_a_toml_still_records_its_settings(tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=2, seed=2, bad_files=False)
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(tmp_path / "inbox")
+    assert lake.batches()[0].settings is not None

@@ -193,3 +193,23 @@ def test_a_damaged_leftover_in_the_raw_store_is_replaced(tmp_path: Path, lake: L
     lake.ingest(tmp_path / "in")
     assert leftover.read_bytes() == path.read_bytes()
     assert lake.table("observations").height == 1
+
+
+def test_two_observers_empty_uploads_are_two_bad_files(tmp_path: Path, lake: Lake) -> None:
+    (tmp_path / "in").mkdir()
+    for name in (WIP, "roster_linking_control_obs02_20261102T080000.json"):
+        (tmp_path / "in" / name).write_bytes(b"")
+    result = lake.ingest(tmp_path / "in")
+    assert result.counts["quarantined"] == 2
+    assert lake.table("quarantine").height == 2
+
+
+def test_a_sub_folder_that_goes_away_while_listed_is_skipped(tmp_path: Path) -> None:
+    from rmg_lake.sources import LocalFolder
+
+    put(tmp_path / "in", WIP, 1000)
+    put(tmp_path / "in" / "later", WIP, 1000)
+    listing = LocalFolder(tmp_path / "in").list()
+    assert next(listing).path == WIP
+    shutil.rmtree(tmp_path / "in" / "later")  # the sync client removes it meanwhile
+    assert list(listing) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from datetime import date
@@ -14,10 +15,11 @@ from rich.console import Console
 from rich.progress import track as rich_track
 from rich.text import Text
 
-from rmg_lake.config import CONFIG_FILE, Config, load_config
+from rmg_lake.config import CONFIG_FILE, load_config
 from rmg_lake.errors import LakeError
 from rmg_lake.lake import IngestResult, Lake, open_lake
 from rmg_lake.report import completion_csv, completion_json, render_completion
+from rmg_lake.sources import open_source
 
 __all__ = ["app", "main"]
 
@@ -44,8 +46,22 @@ def _track(items: Iterable[T], total: int, what: str) -> Iterable[T]:
     return rich_track(items, description=what, total=total, console=err, transient=True)
 
 
-def _lake(config: Config | None, lake: Path | None, *, create: bool = False) -> Lake:
-    return open_lake(lake or (config.lake if config else Path("lake")), create=create)
+def _lake(lake: Path | None, *, create: bool = False) -> Lake:
+    """The lake `--lake` names, else the one rmg-lake.toml names, else ./lake."""
+    if lake is None:
+        config = load_config()
+        lake = config.lake if config else Path("lake")
+    return _waiting(open_lake(lake, create=create))
+
+
+def _waiting(lake: Lake) -> Lake:
+    lake.on_wait = lambda: err.print("Another rmg-lake run is writing this lake; waiting for "
+                                     "it to finish…")
+    return lake
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 'es' if word.endswith('h') else 's'}"
 
 
 @app.command()
@@ -60,45 +76,48 @@ def ingest(
     if source is None:
         raise LakeError("no source given", hint="pass --source DIR or set `source` "
                         "in rmg-lake.toml")
-    the_lake = _lake(config, lake, create=True)
+    root = (lake or (config.lake if config else Path("lake"))).resolve()
+    files = open_source(source, exclude=[root])  # before the lake: a wrong source makes none
+    the_lake = _waiting(open_lake(root, create=True))
     # rmg-lake.toml's study settings are about its own lake, not one named by --lake
     ours = config is not None and config.lake.resolve() == the_lake.root
     settings = config.settings if config and ours else None
-    _print_ingest(the_lake.ingest(source, settings=settings, track=_track), the_lake)
+    _print_ingest(the_lake.ingest(files, settings=settings, track=_track), the_lake)
 
 
-_SHOWN = 10  # quarantined files listed after an ingest
+_LISTED = 10  # quarantined files listed after an ingest
 
 
 def _print_ingest(result: IngestResult, lake: Lake) -> None:
     where = result.source.removeprefix("local:")
     if result.vanished:
-        out.print(f"{result.vanished:,} files went away while being read (a sync in "
+        out.print(f"{_n(result.vanished, 'file')} went away while being read (a sync in "
                   "progress?); the next ingest takes them if they come back.")
     if result.batch is None:
         n = len(lake.batches())
-        out.print(f"Nothing new in {where}: the lake is unchanged "
-                  f"({n} batch{'' if n == 1 else 'es'} so far).")
+        out.print(f"Nothing new in {where}: the lake is unchanged ({_n(n, 'batch')} so far).")
         return
     c = result.counts
     if not c["seen"]:
         out.print(f"Batch {result.batch.batch}: no new files; the study settings in "
                   f"{CONFIG_FILE} changed and now shape the frames.")
         return
-    out.print(f"Batch {result.batch.batch} from {where}: {c['seen']:,} files seen")
-    out.print(f"  {c['added']:,} new events ({result.superseding:,} replace earlier versions), "
-              f"{c['duplicate']:,} duplicates, {c['quarantined']:,} quarantined, "
-              f"{c['attachment']:,} attachments")
+    out.print(f"Batch {result.batch.batch} from {where}: {_n(c['seen'], 'file')} seen")
+    out.print(f"  {_n(c['added'], 'new event')} ({result.superseding:,} replace earlier "
+              f"versions), {_n(c['duplicate'], 'duplicate')}, {c['quarantined']:,} "
+              f"quarantined, {_n(c['attachment'], 'attachment')}")
+    if result.batch.settings is not None and result.batch.batch > 1:
+        out.print(f"  The study settings in {CONFIG_FILE} changed with this batch.")
     if result.with_unknown_keys:
         out.print(f"  {result.with_unknown_keys:,} observations carry keys the contract does not "
                   "know (kept in raw; see extra_keys in observations)")
     bad = [f for f in result.batch.files if f.outcome == "quarantined"]
-    for record in bad[:_SHOWN]:
+    for record in bad[:_LISTED]:
         field = f"{record.field}: " if record.field else ""
         out.print(Text.assemble("  ", ("quarantined", "yellow"),
                                 f" {record.path} — {field}{record.reason}"), highlight=False)
-    if len(bad) > _SHOWN:
-        out.print(f"  … and {len(bad) - _SHOWN} more; the `quarantine` view lists them all")
+    if len(bad) > _LISTED:
+        out.print(f"  … and {len(bad) - _LISTED} more; the `quarantine` view lists them all")
 
 
 @app.command()
@@ -110,7 +129,7 @@ def report(
 ) -> None:
     """Which tasks were completed on which days, against the protocol."""
     first, last = _day(start, "--from"), _day(end, "--to")
-    frame = _lake(load_config(), lake).completion(first, last)
+    frame = _lake(lake).completion(first, last)
     if format is Format.csv:
         sys.stdout.write(completion_csv(frame))
     elif format is Format.json:
@@ -133,10 +152,10 @@ def _day(text: str | None, option: str) -> date | None:
 @app.command()
 def rebuild(lake: LakeOption = None) -> None:
     """Delete every derived file (Parquet frames, lake.duckdb) and rebuild it from raw + log."""
-    the_lake = _lake(load_config(), lake)
+    the_lake = _lake(lake)
     the_lake.rebuild(track=_track)
-    n = len(the_lake.batches())
-    out.print(f"Rebuilt the frames and lake.duckdb in {the_lake.root} from {n} batches.")
+    batches = _n(len(the_lake.batches()), "batch")
+    out.print(f"Rebuilt the frames and lake.duckdb in {the_lake.root} from {batches}.")
 
 
 @app.command()
@@ -163,6 +182,8 @@ def main() -> None:
     except LakeError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         sys.exit(1)
+    except BrokenPipeError:  # `rmg-lake report | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except KeyboardInterrupt:
         err.print("interrupted: the lake holds only whole, committed batches; files are "
                   "remade on the next run")

@@ -1,8 +1,8 @@
 """`rmg-lake.toml`: where the files come from, where the lake is, and the study's settings.
 
-The study settings (protocol, calendar, expected teams) shape the derived frames, so every
-batch records the settings in force; the frames are built from the log's latest settings,
-never from whichever file happens to be in the working directory.
+The study settings (protocol, calendar, expected teams) shape the derived frames, so the
+log records them: the first batch, and each batch with which they changed. The frames are
+built from the log's latest settings, never from whichever file is in the working folder.
 """
 
 from __future__ import annotations
@@ -70,6 +70,15 @@ class Settings(_Settings):
     # factory → department → teams expected even before any of their files arrive
     study: dict[Token, dict[Literal["knitting", "linking"], tuple[Token, ...]]] = Field(
         default_factory=dict)
+
+    @field_validator("study")
+    @classmethod
+    def _in_order(
+        cls, study: dict[str, dict[Any, tuple[str, ...]]],
+    ) -> dict[str, dict[Any, tuple[str, ...]]]:
+        """Order carries no meaning here either: the same teams are the same settings."""
+        return {factory: {dep: tuple(sorted(set(teams))) for dep, teams in sorted(deps.items())}
+                for factory, deps in sorted(study.items())}
 
 
 class Config(Settings):

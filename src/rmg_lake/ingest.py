@@ -25,9 +25,8 @@ class Index:
     events: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → added record
     current: dict[str, FileRecord] = field(default_factory=dict)  # observation_id → record
     attachments: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → record
-    # (sha256, field, reason) → record: the same bad bytes with the same problem
-    quarantined: dict[tuple[str, str | None, str | None], FileRecord] = field(
-        default_factory=dict)
+    # (file name, sha256, reason) → record: the same bad file again, maybe in another folder
+    quarantined: dict[tuple[str, str, str | None], FileRecord] = field(default_factory=dict)
 
     @classmethod
     def of(cls, batches: Iterable[Batch]) -> Index:
@@ -42,7 +41,8 @@ class Index:
         if record.outcome == "attachment":
             self.attachments.setdefault(record.sha256, record)
         elif record.outcome == "quarantined":
-            self.quarantined.setdefault((record.sha256, record.field, record.reason), record)
+            self.quarantined.setdefault(_bad_key(record.path, record.sha256, record.reason),
+                                        record)
         elif record.outcome == "added" and record.observation_id is not None:
             self.events[record.sha256] = record
             current = self.current.get(record.observation_id)
@@ -85,7 +85,9 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
     """Store one file and decide its outcome.
 
     A duplicate is bytes the lake already holds with the same meaning: a valid observation
-    (under any valid name), an attachment, or a bad file with the same problem.
+    (under any valid name), an attachment, or a bad file seen before under the same file
+    name (moved to another folder, or touched). Two observers' empty uploads are two bad
+    files, not one.
     """
     digest, path = sha256(data), printable(file.path)
     common: dict[str, Any] = {"path": path, "size": len(data), "modified": file.modified,
@@ -102,7 +104,7 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
                                      field="(file name)", hint="rename it on the tablet")
         valid = validate_file(path, data)
     except InvalidObservation as err:
-        if (known := index.quarantined.get((digest, err.field, err.message))) is not None:
+        if (known := index.quarantined.get(_bad_key(path, digest, err.message))) is not None:
             return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
                               **common)
         return FileRecord(outcome="quarantined", field=err.field, reason=err.message,
@@ -119,6 +121,10 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
     if current is not None and is_newer(record, current):
         record = record.model_copy(update={"supersedes": current.sha256})
     return record
+
+
+def _bad_key(path: str, digest: str, reason: str | None) -> tuple[str, str, str | None]:
+    return path.rsplit("/", 1)[-1], digest, reason
 
 
 def new_batch(

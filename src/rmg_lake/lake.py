@@ -7,8 +7,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,7 +22,7 @@ from rmg_lake.catalog import CATALOG, build_catalog
 from rmg_lake.config import Settings
 from rmg_lake.derive import FRAMES, build_frames, team_frame_name, write_frames
 from rmg_lake.errors import LakeError, LakeUnusable
-from rmg_lake.files import make_private_dir, sync_all, write_atomic, write_once
+from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_atomic, write_once
 from rmg_lake.ingest import Index, collect, new_batch
 from rmg_lake.log import Batch, Log, settings_in_force
 from rmg_lake.progress import Track
@@ -59,33 +58,38 @@ class IngestResult:
 class Lake:
     """A lake folder: raw store, log, and the frames and catalog derived from them.
 
-    One process at a time writes (ingest, rebuild, catching the derived files up): the
-    others wait for `lake/.lock`, up to `wait` seconds.
+    One process at a time writes (an ingest, a rebuild, or a reader bringing the derived
+    files up to date): the others wait for `lake/.lock`, up to `wait` seconds, calling
+    `on_wait` once if they have to.
     """
 
-    def __init__(self, root: Path, *, wait: float = 600) -> None:
+    def __init__(self, root: Path, *, wait: float = 600,
+                 on_wait: Callable[[], None] | None = None) -> None:
         self.root = root.resolve()
         self.log = Log(self.root)
         self.store = RawStore(self.root)
-        self._lock = FileLock(self.root / ".lock", timeout=wait, mode=0o600)
+        self.wait, self.on_wait = wait, on_wait
+        self._lock = FileLock(self.root / ".lock", mode=0o600, is_singleton=True)
 
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
                track: Track | None = None) -> IngestResult:
         """Take every new file from `source` into the lake as one batch.
 
         `settings` (protocol, calendar, expected teams) are recorded with the batch when
-        they differ from those in force, and shape the frames from then on; None keeps the
-        lake's. New settings alone make a batch of no files.
+        they differ from those in force (and always with the first), and shape the frames
+        from then on; None keeps the lake's. New settings alone make a batch of no files.
         """
         if isinstance(source, str | Path):
             source = open_source(str(source), exclude=[self.root])
         with self._writing():
             batches = self.log.entries()
-            if settings == settings_in_force(batches):
+            if not batches:
+                settings = settings or Settings()
+            elif settings == settings_in_force(batches):
                 settings = None
             got = collect(source, self.store, Index.of(batches), track=track)
-            if not got.records and settings is None:
-                self._catch_up(batches)
+            if not got.records and (settings is None or not batches):  # nothing to record
+                self._refresh_locked(batches)
                 return IngestResult(source.name, None, got.vanished)
             batch = new_batch(len(batches) + 1, source, settings, got.records)
             sync_all()  # every file the entry names is on disk before the entry is
@@ -94,20 +98,21 @@ class Lake:
         return IngestResult(source.name, batch, got.vanished)
 
     def rebuild(self, *, track: Track | None = None) -> None:
-        """Delete every derived file and make it again from the log and raw files alone."""
+        """Make every derived file again from the log and raw files alone.
+
+        Nothing derived is read: the new frames and catalog replace the old ones whole,
+        so readers meanwhile see the old ones or the new ones.
+        """
         with self._writing():
-            shutil.rmtree(self.root / "frames", ignore_errors=True)
-            (self.root / CATALOG).unlink(missing_ok=True)
-            (self.root / _DERIVED).unlink(missing_ok=True)
             self._derive(self.log.entries(), track)
 
-    def ensure_current(self) -> None:
+    def refresh(self) -> None:
         """Rebuild the derived files if they are missing, behind the log, or moved."""
-        if not self._current(self.log.count()):
+        if not self._up_to_date(self.log.count()):
             with self._writing():
-                self._catch_up(self.log.entries())
+                self._refresh_locked(self.log.entries())
 
-    def _current(self, batches: int) -> bool:
+    def _up_to_date(self, batches: int) -> bool:
         try:
             built = orjson.loads((self.root / _DERIVED).read_bytes())
         except (OSError, orjson.JSONDecodeError):
@@ -115,8 +120,8 @@ class Lake:
         return built == {"root": str(self.root), "batches": batches} \
             and (self.root / "frames").is_dir() and (self.root / CATALOG).is_file()
 
-    def _catch_up(self, batches: list[Batch]) -> None:
-        if not self._current(len(batches)):  # another process may have done it meanwhile
+    def _refresh_locked(self, batches: list[Batch]) -> None:
+        if not self._up_to_date(len(batches)):  # another process may have done it meanwhile
             self._derive(batches, None)
 
     def _derive(self, batches: list[Batch], track: Track | None) -> None:
@@ -130,11 +135,21 @@ class Lake:
     def _writing(self) -> Iterator[None]:
         """Hold the lake's lock, and turn what the file system says into a lake error."""
         try:
-            with self._lock, _lake_errors(self.root):
-                yield
+            self._lock.acquire(timeout=0)
         except Timeout:
-            raise LakeUnusable("another rmg-lake run is writing this lake", file=str(self.root),
-                               hint="wait for it to finish, then run this again") from None
+            if self.on_wait is not None:
+                self.on_wait()
+            try:
+                self._lock.acquire(timeout=self.wait)
+            except Timeout:
+                raise LakeUnusable("another rmg-lake run is writing this lake",
+                                   file=str(self.root),
+                                   hint="wait for it to finish, then run this again") from None
+        try:
+            with _lake_errors(self.root):
+                yield
+        finally:
+            self._lock.release()
 
     def batches(self) -> list[Batch]:
         return self.log.entries()
@@ -158,12 +173,22 @@ class Lake:
         return frame
 
     def _read(self, relative: str) -> pl.DataFrame:
-        self.ensure_current()
+        self.refresh()
         path = self.root / "frames" / relative
+        try:
+            return pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError):
+            pass  # a writer may be swapping the frames in: wait for it, then look again
+        with self._writing():
+            self._refresh_locked(self.log.entries())
         if not path.is_file():
             raise LakeError("no such frame in the lake", file=relative,
                             hint="see the names under frames/teams/")
-        return pl.read_parquet(path)
+        try:
+            return pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError):
+            raise LakeUnusable("a derived frame is damaged", file=str(path),
+                               hint="run `rmg-lake rebuild`") from None
 
 
 @contextmanager
@@ -189,14 +214,16 @@ def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
         if not create:
             raise LakeUnusable("no lake here", file=str(path),
                                hint="run `rmg-lake ingest` first, or pass --lake DIR")
-        if root.is_dir() and any(root.iterdir()):
+        if root.is_dir() and any(not p.name.startswith(".") for p in root.iterdir()):
             raise LakeUnusable("the folder is not empty and holds no lake", file=str(path),
                                hint="choose an empty or new folder for --lake")
-        with _lake_errors(root):
-            make_private_dir(root / "_log")
+        with _lake_errors(root):  # _meta.json first: it makes the folder a lake
+            make_private_dir(root)
             write_once(meta, orjson.dumps(
                 {"layout": LAYOUT, "created_at": datetime.now(UTC).isoformat()},
-                option=orjson.OPT_INDENT_2), durable=True)  # syncs the root, and `_log` in it
+                option=orjson.OPT_INDENT_2), durable=True)
+            make_private_dir(root / "_log")
+            fsync_dir(root)
     try:
         layout = orjson.loads(meta.read_bytes())["layout"]
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError):

@@ -41,10 +41,10 @@ class FileRecord(BaseModel):
     outcome: Outcome
     stored: str  # where the bytes are kept, relative to the lake
     event_id: str | None = None  # added: the new event's id (its sha256: events are content)
-    observation_id: str | None = None  # added and duplicate
+    observation_id: str | None = None  # added, and a duplicate of an observation
     day: date | None = None  # added: factory-local day of the observation
     supersedes: str | None = None  # added: the event of the same observation it replaces
-    duplicate_of: str | None = None  # duplicate: the event it repeats byte for byte
+    duplicate_of: str | None = None  # duplicate: sha256 of the stored file it repeats
     field: str | None = None  # quarantined: where the problem is
     reason: str | None = None  # quarantined: what it is
     extra_keys: tuple[str, ...] | None = None  # added: keys the contract lacks (kept in raw)

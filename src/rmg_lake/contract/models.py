@@ -40,7 +40,7 @@ __all__ = [
 
 FACTORY_TZ = ZoneInfo("Asia/Dhaka")
 MACHINE_PREFIX = {"knitting": "KN", "linking": "LI"}
-_MACHINE_LIKE = re.compile(r"[A-Z]{1,3}[0-9]{1,4}")
+_MACHINE_LIKE = re.compile(r"(KN|LI)[1-9][0-9]{0,3}")  # a machine code of either department
 OTHER_INTERLOCUTORS = ("OO", "OS", "FIC", "PM", "OM", "O")  # besides the team's machines
 
 Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=64)]
@@ -243,6 +243,6 @@ def department_problem(observation: Observation) -> tuple[str, str] | None:
 
 
 def shown_key(key: str) -> str:
-    """A machine key as a field path may show it: a key that is no machine code at all
-    may be a person's code typed in the wrong place, so it is described, not repeated."""
+    """A machine key as a field path may show it: a key that is no machine code of either
+    department may be a person's code typed in the wrong place: described, not repeated."""
     return key if _MACHINE_LIKE.fullmatch(key) else "<not a machine code>"

@@ -19,15 +19,15 @@ from rmg_lake.errors import LakeError
 
 __all__ = ["InvalidObservation", "Validated", "validate_file"]
 
-# A message repeats the input only for these fields, whose values never identify a person.
-# Everything else (worker_id, supervisor, with, style, notes, a list element, a machine) is
-# described but not echoed, since a person's code may have landed there.
-_SHOWN = frozenset({
-    "schema_version", "task", "observation_id", "observer", "factory", "department", "team",
-    "started_at", "ended_at", "status", "app_version", "device",
-    "mc_status", "component", "back", "front", "sleeve", "collar", "wip",
-    "length_s", "initiator", "topic",
+# A message repeats the input only where it cannot be a person's code: a number or a
+# boolean in a counting or coded field, or the text of a time stamp or an id. Any other
+# text (even in a coded field such as `status`) may be a worker's code typed in the
+# wrong place: it is described, never echoed.
+_SHOWN_NUMBERS = frozenset({
+    "schema_version", "back", "front", "sleeve", "collar", "wip", "length_s",
+    "mc_status", "component", "status", "task", "initiator", "topic", "department",
 })
+_SHOWN_TEXT = frozenset({"started_at", "ended_at", "observation_id"})
 _NAME_HINT = "expected <task>_<department>_<team>_<observer>_<YYYYMMDD>T<HHMMSS>.json"
 
 
@@ -103,8 +103,9 @@ def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
     if error["type"] == "json_type":
         return None, "not valid JSON"
     value = error.get("input")
-    if loc and loc[-1] in _SHOWN and not isinstance(value, dict | list) \
-            and len(repr(value)) <= 60:
+    shown = (isinstance(value, int | float) and loc and loc[-1] in _SHOWN_NUMBERS) or (
+        isinstance(value, str) and loc and loc[-1] in _SHOWN_TEXT and len(value) <= 40)
+    if shown:
         message = f"{message} (got {value!r})"
     return field, message
 

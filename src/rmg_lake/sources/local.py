@@ -42,6 +42,8 @@ class LocalFolder:
 
     def list(self) -> Iterator[SourceFile]:
         def fail(err: OSError) -> None:
+            if isinstance(err, FileNotFoundError) and err.filename != str(self.root):
+                return  # a sub-folder gone since its parent was listed: nothing to take
             raise SourceError(f"cannot list the folder ({err.strerror})",
                               file=str(err.filename or self.root))
 
