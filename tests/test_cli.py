@@ -265,3 +265,25 @@ def test_report_and_rebuild_with_lake_ignore_a_broken_toml(
     for command in ("report", "rebuild"):
         result = run_cli(command, "--lake", str(ingested.lake.root), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
+
+
+def test_no_worker_or_supervisor_code_is_ever_printed(tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=3, seed=14)
+    codes: set[str] = set()
+    for path in (tmp_path / "inbox").rglob("*.json"):
+        try:
+            payload = json.loads(path.read_bytes())
+        except ValueError:
+            continue
+        if isinstance(payload, dict):
+            codes.add(str(payload.get("supervisor")))
+            for machine in (payload.get("machines") or {}).values():
+                codes.add(str(machine.get("worker_id")))
+    codes -= {"None"}
+    assert len(codes) > 50
+    output = ""
+    for args in (["ingest", "--source", "inbox", "--lake", "lake"], ["report", "--lake", "lake"],
+                 ["report", "--lake", "lake", "--format", "csv"], ["rebuild", "--lake", "lake"]):
+        result = run_cli(*args, cwd=tmp_path)
+        output += result.stdout + result.stderr
+    assert [code for code in codes if code in output] == []
