@@ -234,14 +234,52 @@ def test_a_second_writer_says_it_waits(ingested: Ingested, tmp_path: Path) -> No
     lake = tmp_path / "lake"
     shutil.copytree(ingested.lake.root, lake)
     with subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
-         f"lock = FileLock({str(lake / '.lock')!r}); lock.acquire(); print('held', flush=True)"
-         "\ntime.sleep(2)"], stdout=subprocess.PIPE, text=True,
-    ) as holder:
+        [sys.executable, "-c", "import sys\nfrom filelock import FileLock\n"
+         f"lock = FileLock({str(lake / '.lock')!r}); lock.acquire(); print('held', "
+         "flush=True); sys.stdin.readline()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    ) as holder, subprocess.Popen(
+        [sys.executable, "-m", "rmg_lake", "rebuild", "--lake", str(lake)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as writer:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        result = run_cli("rebuild", "--lake", str(lake))
-    assert result.returncode == 0, result.stderr
-    assert "Another rmg-lake run is writing this lake; waiting" in result.stderr
+        assert writer.stderr is not None
+        assert "Another rmg-lake run is writing this lake; waiting" in writer.stderr.readline()
+        holder.communicate("\n")  # the first writer finishes
+        out, _ = writer.communicate(timeout=120)
+    assert writer.returncode == 0
+    assert "Rebuilt the frames" in out
+
+
+def test_a_lake_made_inside_the_sync_folder_is_left_out(tmp_path: Path) -> None:
+    m = simulate(tmp_path / "inbox", days=2, seed=3)
+    result = run_cli("ingest", "--source", "inbox", "--lake", "inbox/lake", cwd=tmp_path)
+    assert f"{m.files:,} files seen" in result.stdout
+    assert "Nothing new" in run_cli("ingest", "--source", "inbox", "--lake", "inbox/lake",
+                                    cwd=tmp_path).stdout
+
+
+def test_a_first_ingest_of_an_empty_folder_makes_the_lake(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "rmg-lake.toml").write_text(
+        'source = "inbox"\nlake = "lake"\n[study.f09]\nlinking = ["pilot"]\n')
+    result = run_cli("ingest", cwd=tmp_path)
+    assert "Batch 1: no files in" in result.stdout
+    assert run_cli("report", cwd=tmp_path).returncode == 0
+    from rmg_lake import open_lake
+
+    assert open_lake(tmp_path / "lake").frame("wip", "linking", "pilot").height == 0
+
+
+def test_a_lake_under_home_is_where_the_user_means(tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=1, seed=3, bad_files=False)
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    for command in (["ingest", "--source", "inbox"], ["report"]):
+        result = subprocess.run([sys.executable, "-m", "rmg_lake", *command, "--lake",
+                                 "~/mylake"], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, check=False)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "home" / "mylake" / "_meta.json").is_file()
 
 
 def test_a_missing_source_makes_no_lake(tmp_path: Path) -> None:

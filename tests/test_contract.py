@@ -147,9 +147,11 @@ def test_a_machine_code_key_is_named_in_the_field() -> None:
 
 @pytest.mark.parametrize(("where", "value", "shown"), [
     ("machines.KN1.back", -4, "(got -4)"),
-    ("started_at", "2026-11-24T10:15:00", "(got '2026-11-24T10:15:00')"),
     ("machines.KN2.mc_status", "idle", None),  # text in a coded field may be anything
     ("status", "sup4715", None),
+    ("observation_id", "W4712", None),
+    ("ended_at", "sup-rahim", None),
+    ("team", "w4712", None),  # the name says treatment, the payload a worker's code
 ])
 def test_values_are_shown_only_where_they_cannot_be_a_persons_code(
     where: str, value: object, shown: str | None,

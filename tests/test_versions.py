@@ -213,3 +213,52 @@ def test_a_sub_folder_that_goes_away_while_listed_is_skipped(tmp_path: Path) -> 
     assert next(listing).path == WIP
     shutil.rmtree(tmp_path / "in" / "later")  # the sync client removes it meanwhile
     assert list(listing) == []
+
+
+def test_clash_copies_of_a_bad_file_are_duplicates(tmp_path: Path, lake: Lake) -> None:
+    (tmp_path / "in").mkdir()
+    for suffix in ("", " (conflicted copy 2026-11-24)", " (1)"):
+        (tmp_path / "in" / WIP.replace(".json", f"{suffix}.json")).write_bytes(b"{")
+    counts = lake.ingest(tmp_path / "in").counts
+    assert (counts["quarantined"], counts["duplicate"]) == (1, 2)
+
+
+def test_a_missing_frame_is_said_at_once_even_while_a_writer_works(
+    tmp_path: Path, lake: Lake,
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from rmg_lake import LakeError
+
+    put(tmp_path / "in", WIP, 1000)
+    lake.ingest(tmp_path / "in")
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom filelock import FileLock\n"
+         f"lock = FileLock({str(lake.root / '.lock')!r}); lock.acquire(); print('held', "
+         "flush=True); sys.stdin.readline()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        lake.wait, started = 2, time.monotonic()  # bounded, should a regression wait
+        with pytest.raises(LakeError, match="no such frame"):
+            lake.frame("wip", "knitting", "no-such-team")
+        assert time.monotonic() - started < 1
+        holder.communicate("\n")
+
+
+def test_a_reader_caught_by_a_swap_waits_and_reads_again(
+    tmp_path: Path, lake: Lake, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put(tmp_path / "in", WIP, 1000)
+    lake.ingest(tmp_path / "in")
+    refresh = lake.refresh
+
+    def refresh_then_swap() -> None:
+        """A writer renames frames/ away just after the reader found it current."""
+        refresh()
+        (lake.root / "frames").rename(lake.root / "frames.old")
+
+    monkeypatch.setattr(lake, "refresh", refresh_then_swap)
+    assert lake.table("observations").height == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable
 from datetime import date
@@ -76,7 +75,7 @@ def ingest(
     if source is None:
         raise LakeError("no source given", hint="pass --source DIR or set `source` "
                         "in rmg-lake.toml")
-    root = (lake or (config.lake if config else Path("lake"))).resolve()
+    root = (lake or (config.lake if config else Path("lake"))).expanduser().resolve()
     files = open_source(source, exclude=[root])  # before the lake: a wrong source makes none
     the_lake = _waiting(open_lake(root, create=True))
     # rmg-lake.toml's study settings are about its own lake, not one named by --lake
@@ -98,12 +97,16 @@ def _print_ingest(result: IngestResult, lake: Lake) -> None:
         out.print(f"Nothing new in {where}: the lake is unchanged ({_n(n, 'batch')} so far).")
         return
     c = result.counts
+    if not c["seen"] and result.batch.batch == 1:
+        out.print(f"Batch 1: no files in {where} yet; the lake is made, with its study "
+                  "settings.")
+        return
     if not c["seen"]:
         out.print(f"Batch {result.batch.batch}: no new files; the study settings in "
                   f"{CONFIG_FILE} changed and now shape the frames.")
         return
     out.print(f"Batch {result.batch.batch} from {where}: {_n(c['seen'], 'file')} seen")
-    out.print(f"  {_n(c['added'], 'new event')} ({result.superseding:,} replace earlier "
+    out.print(f"  {_n(c['added'], 'new event')} ({result.superseding:,} superseding earlier "
               f"versions), {_n(c['duplicate'], 'duplicate')}, {c['quarantined']:,} "
               f"quarantined, {_n(c['attachment'], 'attachment')}")
     if result.batch.settings is not None and result.batch.batch > 1:
@@ -151,7 +154,7 @@ def _day(text: str | None, option: str) -> date | None:
 
 @app.command()
 def rebuild(lake: LakeOption = None) -> None:
-    """Delete every derived file (Parquet frames, lake.duckdb) and rebuild it from raw + log."""
+    """Remake every derived file (Parquet frames, lake.duckdb) from raw + log alone."""
     the_lake = _lake(lake)
     the_lake.rebuild(track=_track)
     batches = _n(len(the_lake.batches()), "batch")
@@ -176,15 +179,13 @@ def simulate(
 
 
 def main() -> None:
-    """Entry point: library errors become one line on stderr and exit code 1."""
+    """Entry point: library errors become one line on stderr and exit code 1.
+
+    (Typer already turns Ctrl-C into exit 130 and a closed pipe, as in `| head`, into a
+    quiet exit.)
+    """
     try:
         app()
     except LakeError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         sys.exit(1)
-    except BrokenPipeError:  # `rmg-lake report | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except KeyboardInterrupt:
-        err.print("interrupted: the lake holds only whole, committed batches; files are "
-                  "remade on the next run")
-        sys.exit(130)

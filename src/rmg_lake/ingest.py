@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rmg_lake.config import Settings
-from rmg_lake.contract import InvalidObservation, validate_file
+from rmg_lake.contract import InvalidObservation, original_name, validate_file
 from rmg_lake.log import Batch, FileRecord, is_newer
 from rmg_lake.progress import Track
 from rmg_lake.sources import FileGone, Source, SourceFile, printable, utf8
@@ -86,8 +86,8 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
 
     A duplicate is bytes the lake already holds with the same meaning: a valid observation
     (under any valid name), an attachment, or a bad file seen before under the same file
-    name (moved to another folder, or touched). Two observers' empty uploads are two bad
-    files, not one.
+    name (moved to another folder, touched, or a Dropbox clash copy). Two observers' empty
+    uploads are two bad files, not one.
     """
     digest, path = sha256(data), printable(file.path)
     common: dict[str, Any] = {"path": path, "size": len(data), "modified": file.modified,
@@ -124,7 +124,7 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
 
 
 def _bad_key(path: str, digest: str, reason: str | None) -> tuple[str, str, str | None]:
-    return path.rsplit("/", 1)[-1], digest, reason
+    return original_name(path.rsplit("/", 1)[-1]), digest, reason
 
 
 def new_batch(

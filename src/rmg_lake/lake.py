@@ -33,6 +33,7 @@ __all__ = ["LAYOUT", "IngestResult", "Lake", "open_lake"]
 
 LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
 _DERIVED = "_derived.json"  # which log, in which folder, the derived files were built from
+_OURS = frozenset({"_meta.json", "_log"})  # what a lake being created already holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +85,11 @@ class Lake:
         with self._writing():
             batches = self.log.entries()
             if not batches:
-                settings = settings or Settings()
+                settings = settings or Settings()  # the first batch always records them
             elif settings == settings_in_force(batches):
                 settings = None
             got = collect(source, self.store, Index.of(batches), track=track)
-            if not got.records and (settings is None or not batches):  # nothing to record
+            if not got.records and settings is None:  # nothing to record
                 self._refresh_locked(batches)
                 return IngestResult(source.name, None, got.vanished)
             batch = new_batch(len(batches) + 1, source, settings, got.records)
@@ -100,8 +101,8 @@ class Lake:
     def rebuild(self, *, track: Track | None = None) -> None:
         """Make every derived file again from the log and raw files alone.
 
-        Nothing derived is read: the new frames and catalog replace the old ones whole,
-        so readers meanwhile see the old ones or the new ones.
+        Nothing derived is read; the new frames and catalog replace the old ones whole.
+        Readers of the library wait for it to finish, then read the new ones.
         """
         with self._writing():
             self._derive(self.log.entries(), track)
@@ -175,20 +176,20 @@ class Lake:
     def _read(self, relative: str) -> pl.DataFrame:
         self.refresh()
         path = self.root / "frames" / relative
-        try:
-            return pl.read_parquet(path)
-        except (OSError, pl.exceptions.PolarsError):
-            pass  # a writer may be swapping the frames in: wait for it, then look again
-        with self._writing():
-            self._refresh_locked(self.log.entries())
-        if not path.is_file():
+        if not path.is_file() and self._up_to_date(self.log.count()):
             raise LakeError("no such frame in the lake", file=relative,
                             hint="see the names under frames/teams/")
         try:
             return pl.read_parquet(path)
         except (OSError, pl.exceptions.PolarsError):
-            raise LakeUnusable("a derived frame is damaged", file=str(path),
-                               hint="run `rmg-lake rebuild`") from None
+            pass  # a writer began swapping the frames in since `refresh`: wait, look again
+        with self._writing():
+            self._refresh_locked(self.log.entries())
+            try:
+                return pl.read_parquet(path)
+            except (OSError, pl.exceptions.PolarsError):
+                raise LakeUnusable("a derived frame is missing or damaged", file=str(path),
+                                   hint="run `rmg-lake rebuild`") from None
 
 
 @contextmanager
@@ -214,7 +215,8 @@ def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
         if not create:
             raise LakeUnusable("no lake here", file=str(path),
                                hint="run `rmg-lake ingest` first, or pass --lake DIR")
-        if root.is_dir() and any(not p.name.startswith(".") for p in root.iterdir()):
+        if root.is_dir() and any(p.name not in _OURS and not p.name.startswith(".")
+                                 for p in root.iterdir()):  # others may be creating it too
             raise LakeUnusable("the folder is not empty and holds no lake", file=str(path),
                                hint="choose an empty or new folder for --lake")
         with _lake_errors(root):  # _meta.json first: it makes the folder a lake

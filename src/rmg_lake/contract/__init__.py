@@ -1,7 +1,7 @@
 """The observation file contract: names, models and validation."""
 
 from rmg_lake.contract.models import FACTORY_TZ, Observation, observation_adapter
-from rmg_lake.contract.names import FileName, parse_name
+from rmg_lake.contract.names import FileName, original_name, parse_name
 from rmg_lake.contract.validate import InvalidObservation, Validated, validate_file
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Observation",
     "Validated",
     "observation_adapter",
+    "original_name",
     "parse_name",
     "validate_file",
 ]

@@ -20,14 +20,12 @@ from rmg_lake.errors import LakeError
 __all__ = ["InvalidObservation", "Validated", "validate_file"]
 
 # A message repeats the input only where it cannot be a person's code: a number or a
-# boolean in a counting or coded field, or the text of a time stamp or an id. Any other
-# text (even in a coded field such as `status`) may be a worker's code typed in the
-# wrong place: it is described, never echoed.
-_SHOWN_NUMBERS = frozenset({
+# boolean in a counting or coded field. Text never: whatever failed to parse may be a
+# worker's code typed in the wrong place, so it is described, not echoed.
+_SHOWN = frozenset({
     "schema_version", "back", "front", "sleeve", "collar", "wip", "length_s",
     "mc_status", "component", "status", "task", "initiator", "topic", "department",
 })
-_SHOWN_TEXT = frozenset({"started_at", "ended_at", "observation_id"})
 _NAME_HINT = "expected <task>_<department>_<team>_<observer>_<YYYYMMDD>T<HHMMSS>.json"
 
 
@@ -65,10 +63,11 @@ def validate_file(path: str, data: bytes) -> Validated:
         ("team", observation.team), ("observer", observation.observer), ("stamp", local),
     ):
         if getattr(parsed, token) != payload_value:
-            field = "started_at" if token == "stamp" else token
+            # the name's value is in the path already; the payload's may be anything
+            said = f"{payload_value!r}" if token == "stamp" else "something else"
             raise InvalidObservation(
-                f"the file name says {getattr(parsed, token)!r} but the payload says "
-                f"{payload_value!r}", file=path, field=field,
+                f"the file name says {getattr(parsed, token)!r} but the payload says {said}",
+                file=path, field="started_at" if token == "stamp" else token,
                 hint="the name and the payload must agree; check the tablet's export")
     problem = department_problem(observation)
     if problem is not None:
@@ -103,9 +102,7 @@ def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
     if error["type"] == "json_type":
         return None, "not valid JSON"
     value = error.get("input")
-    shown = (isinstance(value, int | float) and loc and loc[-1] in _SHOWN_NUMBERS) or (
-        isinstance(value, str) and loc and loc[-1] in _SHOWN_TEXT and len(value) <= 40)
-    if shown:
+    if isinstance(value, int | float) and loc and loc[-1] in _SHOWN:
         message = f"{message} (got {value!r})"
     return field, message
 

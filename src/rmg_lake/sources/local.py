@@ -31,8 +31,10 @@ class LocalFolder:
         if not self.root.is_dir():
             raise SourceError("no such folder", file=str(root),
                               hint="check `source` in rmg-lake.toml or pass --source DIR")
-        self.exclude = {_identity(p) for p in exclude if p.is_dir()}
-        if _identity(self.root) in self.exclude:
+        # by path (it may not exist yet) and by identity (however its path is spelled)
+        self.exclude_paths = {p.expanduser().resolve() for p in exclude}
+        self.exclude = {_identity(p) for p in self.exclude_paths if p.is_dir()}
+        if self.root in self.exclude_paths or _identity(self.root) in self.exclude:
             raise SourceError("the source folder is the lake folder", file=str(root),
                               hint="keep the lake outside the sync folder")
 
@@ -69,6 +71,8 @@ class LocalFolder:
                 )
 
     def _excluded(self, folder: Path) -> bool:
+        if folder in self.exclude_paths:
+            return True
         try:
             return _identity(folder) in self.exclude
         except OSError:
