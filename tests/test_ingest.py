@@ -6,6 +6,7 @@ import hashlib
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -273,17 +274,35 @@ def test_readers_never_fail_while_the_lake_is_rebuilt(ingested: Ingested, tmp_pa
     assert rebuilds.returncode == 0 and reads > 0
 
 
-def test_lakes_made_at_once_by_several_processes_are_one_lake(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def _make_lake(folder: str, barrier: Any, results: Any) -> None:
+    barrier.wait()  # all at once
+    try:
+        open_lake(folder, create=True)
+        results.put("ok")
+    except LakeUnusable as err:
+        results.put(str(err))
 
-    code = f"import rmg_lake; rmg_lake.open_lake({str(tmp_path / 'lake')!r}, create=True)"
-    makers = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(4)]
-    assert [m.wait(timeout=60) for m in makers] == [0, 0, 0, 0]
-    for path in list((tmp_path / "lake").iterdir()):
+
+def test_lakes_made_at_once_by_several_processes_are_one_lake(tmp_path: Path) -> None:
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    outcomes = []
+    for n in range(40):
+        barrier, results = fork.Barrier(4), fork.Queue()
+        makers = [fork.Process(target=_make_lake, args=(str(tmp_path / f"lake{n}"), barrier,
+                                                        results)) for _ in range(4)]
+        for maker in makers:
+            maker.start()
+        for maker in makers:
+            maker.join(timeout=60)
+        outcomes += [results.get(timeout=10) for _ in makers]
+    assert set(outcomes) == {"ok"}
+    lake = tmp_path / "lake0"
+    for path in list(lake.iterdir()):
         if not path.name.startswith("."):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-    open_lake(tmp_path / "lake", create=True)  # a leftover .lock does not make it "not empty"
+    open_lake(lake, create=True)  # a leftover .lock does not make it "not empty"
 
 
 def test_two_handles_in_one_process_share_the_lock(ingested: Ingested) -> None:
