@@ -233,20 +233,26 @@ def test_readers_that_find_the_catalog_gone_rebuild_it_once_together(
 def test_a_second_writer_says_it_waits(ingested: Ingested, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     shutil.copytree(ingested.lake.root, lake)
-    with subprocess.Popen(
+    holder = subprocess.Popen(
         [sys.executable, "-c", "import sys\nfrom filelock import FileLock\n"
          f"lock = FileLock({str(lake / '.lock')!r}); lock.acquire(); print('held', "
          "flush=True); sys.stdin.readline()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
-    ) as holder, subprocess.Popen(
-        [sys.executable, "-m", "rmg_lake", "rebuild", "--lake", str(lake)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as writer:
+        text=True)
+    try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        assert writer.stderr is not None
-        assert "Another rmg-lake run is writing this lake; waiting" in writer.stderr.readline()
-        holder.communicate("\n")  # the first writer finishes
-        out, _ = writer.communicate(timeout=120)
+        with subprocess.Popen([sys.executable, "-m", "rmg_lake", "rebuild", "--lake", str(lake)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as writer:
+            try:
+                assert writer.stderr is not None
+                said = writer.stderr.readline()
+            finally:
+                holder.communicate("\n", timeout=60)  # the first writer finishes, whatever
+            out, _ = writer.communicate(timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "Another rmg-lake run is writing this lake; waiting" in said
     assert writer.returncode == 0
     assert "Rebuilt the frames" in out
 
@@ -280,6 +286,11 @@ def test_a_lake_under_home_is_where_the_user_means(tmp_path: Path) -> None:
                                 text=True, check=False)
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "home" / "mylake" / "_meta.json").is_file()
+    (tmp_path / "rmg-lake.toml").write_text('source = "~/../inbox"\nlake = "~/fromtoml"\n')
+    result = subprocess.run([sys.executable, "-m", "rmg_lake", "ingest"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "home" / "fromtoml" / "_meta.json").is_file()
 
 
 def test_a_missing_source_makes_no_lake(tmp_path: Path) -> None:

@@ -149,7 +149,7 @@ def test_a_machine_code_key_is_named_in_the_field() -> None:
     ("machines.KN1.back", -4, "(got -4)"),
     ("machines.KN2.mc_status", "idle", None),  # text in a coded field may be anything
     ("status", "sup4715", None),
-    ("observation_id", "W4712", None),
+    ("observation_id", "W4712-a", None),
     ("ended_at", "sup-rahim", None),
     ("team", "w4712", None),  # the name says treatment, the payload a worker's code
 ])

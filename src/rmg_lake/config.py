@@ -113,5 +113,5 @@ def load_config(path: Path | None = None) -> Config | None:
     base = path.parent.absolute()
     source = config.source
     if source is not None and ":" not in source.split("/")[0]:  # a local folder
-        source = str(base / source)
-    return config.model_copy(update={"lake": base / config.lake, "source": source})
+        source = str(base / Path(source).expanduser())
+    return config.model_copy(update={"lake": base / config.lake.expanduser(), "source": source})

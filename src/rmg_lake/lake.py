@@ -185,10 +185,13 @@ class Lake:
             pass  # a writer began swapping the frames in since `refresh`: wait, look again
         with self._writing():
             self._refresh_locked(self.log.entries())
+            if not path.is_file():
+                raise LakeError("no such frame in the lake", file=relative,
+                                hint="see the names under frames/teams/")
             try:
                 return pl.read_parquet(path)
             except (OSError, pl.exceptions.PolarsError):
-                raise LakeUnusable("a derived frame is missing or damaged", file=str(path),
+                raise LakeUnusable("a derived frame is damaged", file=str(path),
                                    hint="run `rmg-lake rebuild`") from None
 
 

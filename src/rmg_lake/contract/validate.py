@@ -101,6 +101,8 @@ def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
         field = "department" if payload.get("task") == "wip" else "task"
     if error["type"] == "json_type":
         return None, "not valid JSON"
+    if error["type"] in ("uuid_parsing", "uuid_type"):
+        return field, "not a UUID"  # pydantic's own message quotes the text
     value = error.get("input")
     if isinstance(value, int | float) and loc and loc[-1] in _SHOWN:
         message = f"{message} (got {value!r})"

@@ -31,10 +31,11 @@ class LocalFolder:
         if not self.root.is_dir():
             raise SourceError("no such folder", file=str(root),
                               hint="check `source` in rmg-lake.toml or pass --source DIR")
-        # by path (it may not exist yet) and by identity (however its path is spelled)
+        # by path, and by identity however the path is spelled (taken when listing: the
+        # folder may not exist yet)
         self.exclude_paths = {p.expanduser().resolve() for p in exclude}
-        self.exclude = {_identity(p) for p in self.exclude_paths if p.is_dir()}
-        if self.root in self.exclude_paths or _identity(self.root) in self.exclude:
+        self.exclude: set[tuple[int, int]] = set()
+        if self.root in self.exclude_paths:
             raise SourceError("the source folder is the lake folder", file=str(root),
                               hint="keep the lake outside the sync folder")
 
@@ -49,6 +50,10 @@ class LocalFolder:
             raise SourceError(f"cannot list the folder ({err.strerror})",
                               file=str(err.filename or self.root))
 
+        self.exclude = {_identity(p) for p in self.exclude_paths if p.is_dir()}
+        if _identity(self.root) in self.exclude:
+            raise SourceError("the source folder is the lake folder", file=str(self.root),
+                              hint="keep the lake outside the sync folder")
         for folder, dirs, files in os.walk(self.root, onerror=fail):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".")
                              and not self._excluded(Path(folder, d)))
