@@ -55,7 +55,7 @@ def test_ingest_reads_rmg_lake_toml(tmp_path: Path) -> None:
     (["report", "--lake", "nowhere"], "nowhere: no lake here"),
     (["rebuild", "--lake", "nowhere"], "nowhere: no lake here"),
     (["ingest"], "no source given"),
-    (["ingest", "--source", "dropbox:/Apps/RMG", "--lake", "lake"], "not available yet"),
+    (["ingest", "--source", "dropbox:/Apps/RMG", "--lake", "lake"], "no Dropbox credentials"),
 ])
 def test_user_mistakes_give_one_line_and_exit_1(
     tmp_path: Path, args: list[str], message: str,

@@ -77,7 +77,7 @@ def test_a_returns_after_b_as_a_duplicate(tmp_path: Path, lake: Lake) -> None:
     put(tmp_path / "in", "again/" + WIP, 3000, notes="A")
     third = lake.ingest(tmp_path / "in")
     assert third.counts == {"seen": 1, "added": 0, "duplicate": 1, "quarantined": 0,
-                            "attachment": 0}
+                            "attachment": 0, "deferred": 0}
     assert current_notes(lake) == ("B", 2)
 
 
@@ -123,7 +123,7 @@ def test_touched_and_moved_files_are_not_logged_twice(tmp_path: Path, lake: Lake
         os.utime(path, ns=(5 * 10**12, 5 * 10**12))
     touched = lake.ingest(inbox)
     assert touched.counts == {"seen": 3, "added": 0, "duplicate": 3, "quarantined": 0,
-                              "attachment": 0}
+                              "attachment": 0, "deferred": 0}
     inbox.rename(tmp_path / "moved")
     assert lake.ingest(tmp_path / "moved").batch is None
     (tmp_path / "moved" / "obs03").mkdir()

@@ -69,7 +69,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "batches": {
         "batch": pl.Int64, "committed_at": TS, "source": pl.String, "seen": pl.Int64,
         "added": pl.Int64, "duplicate": pl.Int64, "quarantined": pl.Int64,
-        "attachment": pl.Int64,
+        "attachment": pl.Int64, "deferred": pl.Int64,
     },
     "quarantine": {
         "batch": pl.Int64, "source_path": pl.String, "sha256": pl.String,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from rmg_lake.config import Settings
 from rmg_lake.contract import InvalidObservation, original_name, validate_file
-from rmg_lake.log import Batch, FileRecord, is_newer
+from rmg_lake.log import Batch, Deferred, FileRecord, is_newer
 from rmg_lake.progress import Track
-from rmg_lake.sources import FileGone, Source, SourceFile, printable, utf8
+from rmg_lake.sources import FileDeferred, FileGone, Source, SourceFile, printable, utf8
 from rmg_lake.store import RawStore, sha256
 
 __all__ = ["Collected", "Index", "collect", "new_batch"]
@@ -28,12 +30,18 @@ class Index:
     # (file name, sha256, reason) → record: the same bad file again, maybe in another folder
     quarantined: dict[tuple[str, str, str | None], FileRecord] = field(default_factory=dict)
 
+    # source → (path, fingerprint) → a file no run has read whole yet
+    deferred: dict[str, dict[tuple[str, str], Deferred]] = field(default_factory=dict)
+
     @classmethod
     def of(cls, batches: Iterable[Batch]) -> Index:
         index = cls()
         for batch in batches:
+            pending = index.deferred.setdefault(batch.source, {})
             for record in batch.files:
                 index.note(record)
+                pending.pop((record.path, record.fingerprint), None)
+            pending.update({(d.path, d.fingerprint): d for d in batch.deferred})
         return index
 
     def note(self, record: FileRecord) -> None:
@@ -53,32 +61,63 @@ class Index:
 @dataclass(frozen=True, slots=True)
 class Collected:
     records: tuple[FileRecord, ...]
+    deferred: tuple[Deferred, ...]  # not read whole after the retries: tried next time
     vanished: int  # listed, then gone before they could be read: taken when they return
 
 
 def collect(
     source: Source, store: RawStore, index: Index, *, track: Track | None = None,
+    workers: int = 8,
 ) -> Collected:
-    """Keep every file of `source` the log has not seen; one record per file.
+    """Keep every file of `source` the log has not seen, and those deferred before.
 
-    Files are taken oldest first (then by path), so that within a batch, as across
-    batches, the version of an observation saved last is the current one.
+    Files are read `workers` at a time but kept one by one, oldest first (then by path),
+    so that within a batch, as across batches, the version saved last is the current one.
     """
-    new = sorted((f for f in source.list()
-                  if (printable(f.path), f.fingerprint) not in index.seen),
+    pending = [SourceFile(d.path, d.size, d.modified, d.fingerprint)
+               for d in index.deferred.get(source.name, {}).values()]
+    listed = [f for f in source.list() if (printable(f.path), f.fingerprint) not in index.seen]
+    new = sorted({(f.path, f.fingerprint): f for f in [*pending, *listed]}.values(),
                  key=lambda f: (f.modified, f.path))
-    files: Iterable[SourceFile] = track(new, len(new), "Ingesting") if track else new
-    records, vanished = [], 0
+    records: list[FileRecord] = []
+    deferred: list[Deferred] = []
+    vanished = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        read = _read_ahead(pool, source, new, ahead=4 * workers)
+        for file, data in track(read, len(new), "Ingesting") if track else read:
+            if isinstance(data, FileGone):
+                vanished += 1
+            elif isinstance(data, FileDeferred):
+                deferred.append(Deferred(path=printable(file.path), size=file.size,
+                                         modified=file.modified,
+                                         fingerprint=file.fingerprint, reason=data.message))
+            else:
+                record = _keep(file, data, store, index)
+                index.note(record)
+                records.append(record)
+    return Collected(tuple(records), tuple(deferred), vanished)
+
+
+def _read_ahead(
+    pool: ThreadPoolExecutor, source: Source, files: list[SourceFile], ahead: int,
+) -> Iterator[tuple[SourceFile, bytes | FileGone | FileDeferred]]:
+    """The files' contents in order, read by the pool at most `ahead` files in advance."""
+    waiting: deque[tuple[SourceFile, Future[bytes | FileGone | FileDeferred]]] = deque()
     for file in files:
-        try:
-            data = source.read(file)
-        except FileGone:
-            vanished += 1
-            continue
-        record = _keep(file, data, store, index)
-        index.note(record)
-        records.append(record)
-    return Collected(tuple(records), vanished)
+        waiting.append((file, pool.submit(_read, source, file)))
+        if len(waiting) > ahead:
+            done, future = waiting.popleft()
+            yield done, future.result()
+    while waiting:
+        done, future = waiting.popleft()
+        yield done, future.result()
+
+
+def _read(source: Source, file: SourceFile) -> bytes | FileGone | FileDeferred:
+    try:
+        return source.read(file)
+    except (FileGone, FileDeferred) as err:
+        return err
 
 
 def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileRecord:
@@ -127,8 +166,8 @@ def _bad_key(path: str, digest: str, reason: str | None) -> tuple[str, str, str 
     return original_name(path.rsplit("/", 1)[-1]), digest, reason
 
 
-def new_batch(
-    number: int, source: Source, settings: Settings | None, records: tuple[FileRecord, ...],
-) -> Batch:
+def new_batch(number: int, source: Source, settings: Settings | None, got: Collected) -> Batch:
     return Batch(batch=number, committed_at=datetime.now(UTC), source=source.name,
-                 settings=settings, counts=Batch.count(records), files=records)
+                 cursor=source.cursor, settings=settings,
+                 counts=Batch.count(got.records, got.deferred), files=got.records,
+                 deferred=got.deferred)

@@ -88,11 +88,13 @@ class Lake:
                 settings = settings or Settings()  # the first batch always records them
             elif settings == settings_in_force(batches):
                 settings = None
+            source.resume(next((b.cursor for b in reversed(batches)
+                                if b.source == source.name and b.cursor), None))
             got = collect(source, self.store, Index.of(batches), track=track)
-            if not got.records and settings is None:  # nothing to record
+            if not got.records and not got.deferred and settings is None:  # nothing to record
                 self._refresh_locked(batches)
                 return IngestResult(source.name, None, got.vanished)
-            batch = new_batch(len(batches) + 1, source, settings, got.records)
+            batch = new_batch(len(batches) + 1, source, settings, got)
             sync_all()  # every file the entry names is on disk before the entry is
             self.log.commit(batch)
             self._derive([*batches, batch], track)

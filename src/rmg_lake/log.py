@@ -20,7 +20,7 @@ from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import write_once
 
 __all__ = [
-    "Batch", "Current", "FileRecord", "Log", "Outcome", "current_versions", "is_newer",
+    "Batch", "Current", "Deferred", "FileRecord", "Log", "Outcome", "current_versions", "is_newer",
     "settings_in_force",
 ]
 
@@ -50,6 +50,19 @@ class FileRecord(BaseModel):
     extra_keys: tuple[str, ...] | None = None  # added: keys the contract lacks (kept in raw)
 
 
+class Deferred(BaseModel):
+    """A listed file that could not be read whole: nothing of it is kept, and the next
+    ingest from the same source tries it again."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    size: int
+    modified: AwareDatetime
+    fingerprint: str
+    reason: str
+
+
 class Batch(BaseModel):
     """One committed ingest: what it saw, and the study settings if they changed with it."""
 
@@ -59,14 +72,19 @@ class Batch(BaseModel):
     kind: Literal["ingest"] = "ingest"
     committed_at: AwareDatetime
     source: str
+    cursor: str | None = None  # where the source's listing ended (a source that has one)
     settings: Settings | None = None  # None: the settings in force stay
     counts: dict[str, int]
     files: tuple[FileRecord, ...]
+    deferred: tuple[Deferred, ...] = ()
 
     @staticmethod
-    def count(files: tuple[FileRecord, ...]) -> dict[str, int]:
+    def count(files: tuple[FileRecord, ...], deferred: tuple[Deferred, ...] = (),
+              ) -> dict[str, int]:
+        """seen = added + duplicate + quarantined + attachment + deferred."""
         tally = Counter(f.outcome for f in files)
-        return {"seen": len(files), **{outcome: tally[outcome] for outcome in OUTCOMES}}
+        return {"seen": len(files) + len(deferred),
+                **{outcome: tally[outcome] for outcome in OUTCOMES}, "deferred": len(deferred)}
 
 
 class Log:

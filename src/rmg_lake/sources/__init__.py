@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rmg_lake.errors import SourceError
-from rmg_lake.sources.base import FileGone, Source, SourceFile, printable, utf8
+from rmg_lake.sources.base import FileDeferred, FileGone, Source, SourceFile, printable, utf8
 from rmg_lake.sources.local import LocalFolder
 
 __all__ = [
-    "FileGone", "LocalFolder", "Source", "SourceFile", "open_source", "printable", "utf8",
+    "FileDeferred", "FileGone", "LocalFolder", "Source", "SourceFile", "open_source",
+    "printable", "utf8",
 ]
 
 
@@ -26,6 +26,7 @@ def open_source(spec: str, *, exclude: Sequence[Path] = ()) -> Source:
     `exclude` names folders never to list, such as a lake kept inside the sync folder.
     """
     if spec.startswith("dropbox:"):
-        raise SourceError("reading from the Dropbox API is not available yet", file=spec,
-                          hint="point `source` at the folder the Dropbox desktop client syncs")
+        from rmg_lake.sources.dropbox import DropboxFolder, client_from_env
+
+        return DropboxFolder(spec, client_from_env())
     return LocalFolder(spec, exclude=exclude)

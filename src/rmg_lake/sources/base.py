@@ -9,7 +9,11 @@ from typing import Protocol
 
 from rmg_lake.errors import SourceError
 
-__all__ = ["FileGone", "Source", "SourceFile", "printable", "utf8"]
+__all__ = ["FileDeferred", "FileGone", "Source", "SourceFile", "printable", "utf8"]
+
+
+class FileDeferred(SourceError):
+    """A file that could not be fetched whole after the retries; the next run tries again."""
 
 
 class FileGone(SourceError):
@@ -31,9 +35,20 @@ class Source(Protocol):
         """How the log names this source, e.g. `local:/home/r/Dropbox/RMG`."""
         ...
 
+    @property
+    def cursor(self) -> str | None:
+        """Where the last listing ended, for a source that lists changes (else None)."""
+        ...
+
+    def resume(self, cursor: str | None) -> None:
+        """List only what changed since `cursor`, recorded by the last committed batch."""
+        ...
+
     def list(self) -> Iterator[SourceFile]: ...
 
-    def read(self, file: SourceFile) -> bytes: ...
+    def read(self, file: SourceFile) -> bytes:
+        """The file's bytes; FileGone if it went away, FileDeferred to try next time."""
+        ...
 
 
 def printable(path: str) -> str:

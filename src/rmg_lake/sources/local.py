@@ -43,6 +43,13 @@ class LocalFolder:
     def name(self) -> str:
         return f"local:{self.root}"
 
+    @property
+    def cursor(self) -> None:
+        return None  # a folder is listed whole; what was seen is skipped by fingerprint
+
+    def resume(self, cursor: str | None) -> None:
+        pass
+
     def list(self) -> Iterator[SourceFile]:
         def fail(err: OSError) -> None:
             if isinstance(err, FileNotFoundError) and err.filename != str(self.root):

@@ -1,0 +1,161 @@
+"""A Dropbox folder through the official SDK: listed with a cursor, read hash-checked.
+
+The listing starts from the cursor the last committed batch of this source recorded, so
+a run sees what changed since; the lake records the new cursor only when its batch
+commits, so a run that dies re-lists from the old one (and dedupe makes that safe).
+Every download is checked against Dropbox's `content_hash` before it counts; dropped
+connections, cut-short bodies and wrong bytes are retried, and a file that still fails
+is *deferred*: listed in the batch with the reason and tried again by the next run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import dropbox
+import requests
+from dropbox.content_hash import content_hash
+from dropbox.exceptions import ApiError, AuthError, BadInputError, HttpError
+from dropbox.files import DeletedMetadata, FileMetadata, ListFolderContinueError
+from tenacity import (
+    RetryError,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from rmg_lake.errors import SourceError
+from rmg_lake.sources.base import FileDeferred, FileGone, SourceFile
+
+__all__ = ["DropboxFolder", "client_from_env"]
+
+SCHEME = "dropbox:"
+
+
+class _Retry(Exception):
+    """A fetch worth trying again: the connection dropped, the body was cut, bytes differ."""
+
+
+def client_from_env(session: requests.Session | None = None) -> dropbox.Dropbox:
+    """A client from `DROPBOX_APP_KEY` and `DROPBOX_REFRESH_TOKEN` (never printed)."""
+    app_key, token = os.environ.get("DROPBOX_APP_KEY"), os.environ.get("DROPBOX_REFRESH_TOKEN")
+    if not app_key or not token:
+        raise SourceError("no Dropbox credentials",
+                          hint="set DROPBOX_APP_KEY and DROPBOX_REFRESH_TOKEN")
+    return dropbox.Dropbox(oauth2_refresh_token=token, app_key=app_key, session=session,
+                           max_retries_on_error=4, max_retries_on_rate_limit=8, timeout=60)
+
+
+class DropboxFolder:
+    """The folder `dropbox:/path` of the account the client is signed in to."""
+
+    def __init__(self, spec: str, client: dropbox.Dropbox, *, attempts: int = 5) -> None:
+        self.root = "/" + spec.removeprefix(SCHEME).strip("/")
+        self.client = client
+        self.attempts = attempts
+        self.start_cursor: str | None = None
+        self.cursor: str | None = None  # where the listing ended: recorded on commit
+        self.reset = False  # the stored cursor had expired: a full listing was made
+        self.deleted: list[str] = []  # reported, never acted on: the lake is append-only
+
+    @property
+    def name(self) -> str:
+        return f"{SCHEME}{self.root}"
+
+    def resume(self, cursor: str | None) -> None:
+        """List only what changed since `cursor` (from the last committed batch)."""
+        self.start_cursor = cursor
+
+    def list(self) -> Iterator[SourceFile]:
+        for entry in self._entries():
+            if isinstance(entry, FileMetadata):
+                yield SourceFile(path=self._relative(entry.path_display), size=entry.size,
+                                 modified=_utc(entry.server_modified),
+                                 fingerprint=entry.content_hash)
+            elif isinstance(entry, DeletedMetadata):
+                self.deleted.append(self._relative(entry.path_display))
+
+    def _entries(self) -> Iterator[Any]:
+        try:
+            if self.start_cursor is not None:
+                try:
+                    page = self._call(self.client.files_list_folder_continue,
+                                      self.start_cursor)
+                except ApiError as err:
+                    if not (isinstance(err.error, ListFolderContinueError)
+                            and err.error.is_reset()):
+                        raise
+                    self.reset = True
+                    page = self._call(self.client.files_list_folder, self._api_root(),
+                                      recursive=True)
+            else:
+                page = self._call(self.client.files_list_folder, self._api_root(),
+                                  recursive=True)
+            yield from page.entries
+            while page.has_more:
+                page = self._call(self.client.files_list_folder_continue, page.cursor)
+                yield from page.entries
+            self.cursor = page.cursor
+        except (AuthError, BadInputError) as err:
+            raise SourceError("Dropbox refused the credentials", file=self.name,
+                              hint="check DROPBOX_APP_KEY and DROPBOX_REFRESH_TOKEN") from err
+        except ApiError as err:
+            raise SourceError(f"Dropbox cannot list it ({err.error})", file=self.name) from err
+        except (requests.exceptions.RequestException, HttpError, RetryError) as err:
+            raise SourceError("cannot reach Dropbox", file=self.name,
+                              hint="check the internet connection, then run again") from err
+
+    def read(self, file: SourceFile) -> bytes:
+        try:
+            data: bytes = self._call(self._fetch, file)
+        except RetryError as err:
+            raise FileDeferred(f"not fetched whole after {self.attempts} tries "
+                               f"({err.last_attempt.exception()})", file=file.path) from None
+        except ApiError as err:
+            if "not_found" in str(err.error):
+                raise FileGone("the file went away before it was read",
+                               file=file.path) from None
+            raise FileDeferred(f"Dropbox refused it ({err.error})", file=file.path) from None
+        return data
+
+    def _fetch(self, file: SourceFile) -> bytes:
+        try:
+            metadata, response = self.client.files_download(self._api_path(file.path))
+            with response:
+                data = response.content
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.Timeout, HttpError) as err:
+            raise _Retry(type(err).__name__) from err
+        if len(data) != metadata.size or content_hash(data) != metadata.content_hash:
+            raise _Retry("the bytes do not match Dropbox's content hash")
+        return bytes(data)
+
+    def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the SDK, trying again on a dropped connection or a bad body."""
+        caller = retry(
+            retry=retry_if_exception_type((_Retry, requests.exceptions.ConnectionError,
+                                           requests.exceptions.ChunkedEncodingError)),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.05, max=2),
+        )(function)
+        return caller(*args, **kwargs)
+
+    def _api_root(self) -> str:
+        return "" if self.root == "/" else self.root
+
+    def _api_path(self, relative: str) -> str:
+        return f"{self._api_root()}/{relative}"
+
+    def _relative(self, path_display: str) -> str:
+        prefix = self._api_root().lower() + "/"
+        return path_display[len(prefix):] if path_display.lower().startswith(prefix) \
+            else path_display.lstrip("/")
+
+
+def _utc(value: datetime) -> datetime:
+    """The SDK gives Dropbox's times as naive UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
