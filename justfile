@@ -15,6 +15,10 @@ test:
     mypy
     pytest -q
 
+# The long tests left out of `just test` (e.g. 1,000 files over a slow loopback link)
+slow:
+    pytest -q -m slow
+
 # Remake the bundled sample with the simulator (deterministic: same seed, same files)
 sample:
     @rm -rf examples/inbox

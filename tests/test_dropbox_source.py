@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -131,3 +134,85 @@ def test_a_run_killed_before_its_commit_resumes_from_the_committed_cursor(
     result = lake.ingest(source(fake))
     assert result.counts["seen"] == study.files
     assert lake.table("observations").height == len(study.current)
+
+
+def _timed_sync(fake: FakeDropbox, lake_dir: Path, workers: int) -> float:
+    """Seconds to list and fetch every file (the sync itself, without deriving frames)."""
+    import time
+
+    from rmg_lake.ingest import Index, collect
+    from rmg_lake.store import RawStore
+
+    started = time.monotonic()
+    got = collect(source(fake), RawStore(lake_dir), Index(), workers=workers)
+    assert not got.deferred and len(got.records) == len(fake.files())
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("files", [
+    80, pytest.param(1000, marks=pytest.mark.slow),  # the issue's size: `just slow`
+])
+def test_downloads_overlap_on_a_slow_link(fake: FakeDropbox, tmp_path: Path, files: int) -> None:
+    for n in range(files):
+        fake.put(f"{ROOT}/obs01/photo_{n:04d}.jpg", b"\xff\xd8" + n.to_bytes(4, "big"))
+    fake.faults = Faults(rate=0.0, latency_s=0.05)
+    one_at_a_time = _timed_sync(fake, tmp_path / "serial", workers=1)
+    together = _timed_sync(fake, tmp_path / "parallel", workers=16)
+    assert one_at_a_time >= 5 * together, (one_at_a_time, together)
+
+
+def _cli_against(fake: FakeDropbox, cwd: Path, *args: str,
+                 token: str) -> subprocess.CompletedProcess[str]:
+    """`rmg-lake ARGS` in a subprocess whose Dropbox client talks to the fake."""
+    driver = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from dropbox_fake import _LoopbackAdapter\n"
+        "import requests, rmg_lake.sources.dropbox as d\n"
+        "def client_from_env(session=None, real=d.client_from_env):\n"
+        "    s = requests.Session(); s.trust_env = False\n"
+        "    s.mount('https://', _LoopbackAdapter("
+        f"{fake.port}, frozenset({{'api.dropboxapi.com', 'content.dropboxapi.com'}}), 8))\n"
+        "    return real(session=s)\n"
+        "d.client_from_env = client_from_env\n"
+        f"sys.argv = ['rmg-lake', *{list(args)!r}]\n"
+        "from rmg_lake.cli import main\nmain()\n")
+    env = {**os.environ, "DROPBOX_APP_KEY": fake.app_key, "DROPBOX_REFRESH_TOKEN": token}
+    return subprocess.run([sys.executable, "-c", driver], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_token_appears_nowhere(fake: FakeDropbox, tmp_path: Path) -> None:
+    secret = "rt-5ecret-0123456789abcdef"
+    fake.refresh_token = secret
+    simulate(tmp_path / "inbox", days=2, seed=23)
+    upload(fake, tmp_path / "inbox")
+    fake.faults = Faults(rate=0.1, kinds=FAULTS, seed=4)
+    spec = f"dropbox:{ROOT}"
+    runs = [_cli_against(fake, tmp_path, "ingest", "--source", spec, "--lake", "lake",
+                         token=secret),
+            _cli_against(fake, tmp_path, "report", "--lake", "lake", token=secret),
+            _cli_against(fake, tmp_path, "ingest", "--source", spec, "--lake", "lake",
+                         token="rt-wrong-" + secret)]
+    assert [run.returncode for run in runs] == [0, 0, 1], runs[-1].stderr
+    assert "Dropbox refused the credentials" in runs[-1].stderr
+    said = "".join(run.stdout + run.stderr for run in runs)
+    assert "files seen" in said
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "lake").rglob("*") if p.is_file())
+    for needle in (secret, "fake-access-"):
+        assert needle not in said
+        assert needle.encode() not in stored
+
+
+def test_no_network_ends_quickly_and_changes_nothing(tmp_path: Path) -> None:
+    import time
+
+    from rmg_lake import SourceError
+
+    with FakeDropbox() as gone:
+        client = gone.client()
+    lake = open_lake(tmp_path / "lake", create=True)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="cannot reach Dropbox"):
+        lake.ingest(DropboxFolder(f"dropbox:{ROOT}", client))
+    assert time.monotonic() - started < 10
+    assert lake.batches() == []

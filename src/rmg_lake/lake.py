@@ -73,8 +73,10 @@ class Lake:
         self._lock = FileLock(self.root / ".lock", mode=0o600, is_singleton=True)
 
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
-               track: Track | None = None) -> IngestResult:
+               track: Track | None = None, workers: int = 8) -> IngestResult:
         """Take every new file from `source` into the lake as one batch.
+
+        Up to `workers` files are read at once (downloads wait mostly on the network).
 
         `settings` (protocol, calendar, expected teams) are recorded with the batch when
         they differ from those in force (and always with the first), and shape the frames
@@ -90,7 +92,8 @@ class Lake:
                 settings = None
             source.resume(next((b.cursor for b in reversed(batches)
                                 if b.source == source.name and b.cursor), None))
-            got = collect(source, self.store, Index.of(batches), track=track)
+            got = collect(source, self.store, Index.of(batches), track=track,
+                          workers=workers)
             if not got.records and not got.deferred and settings is None:  # nothing to record
                 self._refresh_locked(batches)
                 return IngestResult(source.name, None, got.vanished)
