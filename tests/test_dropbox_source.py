@@ -149,16 +149,46 @@ def _timed_sync(fake: FakeDropbox, lake_dir: Path, workers: int) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("files", [
-    80, pytest.param(1000, marks=pytest.mark.slow),  # the size: `just slow`
-])
-def test_downloads_overlap_on_a_slow_link(fake: FakeDropbox, tmp_path: Path, files: int) -> None:
-    for n in range(files):
+@pytest.mark.slow  # the acceptance, timed: `just slow` (about a minute)
+def test_downloads_overlap_on_a_slow_link(fake: FakeDropbox, tmp_path: Path) -> None:
+    for n in range(1000):
         fake.put(f"{ROOT}/obs01/photo_{n:04d}.jpg", b"\xff\xd8" + n.to_bytes(4, "big"))
     fake.faults = Faults(rate=0.0, latency_s=0.05)
     one_at_a_time = _timed_sync(fake, tmp_path / "serial", workers=1)
     together = _timed_sync(fake, tmp_path / "parallel", workers=16)
     assert one_at_a_time >= 5 * together, (one_at_a_time, together)
+
+
+def test_downloads_run_side_by_side_and_are_kept_in_order(
+    fake: FakeDropbox, tmp_path: Path,
+) -> None:
+    import threading
+
+    from rmg_lake.ingest import Index, collect
+    from rmg_lake.sources import SourceFile
+    from rmg_lake.store import RawStore
+
+    for n in range(60):
+        fake.put(f"{ROOT}/obs01/photo_{n:04d}.jpg", b"\xff\xd8" + n.to_bytes(4, "big"),
+                 modified=datetime(2026, 11, 1, 8, n, tzinfo=UTC))
+    fake.faults = Faults(rate=0.0, latency_s=0.05)
+    lock, in_flight, most = threading.Lock(), [0], [0]
+
+    class Counting(DropboxFolder):
+        def read(self, file: SourceFile) -> bytes:
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            try:
+                return super().read(file)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+    got = collect(Counting(f"dropbox:{ROOT}", fake.client()), RawStore(tmp_path / "lake"),
+                  Index(), workers=8)
+    assert most[0] == 8  # as many at once as allowed, no more
+    assert [r.path for r in got.records] == [f"obs01/photo_{n:04d}.jpg" for n in range(60)]
 
 
 def _cli_against(fake: FakeDropbox, cwd: Path, *args: str,
