@@ -30,6 +30,7 @@ independently of the SDK's helper so the tests can check one against the other.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import itertools
@@ -366,6 +367,7 @@ class FakeDropbox:
         self.injected: Counter[str] = Counter()
         self.errors: list[str] = []
         self.tokens_issued = 0
+        self._codes: dict[str, str] = {}  # authorisation code → PKCE challenge
         self.list_pages_served = 0
 
         self._lock = threading.RLock()
@@ -816,9 +818,35 @@ class FakeDropbox:
             raise _BadRequest(f"{where}: expected an object")
         return arg
 
+    def grant_code(self, code: str, code_challenge: str) -> None:
+        """Register the code the user would paste after approving the app in a browser,
+        bound to the PKCE challenge of the authorisation URL the app printed."""
+        with self._lock:
+            self._codes[code] = code_challenge
+
+    def _authorization_code(self, form: dict[str, str]) -> _Reply:
+        with self._lock:
+            challenge = self._codes.pop(form.get("code", ""), None)
+        verifier = form.get("code_verifier", "")
+        expected = base64.urlsafe_b64encode(
+            hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+        if challenge is None or form.get("client_id") != self.app_key or expected != challenge:
+            return _json_reply(400, {"error": "invalid_grant",
+                                     "error_description": "code doesn't exist or has expired"})
+        with self._lock:
+            self.tokens_issued += 1
+            token = f"fake-access-{self.tokens_issued}-{secrets.token_hex(8)}"
+            self._tokens[token] = time.monotonic() + self.token_ttl_s
+        return _json_reply(200, {"access_token": token, "token_type": "bearer",
+                                 "expires_in": self.token_ttl_s,
+                                 "refresh_token": self.refresh_token,
+                                 "account_id": "dbid:fake-account", "uid": "12345"})
+
     def _oauth_token(self, body: bytes, query: str) -> _Reply:
         form = {k: v[-1] for k, v in parse_qs(query).items()}
         form.update({k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()})
+        if form.get("grant_type") == "authorization_code":
+            return self._authorization_code(form)
         if form.get("grant_type") != "refresh_token":
             return _json_reply(400, {"error": "unsupported_grant_type",
                                      "error_description": "only refresh_token is faked"})

@@ -246,3 +246,61 @@ def test_no_network_ends_quickly_and_changes_nothing(tmp_path: Path) -> None:
         lake.ingest(DropboxFolder(f"dropbox:{ROOT}", client))
     assert time.monotonic() - started < 10
     assert lake.batches() == []
+
+
+def _driver(fake: FakeDropbox, args: list[str]) -> str:
+    """Python for a subprocess running `rmg-lake ARGS` with Dropbox routed to the fake."""
+    return (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from dropbox_fake import _LoopbackAdapter\n"
+        "import requests, dropbox.oauth, rmg_lake.sources.dropbox as d\n"
+        "def loopback(ca_certs=None):\n"
+        "    s = requests.Session(); s.trust_env = False\n"
+        "    s.mount('https://', _LoopbackAdapter("
+        f"{fake.port}, frozenset({{'api.dropboxapi.com', 'content.dropboxapi.com'}}), 8))\n"
+        "    return s\n"
+        "dropbox.oauth.pinned_session = loopback\n"
+        "real = d.client_from_env\n"
+        "d.client_from_env = lambda session=None: real(session=loopback())\n"
+        f"sys.argv = ['rmg-lake', *{args!r}]\n"
+        "from rmg_lake.cli import main\nmain()\n")
+
+
+def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
+    fake: FakeDropbox, tmp_path: Path,
+) -> None:
+    import re
+    import stat
+
+    secret = "rt-5ecret-fedcba9876543210"
+    fake.refresh_token = secret
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DROPBOX_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    with subprocess.Popen([sys.executable, "-c", _driver(fake, ["auth", "--app-key",
+                                                              fake.app_key])],
+                          cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as login:
+        assert login.stdout is not None and login.stdin is not None
+        address = ""
+        while "code_challenge=" not in address:
+            address = login.stdout.readline()
+            assert address, login.stderr.read() if login.stderr else ""
+        challenge = re.search(r"code_challenge=([^&\s]+)", address)
+        assert challenge is not None
+        fake.grant_code("the-code", challenge.group(1))
+        rest, errors = login.communicate("the-code\n", timeout=60)
+    assert login.returncode == 0, errors
+    stored = tmp_path / "config" / "rmg-lake" / "dropbox.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert secret in stored.read_text()
+    simulate(tmp_path / "inbox", days=1, seed=24, bad_files=False)
+    upload(fake, tmp_path / "inbox")
+    runs = [subprocess.run([sys.executable, "-c", _driver(fake, args)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+            for args in (["auth", "--status"],
+                         ["ingest", "--source", f"dropbox:{ROOT}", "--lake", "lake"])]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
+    assert f"app {fake.app_key}, account dbid:fake-account" in runs[0].stdout
+    assert "files seen" in runs[1].stdout
+    said = address + rest + errors + "".join(run.stdout + run.stderr for run in runs)
+    assert secret not in said and "fake-access-" not in said

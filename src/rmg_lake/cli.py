@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from datetime import date
@@ -159,6 +160,40 @@ def rebuild(lake: LakeOption = None) -> None:
     the_lake.rebuild(track=_track)
     batches = _n(len(the_lake.batches()), "batch")
     out.print(f"Rebuilt the frames and lake.duckdb in {the_lake.root} from {batches}.")
+
+
+@app.command()
+def auth(
+    app_key: Annotated[str | None, typer.Option(
+        "--app-key", help="The Dropbox app's key [default: DROPBOX_APP_KEY].")] = None,
+    status: Annotated[bool, typer.Option(
+        "--status", help="Say which account and folder are set up; change nothing.")] = False,
+) -> None:
+    """Sign in to Dropbox (OAuth 2, PKCE, offline access); the token stays private to you."""
+    from rmg_lake.credentials import load_credentials, save_credentials, sign_in
+
+    if status:
+        credentials, config = load_credentials(), load_config()
+        out.print(f"Dropbox: app {credentials.app_key}, account "
+                  f"{credentials.account_id or 'not recorded'}, credentials from "
+                  f"{credentials.origin}")
+        out.print(f"Source: {config.source if config and config.source else 'not set'}")
+        return
+    key = app_key or os.environ.get("DROPBOX_APP_KEY")
+    if not key:
+        raise LakeError("no app key", hint="pass --app-key KEY (the key of the study's "
+                        "Dropbox app; it is not a secret)")
+
+    def ask(address: str) -> str:
+        out.print("1. Open this address, sign in and allow the app:")
+        out.print(address, highlight=False)
+        answer: str = typer.prompt("2. Paste the code Dropbox shows")
+        return answer
+
+    credentials = sign_in(key, ask)
+    path = save_credentials(credentials)
+    out.print(f"Signed in (account {credentials.account_id}); the token is kept in {path}, "
+              "readable by you only.")
 
 
 @app.command()

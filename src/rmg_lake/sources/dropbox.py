@@ -10,7 +10,6 @@ is *deferred*: listed in the batch with the reason and tried again by the next r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from rmg_lake.credentials import load_credentials
 from rmg_lake.errors import SourceError
 from rmg_lake.sources.base import FileDeferred, FileGone, SourceFile
 
@@ -41,12 +41,10 @@ class _Retry(Exception):
 
 
 def client_from_env(session: requests.Session | None = None) -> dropbox.Dropbox:
-    """A client from `DROPBOX_APP_KEY` and `DROPBOX_REFRESH_TOKEN` (never printed)."""
-    app_key, token = os.environ.get("DROPBOX_APP_KEY"), os.environ.get("DROPBOX_REFRESH_TOKEN")
-    if not app_key or not token:
-        raise SourceError("no Dropbox credentials",
-                          hint="set DROPBOX_APP_KEY and DROPBOX_REFRESH_TOKEN")
-    return dropbox.Dropbox(oauth2_refresh_token=token, app_key=app_key, session=session,
+    """A client with the user's credentials (environment, else `rmg-lake auth`'s file)."""
+    credentials = load_credentials()
+    return dropbox.Dropbox(oauth2_refresh_token=credentials.refresh_token,
+                           app_key=credentials.app_key, session=session,
                            max_retries_on_error=4, max_retries_on_rate_limit=8, timeout=60)
 
 
@@ -102,7 +100,8 @@ class DropboxFolder:
             self.cursor = page.cursor
         except (AuthError, BadInputError) as err:
             raise SourceError("Dropbox refused the credentials", file=self.name,
-                              hint="check DROPBOX_APP_KEY and DROPBOX_REFRESH_TOKEN") from err
+                              hint="run `rmg-lake auth` again (or check DROPBOX_APP_KEY and "
+                              "DROPBOX_REFRESH_TOKEN)") from err
         except ApiError as err:
             raise SourceError(f"Dropbox cannot list it ({err.error})", file=self.name) from err
         except (requests.exceptions.RequestException, HttpError, RetryError) as err:
