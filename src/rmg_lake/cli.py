@@ -163,6 +163,35 @@ def rebuild(lake: LakeOption = None) -> None:
 
 
 @app.command()
+def backup(
+    to: Annotated[Path, typer.Option("--to", help="Backup folder (a USB disk, say).")],
+    lake: LakeOption = None,
+) -> None:
+    """Write a timestamped, verifiable version of the lake; only new files are copied."""
+    from rmg_lake.backup import FolderTarget
+    from rmg_lake.backup import backup as run
+
+    result = run(_lake(lake), FolderTarget(to))
+    out.print(f"Backed up {_n(result.objects, 'file')} ({result.uploaded:,} new) as "
+              f"{result.manifest} in {to}.")
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="The backup folder.")],
+    lake: Annotated[Path, typer.Option("--lake", help="A new, empty folder for the lake.")],
+    version: Annotated[str | None, typer.Option(
+        help="Which backup (part of its time stamp) [default: the newest].")] = None,
+) -> None:
+    """Make a lake again from a backup, and its frames and views from it."""
+    from rmg_lake.backup import FolderTarget
+    from rmg_lake.backup import restore as run
+
+    restored = run(FolderTarget(source), lake.expanduser().resolve(), version=version)
+    out.print(f"Restored {_n(len(restored.batches()), 'batch')} into {restored.root}.")
+
+
+@app.command()
 def auth(
     app_key: Annotated[str | None, typer.Option(
         "--app-key", help="The Dropbox app's key [default: DROPBOX_APP_KEY].")] = None,

@@ -1,0 +1,80 @@
+"""Backups: timestamped versions that share one object store and restore byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from conftest import Ingested, run_cli
+
+from rmg_lake import LakeError
+from rmg_lake.backup import FolderTarget, backup, restore, versions
+from rmg_lake.simulate import simulate
+
+
+def _kept(lake: Path) -> dict[str, str]:
+    """The log, raw, quarantined and attached files of a lake, by path and sha256."""
+    return {p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for part in ("_log", "raw", "quarantine", "attachments")
+            for p in sorted((lake / part).rglob("*")) if p.is_file()}
+
+
+def test_a_backup_restores_byte_for_byte(ingested: Ingested, tmp_path: Path) -> None:
+    target = FolderTarget(tmp_path / "usb")
+    first = backup(ingested.lake, target)
+    assert first.uploaded == first.objects > 1000
+    restored = restore(target, tmp_path / "restored")
+    assert _kept(restored.root) == _kept(ingested.lake.root)
+    frames = ingested.lake.root / "frames"
+    for parquet in frames.rglob("*.parquet"):  # derived again, the same
+        assert (restored.root / "frames" / parquet.relative_to(frames)).read_bytes() == \
+            parquet.read_bytes()
+
+
+def test_a_second_backup_copies_nothing_old(ingested: Ingested, tmp_path: Path) -> None:
+    target = FolderTarget(tmp_path / "usb")
+    backup(ingested.lake, target, now=datetime(2026, 11, 20, tzinfo=UTC))
+    again = backup(ingested.lake, target, now=datetime(2026, 11, 21, tzinfo=UTC))
+    assert again.uploaded == 0
+    assert len(versions(target)) == 2
+
+
+def test_every_version_restores_on_its_own(tmp_path: Path) -> None:
+    from rmg_lake import open_lake
+
+    simulate(tmp_path / "inbox", days=2, seed=31)
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(tmp_path / "inbox")
+    target = FolderTarget(tmp_path / "usb")
+    backup(lake, target, now=datetime(2026, 11, 20, tzinfo=UTC))
+    simulate(tmp_path / "more", days=2, seed=32, start=date(2026, 11, 8))
+    shutil.copytree(tmp_path / "more", tmp_path / "inbox" / "more")
+    lake.ingest(tmp_path / "inbox")
+    backup(lake, target, now=datetime(2026, 11, 21, tzinfo=UTC))
+    old = restore(target, tmp_path / "old", version="2026-11-20")
+    new = restore(target, tmp_path / "new")
+    assert [len(old.batches()), len(new.batches())] == [1, 2]
+    assert _kept(new.root) == _kept(lake.root)
+
+
+def test_a_damaged_backup_is_refused(ingested: Ingested, tmp_path: Path) -> None:
+    target = FolderTarget(tmp_path / "usb")
+    backup(ingested.lake, target)
+    victim = next((tmp_path / "usb" / "backups" / "objects").rglob("*"))
+    while victim.is_dir():
+        victim = next(victim.iterdir())
+    victim.write_bytes(b"bit rot")
+    with pytest.raises(LakeError, match="damaged"):
+        restore(target, tmp_path / "restored")
+
+
+def test_backup_and_restore_commands(ingested: Ingested, tmp_path: Path) -> None:
+    made = run_cli("backup", "--to", str(tmp_path / "usb"), "--lake", str(ingested.lake.root))
+    assert made.returncode == 0, made.stderr
+    assert "new) as backups/" in made.stdout
+    back = run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "restored"))
+    assert back.returncode == 0, back.stderr
+    assert _kept(tmp_path / "restored") == _kept(ingested.lake.root)
