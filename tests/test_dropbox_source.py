@@ -304,3 +304,33 @@ def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
     assert "files seen" in runs[1].stdout
     said = address + rest + errors + "".join(run.stdout + run.stderr for run in runs)
     assert secret not in said and "fake-access-" not in said
+
+
+def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> None:
+    import hashlib
+
+    from rmg_lake.backup import backup, restore
+    from rmg_lake.sources.dropbox import DropboxTarget
+
+    simulate(tmp_path / "inbox", days=2, seed=25)
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(tmp_path / "inbox")
+    big = tmp_path / "inbox" / "video.mp4"  # larger than one upload: a session
+    big.write_bytes(bytes(range(256)) * 40_000)
+    lake.ingest(tmp_path / "inbox")
+    fake.faults = Faults(rate=0.1, kinds=("drop", "500", "truncate", "corrupt"), seed=5)
+    target = DropboxTarget(f"dropbox:{ROOT}", fake.client(), attempts=8)
+    target.CHUNK = 1024 * 1024
+    first = backup(lake, target, now=datetime(2026, 11, 20, tzinfo=UTC))
+    again = backup(lake, target, now=datetime(2026, 11, 21, tzinfo=UTC))
+    assert first.uploaded == first.objects and again.uploaded == 0
+    assert "/2/files/upload_session/start" in fake.requests
+    restored = restore(target, tmp_path / "restored", version="2026-11-20")
+
+    def kept(root: Path) -> dict[str, str]:
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for part in ("_log", "raw", "quarantine", "attachments")
+                for p in (root / part).rglob("*") if p.is_file()}
+
+    assert kept(restored.root) == kept(lake.root)
+    assert all(path.lower().startswith(f"{ROOT}/backups/".lower()) for path in fake.files())

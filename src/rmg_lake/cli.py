@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rmg_lake.errors import LakeError
 from rmg_lake.lake import IngestResult, Lake, open_lake
 from rmg_lake.report import completion_csv, completion_json, render_completion
 from rmg_lake.sources import open_source
+
+if TYPE_CHECKING:
+    from rmg_lake.backup import Target
 
 __all__ = ["app", "main"]
 
@@ -162,32 +165,42 @@ def rebuild(lake: LakeOption = None) -> None:
     out.print(f"Rebuilt the frames and lake.duckdb in {the_lake.root} from {batches}.")
 
 
+def _target(spec: str) -> Target:
+    """A backup folder: `dropbox:/path`, or a local one."""
+    from rmg_lake.backup import FolderTarget
+
+    if spec.startswith("dropbox:"):
+        from rmg_lake.sources.dropbox import DropboxTarget, client_from_env
+
+        return DropboxTarget(spec, client_from_env())
+    return FolderTarget(spec)
+
+
 @app.command()
 def backup(
-    to: Annotated[Path, typer.Option("--to", help="Backup folder (a USB disk, say).")],
+    to: Annotated[str, typer.Option(
+        "--to", help="Backup folder: dropbox:/path, or a local one (a USB disk, say).")],
     lake: LakeOption = None,
 ) -> None:
     """Write a timestamped, verifiable version of the lake; only new files are copied."""
-    from rmg_lake.backup import FolderTarget
     from rmg_lake.backup import backup as run
 
-    result = run(_lake(lake), FolderTarget(to))
+    result = run(_lake(lake), _target(to))
     out.print(f"Backed up {_n(result.objects, 'file')} ({result.uploaded:,} new) as "
               f"{result.manifest} in {to}.")
 
 
 @app.command()
 def restore(
-    source: Annotated[Path, typer.Argument(help="The backup folder.")],
+    source: Annotated[str, typer.Argument(help="The backup folder (dropbox:/path or local).")],
     lake: Annotated[Path, typer.Option("--lake", help="A new, empty folder for the lake.")],
     version: Annotated[str | None, typer.Option(
         help="Which backup (part of its time stamp) [default: the newest].")] = None,
 ) -> None:
     """Make a lake again from a backup, and its frames and views from it."""
-    from rmg_lake.backup import FolderTarget
     from rmg_lake.backup import restore as run
 
-    restored = run(FolderTarget(source), lake.expanduser().resolve(), version=version)
+    restored = run(_target(source), lake.expanduser().resolve(), version=version)
     out.print(f"Restored {_n(len(restored.batches()), 'batch')} into {restored.root}.")
 
 

@@ -31,7 +31,7 @@ from rmg_lake.credentials import load_credentials
 from rmg_lake.errors import SourceError
 from rmg_lake.sources.base import FileDeferred, FileGone, SourceFile
 
-__all__ = ["DropboxFolder", "client_from_env"]
+__all__ = ["DropboxFolder", "DropboxTarget", "client_from_env"]
 
 SCHEME = "dropbox:"
 
@@ -158,3 +158,60 @@ class DropboxFolder:
 def _utc(value: datetime) -> datetime:
     """The SDK gives Dropbox's times as naive UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DropboxTarget:
+    """Backups in a Dropbox folder (`dropbox:/path`): the only place rmg-lake writes there."""
+
+    CHUNK = 8 * 1024 * 1024  # files larger than this go up in an upload session
+
+    def __init__(self, spec: str, client: dropbox.Dropbox, *, attempts: int = 5) -> None:
+        self.folder = DropboxFolder(spec, client, attempts=attempts)
+        self.client = client
+        self.name = self.folder.name
+
+    def _path(self, key: str) -> str:
+        return self.folder._api_path(key)
+
+    def has(self, key: str) -> bool:
+        try:
+            self.folder._call(self.client.files_get_metadata, self._path(key))
+        except ApiError as err:
+            if "not_found" in str(err.error):
+                return False
+            raise SourceError(f"Dropbox cannot check it ({err.error})", file=key) from err
+        return True
+
+    def put(self, key: str, data: bytes) -> None:
+        """Upload `data` and check the content hash Dropbox reports for what it stored."""
+        metadata = self.folder._call(self._upload, self._path(key), data)
+        if metadata.content_hash != content_hash(data):
+            raise SourceError("Dropbox stored other bytes than were sent", file=key)
+
+    def _upload(self, path: str, data: bytes) -> Any:
+        mode = dropbox.files.WriteMode.overwrite
+        if len(data) <= self.CHUNK:
+            return self.client.files_upload(data, path, mode=mode)
+        session = self.client.files_upload_session_start(data[:self.CHUNK])
+        offset = self.CHUNK
+        while len(data) - offset > self.CHUNK:
+            cursor = dropbox.files.UploadSessionCursor(session.session_id, offset)
+            self.client.files_upload_session_append_v2(data[offset:offset + self.CHUNK], cursor)
+            offset += self.CHUNK
+        cursor = dropbox.files.UploadSessionCursor(session.session_id, offset)
+        commit = dropbox.files.CommitInfo(path=path, mode=mode)
+        return self.client.files_upload_session_finish(data[offset:], cursor, commit)
+
+    def get(self, key: str) -> bytes:
+        listed = SourceFile(key, 0, datetime.now(UTC), "")
+        return self.folder.read(listed)
+
+    def keys(self, prefix: str) -> list[str]:
+        folder = DropboxFolder(f"{self.name}/{prefix}", self.client)
+        try:
+            found = [f"{prefix}/{f.path}" for f in folder.list()]
+        except SourceError as err:
+            if "not_found" in str(err):
+                return []
+            raise
+        return sorted(k for k in found if k.endswith(".json") and k.count("/") == 1)
