@@ -72,9 +72,29 @@ def test_a_damaged_backup_is_refused(ingested: Ingested, tmp_path: Path) -> None
 
 
 def test_backup_and_restore_commands(ingested: Ingested, tmp_path: Path) -> None:
-    made = run_cli("backup", "--to", str(tmp_path / "usb"), "--lake", str(ingested.lake.root))
+    made = run_cli("backup", "--to", str(tmp_path / "usb"), "--lake", str(ingested.lake.root),
+                   "--prune")
     assert made.returncode == 0, made.stderr
     assert "new) as backups/" in made.stdout
+    assert "Kept 1 version; deleted 0 versions and 0 unused objects." in made.stdout
     back = run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "restored"))
     assert back.returncode == 0, back.stderr
     assert _kept(tmp_path / "restored") == _kept(ingested.lake.root)
+
+
+def test_prune_keeps_what_the_policy_says(ingested: Ingested, tmp_path: Path) -> None:
+    from rmg_lake.backup import prune
+
+    target = FolderTarget(tmp_path / "usb")
+    days = ["2025-11-01", "2026-12-09", "2026-12-10", "2026-12-20", "2026-12-30"]
+    for day in days:
+        backup(ingested.lake, target, now=datetime.fromisoformat(f"{day}T06:00:00+00:00"))
+    leftover = tmp_path / "usb" / "backups" / "objects" / "ff" / ("f" * 62)
+    leftover.write_bytes(b"left by a backup that died before its manifest")
+    pruned = prune(target, now=datetime(2026, 12, 31, tzinfo=UTC))
+    kept_days = [key.split("/")[1][:10] for key in pruned.kept]
+    assert kept_days == ["2026-12-10", "2026-12-20", "2026-12-30"]  # a year; a week; 14 days
+    assert [key.split("/")[1][:10] for key in pruned.deleted] == ["2025-11-01", "2026-12-09"]
+    assert pruned.objects_deleted == 1 and not leftover.exists()
+    restored = restore(target, tmp_path / "restored", version="2026-12-10")
+    assert _kept(restored.root) == _kept(ingested.lake.root)

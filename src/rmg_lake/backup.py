@@ -22,7 +22,10 @@ from rmg_lake.files import write_atomic, write_once
 from rmg_lake.lake import Lake, open_lake
 from rmg_lake.store import sha256
 
-__all__ = ["BackupResult", "FolderTarget", "Target", "backup", "restore", "versions"]
+__all__ = [
+    "BackupResult", "FolderTarget", "Pruned", "Target", "backup", "prune", "restore",
+    "versions",
+]
 
 FORMAT = 1
 
@@ -40,7 +43,13 @@ class Target(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
-    def keys(self, prefix: str) -> list[str]: ...
+    def keys(self, prefix: str) -> list[str]:
+        """The manifests (`*.json`) directly in `prefix`."""
+        ...
+
+    def objects(self) -> list[str]: ...
+
+    def delete(self, key: str) -> None: ...
 
 
 class FolderTarget:
@@ -65,6 +74,13 @@ class FolderTarget:
         folder = self.root / prefix
         return sorted(p.relative_to(self.root).as_posix() for p in folder.glob("*.json")) \
             if folder.is_dir() else []
+
+    def objects(self) -> list[str]:
+        return sorted(p.relative_to(self.root).as_posix()
+                      for p in (self.root / "backups" / "objects").glob("*/*"))
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +144,42 @@ def restore(target: Target, lake_dir: Path, *, version: str | None = None) -> La
     lake = open_lake(lake_dir)
     lake.rebuild()
     return lake
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    kept: list[str]
+    deleted: list[str]  # manifests
+    objects_deleted: int
+
+
+def _when(key: str) -> datetime:
+    stamp = key.rsplit("/", 1)[-1].removesuffix(".json")
+    return datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+
+
+def prune(target: Target, *, now: datetime | None = None, every_version_days: int = 14,
+          weekly_days: int = 365) -> Pruned:
+    """Keep every version of the last `every_version_days`, then the newest of each week
+    for `weekly_days`, and always the newest of all; delete the other manifests first,
+    then the objects no kept manifest names."""
+    now = now or datetime.now(UTC)
+    found = versions(target)
+    kept: set[str] = set(found[-1:])
+    weeks: set[tuple[int, int]] = set()
+    for key in reversed(found):  # newest first: the first of a week is its newest
+        age = (now - _when(key)).days
+        week = _when(key).isocalendar()[:2]
+        if age <= every_version_days or (age <= weekly_days and week not in weeks):
+            kept.add(key)
+        if age > every_version_days:
+            weeks.add(week)
+    deleted = [key for key in found if key not in kept]
+    for key in deleted:
+        target.delete(key)
+    named = {_object_key(item["sha256"]) for key in kept
+             for item in orjson.loads(target.get(key))["objects"]}
+    unused = [key for key in target.objects() if key not in named]
+    for key in unused:
+        target.delete(key)
+    return Pruned(sorted(kept), deleted, len(unused))

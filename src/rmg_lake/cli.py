@@ -181,13 +181,25 @@ def backup(
     to: Annotated[str, typer.Option(
         "--to", help="Backup folder: dropbox:/path, or a local one (a USB disk, say).")],
     lake: LakeOption = None,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Then delete old versions: keep all of the last --days, then one a "
+        "week for --weeks-days.")] = False,
+    days: Annotated[int, typer.Option(min=0)] = 14,
+    weeks_days: Annotated[int, typer.Option(min=0)] = 365,
 ) -> None:
     """Write a timestamped, verifiable version of the lake; only new files are copied."""
     from rmg_lake.backup import backup as run
+    from rmg_lake.backup import prune as run_prune
 
-    result = run(_lake(lake), _target(to))
+    target = _target(to)
+    result = run(_lake(lake), target)
     out.print(f"Backed up {_n(result.objects, 'file')} ({result.uploaded:,} new) as "
               f"{result.manifest} in {to}.")
+    if prune:
+        pruned = run_prune(target, every_version_days=days, weekly_days=weeks_days)
+        out.print(f"Kept {_n(len(pruned.kept), 'version')}; deleted "
+                  f"{_n(len(pruned.deleted), 'version')} and "
+                  f"{_n(pruned.objects_deleted, 'unused object')}.")
 
 
 @app.command()

@@ -215,3 +215,19 @@ class DropboxTarget:
                 return []
             raise
         return sorted(k for k in found if k.endswith(".json") and k.count("/") == 1)
+
+    def objects(self) -> list[str]:
+        folder = DropboxFolder(f"{self.name}/backups/objects", self.client)
+        try:
+            return sorted(f"backups/objects/{f.path}" for f in folder.list())
+        except SourceError as err:
+            if "not_found" in str(err):
+                return []
+            raise
+
+    def delete(self, key: str) -> None:
+        try:
+            self.folder._call(self.client.files_delete_v2, self._path(key))
+        except ApiError as err:
+            if "not_found" not in str(err.error):
+                raise SourceError(f"Dropbox cannot delete it ({err.error})", file=key) from err
