@@ -65,9 +65,11 @@ def test_a_dropbox_folder_is_ingested_like_a_local_one(
     assert result.batch is not None and result.batch.cursor
 
 
+@pytest.mark.parametrize("days", [4, pytest.param(11, marks=pytest.mark.slow)])  # ~450, ~1,100
 def test_every_file_arrives_once_through_a_failing_link(
-    fake: FakeDropbox, study: SimulationManifest, tmp_path: Path,
+    fake: FakeDropbox, tmp_path: Path, days: int,
 ) -> None:
+    study = simulate(tmp_path / "inbox", days=days, seed=21)
     upload(fake, tmp_path / "inbox")
     fake.faults = Faults(rate=0.2, kinds=FAULTS, seed=3)
     lake = open_lake(tmp_path / "lake", create=True)
@@ -101,7 +103,7 @@ def test_the_next_run_lists_only_what_changed(
     second = lake.ingest(dbx)
     assert second.counts["seen"] == later.files
     assert "/2/files/list_folder" not in fake.requests  # resumed from the stored cursor
-    assert len(dbx.deleted) == 1  # reported; nothing leaves the lake
+    assert len(second.gone) == 1  # reported; nothing leaves the lake
     assert lake.table("observations").height == len(study.current) + len(later.current)
 
 
@@ -114,7 +116,7 @@ def test_an_expired_cursor_falls_back_to_a_full_listing(
     fake.expire_cursors()
     dbx = source(fake)
     again = lake.ingest(dbx)
-    assert dbx.reset and again.batch is None  # everything listed again, nothing new
+    assert again.relisted and again.batch is None  # everything listed again, nothing new
 
 
 def test_a_run_killed_before_its_commit_resumes_from_the_committed_cursor(

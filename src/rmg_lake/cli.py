@@ -96,6 +96,12 @@ def _print_ingest(result: IngestResult, lake: Lake) -> None:
     if result.vanished:
         out.print(f"{_n(result.vanished, 'file')} went away while being read (a sync in "
                   "progress?); the next ingest takes them if they come back.")
+    if result.relisted:
+        out.print("The stored Dropbox cursor had expired: the whole folder was listed again "
+                  "(files already in the lake are skipped).")
+    if result.gone:
+        out.print(f"{_n(len(result.gone), 'file')} deleted or moved away at the source; the "
+                  "lake keeps everything it has.")
     if result.batch is None:
         n = len(lake.batches())
         out.print(f"Nothing new in {where}: the lake is unchanged ({_n(n, 'batch')} so far).")

@@ -41,6 +41,8 @@ class IngestResult:
     source: str
     batch: Batch | None  # None when the source held nothing new and the settings were the same
     vanished: int = 0  # files that went away while being read; taken if they come back
+    gone: tuple[str, ...] = ()  # deleted or moved away at the source: the lake keeps them
+    relisted: bool = False  # the source's stored cursor had expired: listed whole again
 
     @property
     def counts(self) -> dict[str, int]:
@@ -96,12 +98,14 @@ class Lake:
                           workers=workers)
             if not got.records and not got.deferred and settings is None:  # nothing to record
                 self._refresh_locked(batches)
-                return IngestResult(source.name, None, got.vanished)
+                return IngestResult(source.name, None, got.vanished, tuple(source.gone),
+                                    source.relisted)
             batch = new_batch(len(batches) + 1, source, settings, got)
             sync_all()  # every file the entry names is on disk before the entry is
             self.log.commit(batch)
             self._derive([*batches, batch], track)
-        return IngestResult(source.name, batch, got.vanished)
+        return IngestResult(source.name, batch, got.vanished, tuple(source.gone),
+                            source.relisted)
 
     def rebuild(self, *, track: Track | None = None) -> None:
         """Make every derived file again from the log and raw files alone.

@@ -44,6 +44,16 @@ class Source(Protocol):
         """List only what changed since `cursor`, recorded by the last committed batch."""
         ...
 
+    @property
+    def gone(self) -> list[str]:
+        """Files the last listing saw deleted or moved away (reported, never acted on)."""
+        ...
+
+    @property
+    def relisted(self) -> bool:
+        """Whether the stored cursor had expired, so the whole folder was listed again."""
+        ...
+
     def list(self) -> Iterator[SourceFile]: ...
 
     def read(self, file: SourceFile) -> bytes:

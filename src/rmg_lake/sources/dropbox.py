@@ -57,8 +57,8 @@ class DropboxFolder:
         self.attempts = attempts
         self.start_cursor: str | None = None
         self.cursor: str | None = None  # where the listing ended: recorded on commit
-        self.reset = False  # the stored cursor had expired: a full listing was made
-        self.deleted: list[str] = []  # reported, never acted on: the lake is append-only
+        self.relisted = False  # the stored cursor had expired: a full listing was made
+        self.gone: list[str] = []  # reported, never acted on: the lake is append-only
 
     @property
     def name(self) -> str:
@@ -75,7 +75,7 @@ class DropboxFolder:
                                  modified=_utc(entry.server_modified),
                                  fingerprint=entry.content_hash)
             elif isinstance(entry, DeletedMetadata):
-                self.deleted.append(self._relative(entry.path_display))
+                self.gone.append(self._relative(entry.path_display))
 
     def _entries(self) -> Iterator[Any]:
         try:
@@ -87,7 +87,7 @@ class DropboxFolder:
                     if not (isinstance(err.error, ListFolderContinueError)
                             and err.error.is_reset()):
                         raise
-                    self.reset = True
+                    self.relisted = True
                     page = self._call(self.client.files_list_folder, self._api_root(),
                                       recursive=True)
             else:

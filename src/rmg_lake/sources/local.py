@@ -50,6 +50,14 @@ class LocalFolder:
     def resume(self, cursor: str | None) -> None:
         pass
 
+    @property
+    def gone(self) -> list[str]:
+        return []  # a folder listing does not say what left it
+
+    @property
+    def relisted(self) -> bool:
+        return False
+
     def list(self) -> Iterator[SourceFile]:
         def fail(err: OSError) -> None:
             if isinstance(err, FileNotFoundError) and err.filename != str(self.root):
