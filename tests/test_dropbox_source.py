@@ -336,3 +336,22 @@ def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> Non
 
     assert kept(restored.root) == kept(lake.root)
     assert all(path.lower().startswith(f"{ROOT}/backups/".lower()) for path in fake.files())
+
+
+def test_files_added_while_the_listing_is_paged_arrive_exactly_once(
+    fake: FakeDropbox, study: SimulationManifest, tmp_path: Path,
+) -> None:
+    upload(fake, tmp_path / "inbox")
+    added: list[str] = []
+
+    def during_listing(page: int) -> None:
+        if page == 2 and not added:  # the tablet uploads while rmg-lake pages
+            added.append("obs01/photo_late.jpg")
+            fake.put(f"{ROOT}/obs01/photo_late.jpg", b"\xff\xd8late")
+
+    fake.on_list_page = during_listing
+    lake = open_lake(tmp_path / "lake", create=True)
+    runs = [lake.ingest(source(fake)), lake.ingest(source(fake))]
+    paths = [f.path for run in runs if run.batch for f in run.batch.files]
+    assert sorted(paths).count("obs01/photo_late.jpg") == 1
+    assert len(paths) == study.files + 1

@@ -72,6 +72,8 @@ def ingest(
     source: Annotated[str | None, typer.Option(
         "--source", help="Sync folder to read [default: `source` from rmg-lake.toml].")] = None,
     lake: LakeOption = None,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="Files read at once (downloads wait on the network).")] = 8,
 ) -> None:
     """Take every new file from the sync folder into the lake as one batch."""
     config = load_config()
@@ -85,7 +87,8 @@ def ingest(
     # rmg-lake.toml's study settings are about its own lake, not one named by --lake
     ours = config is not None and config.lake.resolve() == the_lake.root
     settings = config.settings if config and ours else None
-    _print_ingest(the_lake.ingest(files, settings=settings, track=_track), the_lake)
+    _print_ingest(the_lake.ingest(files, settings=settings, track=_track, workers=workers),
+                  the_lake)
 
 
 _LISTED = 10  # quarantined files listed after an ingest
