@@ -833,11 +833,7 @@ class FakeDropbox:
         if challenge is None or form.get("client_id") != self.app_key or expected != challenge:
             return _json_reply(400, {"error": "invalid_grant",
                                      "error_description": "code doesn't exist or has expired"})
-        with self._lock:
-            self.tokens_issued += 1
-            token = f"fake-access-{self.tokens_issued}-{secrets.token_hex(8)}"
-            self._tokens[token] = time.monotonic() + self.token_ttl_s
-        return _json_reply(200, {"access_token": token, "token_type": "bearer",
+        return _json_reply(200, {"access_token": self._issue_token(), "token_type": "bearer",
                                  "expires_in": self.token_ttl_s,
                                  "refresh_token": self.refresh_token,
                                  "account_id": "dbid:fake-account", "uid": "12345"})
@@ -856,12 +852,15 @@ class FakeDropbox:
         if form.get("refresh_token") != self.refresh_token:
             return _json_reply(400, {"error": "invalid_grant",
                                      "error_description": "refresh token is invalid or revoked"})
+        return _json_reply(200, {"access_token": self._issue_token(), "token_type": "bearer",
+                                 "expires_in": self.token_ttl_s})
+
+    def _issue_token(self) -> str:
         with self._lock:
             self.tokens_issued += 1
             token = f"fake-access-{self.tokens_issued}-{secrets.token_hex(8)}"
             self._tokens[token] = time.monotonic() + self.token_ttl_s
-        return _json_reply(200, {"access_token": token, "token_type": "bearer",
-                                 "expires_in": self.token_ttl_s})
+        return token
 
     def _check_auth(self, header: str | None) -> _Reply | None:
         if header is None:
