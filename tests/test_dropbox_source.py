@@ -99,8 +99,7 @@ def test_the_next_run_lists_only_what_changed(
     upload(fake, tmp_path / "later", under="later/")
     fake.delete(f"{ROOT}/{next(iter(study.current.values()))}")
     fake.requests.clear()
-    dbx = source(fake)
-    second = lake.ingest(dbx)
+    second = lake.ingest(source(fake))
     assert second.counts["seen"] == later.files
     assert "/2/files/list_folder" not in fake.requests  # resumed from the stored cursor
     assert len(second.gone) == 1  # reported; nothing leaves the lake
@@ -114,8 +113,7 @@ def test_an_expired_cursor_falls_back_to_a_full_listing(
     lake = open_lake(tmp_path / "lake", create=True)
     lake.ingest(source(fake))
     fake.expire_cursors()
-    dbx = source(fake)
-    again = lake.ingest(dbx)
+    again = lake.ingest(source(fake))
     assert again.relisted and again.batch is None  # everything listed again, nothing new
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import track as rich_track
 from rich.text import Text
 
-from rmg_lake.config import CONFIG_FILE, load_config
+from rmg_lake.config import CONFIG_FILE, Config, load_config
 from rmg_lake.errors import LakeError
 from rmg_lake.lake import IngestResult, Lake, open_lake
 from rmg_lake.report import completion_csv, completion_json, render_completion
@@ -49,18 +49,17 @@ def _track(items: Iterable[T], total: int, what: str) -> Iterable[T]:
     return rich_track(items, description=what, total=total, console=err, transient=True)
 
 
-def _lake(lake: Path | None, *, create: bool = False) -> Lake:
+def _lake_path(lake: Path | None, config: Config | None) -> Path:
     """The lake `--lake` names, else the one rmg-lake.toml names, else ./lake."""
-    if lake is None:
-        config = load_config()
-        lake = config.lake if config else Path("lake")
-    return _waiting(open_lake(lake, create=create))
+    return (lake or (config.lake if config else Path("lake"))).expanduser().resolve()
 
 
-def _waiting(lake: Lake) -> Lake:
-    lake.on_wait = lambda: err.print("Another rmg-lake run is writing this lake; waiting for "
-                                     "it to finish…")
-    return lake
+def _lake(lake: Path | None, *, create: bool = False) -> Lake:
+    """Open that lake; rmg-lake.toml is read only when `--lake` is not given."""
+    the_lake = open_lake(_lake_path(lake, None if lake else load_config()), create=create)
+    the_lake.on_wait = lambda: err.print("Another rmg-lake run is writing this lake; "
+                                         "waiting for it to finish…")
+    return the_lake
 
 
 def _n(count: int, word: str) -> str:
@@ -81,9 +80,9 @@ def ingest(
     if source is None:
         raise LakeError("no source given", hint="pass --source DIR or set `source` "
                         "in rmg-lake.toml")
-    root = (lake or (config.lake if config else Path("lake"))).expanduser().resolve()
+    root = _lake_path(lake, config)
     files = open_source(source, exclude=[root])  # before the lake: a wrong source makes none
-    the_lake = _waiting(open_lake(root, create=True))
+    the_lake = _lake(root, create=True)
     # rmg-lake.toml's study settings are about its own lake, not one named by --lake
     ours = config is not None and config.lake.resolve() == the_lake.root
     settings = config.settings if config and ours else None

@@ -186,8 +186,7 @@ class Lake:
         self.refresh()
         path = self.root / "frames" / relative
         if not path.is_file() and self._up_to_date(self.log.count()):
-            raise LakeError("no such frame in the lake", file=relative,
-                            hint="see the names under frames/teams/")
+            raise _no_such_frame(relative)
         try:
             return pl.read_parquet(path)
         except (OSError, pl.exceptions.PolarsError):
@@ -195,13 +194,17 @@ class Lake:
         with self._writing():
             self._refresh_locked(self.log.entries())
             if not path.is_file():
-                raise LakeError("no such frame in the lake", file=relative,
-                                hint="see the names under frames/teams/")
+                raise _no_such_frame(relative)
             try:
                 return pl.read_parquet(path)
             except (OSError, pl.exceptions.PolarsError):
                 raise LakeUnusable("a derived frame is damaged", file=str(path),
                                    hint="run `rmg-lake rebuild`") from None
+
+
+def _no_such_frame(relative: str) -> LakeError:
+    return LakeError("no such frame in the lake", file=relative,
+                     hint="see the names under frames/teams/")
 
 
 @contextmanager

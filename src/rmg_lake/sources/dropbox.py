@@ -79,6 +79,7 @@ class DropboxFolder:
 
     def _entries(self) -> Iterator[Any]:
         try:
+            page = None
             if self.start_cursor is not None:
                 try:
                     page = self._call(self.client.files_list_folder_continue,
@@ -88,9 +89,7 @@ class DropboxFolder:
                             and err.error.is_reset()):
                         raise
                     self.relisted = True
-                    page = self._call(self.client.files_list_folder, self._api_root(),
-                                      recursive=True)
-            else:
+            if page is None:
                 page = self._call(self.client.files_list_folder, self._api_root(),
                                   recursive=True)
             yield from page.entries
@@ -207,19 +206,17 @@ class DropboxTarget:
         return self.folder.read(listed)
 
     def keys(self, prefix: str) -> list[str]:
-        folder = DropboxFolder(f"{self.name}/{prefix}", self.client)
-        try:
-            found = [f"{prefix}/{f.path}" for f in folder.list()]
-        except SourceError as err:
-            if "not_found" in str(err):
-                return []
-            raise
-        return sorted(k for k in found if k.endswith(".json") and k.count("/") == 1)
+        return sorted(k for k in self._below(prefix)
+                      if k.endswith(".json") and k.count("/") == prefix.count("/") + 1)
 
     def objects(self) -> list[str]:
-        folder = DropboxFolder(f"{self.name}/backups/objects", self.client)
+        return sorted(self._below("backups/objects"))
+
+    def _below(self, prefix: str) -> list[str]:
+        """Every key under `prefix` (none if the folder is not there yet)."""
+        folder = DropboxFolder(f"{self.name}/{prefix}", self.client)
         try:
-            return sorted(f"backups/objects/{f.path}" for f in folder.list())
+            return [f"{prefix}/{f.path}" for f in folder.list()]
         except SourceError as err:
             if "not_found" in str(err):
                 return []
