@@ -1,15 +1,24 @@
 """A loopback fake of the Dropbox API v2 subset rmg-lake uses (issue 3), for the real SDK.
 
-The official `dropbox` SDK talks to it unchanged over plain HTTP on 127.0.0.1: give the SDK
-the session from `FakeDropbox.session()`, whose transport adapter rewrites every
-`https://api.dropboxapi.com/...` / `https://content.dropboxapi.com/...` URL to
-`http://127.0.0.1:<port>/...` (same path and query; the original `Host` header is kept so the
-fake can check that each route went to the right host) and refuses every other host:
+The official `dropbox` SDK talks to it unchanged, over HTTPS on 127.0.0.1 with a certificate
+from a throwaway test CA (`trustme`). Two ways to point the SDK at it:
 
-    with FakeDropbox() as fake:
-        fake.put("/Apps/RMG Observer/a.csv", b"...")
-        dbx = dropbox.Dropbox(oauth2_refresh_token="good-refresh", app_key="test-app",
-                              session=fake.session())
+- in this process, `FakeDropbox.session()`: a `requests.Session` whose transport adapter sends
+  `https://api.dropboxapi.com/...` to `https://127.0.0.1:<port>/...` and
+  `https://content.dropboxapi.com/...` to `https://localhost:<port>/...` (same path and
+  query), trusting only the test CA, and refuses every other host:
+
+      with FakeDropbox() as fake:
+          fake.put("/Apps/RMG Observer/a.csv", b"...")
+          dbx = dropbox.Dropbox(oauth2_refresh_token="good-refresh", app_key="test-app",
+                                session=fake.session())
+
+- in a subprocess, `FakeDropbox.env()`: `DROPBOX_API_HOST=127.0.0.1:<port>`,
+  `DROPBOX_API_CONTENT_HOST=localhost:<port>` (which the SDK reads at import), the app key,
+  and `RMG_LAKE_DROPBOX_CA_CERTS` naming the test CA's bundle.
+
+The API and content hosts differ by name only, so the fake checks that each route was sent to
+the right host (`Host` header), as Dropbox does.
 
 Wire format, as the SDK (dropbox_client.py `request_json_string`) expects it:
 
@@ -35,13 +44,17 @@ import contextlib
 import hashlib
 import itertools
 import json
+import os
 import random
 import re
 import secrets
 import socket
+import ssl
+import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,6 +64,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import requests
+import trustme
 from requests.adapters import HTTPAdapter
 
 __all__ = [
@@ -77,6 +91,8 @@ _BODY: frozenset[str] = frozenset({"truncate", "corrupt"})
 API_HOST = "api.dropboxapi.com"
 CONTENT_HOST = "content.dropboxapi.com"
 NOTIFY_HOST = "notify.dropboxapi.com"
+# Where each host is served on loopback: one port, told apart by the name it was called by.
+LOOPBACK = {API_HOST: "127.0.0.1", CONTENT_HOST: "localhost", NOTIFY_HOST: "127.0.0.1"}
 
 _TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
 _CURSOR_PREFIX = "AAFake"
@@ -255,36 +271,44 @@ def _within(lower: str, root: str, recursive: bool) -> bool:
 
 
 class _LoopbackAdapter(HTTPAdapter):
-    """Sends `https://<dropbox host>/<path>?<query>` to `http://127.0.0.1:<port>/<path>?<query>`."""
+    """Sends `https://<dropbox host>/<path>?<query>` to the fake on loopback, over HTTPS
+    checked against the fake's test CA only."""
 
-    def __init__(self, port: int, hosts: frozenset[str], pool_maxsize: int) -> None:
+    def __init__(self, port: int, ca_path: str, pool_maxsize: int) -> None:
         super().__init__(pool_connections=4, pool_maxsize=pool_maxsize)
         self._port = port
-        self._hosts = hosts
+        self._ca_path = ca_path
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,
              timeout: Any = None, verify: Any = True, cert: Any = None,
              proxies: Any = None) -> requests.Response:
         parts = urlsplit(request.url or "")
-        if parts.scheme != "https" or parts.hostname not in self._hosts:
+        if parts.scheme != "https" or parts.hostname not in LOOPBACK:
             raise requests.exceptions.ConnectionError(
                 f"FakeDropbox session refuses {parts.scheme}://{parts.netloc}: "
                 "only the Dropbox API hosts are routed to the fake", request=request)
-        request.headers["Host"] = parts.netloc
-        request.url = urlunsplit(("http", f"127.0.0.1:{self._port}",
-                                  parts.path, parts.query, parts.fragment))
-        return super().send(request, stream=stream, timeout=timeout, verify=verify,
+        netloc = f"{LOOPBACK[parts.hostname]}:{self._port}"
+        request.headers["Host"] = netloc
+        request.url = urlunsplit(("https", netloc, parts.path, parts.query, parts.fragment))
+        return super().send(request, stream=stream, timeout=timeout, verify=self._ca_path,
                             cert=cert, proxies={})
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, fake: FakeDropbox) -> None:
+    def __init__(self, fake: FakeDropbox, tls: ssl.SSLContext) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
+        self.tls = tls
         self._conns: dict[Any, threading.Thread] = {}
         self._conns_lock = threading.Lock()
+
+    def get_request(self) -> tuple[Any, Any]:
+        """Wrap in TLS here; the handshake runs in the connection's own thread."""
+        sock, address = super().get_request()
+        return self.tls.wrap_socket(sock, server_side=True,
+                                    do_handshake_on_connect=False), address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(target=self.process_request_thread,
@@ -321,6 +345,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.request.do_handshake()
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -388,13 +416,22 @@ class FakeDropbox:
         self._sessions: list[requests.Session] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # The test CA, and its bundle on disk for clients (removed with this object).
+        self._ca = trustme.CA()
+        with tempfile.NamedTemporaryFile("wb", prefix="fake-dropbox-ca-", suffix=".pem",
+                                         delete=False) as bundle:
+            bundle.write(self._ca.cert_pem.bytes())
+        self.ca_path = bundle.name
+        weakref.finalize(self, os.unlink, bundle.name)
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> FakeDropbox:
         if self._server is not None:
             raise RuntimeError("FakeDropbox already started")
-        self._server = _Server(self)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(tls)
+        self._server = _Server(self, tls)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.01},
                                         name="fake-dropbox", daemon=True)
@@ -428,26 +465,20 @@ class FakeDropbox:
             raise RuntimeError("FakeDropbox not started")
         return int(self._server.server_address[1])
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess whose SDK and rmg-lake should talk to this fake."""
+        return {"DROPBOX_API_HOST": f"{LOOPBACK[API_HOST]}:{self.port}",
+                "DROPBOX_API_CONTENT_HOST": f"{LOOPBACK[CONTENT_HOST]}:{self.port}",
+                "DROPBOX_APP_KEY": self.app_key,
+                "RMG_LAKE_DROPBOX_CA_CERTS": self.ca_path}
 
     def session(self, pool_maxsize: int = 16) -> requests.Session:
         """A `requests.Session` that routes the Dropbox API hosts to this fake (closed on stop).
 
-        Hosts: api/content/notify.dropboxapi.com plus whatever `dropbox.session` read from
-        DROPBOX_API_HOST / DROPBOX_API_CONTENT_HOST. Anything else raises ConnectionError, so a
-        test cannot reach the network. Proxies from the environment are ignored.
+        Anything else raises ConnectionError, so a test cannot reach the network. Proxies and
+        CA bundles from the environment are ignored.
         """
-        hosts = {API_HOST, CONTENT_HOST, NOTIFY_HOST}
-        try:
-            from dropbox import session as sdk_session
-        except ImportError:  # pragma: no cover - only without the SDK
-            pass
-        else:
-            hosts |= {sdk_session.API_HOST, sdk_session.API_CONTENT_HOST,
-                      sdk_session.API_NOTIFICATION_HOST}
-        adapter = _LoopbackAdapter(self.port, frozenset(hosts), pool_maxsize)
+        adapter = _LoopbackAdapter(self.port, self.ca_path, pool_maxsize)
         session = requests.Session()
         session.trust_env = False
         session.mount("https://", adapter)
@@ -697,7 +728,7 @@ class FakeDropbox:
 
     def _record_error(self, text: str) -> None:
         if any(name in text for name in ("BrokenPipeError", "ConnectionResetError",
-                                         "ConnectionAbortedError")):
+                                         "ConnectionAbortedError", "SSLEOFError")):
             return  # the client went away first: normal with drops and truncation
         with self._lock:
             self.errors.append(text)
@@ -757,7 +788,7 @@ class FakeDropbox:
             raise _BadRequest(f"Unknown API function: {route!r}")
         host, style = _ROUTES[route]
         sent_to = (handler.headers.get("Host") or "").split(":")[0]
-        if sent_to != "127.0.0.1" and sent_to not in self._hosts_for(host):
+        if sent_to != LOOPBACK[host]:
             raise _BadRequest(f"this route must be called on {host}, not {sent_to}")
         if style == "oauth":
             return self._oauth_token(body, query)
@@ -794,19 +825,6 @@ class FakeDropbox:
         if route == "/2/files/upload_session/append_v2":
             return self._session_append(arg, payload)
         return self._session_finish(arg, payload)
-
-    @staticmethod
-    def _hosts_for(host: str) -> set[str]:
-        hosts = {host}
-        try:
-            from dropbox import session as sdk_session
-        except ImportError:  # pragma: no cover
-            return hosts
-        if host == API_HOST:
-            hosts.add(sdk_session.API_HOST)
-        elif host == CONTENT_HOST:
-            hosts.add(sdk_session.API_CONTENT_HOST)
-        return hosts
 
     @staticmethod
     def _parse_arg(text: str, where: str) -> dict[str, Any]:

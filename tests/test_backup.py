@@ -79,7 +79,22 @@ def test_backup_and_restore_commands(ingested: Ingested, tmp_path: Path) -> None
     assert "Kept 1 version; deleted 0 versions and 0 unused objects." in made.stdout
     back = run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "restored"))
     assert back.returncode == 0, back.stderr
+    assert "`rmg-lake verify` finds every file whole" in back.stdout
     assert _kept(tmp_path / "restored") == _kept(ingested.lake.root)
+
+
+def test_a_damaged_lake_is_not_backed_up(tmp_path: Path) -> None:
+    from rmg_lake import open_lake
+
+    simulate(tmp_path / "inbox", days=1, seed=33)
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(tmp_path / "inbox")
+    record = next(f for f in lake.batches()[0].files if f.outcome == "added")
+    (lake.root / record.stored).write_bytes(b"bit rot")
+    with pytest.raises(LakeError, match="damaged") as caught:
+        backup(lake, FolderTarget(tmp_path / "usb"))
+    assert caught.value.file == record.stored
+    assert versions(FolderTarget(tmp_path / "usb")) == []  # no manifest: no version
 
 
 def test_prune_keeps_what_the_policy_says(ingested: Ingested, tmp_path: Path) -> None:

@@ -117,23 +117,37 @@ def test_an_expired_cursor_falls_back_to_a_full_listing(
     assert again.relisted and again.batch is None  # everything listed again, nothing new
 
 
-def test_a_run_killed_before_its_commit_resumes_from_the_committed_cursor(
+def test_a_run_killed_mid_sync_resumes_from_the_committed_cursor(
     fake: FakeDropbox, study: SimulationManifest, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import signal
+    import time
+
     upload(fake, tmp_path / "inbox")
     lake = open_lake(tmp_path / "lake", create=True)
-    with monkeypatch.context() as patch:
-        def die(batch: object) -> None:
-            raise KeyboardInterrupt
-
-        patch.setattr(lake.log, "commit", die)
-        with pytest.raises(KeyboardInterrupt):
-            lake.ingest(source(fake))
-    assert lake.batches() == []
+    lake.ingest(source(fake))
+    later = simulate(tmp_path / "later", days=2, seed=26, start=date(2026, 11, 8))
+    upload(fake, tmp_path / "later", under="later/")
+    fake.faults = Faults(latency_s=0.02)
+    fake.requests.clear()
+    run = subprocess.Popen([sys.executable, "-m", "rmg_lake", "ingest", "--source",
+                            f"dropbox:{ROOT}", "--lake", str(lake.root), "--workers", "2"],
+                           env=_env(fake, fake.refresh_token), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    while fake.requests.count("/2/files/download") < 40:  # well into the downloads
+        assert run.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert len(lake.batches()) == 1  # the killed run committed nothing
+    fake.faults = Faults()
+    fake.requests.clear()
     result = lake.ingest(source(fake))
-    assert result.counts["seen"] == study.files
-    assert lake.table("observations").height == len(study.current)
+    assert "/2/files/list_folder" not in fake.requests  # resumed from batch 1's cursor
+    assert result.counts["seen"] == later.files
+    paths = [f.path for batch in lake.batches() for f in batch.files]
+    assert len(paths) == len(set(paths)) == study.files + later.files
+    assert lake.table("observations").height == len(study.current) + len(later.current)
 
 
 def _timed_sync(fake: FakeDropbox, lake_dir: Path, workers: int) -> float:
@@ -191,24 +205,21 @@ def test_downloads_run_side_by_side_and_are_kept_in_order(
     assert [r.path for r in got.records] == [f"obs01/photo_{n:04d}.jpg" for n in range(60)]
 
 
+def _env(fake: FakeDropbox, token: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a real `rmg-lake` run whose Dropbox is the fake (over HTTPS)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DROPBOX_")}
+    env.update(fake.env(), **extra)
+    if token is not None:
+        env["DROPBOX_REFRESH_TOKEN"] = token
+    return env
+
+
 def _cli_against(fake: FakeDropbox, cwd: Path, *args: str,
                  token: str) -> subprocess.CompletedProcess[str]:
-    """`rmg-lake ARGS` in a subprocess whose Dropbox client talks to the fake."""
-    driver = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from dropbox_fake import _LoopbackAdapter\n"
-        "import requests, rmg_lake.sources.dropbox as d\n"
-        "def client_from_env(session=None, real=d.client_from_env):\n"
-        "    s = requests.Session(); s.trust_env = False\n"
-        "    s.mount('https://', _LoopbackAdapter("
-        f"{fake.port}, frozenset({{'api.dropboxapi.com', 'content.dropboxapi.com'}}), 8))\n"
-        "    return real(session=s)\n"
-        "d.client_from_env = client_from_env\n"
-        f"sys.argv = ['rmg-lake', *{list(args)!r}]\n"
-        "from rmg_lake.cli import main\nmain()\n")
-    env = {**os.environ, "DROPBOX_APP_KEY": fake.app_key, "DROPBOX_REFRESH_TOKEN": token}
-    return subprocess.run([sys.executable, "-c", driver], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    """`rmg-lake ARGS` in a subprocess, signed in with `token`, talking to the fake."""
+    return subprocess.run([sys.executable, "-m", "rmg_lake", *args], cwd=cwd,
+                          env=_env(fake, token), capture_output=True, text=True, timeout=120,
+                          check=False)
 
 
 def test_the_token_appears_nowhere(fake: FakeDropbox, tmp_path: Path) -> None:
@@ -248,24 +259,6 @@ def test_no_network_ends_quickly_and_changes_nothing(tmp_path: Path) -> None:
     assert lake.batches() == []
 
 
-def _driver(fake: FakeDropbox, args: list[str]) -> str:
-    """Python for a subprocess running `rmg-lake ARGS` with Dropbox routed to the fake."""
-    return (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from dropbox_fake import _LoopbackAdapter\n"
-        "import requests, dropbox.oauth, rmg_lake.sources.dropbox as d\n"
-        "def loopback(ca_certs=None):\n"
-        "    s = requests.Session(); s.trust_env = False\n"
-        "    s.mount('https://', _LoopbackAdapter("
-        f"{fake.port}, frozenset({{'api.dropboxapi.com', 'content.dropboxapi.com'}}), 8))\n"
-        "    return s\n"
-        "dropbox.oauth.pinned_session = loopback\n"
-        "real = d.client_from_env\n"
-        "d.client_from_env = lambda session=None: real(session=loopback())\n"
-        f"sys.argv = ['rmg-lake', *{args!r}]\n"
-        "from rmg_lake.cli import main\nmain()\n")
-
-
 def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
     fake: FakeDropbox, tmp_path: Path,
 ) -> None:
@@ -274,10 +267,9 @@ def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
 
     secret = "rt-5ecret-fedcba9876543210"
     fake.refresh_token = secret
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DROPBOX_")}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    with subprocess.Popen([sys.executable, "-c", _driver(fake, ["auth", "--app-key",
-                                                              fake.app_key])],
+    env = _env(fake, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    with subprocess.Popen([sys.executable, "-m", "rmg_lake", "auth", "--app-key",
+                           fake.app_key],
                           cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as login:
         assert login.stdout is not None and login.stdin is not None
@@ -295,7 +287,7 @@ def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
     assert secret in stored.read_text()
     simulate(tmp_path / "inbox", days=1, seed=24, bad_files=False)
     upload(fake, tmp_path / "inbox")
-    runs = [subprocess.run([sys.executable, "-c", _driver(fake, args)], cwd=tmp_path, env=env,
+    runs = [subprocess.run([sys.executable, "-m", "rmg_lake", *args], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=120, check=False)
             for args in (["auth", "--status"],
                          ["ingest", "--source", f"dropbox:{ROOT}", "--lake", "lake"])]
@@ -322,9 +314,14 @@ def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> Non
     target = DropboxTarget(f"dropbox:{ROOT}", fake.client(), attempts=8)
     target.CHUNK = 1024 * 1024
     first = backup(lake, target, now=datetime(2026, 11, 20, tzinfo=UTC))
-    again = backup(lake, target, now=datetime(2026, 11, 21, tzinfo=UTC))
-    assert first.uploaded == first.objects and again.uploaded == 0
+    assert first.uploaded == first.objects
     assert "/2/files/upload_session/start" in fake.requests
+    fake.faults = Faults()
+    fake.requests.clear()
+    again = backup(lake, target, now=datetime(2026, 11, 21, tzinfo=UTC))
+    assert again.uploaded == 0
+    assert fake.requests.count("/2/files/upload") == 1  # the manifest, and nothing else
+    assert "/2/files/get_metadata" not in fake.requests  # one listing, not a call per file
     restored = restore(target, tmp_path / "restored", version="2026-11-20")
 
     def kept(root: Path) -> dict[str, str]:

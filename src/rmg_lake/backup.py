@@ -10,16 +10,18 @@ stores only objects the target lacks, yet every version restores on its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.files import write_atomic, write_once
 from rmg_lake.lake import Lake, open_lake
+from rmg_lake.progress import Track
 from rmg_lake.store import sha256
 
 __all__ = [
@@ -35,8 +37,6 @@ class Target(Protocol):
 
     name: str
 
-    def has(self, key: str) -> bool: ...
-
     def put(self, key: str, data: bytes) -> None:
         """Store `data` at `key`, checked after it is written."""
         ...
@@ -47,7 +47,9 @@ class Target(Protocol):
         """The manifests (`*.json`) directly in `prefix`."""
         ...
 
-    def objects(self) -> list[str]: ...
+    def objects(self) -> list[str]:
+        """Every key under `backups/objects`."""
+        ...
 
     def delete(self, key: str) -> None: ...
 
@@ -58,9 +60,6 @@ class FolderTarget:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self.name = str(self.root)
-
-    def has(self, key: str) -> bool:
-        return (self.root / key).is_file()
 
     def put(self, key: str, data: bytes) -> None:
         write_atomic(self.root / key, data)
@@ -94,26 +93,39 @@ def _object_key(digest: str) -> str:
     return f"backups/objects/{digest[:2]}/{digest[2:]}"
 
 
-def backup(lake: Lake, target: Target, *, now: datetime | None = None) -> BackupResult:
-    """Write a new version of `lake` to `target`."""
+def backup(lake: Lake, target: Target, *, now: datetime | None = None,
+           track: Track | None = None) -> BackupResult:
+    """Write a new version of `lake` to `target`, uploading only objects it lacks."""
     batches = lake.batches()
-    paths = {"_meta.json", *(p.relative_to(lake.root).as_posix()
-                             for p in sorted((lake.root / "_log").glob("[0-9]*.json")))}
-    paths |= {f.stored for b in batches for f in b.files}
-    objects, uploaded = [], 0
-    for path in sorted(paths):
-        data = (lake.root / path).read_bytes()
-        digest = sha256(data)
-        if not target.has(_object_key(digest)):
-            target.put(_object_key(digest), data)
-            uploaded += 1
-        objects.append({"path": path, "sha256": digest, "size": len(data)})
+    known: dict[str, str | None] = {f.stored: f.sha256 for b in batches for f in b.files}
+    known["_meta.json"] = None
+    known |= {p.relative_to(lake.root).as_posix(): None
+              for p in (lake.root / "_log").glob("[0-9]*.json")}
+    present = set(target.objects())  # one listing, not one question per object
+    objects, missing = [], []
+    for path, digest in sorted(known.items()):
+        if digest is None or _object_key(digest) not in present:
+            data = (lake.root / path).read_bytes()
+            if digest is not None and sha256(data) != digest:
+                raise LakeError("a file of the lake is damaged", file=path,
+                                hint="run `rmg-lake verify`, and restore it from a backup")
+            digest = sha256(data)
+            if _object_key(digest) not in present:
+                missing.append((path, digest))
+                present.add(_object_key(digest))
+        objects.append({"path": path, "sha256": digest,
+                        "size": (lake.root / path).stat().st_size})
+    uploads: Iterable[tuple[str, str]] = missing
+    if track is not None:
+        uploads = track(missing, len(missing), f"Backing up to {target.name}")
+    for path, digest in uploads:
+        target.put(_object_key(digest), (lake.root / path).read_bytes())
     stamp = (now or datetime.now(UTC)).astimezone(UTC)
     key = f"backups/{stamp:%Y-%m-%dT%H%M%S.%fZ}.json"
     manifest = {"format": FORMAT, "created_at": stamp.isoformat(), "batches": len(batches),
                 "objects": objects}
     target.put(key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    return BackupResult(key, len(objects), uploaded)
+    return BackupResult(key, len(objects), len(missing))
 
 
 def versions(target: Target) -> list[str]:
@@ -121,8 +133,10 @@ def versions(target: Target) -> list[str]:
     return target.keys("backups")
 
 
-def restore(target: Target, lake_dir: Path, *, version: str | None = None) -> Lake:
-    """Make a new lake at `lake_dir` from a version (default: the newest) and derive it."""
+def restore(target: Target, lake_dir: Path, *, version: str | None = None,
+            track: Track | None = None) -> Lake:
+    """Make a new lake at `lake_dir` from a version (default: the newest), derive it, and
+    verify it."""
     found = versions(target)
     if not found:
         raise LakeError("no backup there", file=target.name)
@@ -135,14 +149,22 @@ def restore(target: Target, lake_dir: Path, *, version: str | None = None) -> La
     if lake_dir.exists() and any(lake_dir.iterdir()):
         raise LakeUnusable("the folder is not empty", file=str(lake_dir),
                            hint="restore into a new folder")
-    for item in manifest["objects"]:
+    items: Iterable[dict[str, Any]] = manifest["objects"]
+    if track is not None:
+        items = track(items, len(manifest["objects"]), f"Restoring from {target.name}")
+    for item in items:
         data = target.get(_object_key(item["sha256"]))
         if sha256(data) != item["sha256"]:
             raise LakeError("a backed-up file is damaged", file=item["path"],
                             hint="restore an older version")
         write_once(lake_dir / item["path"], data)
     lake = open_lake(lake_dir)
-    lake.rebuild()
+    lake.rebuild(track=track)
+    verified = lake.verify(track=track)
+    if not verified.ok:
+        raise LakeUnusable(f"the restored lake fails verification ({verified.problems[0].file}"
+                           f": {verified.problems[0].detail})", file=str(lake_dir),
+                           hint="restore an older version")
     return lake
 
 

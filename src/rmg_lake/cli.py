@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import track as rich_track
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.text import Text
 
 from rmg_lake.config import CONFIG_FILE, Config, load_config
@@ -23,6 +31,7 @@ from rmg_lake.sources import open_source
 
 if TYPE_CHECKING:
     from rmg_lake.backup import Target
+    from rmg_lake.verify import Verified
 
 __all__ = ["app", "main"]
 
@@ -42,11 +51,24 @@ class Format(StrEnum):
     json = "json"
 
 
-def _track(items: Iterable[T], total: int, what: str) -> Iterable[T]:
-    """A progress bar on a terminal, nothing in a pipe."""
-    if not err.is_terminal or total < 200:
-        return items
-    return rich_track(items, description=what, total=total, console=err, transient=True)
+def _track(items: Iterable[T], total: int, what: str, *,
+           size: Callable[[T], int] | None = None, total_size: int = 0) -> Iterator[T]:
+    """A progress bar on a terminal (files, and bytes when `size` is given); nothing in a
+    pipe, where the command's own summary is the record."""
+    if not err.is_terminal:
+        yield from items
+        return
+    columns: list[str | ProgressColumn] = [
+        TextColumn("{task.description}"), BarColumn(),
+        TextColumn("{task.fields[done]:,}/{task.fields[files]:,} files")]
+    if size is not None:
+        columns += [DownloadColumn(), TransferSpeedColumn()]
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=total_size if size else total, done=0, files=total)
+        for done, item in enumerate(items, 1):
+            yield item
+            bar.update(task, advance=size(item) if size else 1, done=done)
 
 
 def _lake_path(lake: Path | None, config: Config | None) -> Path:
@@ -173,6 +195,38 @@ def rebuild(lake: LakeOption = None) -> None:
     out.print(f"Rebuilt the frames and lake.duckdb in {the_lake.root} from {batches}.")
 
 
+@app.command()
+def verify(
+    lake: LakeOption = None,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Delete orphans (files no log entry names); nothing else.")] = False,
+) -> None:
+    """Re-hash every file the log names; report damaged, missing and orphaned files."""
+    the_lake = _lake(lake)
+    _print_verified(the_lake.verify(repair=repair, track=_track), repaired=repair)
+
+
+def _print_verified(verified: Verified, *, repaired: bool = False) -> None:
+    """The findings, then one line; exit 1 if anything is wrong (orphans are not)."""
+    for finding in verified.findings[:_LISTED] if verified.ok else verified.problems:
+        style = "yellow" if finding.kind == "orphan" else "red"
+        out.print(Text.assemble("  ", (finding.kind, style),
+                                f" {finding.file} — {finding.detail}"), highlight=False)
+    orphans = len(verified.orphans)
+    if orphans:
+        out.print(f"{_n(orphans, 'orphan')} (left by a run that stopped before its commit; "
+                  + ("deleted)." if repaired else "harmless; `rmg-lake verify --repair` "
+                     "deletes them)."))
+    entries = "entry" if verified.batches == 1 else "entries"
+    summary = f"{verified.batches:,} log {entries} and {_n(verified.checked, 'file')} checked"
+    if verified.ok:
+        out.print(f"OK: {summary}; every file the log names is there, whole.")
+        return
+    err.print(Text.assemble(("error: ", "bold red"),
+                            f"{_n(len(verified.problems), 'problem')} in {summary}"))
+    raise typer.Exit(1)
+
+
 def _target(spec: str) -> Target:
     """A backup folder: `dropbox:/path`, or a local one."""
     from rmg_lake.backup import FolderTarget
@@ -200,7 +254,7 @@ def backup(
     from rmg_lake.backup import prune as run_prune
 
     target = _target(to)
-    result = run(_lake(lake), target)
+    result = run(_lake(lake), target, track=_track)
     out.print(f"Backed up {_n(result.objects, 'file')} ({result.uploaded:,} new) as "
               f"{result.manifest} in {to}.")
     if prune:
@@ -220,8 +274,10 @@ def restore(
     """Make a lake again from a backup, and its frames and views from it."""
     from rmg_lake.backup import restore as run
 
-    restored = run(_target(source), lake.expanduser().resolve(), version=version)
-    out.print(f"Restored {_n(len(restored.batches()), 'batch')} into {restored.root}.")
+    restored = run(_target(source), lake.expanduser().resolve(), version=version,
+                   track=_track)
+    out.print(f"Restored {_n(len(restored.batches()), 'batch')} into {restored.root}; "
+              "`rmg-lake verify` finds every file whole.")
 
 
 @app.command()

@@ -73,8 +73,11 @@ def sign_in(app_key: str, ask: Callable[[str], str]) -> Credentials:
     import dropbox
     import requests
 
+    from rmg_lake.sources.dropbox import http_session
+
     flow = dropbox.DropboxOAuth2FlowNoRedirect(app_key, token_access_type="offline",
                                                use_pkce=True)
+    flow.requests_session = http_session(pool=1)
     code = ask(flow.start()).strip()
     try:
         result = flow.finish(code)

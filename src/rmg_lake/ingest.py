@@ -84,7 +84,11 @@ def collect(
     vanished = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
         read = _read_ahead(pool, source, new, ahead=4 * workers)
-        for file, data in track(read, len(new), "Ingesting") if track else read:
+        if track is not None:
+            read = iter(track(read, len(new), f"Reading {source.name}",
+                              size=lambda item: item[0].size,
+                              total_size=sum(f.size for f in new)))
+        for file, data in read:
             if isinstance(data, FileGone):
                 vanished += 1
             elif isinstance(data, FileDeferred):

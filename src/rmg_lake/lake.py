@@ -28,6 +28,7 @@ from rmg_lake.log import Batch, Log, settings_in_force
 from rmg_lake.progress import Track
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore
+from rmg_lake.verify import Verified, remove_orphans, verify
 
 __all__ = ["LAYOUT", "IngestResult", "Lake", "open_lake"]
 
@@ -160,6 +161,15 @@ class Lake:
                 yield
         finally:
             self._lock.release()
+
+    def verify(self, *, repair: bool = False, track: Track | None = None) -> Verified:
+        """Re-hash every file the log names and look for orphans (see `rmg_lake.verify`);
+        `repair` then deletes the orphans, and nothing else."""
+        with self._writing():  # an ingest's files are orphans until its entry commits
+            verified = verify(self.root, track=track)
+            if repair:
+                remove_orphans(self.root, verified)
+        return verified
 
     def batches(self) -> list[Batch]:
         return self.log.entries()

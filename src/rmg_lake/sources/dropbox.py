@@ -10,8 +10,10 @@ is *deferred*: listed in the batch with the reason and tried again by the next r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dropbox
@@ -19,6 +21,7 @@ import requests
 from dropbox.content_hash import content_hash
 from dropbox.exceptions import ApiError, AuthError, BadInputError, HttpError
 from dropbox.files import DeletedMetadata, FileMetadata, ListFolderContinueError
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryError,
     retry,
@@ -31,30 +34,68 @@ from rmg_lake.credentials import load_credentials
 from rmg_lake.errors import SourceError
 from rmg_lake.sources.base import FileDeferred, FileGone, SourceFile
 
-__all__ = ["DropboxFolder", "DropboxTarget", "client_from_env"]
+__all__ = ["CA_CERTS_VARIABLE", "DropboxFolder", "DropboxTarget", "client_from_env",
+           "http_session"]
 
 SCHEME = "dropbox:"
+CA_CERTS_VARIABLE = "RMG_LAKE_DROPBOX_CA_CERTS"
 
 
 class _Retry(Exception):
     """A fetch worth trying again: the connection dropped, the body was cut, bytes differ."""
 
 
+class _TrustOnly(HTTPAdapter):
+    """Verifies servers against one CA bundle, whatever `REQUESTS_CA_BUNDLE` says."""
+
+    def __init__(self, ca_certs: str, pool: int) -> None:
+        super().__init__(pool_maxsize=pool)
+        self.ca_certs = ca_certs
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Any = None) -> requests.Response:
+        return super().send(request, stream=stream, timeout=timeout,
+                            verify=self.ca_certs if verify else verify, cert=cert,
+                            proxies=proxies)
+
+
+def http_session(pool: int = 16) -> requests.Session:
+    """HTTPS connections for the SDK, `pool` of them kept open for parallel downloads.
+
+    A testing aid: `RMG_LAKE_DROPBOX_CA_CERTS` names the only CA bundle to trust, for a
+    loopback Dropbox (with `DROPBOX_API_HOST` and `DROPBOX_API_CONTENT_HOST`, which the SDK
+    reads).
+    """
+    ca_certs = os.environ.get(CA_CERTS_VARIABLE)
+    if not ca_certs:
+        session: requests.Session = dropbox.create_session(max_connections=pool)
+        return session
+    if not Path(ca_certs).is_file():
+        raise SourceError("no such CA bundle", file=ca_certs,
+                          hint=f"unset {CA_CERTS_VARIABLE}, or point it at a PEM file")
+    session = requests.Session()
+    session.mount("https://", _TrustOnly(ca_certs, pool))
+    return session
+
+
 def client_from_env(session: requests.Session | None = None) -> dropbox.Dropbox:
     """A client with the user's credentials (environment, else `rmg-lake auth`'s file)."""
     credentials = load_credentials()
     return dropbox.Dropbox(oauth2_refresh_token=credentials.refresh_token,
-                           app_key=credentials.app_key, session=session,
+                           app_key=credentials.app_key, session=session or http_session(),
                            max_retries_on_error=4, max_retries_on_rate_limit=8, timeout=60)
 
 
 class DropboxFolder:
     """The folder `dropbox:/path` of the account the client is signed in to."""
 
-    def __init__(self, spec: str, client: dropbox.Dropbox, *, attempts: int = 5) -> None:
+    def __init__(self, spec: str, client: dropbox.Dropbox, *, attempts: int = 5,
+                 recursive: bool = True) -> None:
         self.root = "/" + spec.removeprefix(SCHEME).strip("/")
         self.client = client
         self.attempts = attempts
+        self.recursive = recursive
         self.start_cursor: str | None = None
         self.cursor: str | None = None  # where the listing ended: recorded on commit
         self.relisted = False  # the stored cursor had expired: a full listing was made
@@ -91,7 +132,7 @@ class DropboxFolder:
                     self.relisted = True
             if page is None:
                 page = self._call(self.client.files_list_folder, self._api_root(),
-                                  recursive=True)
+                                  recursive=self.recursive)
             yield from page.entries
             while page.has_more:
                 page = self._call(self.client.files_list_folder_continue, page.cursor)
@@ -172,15 +213,6 @@ class DropboxTarget:
     def _path(self, key: str) -> str:
         return self.folder._api_path(key)
 
-    def has(self, key: str) -> bool:
-        try:
-            self.folder._call(self.client.files_get_metadata, self._path(key))
-        except ApiError as err:
-            if "not_found" in str(err.error):
-                return False
-            raise SourceError(f"Dropbox cannot check it ({err.error})", file=key) from err
-        return True
-
     def put(self, key: str, data: bytes) -> None:
         """Upload `data` and check the content hash Dropbox reports for what it stored."""
         metadata = self.folder._call(self._upload, self._path(key), data)
@@ -206,15 +238,14 @@ class DropboxTarget:
         return self.folder.read(listed)
 
     def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self._below(prefix)
-                      if k.endswith(".json") and k.count("/") == prefix.count("/") + 1)
+        return sorted(k for k in self._below(prefix, recursive=False) if k.endswith(".json"))
 
     def objects(self) -> list[str]:
-        return sorted(self._below("backups/objects"))
+        return sorted(self._below("backups/objects", recursive=True))
 
-    def _below(self, prefix: str) -> list[str]:
-        """Every key under `prefix` (none if the folder is not there yet)."""
-        folder = DropboxFolder(f"{self.name}/{prefix}", self.client)
+    def _below(self, prefix: str, *, recursive: bool) -> list[str]:
+        """The files under `prefix` (none if the folder is not there yet)."""
+        folder = DropboxFolder(f"{self.name}/{prefix}", self.client, recursive=recursive)
         try:
             return [f"{prefix}/{f.path}" for f in folder.list()]
         except SourceError as err:

@@ -1,0 +1,122 @@
+"""Checking a lake against its log: every file an entry names is there, whole.
+
+`verify` re-hashes every raw, quarantined and attachment file the log names, checks the
+log's numbering and each entry's own accounting, and lists *orphans*: stored files no
+entry names (a run that died before its commit leaves them; they are harmless, and the
+next ingest of the same bytes reuses them). Problems are everything else;
+`remove_orphans` deletes orphans, never anything a committed entry names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError
+
+from rmg_lake.log import Batch
+from rmg_lake.progress import Track
+from rmg_lake.store import sha256
+
+__all__ = ["Finding", "Verified", "remove_orphans", "verify"]
+
+STORED = ("raw", "quarantine", "attachments")
+
+Kind = Literal["log", "missing", "damaged", "orphan"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: Kind
+    file: str  # relative to the lake
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    batches: int  # log entries read
+    checked: int  # stored files re-hashed
+    findings: tuple[Finding, ...]
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.kind != "orphan"]
+
+    @property
+    def orphans(self) -> list[Finding]:
+        return [f for f in self.findings if f.kind == "orphan"]
+
+    @property
+    def ok(self) -> bool:
+        """No problems (orphans are allowed: they are reported, not wrong)."""
+        return not self.problems
+
+
+def _read_log(lake: Path, findings: list[Finding]) -> list[Batch]:
+    paths = sorted(p for p in (lake / "_log").glob("*.json") if not p.name.startswith("."))
+    batches = []
+    for number, path in enumerate(paths, start=1):
+        name = f"_log/{path.name}"
+        if path.name != f"{number:06d}.json":
+            findings.append(Finding("log", name, f"expected _log/{number:06d}.json here"))
+        try:
+            batch = Batch.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            problems = exc.error_count()
+            findings.append(Finding("log", name, f"unreadable entry ({problems} problem"
+                                                 f"{'' if problems == 1 else 's'})"))
+            continue
+        if f"{batch.batch:06d}.json" != path.name:
+            findings.append(Finding("log", name, f"the entry says it is batch {batch.batch}"))
+        if batch.counts != Batch.count(batch.files, batch.deferred):
+            findings.append(Finding("log", name, "its counts do not add up to its files"))
+        batches.append(batch)
+    return batches
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return sha256(path.read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+def _digests(lake: Path, names: list[str], workers: int,
+             ) -> Iterator[tuple[str, str | None]]:
+    """(name, sha256 or None if missing), hashed `workers` at a time, a chunk at a time."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(names), 1024):
+            chunk = names[start:start + 1024]
+            yield from zip(chunk, pool.map(_digest, (lake / n for n in chunk)), strict=True)
+
+
+def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verified:
+    """Check the lake at `lake` against its log (reads only; changes nothing)."""
+    findings: list[Finding] = []
+    batches = _read_log(lake, findings)
+    named = {f.stored: f.sha256 for batch in batches for f in batch.files}
+    stored = sorted(named)
+    digests: Iterable[tuple[str, str | None]] = _digests(lake, stored, workers)
+    if track is not None:
+        digests = track(digests, len(stored), "Verifying")
+    for name, digest in digests:
+        if digest is None:
+            findings.append(Finding("missing", name, "named by the log, not on disk"))
+        elif digest != named[name]:
+            findings.append(Finding("damaged", name, "its bytes differ from the log's sha256"))
+    for part in STORED:
+        for path in sorted((lake / part).rglob("*")):
+            name = path.relative_to(lake).as_posix()
+            if path.is_file() and name not in named:
+                findings.append(Finding("orphan", name, "no log entry names it"))
+    return Verified(len(batches), len(stored), tuple(findings))
+
+
+def remove_orphans(lake: Path, verified: Verified) -> int:
+    """Delete the orphans `verified` found (nothing else); how many were deleted."""
+    for finding in verified.orphans:
+        (lake / finding.file).unlink(missing_ok=True)
+    return len(verified.orphans)
