@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from dropbox_fake import FakeDropbox, Faults
 
 from rmg_lake import open_lake
 from rmg_lake.simulate import SimulationManifest, simulate
+from rmg_lake.sources import printable
 from rmg_lake.sources.dropbox import DropboxFolder
 
 ROOT = "/Apps/RMG Observer"
@@ -350,3 +352,30 @@ def test_files_added_while_the_listing_is_paged_arrive_exactly_once(
     paths = [f.path for run in runs if run.batch for f in run.batch.files]
     assert sorted(paths).count("obs01/photo_late.jpg") == 1
     assert len(paths) == study.files + 1
+
+
+def test_odd_remote_names_are_ingested_by_content_and_never_used_as_paths(
+    fake: FakeDropbox, study: SimulationManifest, tmp_path: Path,
+) -> None:
+    valid = next(p for p in sorted((tmp_path / "inbox").rglob("wip_*.json")))
+    odd = {f"{ROOT}/..\u202eevil\x07/{valid.name}": valid.read_bytes(),  # in an odd folder
+           f"{ROOT}/obs01/..\\..\\photo\u0301\U0001f9f6.jpg": b"\xff\xd8odd",
+           f"{ROOT}/obs01/{'x' * 200}\x1b[31m.json": b"{}"}
+    for path, data in odd.items():
+        fake.put(path, data)
+    run = _cli_against(fake, tmp_path, "ingest", "--source", f"dropbox:{ROOT}", "--lake",
+                       "lake", token=fake.refresh_token)
+    assert run.returncode == 0, run.stderr
+    assert "quarantined obs01/xxx" in run.stdout  # named, with its control codes taken out
+    assert not {"\x07", "\x1b", "\u202e"} & set(run.stdout + run.stderr)
+    lake = open_lake(tmp_path / "lake")
+    batch = lake.batches()[0]
+    outcomes = {f.sha256: f for f in batch.files}
+    for data in odd.values():  # each is in the batch, kept under its content's hash
+        record = outcomes[hashlib.sha256(data).hexdigest()]
+        assert hashlib.sha256(data).hexdigest() in record.stored
+        assert (lake.root / record.stored).read_bytes() == data
+    assert outcomes[hashlib.sha256(valid.read_bytes()).hexdigest()].outcome in {
+        "added", "duplicate"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inbox", "lake"]  # nothing outside
+    assert {f.path for f in batch.files} >= {printable(p.removeprefix(f"{ROOT}/")) for p in odd}

@@ -104,22 +104,23 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
     present = set(target.objects())  # one listing, not one question per object
     objects, missing = [], []
     for path, digest in sorted(known.items()):
-        if digest is None or _object_key(digest) not in present:
-            data = (lake.root / path).read_bytes()
-            if digest is not None and sha256(data) != digest:
-                raise LakeError("a file of the lake is damaged", file=path,
-                                hint="run `rmg-lake verify`, and restore it from a backup")
-            digest = sha256(data)
-            if _object_key(digest) not in present:
-                missing.append((path, digest))
-                present.add(_object_key(digest))
-        objects.append({"path": path, "sha256": digest,
-                        "size": (lake.root / path).stat().st_size})
-    uploads: Iterable[tuple[str, str]] = missing
+        if digest is None:  # the log's own files
+            digest = sha256((lake.root / path).read_bytes())
+        size = (lake.root / path).stat().st_size
+        if _object_key(digest) not in present:
+            missing.append((path, digest, size))
+            present.add(_object_key(digest))
+        objects.append({"path": path, "sha256": digest, "size": size})
+    uploads: Iterable[tuple[str, str, int]] = missing
     if track is not None:
-        uploads = track(missing, len(missing), f"Backing up to {target.name}")
-    for path, digest in uploads:
-        target.put(_object_key(digest), (lake.root / path).read_bytes())
+        uploads = track(missing, len(missing), "Backing up", size=lambda item: item[2],
+                        total_size=sum(item[2] for item in missing))
+    for path, digest, _ in uploads:
+        data = (lake.root / path).read_bytes()
+        if sha256(data) != digest:  # no manifest is written: no version names it
+            raise LakeError("a file of the lake is damaged", file=path,
+                            hint="run `rmg-lake verify`, and restore it from a backup")
+        target.put(_object_key(digest), data)
     stamp = (now or datetime.now(UTC)).astimezone(UTC)
     key = f"backups/{stamp:%Y-%m-%dT%H%M%S.%fZ}.json"
     manifest = {"format": FORMAT, "created_at": stamp.isoformat(), "batches": len(batches),
@@ -151,7 +152,9 @@ def restore(target: Target, lake_dir: Path, *, version: str | None = None,
                            hint="restore into a new folder")
     items: Iterable[dict[str, Any]] = manifest["objects"]
     if track is not None:
-        items = track(items, len(manifest["objects"]), f"Restoring from {target.name}")
+        items = track(items, len(manifest["objects"]), "Restoring",
+                      size=lambda item: item["size"],
+                      total_size=sum(item["size"] for item in manifest["objects"]))
     for item in items:
         data = target.get(_object_key(item["sha256"]))
         if sha256(data) != item["sha256"]:

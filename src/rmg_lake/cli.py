@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from rmg_lake.config import CONFIG_FILE, Config, load_config
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, shown
 from rmg_lake.lake import IngestResult, Lake, open_lake
 from rmg_lake.report import completion_csv, completion_json, render_completion
 from rmg_lake.sources import open_source
@@ -152,7 +152,8 @@ def _print_ingest(result: IngestResult, lake: Lake) -> None:
     for record in bad[:_LISTED]:
         field = f"{record.field}: " if record.field else ""
         out.print(Text.assemble("  ", ("quarantined", "yellow"),
-                                f" {record.path} — {field}{record.reason}"), highlight=False)
+                                shown(f" {record.path} — {field}{record.reason}")),
+                  highlight=False)
     if len(bad) > _LISTED:
         out.print(f"  … and {len(bad) - _LISTED} more; the `quarantine` view lists them all")
 
@@ -211,7 +212,7 @@ def _print_verified(verified: Verified, *, repaired: bool = False) -> None:
     for finding in verified.findings[:_LISTED] if verified.ok else verified.problems:
         style = "yellow" if finding.kind == "orphan" else "red"
         out.print(Text.assemble("  ", (finding.kind, style),
-                                f" {finding.file} — {finding.detail}"), highlight=False)
+                                shown(f" {finding.file} — {finding.detail}")), highlight=False)
     orphans = len(verified.orphans)
     if orphans:
         out.print(f"{_n(orphans, 'orphan')} (left by a run that stopped before its commit; "

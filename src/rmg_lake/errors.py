@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "LakeError", "LakeUnusable", "SourceError"]
+import re
+
+__all__ = ["ConfigError", "LakeError", "LakeUnusable", "SourceError", "shown"]
+
+# Control characters (C0, DEL, C1) and the marks that reorder text on screen.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str) -> str:
+    """`text` safe to print on a terminal: control characters and bidi marks, which a file
+    name may hold, become `\\xNN` / `\\uNNNN` instead of acting on the screen."""
+    return _UNSHOWABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
 class LakeError(Exception):
@@ -22,7 +33,7 @@ class LakeError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        where = ": ".join(part for part in (self.file, self.field) if part)
+        where = ": ".join(shown(part) for part in (self.file, self.field) if part)
         text = f"{where}: {self.message}" if where else self.message
         return f"{text} — {self.hint}" if self.hint else text
 
