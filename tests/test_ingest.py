@@ -14,6 +14,8 @@ from conftest import Ingested
 
 from rmg_lake import LakeUnusable, Settings, open_lake
 from rmg_lake.config import Calendar
+from rmg_lake.derive import BASE, load_state
+from rmg_lake.frames import team_frame_name
 from rmg_lake.log import Batch
 from rmg_lake.simulate import simulate
 
@@ -144,7 +146,10 @@ def test_rebuild_gives_byte_identical_frames(ingested: Ingested) -> None:
 
     before = digests()
     teams = {(f.task, f.department, f.team) for f in ingested.manifest.frames}
-    assert len(before) == 7 + len(teams)  # lake-wide frames + one per task/department/team
+    state = load_state(ingested.lake.root)
+    assert state is not None  # lake-wide frames + one per task/department/team:
+    assert set(state.frames) == {*BASE, *(f"teams/{team_frame_name(*t)}" for t in teams)}
+    assert len(before) > len(state.frames)  # partitioned by day
     shutil.rmtree(frames)
     (ingested.lake.root / "lake.duckdb").unlink()
     ingested.lake.rebuild()
@@ -205,7 +210,7 @@ def test_a_run_that_dies_after_its_commit_is_caught_up(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("rmg_lake.lake.write_frames", die)
+        patch.setattr("rmg_lake.derive.build_catalog", die)
         with pytest.raises(KeyboardInterrupt):
             lake.ingest(tmp_path / "inbox")
     assert len(lake.batches()) == 2  # committed, but the frames are behind

@@ -66,7 +66,7 @@ def test_versions_in_one_batch_go_by_time_not_by_name(tmp_path: Path, lake: Lake
         notes="first")
     lake.ingest(tmp_path / "in")
     assert current_notes(lake) == ("corrected", 2)
-    assert lake.rebuild() is None and current_notes(lake) == ("corrected", 2)
+    assert lake.rebuild() == lake.root and current_notes(lake) == ("corrected", 2)
 
 
 def test_a_returns_after_b_as_a_duplicate(tmp_path: Path, lake: Lake) -> None:

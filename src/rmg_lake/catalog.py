@@ -1,8 +1,9 @@
 """`lake.duckdb`: DuckDB views over the derived Parquet frames, for the DuckDB CLI and SQL users.
 
-Views name the frames by absolute path, so the file works from any working directory (the
-lake rewrites it when the folder moves). The file is built beside the old one and swapped
-in whole, so a reader never sees a half-made catalog.
+Each view lists its frame's files by absolute path, so the file works from any working
+directory (the lake rewrites it when the folder moves). The file is built beside the old
+one and swapped in whole, so a reader never sees a half-made catalog; the files an open
+catalog names stay until the next update has swapped in its own.
 """
 
 from __future__ import annotations
@@ -16,22 +17,28 @@ __all__ = ["CATALOG", "build_catalog"]
 CATALOG = "lake.duckdb"
 
 
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def build_catalog(lake: Path) -> Path:
-    """(Re)write `lake.duckdb` with one view per frame under `frames/`."""
-    lake = lake.absolute()
-    frames = lake / "frames"
-    target, temp = lake / CATALOG, lake / f".{CATALOG}.new"
+def _files(out: Path, parts: dict[str, str]) -> str:
+    return "[" + ", ".join(_quote(str(out / parts[key])) for key in sorted(parts)) + "]"
+
+
+def build_catalog(out: Path, frames: dict[str, dict[str, str]]) -> Path:
+    """(Re)write `out/lake.duckdb` with one view per frame (files relative to `out`)."""
+    out = out.absolute()
+    target, temp = out / CATALOG, out / f".{CATALOG}.new"
     temp.unlink(missing_ok=True)
     con = duckdb.connect(str(temp))
     try:
-        views = sorted(frames.glob("*.parquet")) + sorted((frames / "teams").glob("*.parquet"))
-        for parquet in views:
-            con.execute(f'CREATE VIEW "{parquet.stem}" AS '
-                        f"SELECT * FROM read_parquet({_quote(parquet)})")
+        for name, parts in sorted(frames.items()):
+            view = name.removeprefix("teams/")
+            source = f"read_parquet({_files(out, parts)})"
+            if name == "history":  # with each batch's time, and whether it is in effect
+                source = (f"(SELECT h.batch, b.committed_at, h.* EXCLUDE (batch), "
+                          f"b.rolled_back FROM {source} h JOIN batches b USING (batch))")
+            con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM {source}')
         con.execute("CHECKPOINT")
     finally:
         con.close()

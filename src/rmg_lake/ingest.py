@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,7 +11,7 @@ from typing import Any
 
 from rmg_lake.config import Settings
 from rmg_lake.contract import InvalidObservation, original_name, validate_file
-from rmg_lake.log import Batch, Deferred, FileRecord, is_newer
+from rmg_lake.log import Batch, Deferred, FileRecord, Rollback, is_newer, retracted
 from rmg_lake.progress import Track
 from rmg_lake.sources import FileDeferred, FileGone, Source, SourceFile, printable, utf8
 from rmg_lake.store import RawStore, sha256
@@ -34,18 +34,24 @@ class Index:
     deferred: dict[str, dict[tuple[str, str], Deferred]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, batches: Iterable[Batch]) -> Index:
-        index = cls()
-        for batch in batches:
+    def of(cls, entries: list[Batch | Rollback]) -> Index:
+        """The index of a log. A rolled-back batch's files count as seen (they are not read
+        again unless they change) but not as held: arriving again, they are new."""
+        index, out = cls(), retracted(entries)
+        for batch in entries:
+            if not isinstance(batch, Batch):
+                continue
             pending = index.deferred.setdefault(batch.source, {})
             for record in batch.files:
-                index.note(record)
+                index.note(record, held=batch.batch not in out)
                 pending.pop((record.path, record.fingerprint), None)
             pending.update({(d.path, d.fingerprint): d for d in batch.deferred})
         return index
 
-    def note(self, record: FileRecord) -> None:
+    def note(self, record: FileRecord, *, held: bool = True) -> None:
         self.seen.add((record.path, record.fingerprint))
+        if not held:
+            return
         if record.outcome == "attachment":
             self.attachments.setdefault(record.sha256, record)
         elif record.outcome == "quarantined":
@@ -85,7 +91,7 @@ def collect(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         read = _read_ahead(pool, source, new, ahead=4 * workers)
         if track is not None:
-            read = iter(track(read, len(new), f"Reading {source.name}",
+            read = iter(track(read, len(new), "Reading",
                               size=lambda item: item[0].size,
                               total_size=sum(f.size for f in new)))
         for file, data in read:

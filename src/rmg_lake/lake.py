@@ -18,13 +18,14 @@ import orjson
 import polars as pl
 from filelock import FileLock, Timeout
 
-from rmg_lake.catalog import CATALOG, build_catalog
+from rmg_lake.catalog import CATALOG
 from rmg_lake.config import Settings
-from rmg_lake.derive import FRAMES, build_frames, team_frame_name, write_frames
+from rmg_lake.derive import derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
-from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_atomic, write_once
+from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_once
+from rmg_lake.frames import FRAMES, team_frame_name
 from rmg_lake.ingest import Index, collect, new_batch
-from rmg_lake.log import Batch, Log, settings_in_force
+from rmg_lake.log import Batch, Log, Rollback, in_effect, retracted, settings_in_force
 from rmg_lake.progress import Track
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore
@@ -33,7 +34,6 @@ from rmg_lake.verify import Verified, remove_orphans, verify
 __all__ = ["LAYOUT", "IngestResult", "Lake", "open_lake"]
 
 LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
-_DERIVED = "_derived.json"  # which log, in which folder, the derived files were built from
 _OURS = frozenset({"_meta.json", "_log"})  # what a lake being created already holds
 
 
@@ -88,59 +88,92 @@ class Lake:
         if isinstance(source, str | Path):
             source = open_source(str(source), exclude=[self.root])
         with self._writing():
-            batches = self.log.entries()
-            if not batches:
+            entries = self.log.entries()
+            if not entries:
                 settings = settings or Settings()  # the first batch always records them
-            elif settings == settings_in_force(batches):
+            elif settings == settings_in_force(in_effect(entries)):
                 settings = None
-            source.resume(next((b.cursor for b in reversed(batches)
-                                if b.source == source.name and b.cursor), None))
-            got = collect(source, self.store, Index.of(batches), track=track,
+            source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
+                                and e.source == source.name and e.cursor), None))
+            got = collect(source, self.store, Index.of(entries), track=track,
                           workers=workers)
             if not got.records and not got.deferred and settings is None:  # nothing to record
-                self._refresh_locked(batches)
+                self._refresh_locked(entries)
                 return IngestResult(source.name, None, got.vanished, tuple(source.gone),
                                     source.relisted)
-            batch = new_batch(len(batches) + 1, source, settings, got)
+            batch = new_batch(len(entries) + 1, source, settings, got)
             sync_all()  # every file the entry names is on disk before the entry is
             self.log.commit(batch)
-            self._derive([*batches, batch], track)
+            self._derive([*entries, batch], track)
         return IngestResult(source.name, batch, got.vanished, tuple(source.gone),
                             source.relisted)
 
-    def rebuild(self, *, track: Track | None = None) -> None:
-        """Make every derived file again from the log and raw files alone.
+    def rollback(self, target: int, reason: str) -> Rollback:
+        """Take entry `target` out of effect by appending a rollback entry; its raw files
+        stay. Rolling back a rollback puts back what it took out."""
+        if not reason.strip():
+            raise LakeError("a rollback needs a reason", hint="pass --reason TEXT")
+        with self._writing():
+            entries = self.log.entries()
+            if not 1 <= target <= len(entries):
+                raise LakeError(f"there is no batch {target}",
+                                hint=f"the log holds batches 1 to {len(entries)}"
+                                if entries else "the log is empty")
+            if target in (out := retracted(entries)):
+                by = next(e.batch for e in reversed(entries) if isinstance(e, Rollback)
+                          and e.target == target and e.batch not in out)
+                raise LakeError(f"batch {target} is already rolled back (by batch {by})",
+                                hint=f"roll back batch {by} to restore it")
+            entry = Rollback(batch=len(entries) + 1, committed_at=datetime.now(UTC),
+                             target=target, reason=reason.strip())
+            self.log.commit(entry)
+            self._derive([*entries, entry], None)
+        return entry
 
-        Nothing derived is read; the new frames and catalog replace the old ones whole.
-        Readers of the library wait for it to finish, then read the new ones.
+    def rebuild(self, *, track: Track | None = None, as_of: int | None = None,
+                out: Path | None = None) -> Path:
+        """Make every derived file again from the log and raw files alone; the folder.
+
+        Nothing derived is read. With `as_of`, the frames and catalog are made as they
+        stood right after that batch, in `out` (default `as-of-NNNNNN/` in the lake),
+        and the lake's own are left alone.
         """
         with self._writing():
-            self._derive(self.log.entries(), track)
+            entries = self.log.entries()
+            if as_of is None:
+                self._derive(entries, track, full=True)
+                return self.root
+            if not 1 <= as_of <= len(entries):
+                raise LakeError(f"there is no batch {as_of}",
+                                hint=f"the log holds batches 1 to {len(entries)}")
+            folder = (out or self.root / f"as-of-{as_of:06d}").expanduser().resolve()
+            if folder == self.root:
+                raise LakeError("--out cannot be the lake itself", file=str(folder))
+            make_private_dir(folder)
+            derive(self.root, entries[:as_of], folder, track=track)
+            return folder
 
     def refresh(self) -> None:
-        """Rebuild the derived files if they are missing, behind the log, or moved."""
+        """Bring the derived files up to date if they are missing, behind the log, or moved."""
         if not self._up_to_date(self.log.count()):
             with self._writing():
                 self._refresh_locked(self.log.entries())
 
-    def _up_to_date(self, batches: int) -> bool:
-        try:
-            built = orjson.loads((self.root / _DERIVED).read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return False
-        return built == {"root": str(self.root), "batches": batches} \
-            and (self.root / "frames").is_dir() and (self.root / CATALOG).is_file()
+    def _up_to_date(self, entries: int) -> bool:
+        state = load_state(self.root)
+        return state is not None and state.entries == entries \
+            and state.root == str(self.root) and (self.root / CATALOG).is_file()
 
-    def _refresh_locked(self, batches: list[Batch]) -> None:
-        if not self._up_to_date(len(batches)):  # another process may have done it meanwhile
-            self._derive(batches, None)
+    def _refresh_locked(self, entries: list[Batch | Rollback]) -> None:
+        if not self._up_to_date(len(entries)):  # another process may have done it meanwhile
+            self._derive(entries, None)
 
-    def _derive(self, batches: list[Batch], track: Track | None) -> None:
-        (self.root / _DERIVED).unlink(missing_ok=True)
-        write_frames(self.root, build_frames(self.root, batches, track))
-        build_catalog(self.root)
-        write_atomic(self.root / _DERIVED,  # last: it says the derived files are current
-                     orjson.dumps({"root": str(self.root), "batches": len(batches)}))
+    def _derive(self, entries: list[Batch | Rollback], track: Track | None, *,
+                full: bool = False) -> None:
+        state = None if full else load_state(self.root)
+        if state is not None and state.entries > len(entries):
+            state = None
+        derive(self.root, entries, self.root, previous=state, track=track)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -171,18 +204,28 @@ class Lake:
                 remove_orphans(self.root, verified)
         return verified
 
-    def batches(self) -> list[Batch]:
+    def entries(self) -> list[Batch | Rollback]:
+        """Every log entry: ingests and rollbacks."""
         return self.log.entries()
+
+    def batches(self) -> list[Batch]:
+        """The ingests of the log (rolled back or not)."""
+        return [e for e in self.log.entries() if isinstance(e, Batch)]
 
     def table(self, name: str) -> pl.DataFrame:
         """A lake-wide frame: observations, roster, wip, interactions, completion, …"""
         if name not in FRAMES:
             raise LakeError(f"no frame called {name!r}", hint=f"one of {', '.join(FRAMES)}")
-        return self._read(f"{name}.parquet")
+        frame = self._read(name)
+        if name == "history":  # with each batch's time, and whether it is in effect
+            batches = self._read("batches").select("batch", "committed_at", "rolled_back")
+            frame = frame.join(batches, on="batch", how="left", maintain_order="left") \
+                .select("batch", "committed_at", pl.exclude("batch", "committed_at"))
+        return frame
 
     def frame(self, task: str, department: str, team: str) -> pl.DataFrame:
         """The frame of one task, department and team (all factories)."""
-        return self._read(f"teams/{team_frame_name(task, department, team)}.parquet")
+        return self._read(f"teams/{team_frame_name(task, department, team)}")
 
     def completion(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
         frame = self.table("completion")
@@ -192,29 +235,27 @@ class Lake:
             frame = frame.filter(pl.col("day") <= end)
         return frame
 
-    def _read(self, relative: str) -> pl.DataFrame:
+    def _read(self, name: str) -> pl.DataFrame:
         self.refresh()
-        path = self.root / "frames" / relative
-        if not path.is_file() and self._up_to_date(self.log.count()):
-            raise _no_such_frame(relative)
-        try:
-            return pl.read_parquet(path)
-        except (OSError, pl.exceptions.PolarsError):
-            pass  # a writer began swapping the frames in since `refresh`: wait, look again
-        with self._writing():
-            self._refresh_locked(self.log.entries())
-            if not path.is_file():
-                raise _no_such_frame(relative)
+        for attempt in range(2):
+            state = load_state(self.root)
+            if state is not None and name not in state.frames:
+                raise _no_such_frame(name)
             try:
-                return pl.read_parquet(path)
+                if state is not None:
+                    return pl.read_parquet([self.root / f for f in state.files(name)])
             except (OSError, pl.exceptions.PolarsError):
-                raise LakeUnusable("a derived frame is damaged", file=str(path),
-                                   hint="run `rmg-lake rebuild`") from None
+                pass  # a writer swapped in new files since: look again
+            if attempt == 0:
+                with self._writing():
+                    self._refresh_locked(self.log.entries())
+        raise LakeUnusable("a derived frame is damaged", file=name,
+                           hint="run `rmg-lake rebuild`")
 
 
 def _no_such_frame(relative: str) -> LakeError:
     return LakeError("no such frame in the lake", file=relative,
-                     hint="see the names under frames/teams/")
+                     hint="see the names under frames/teams/, or `.tables` in duckdb")
 
 
 @contextmanager

@@ -2,8 +2,10 @@
 
     _log/000001.json, _log/000002.json, …
 
-A batch exists only once its entry is committed; everything derived is rebuilt from the
-entries and the raw files they name.
+An entry is an ingest (`Batch`: what became of every file it saw) or a `Rollback` of an
+earlier entry. A batch exists only once its entry is committed; everything derived is
+rebuilt from the entries and the raw files they name. Nothing is ever deleted: a rollback
+takes a batch's events out of the frames, and a rollback of that rollback puts them back.
 """
 
 from __future__ import annotations
@@ -11,17 +13,17 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from rmg_lake.config import Settings
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import write_once
 
 __all__ = [
-    "Batch", "Current", "Deferred", "FileRecord", "Log", "Outcome", "current_versions", "is_newer",
-    "settings_in_force",
+    "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback",
+    "current_versions", "in_effect", "is_newer", "retracted", "settings_in_force",
 ]
 
 Outcome = Literal["added", "duplicate", "quarantined", "attachment"]
@@ -87,6 +89,42 @@ class Batch(BaseModel):
                 **{outcome: tally[outcome] for outcome in OUTCOMES}, "deferred": len(deferred)}
 
 
+class Rollback(BaseModel):
+    """Takes entry `target` (an ingest, or a rollback: which restores what it took) out of
+    effect. Its raw files stay; the frames are derived as if it had not happened."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: int
+    kind: Literal["rollback"] = "rollback"
+    committed_at: AwareDatetime
+    target: int
+    reason: str
+
+
+Entry = Annotated[Batch | Rollback, Field(discriminator="kind")]
+_entry: TypeAdapter[Batch | Rollback] = TypeAdapter(Entry)
+
+
+def retracted(entries: list[Batch | Rollback]) -> set[int]:
+    """The entries a rollback in effect has taken out of effect.
+
+    A rollback's own standing depends only on later entries, so one pass from the newest
+    entry back decides every one.
+    """
+    out: set[int] = set()
+    for entry in reversed(entries):
+        if isinstance(entry, Rollback) and entry.batch not in out:
+            out.add(entry.target)
+    return out
+
+
+def in_effect(entries: list[Batch | Rollback]) -> list[Batch]:
+    """The ingests whose files count: every batch no rollback in effect has taken out."""
+    out = retracted(entries)
+    return [e for e in entries if isinstance(e, Batch) and e.batch not in out]
+
+
 class Log:
     def __init__(self, lake: Path) -> None:
         self.dir = lake / "_log"
@@ -96,8 +134,8 @@ class Log:
             return []
         return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
 
-    def entries(self) -> list[Batch]:
-        """Every committed batch, in order; refuses a log with gaps or unreadable entries."""
+    def entries(self) -> list[Batch | Rollback]:
+        """Every committed entry, in order; refuses a log with gaps or unreadable entries."""
         batches = []
         for number, path in enumerate(self._paths(), start=1):
             if path.name != f"{number:06d}.json":
@@ -105,7 +143,7 @@ class Log:
                                    file=str(path),
                                    hint="restore it from a backup; _log/ is never edited by hand")
             try:
-                batches.append(Batch.model_validate_json(path.read_bytes()))
+                batches.append(_entry.validate_json(path.read_bytes()))
             except ValidationError as exc:
                 raise LakeUnusable(f"unreadable log entry ({exc.error_count()} problems)",
                                    file=str(path), hint="the log is never edited by hand") from None
@@ -115,7 +153,7 @@ class Log:
         """How many batches are committed, without reading them."""
         return len(self._paths())
 
-    def commit(self, batch: Batch) -> Path:
+    def commit(self, batch: Batch | Rollback) -> Path:
         """Write the entry once and durably; this is the moment the batch exists."""
         path = self.dir / f"{batch.batch:06d}.json"
         data = batch.model_dump_json(exclude_none=True, indent=1).encode()
@@ -155,5 +193,7 @@ def current_versions(batches: list[Batch]) -> dict[str, Current]:
 
 
 def settings_in_force(batches: list[Batch]) -> Settings:
-    """The study settings the latest batch that set them recorded (defaults before any)."""
+    """The study settings the latest batch that set them recorded (defaults before any).
+
+    Pass the batches `in_effect`: a rolled-back batch's settings are not in force."""
     return next((b.settings for b in reversed(batches) if b.settings is not None), Settings())

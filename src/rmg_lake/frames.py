@@ -1,0 +1,255 @@
+"""What the derived frames hold: their schemas, and their rows from the log and raw files.
+
+    observations   one row per current observation
+    roster         one row per machine of each roster
+    wip            one row per machine of each wip round (both departments)
+    interactions   one row per interaction
+    teams/<task>_<department>_<team>   the same rows, one frame per team
+    completion     day × factory × task × department × team against the protocol
+    batches        one row per log entry (ingests and rollbacks)
+    history        one row per file of each ingest: what became of it
+    quarantine     the bad files of the batches in effect
+
+`derive` decides which of them to make and where to keep them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import ValidationError
+
+from rmg_lake.config import Settings
+from rmg_lake.contract.models import (
+    InteractionsObservation,
+    KnittingWipObservation,
+    LinkingWipObservation,
+    Observation,
+    RosterObservation,
+    observation_adapter,
+)
+from rmg_lake.errors import LakeUnusable
+from rmg_lake.log import Batch, Current, FileRecord, Rollback, retracted
+
+__all__ = [
+    "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "day_frames",
+    "empty_frame", "history_frame", "quarantine_frame", "team_frame_name",
+]
+
+TS = pl.Datetime("us", "UTC")
+KEYS: dict[str, Any] = {
+    "observation_id": pl.String, "event_id": pl.String, "factory": pl.String,
+    "department": pl.String, "team": pl.String, "observer": pl.String, "day": pl.Date,
+    "started_at": TS, "status": pl.String,
+}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "observations": {
+        "event_id": pl.String, "observation_id": pl.String, "batch": pl.Int64,
+        "task": pl.String, "factory": pl.String, "department": pl.String, "team": pl.String,
+        "observer": pl.String, "day": pl.Date, "started_at": TS, "ended_at": TS,
+        "status": pl.String, "versions": pl.Int64, "source_path": pl.String,
+        "supervisor": pl.String, "left_floor_s": pl.List(pl.Int64), "app_version": pl.String,
+        "device": pl.String, "notes": pl.String, "extra_keys": pl.List(pl.String),
+    },
+    "roster": {**KEYS, "machine": pl.String, "mc_status": pl.String, "worker_id": pl.String},
+    "wip": {
+        **KEYS, "machine": pl.String, "mc_status": pl.String, "worker_id": pl.String,
+        "style": pl.String, "component": pl.String, "back": pl.Int64, "front": pl.Int64,
+        "sleeve": pl.Int64, "collar": pl.Int64, "wip": pl.Float64,
+    },
+    "interactions": {
+        **KEYS, "supervisor": pl.String, "seq": pl.Int64, "interlocutor": pl.String,
+        "length_s": pl.Int64, "initiator": pl.String, "topic": pl.String,
+    },
+    "completion": {
+        "day": pl.Date, "factory": pl.String, "task": pl.String, "department": pl.String,
+        "team": pl.String, "expected": pl.Int64, "completed": pl.Int64,
+        "attempted": pl.Int64, "status": pl.String,
+    },
+    "batches": {
+        "batch": pl.Int64, "kind": pl.String, "committed_at": TS, "source": pl.String,
+        "seen": pl.Int64, "added": pl.Int64, "duplicate": pl.Int64, "quarantined": pl.Int64,
+        "attachment": pl.Int64, "deferred": pl.Int64, "rolled_back": pl.Boolean,
+        "rolled_back_by": pl.Int64, "target": pl.Int64, "reason": pl.String,
+    },
+    "quarantine": {
+        "batch": pl.Int64, "source_path": pl.String, "sha256": pl.String,
+        "field": pl.String, "reason": pl.String, "stored": pl.String,
+    },
+    "history": {
+        "batch": pl.Int64, "source": pl.String, "path": pl.String, "sha256": pl.String,
+        "outcome": pl.String, "stored": pl.String, "observation_id": pl.String,
+        "day": pl.Date, "supersedes": pl.String, "duplicate_of": pl.String,
+        "field": pl.String, "reason": pl.String,
+    },
+}
+FRAMES = tuple(SCHEMAS)
+DETAIL = ("roster", "wip", "interactions")  # the tasks, each with its team frames
+# Columns a team frame leaves out because its department has none of them.
+_NOT_IN = {"knitting": ("wip",), "linking": ("component", "back", "front", "sleeve", "collar")}
+_ROW_ORDER = ("factory", "department", "team", "started_at", "observation_id")
+
+
+def team_frame_name(task: str, department: str, team: str) -> str:
+    """`wip_linking_same_floor`: the frame's file stem and its DuckDB view name."""
+    return f"{task}_{department}_{team}".replace("-", "_")
+
+
+def day_frames(lake: Path, events: list[Current]) -> dict[str, pl.DataFrame]:
+    """The rows of one day's current events, in every frame that has some.
+
+    Keys are frame names: `observations`, `roster`, `wip`, `interactions`, and
+    `teams/<task>_<department>_<team>` for each team with rows of that task.
+    """
+    rows: dict[str, list[dict[str, Any]]] = {"observations": [], "roster": [], "wip": [],
+                                             "interactions": []}
+    for batch, record, versions in events:
+        observation = _read_event(lake, record)
+        rows["observations"].append(_observation_row(observation, record, batch, versions))
+        for name, row in _detail_rows(observation, record):
+            rows[name].append(row)
+    machine_no = pl.col("machine").str.slice(2).cast(pl.Int64)
+    then_by = {"roster": [machine_no], "wip": [machine_no], "interactions": [pl.col("seq")]}
+    frames = {
+        name: pl.DataFrame(data, schema=SCHEMAS[name], orient="row")
+        .sort([*_ROW_ORDER, *then_by.get(name, [])])
+        for name, data in rows.items() if data
+    }
+    for task in DETAIL:
+        if task not in frames:
+            continue
+        for (department, team), part in sorted(
+                frames[task].partition_by("department", "team", as_dict=True).items()):
+            name = team_frame_name(task, str(department), str(team))
+            frames[f"teams/{name}"] = part.drop(_NOT_IN[str(department)] if task == "wip"
+                                                else ())
+    return frames
+
+
+def empty_frame(name: str) -> pl.DataFrame:
+    """A frame with no rows, of the schema `name` (a frame or `teams/…`) has."""
+    if not name.startswith("teams/"):
+        return pl.DataFrame(schema=SCHEMAS[name])
+    task, department = name.removeprefix("teams/").split("_")[:2]
+    return pl.DataFrame(schema=SCHEMAS[task]).drop(_NOT_IN[department] if task == "wip" else ())
+
+
+def _read_event(lake: Path, record: FileRecord) -> Observation:
+    path = lake / record.stored
+    try:
+        return observation_adapter.validate_json(path.read_bytes(), strict=True)
+    except (OSError, ValidationError):
+        raise LakeUnusable("a raw file the log names is missing or damaged", file=str(path),
+                           hint="restore it from a backup (its name is its sha256)") from None
+
+
+def _observation_row(
+    obs: Observation, record: FileRecord, batch: int, versions: int,
+) -> dict[str, Any]:
+    interactions = obs if isinstance(obs, InteractionsObservation) else None
+    return {
+        "event_id": record.sha256, "observation_id": str(obs.observation_id), "batch": batch,
+        "task": obs.task, "factory": obs.factory, "department": obs.department,
+        "team": obs.team, "observer": obs.observer, "day": obs.day,
+        "started_at": obs.started_at, "ended_at": obs.ended_at, "status": obs.status,
+        "versions": versions, "source_path": record.path,
+        "supervisor": interactions.supervisor if interactions else None,
+        "left_floor_s": interactions.left_floor_s if interactions else None,
+        "app_version": obs.app_version, "device": obs.device, "notes": obs.notes,
+        "extra_keys": list(record.extra_keys or ()),
+    }
+
+
+def _detail_rows(obs: Observation, record: FileRecord) -> Iterator[tuple[str, dict[str, Any]]]:
+    keys = {
+        "observation_id": str(obs.observation_id), "event_id": record.sha256,
+        "factory": obs.factory, "department": obs.department, "team": obs.team,
+        "observer": obs.observer, "day": obs.day, "started_at": obs.started_at,
+        "status": obs.status,
+    }
+    if isinstance(obs, RosterObservation):
+        for code, machine in obs.machines.items():
+            yield "roster", {**keys, "machine": code, "mc_status": machine.mc_status,
+                             "worker_id": machine.worker_id}
+    elif isinstance(obs, KnittingWipObservation | LinkingWipObservation):
+        for code, m in obs.machines.items():
+            yield "wip", {**keys, "machine": code, "mc_status": m.mc_status,
+                          "worker_id": m.worker_id, "style": m.style,
+                          **m.model_dump(include={"component", "back", "front", "sleeve",
+                                                  "collar", "wip"})}
+    else:
+        for seq, i in enumerate(obs.interactions):
+            yield "interactions", {**keys, "supervisor": obs.supervisor, "seq": seq,
+                                   "interlocutor": i.with_, "length_s": i.length_s,
+                                   "initiator": i.initiator, "topic": i.topic}
+
+
+def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Observed against expected, for every day from the first to the last observed one."""
+    schema = SCHEMAS["completion"]
+    if observations.is_empty():
+        return pl.DataFrame(schema=schema)
+    first, last = observations["day"].min(), observations["day"].max()
+    assert isinstance(first, date) and isinstance(last, date)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    teams = set(observations.select("factory", "department", "team").unique().iter_rows())
+    teams |= {(f, d, t) for f, depts in settings.study.items()
+              for d, names in depts.items() for t in names}
+    protocol = settings.protocol.expected()
+    tasks = sorted({t for t, n in protocol.items() if n > 0} | set(observations["task"]))
+    counts = observations.group_by("day", "factory", "task", "department", "team").agg(
+        completed=(pl.col("status") == "complete").sum().cast(pl.Int64),
+        attempted=pl.len().cast(pl.Int64))
+    grid = pl.DataFrame(
+        [{"day": d, "factory": f, "task": task, "department": dep, "team": team}
+         for d in days for (f, dep, team) in sorted(teams) for task in tasks],
+        schema={k: schema[k] for k in ("day", "factory", "task", "department", "team")},
+        orient="row")
+    off = pl.col("day").is_in([d for d in days if settings.calendar.is_off(d)])
+    expected = pl.col("task").replace_strict(protocol, default=0, return_dtype=pl.Int64)
+    return (
+        grid.join(counts, on=["day", "factory", "task", "department", "team"], how="left")
+        .with_columns(pl.col("completed", "attempted").fill_null(0),
+                      expected=pl.when(off).then(0).otherwise(expected))
+        .with_columns(status=pl.when(off).then(pl.lit("off"))
+                      .when(pl.col("completed") >= pl.col("expected")).then(pl.lit("done"))
+                      .when(pl.col("completed") > 0).then(pl.lit("partial"))
+                      .otherwise(pl.lit("missing")))
+        .select(list(schema))
+        .sort("day", "factory", "task", "department", "team")
+    )
+
+
+def batches_frame(entries: list[Batch | Rollback]) -> pl.DataFrame:
+    """One row per log entry; `rolled_back_by` names the rollback in effect, if any."""
+    out = retracted(entries)
+    by = {e.target: e.batch for e in entries if isinstance(e, Rollback) and e.batch not in out}
+    rows = [{"batch": e.batch, "kind": e.kind, "committed_at": e.committed_at,
+             "rolled_back": e.batch in out, "rolled_back_by": by.get(e.batch),
+             **({"source": e.source, **e.counts} if isinstance(e, Batch)
+                else {"target": e.target, "reason": e.reason})}
+            for e in entries]
+    return pl.DataFrame(rows, schema=SCHEMAS["batches"], orient="row")
+
+
+def history_frame(batch: Batch) -> pl.DataFrame:
+    """What became of each file `batch` saw."""
+    return pl.DataFrame(
+        [{"batch": batch.batch, "source": batch.source, "path": f.path, "sha256": f.sha256,
+          "outcome": f.outcome, "stored": f.stored, "observation_id": f.observation_id,
+          "day": f.day, "supersedes": f.supersedes, "duplicate_of": f.duplicate_of,
+          "field": f.field, "reason": f.reason} for f in batch.files],
+        schema=SCHEMAS["history"], orient="row")
+
+
+def quarantine_frame(batches: list[Batch]) -> pl.DataFrame:
+    """The quarantined files of `batches` (pass those in effect)."""
+    return pl.DataFrame(
+        [{"batch": b.batch, "source_path": f.path, "sha256": f.sha256, "field": f.field,
+          "reason": f.reason, "stored": f.stored}
+         for b in batches for f in b.files if f.outcome == "quarantined"],
+        schema=SCHEMAS["quarantine"], orient="row")
