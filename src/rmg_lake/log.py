@@ -23,7 +23,8 @@ from rmg_lake.files import write_once
 
 __all__ = [
     "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback",
-    "current_versions", "in_effect", "is_newer", "retracted", "settings_in_force",
+    "current_versions", "in_effect", "is_newer", "read_entry", "retracted",
+    "settings_in_force",
 ]
 
 Outcome = Literal["added", "duplicate", "quarantined", "attachment"]
@@ -106,6 +107,11 @@ Entry = Annotated[Batch | Rollback, Field(discriminator="kind")]
 _entry: TypeAdapter[Batch | Rollback] = TypeAdapter(Entry)
 
 
+def read_entry(data: bytes) -> Batch | Rollback:
+    """One log entry from its file's bytes (raises pydantic's ValidationError)."""
+    return _entry.validate_json(data)
+
+
 def retracted(entries: list[Batch | Rollback]) -> set[int]:
     """The entries a rollback in effect has taken out of effect.
 
@@ -143,7 +149,7 @@ class Log:
                                    file=str(path),
                                    hint="restore it from a backup; _log/ is never edited by hand")
             try:
-                batches.append(_entry.validate_json(path.read_bytes()))
+                batches.append(read_entry(path.read_bytes()))
             except ValidationError as exc:
                 raise LakeUnusable(f"unreadable log entry ({exc.error_count()} problems)",
                                    file=str(path), hint="the log is never edited by hand") from None

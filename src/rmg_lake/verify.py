@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from rmg_lake.log import Batch
+from rmg_lake.log import Batch, Rollback, read_entry
 from rmg_lake.progress import Track
 from rmg_lake.store import sha256
 
@@ -55,7 +55,7 @@ class Verified:
         return not self.problems
 
 
-def _read_log(lake: Path, findings: list[Finding]) -> list[Batch]:
+def _read_log(lake: Path, findings: list[Finding]) -> list[Batch | Rollback]:
     paths = sorted(p for p in (lake / "_log").glob("*.json") if not p.name.startswith("."))
     batches = []
     for number, path in enumerate(paths, start=1):
@@ -63,7 +63,7 @@ def _read_log(lake: Path, findings: list[Finding]) -> list[Batch]:
         if path.name != f"{number:06d}.json":
             findings.append(Finding("log", name, f"expected _log/{number:06d}.json here"))
         try:
-            batch = Batch.model_validate_json(path.read_bytes())
+            batch = read_entry(path.read_bytes())
         except ValidationError as exc:
             problems = exc.error_count()
             findings.append(Finding("log", name, f"unreadable entry ({problems} problem"
@@ -71,7 +71,11 @@ def _read_log(lake: Path, findings: list[Finding]) -> list[Batch]:
             continue
         if f"{batch.batch:06d}.json" != path.name:
             findings.append(Finding("log", name, f"the entry says it is batch {batch.batch}"))
-        if batch.counts != Batch.count(batch.files, batch.deferred):
+        if isinstance(batch, Rollback) and not 1 <= batch.target < batch.batch:
+            findings.append(Finding("log", name, f"it rolls back batch {batch.target}, "
+                                                 "which does not come before it"))
+        if isinstance(batch, Batch) and batch.counts != Batch.count(batch.files,
+                                                                    batch.deferred):
             findings.append(Finding("log", name, "its counts do not add up to its files"))
         batches.append(batch)
     return batches
@@ -97,7 +101,8 @@ def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verif
     """Check the lake at `lake` against its log (reads only; changes nothing)."""
     findings: list[Finding] = []
     batches = _read_log(lake, findings)
-    named = {f.stored: f.sha256 for batch in batches for f in batch.files}
+    named = {f.stored: f.sha256 for batch in batches if isinstance(batch, Batch)
+             for f in batch.files}
     stored = sorted(named)
     digests: Iterable[tuple[str, str | None]] = _digests(lake, stored, workers)
     if track is not None:

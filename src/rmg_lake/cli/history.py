@@ -1,0 +1,134 @@
+"""The log's history: list the batches, show what one did, roll one back."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from rmg_lake.cli.shell import LakeOption, app, lake_from, out
+from rmg_lake.errors import LakeError, shown
+from rmg_lake.log import Batch, Rollback, retracted
+
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON for programs, not a table.")]
+
+
+def _when(entry: Batch | Rollback) -> str:
+    """The commit time on this computer's clock (its zone named)."""
+    return entry.committed_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _state(entry: Batch | Rollback, entries: list[Batch | Rollback], out_: set[int]) -> str:
+    """`rolled back by 7`, `rollback of 3: reason`, or `` for a batch in effect."""
+    parts = []
+    if isinstance(entry, Rollback):
+        parts.append(f"rollback of {entry.target}: {entry.reason}")
+    if entry.batch in out_:
+        by = next(e.batch for e in reversed(entries) if isinstance(e, Rollback)
+                  and e.target == entry.batch and e.batch not in out_)
+        parts.append(f"rolled back by {by}")
+    return "; ".join(parts)
+
+
+def _entry_json(entry: Batch | Rollback, out_: set[int]) -> dict[str, Any]:
+    common = {"batch": entry.batch, "kind": entry.kind,
+              "committed_at": entry.committed_at.isoformat(),
+              "rolled_back": entry.batch in out_}
+    if isinstance(entry, Rollback):
+        return {**common, "target": entry.target, "reason": entry.reason}
+    return {**common, "source": entry.source, **entry.counts}
+
+
+@app.command("log")
+def log_(lake: LakeOption = None, json: JsonOption = False) -> None:
+    """One line per batch: when, from where, what it added, and whether it is rolled back."""
+    entries = lake_from(lake).entries()
+    out_ = retracted(entries)
+    if json:
+        sys.stdout.buffer.write(orjson.dumps([_entry_json(e, out_) for e in entries],
+                                             option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    if not entries:
+        out.print("The log is empty: no batch yet.")
+        return
+    zone = entries[-1].committed_at.astimezone().strftime("%Z")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("batch", justify="right")
+    table.add_column("committed", no_wrap=True)
+    table.add_column("source", overflow="ellipsis", no_wrap=True, max_width=16)
+    for name in ("seen", "added", "dup", "quar", "att"):
+        table.add_column(name, justify="right")
+    table.add_column("state", min_width=14)
+    for e in entries:
+        counts = [f"{e.counts[k]:,}" for k in ("seen", "added", "duplicate", "quarantined",
+                                                "attachment")] \
+            if isinstance(e, Batch) else [""] * 5
+        source = shown(e.source.removeprefix("local:")) if isinstance(e, Batch) \
+            else f"rollback of {e.target}"
+        state = _state(e, entries, out_)
+        if isinstance(e, Rollback):  # the source column says what it rolls back
+            state = state.removeprefix(f"rollback of {e.target}: ")
+        table.add_row(str(e.batch), e.committed_at.astimezone().strftime("%d %b %H:%M"),
+                      source, *counts, shown(state),
+                      style="dim" if e.batch in out_ else None)
+    out.print(table)
+    out.print(f"(times in {zone}; dup: duplicates, quar: quarantined, att: attachments; "
+              "`rmg-lake show N` lists what a batch did, file by file)", style="dim")
+
+
+@app.command()
+def show(
+    batch: Annotated[int, typer.Argument(help="The batch's number (see `rmg-lake log`).")],
+    lake: LakeOption = None,
+    json: JsonOption = False,
+) -> None:
+    """What one batch did, file by file: path, sha256, outcome and reason."""
+    entries = lake_from(lake).entries()
+    if not 1 <= batch <= len(entries):
+        raise LakeError(f"there is no batch {batch}",
+                        hint=f"the log holds batches 1 to {len(entries)}" if entries
+                        else "the log is empty")
+    entry, out_ = entries[batch - 1], retracted(entries)
+    if json:
+        files = [f.model_dump(mode="json", exclude_none=True) for f in entry.files] \
+            if isinstance(entry, Batch) else []
+        sys.stdout.buffer.write(orjson.dumps({**_entry_json(entry, out_), "files": files},
+                                             option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    state = _state(entry, entries, out_)
+    out.print(f"Batch {entry.batch}, committed {_when(entry)}"
+              + (f", from {shown(entry.source)}" if isinstance(entry, Batch) else "")
+              + (f" — {shown(state)}" if state else ""), highlight=False)
+    if isinstance(entry, Rollback):
+        return
+    for f in entry.files:  # one line a file, the full path last: easy to read and to grep
+        detail = (f"{f.field}: {f.reason}" if f.field else f.reason) if f.reason else \
+            f"supersedes {f.supersedes[:12]}…" if f.supersedes else \
+            f"same bytes as {f.duplicate_of[:12]}…" if f.duplicate_of else ""
+        out.print(shown(f"  {f.outcome:<11} {f.sha256[:12]}…  {f.path}"
+                        + (f" — {detail}" if detail else "")), highlight=False)
+    for d in entry.deferred:
+        out.print(shown(f"  {'deferred':<11} {'':13}  {d.path} — {d.reason}"), highlight=False)
+
+
+@app.command()
+def rollback(
+    batch: Annotated[int, typer.Argument(help="The batch to take out of effect.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: kept in the log.")],
+    lake: LakeOption = None,
+) -> None:
+    """Take a batch's events out of the frames; its files stay, and it can be put back.
+
+    Nothing is deleted: a rollback is a new entry in the log, and rolling it back restores
+    the batch.
+    """
+    the_lake = lake_from(lake)
+    entry = the_lake.rollback(batch, reason)
+    target = the_lake.entries()[batch - 1]
+    what = f"rollback {batch}" if isinstance(target, Rollback) else f"batch {batch}"
+    out.print(f"Batch {entry.batch} rolls back {what}; the frames and views no longer show "
+              f"what it {'undid' if isinstance(target, Rollback) else 'added'}. "
+              f"`rmg-lake rollback {entry.batch} --reason …` undoes this.")

@@ -1,0 +1,198 @@
+"""The lake's everyday commands: ingest, report, rebuild, verify, simulate."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from rmg_lake.cli.shell import (
+    LISTED,
+    Format,
+    LakeOption,
+    app,
+    err,
+    lake_from,
+    lake_path,
+    out,
+    plural,
+    track,
+)
+from rmg_lake.config import CONFIG_FILE, load_config
+from rmg_lake.errors import LakeError, shown
+from rmg_lake.lake import IngestResult, Lake
+from rmg_lake.report import completion_csv, completion_json, render_completion
+from rmg_lake.sources import open_source
+
+if TYPE_CHECKING:
+    from rmg_lake.verify import Verified
+
+
+@app.command()
+def ingest(
+    source: Annotated[str | None, typer.Option(
+        "--source", help="Sync folder to read [default: `source` from rmg-lake.toml].")] = None,
+    lake: LakeOption = None,
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="Files read at once (downloads wait on the network).")] = 8,
+) -> None:
+    """Take every new file from the sync folder into the lake as one batch."""
+    config = load_config()
+    source = source or (config.source if config else None)
+    if source is None:
+        raise LakeError("no source given", hint="pass --source DIR or set `source` "
+                        "in rmg-lake.toml")
+    root = lake_path(lake, config)
+    files = open_source(source, exclude=[root])  # before the lake: a wrong source makes none
+    the_lake = lake_from(root, create=True)
+    # rmg-lake.toml's study settings are about its own lake, not one named by --lake
+    ours = config is not None and config.lake.resolve() == the_lake.root
+    settings = config.settings if config and ours else None
+    _print_ingest(the_lake.ingest(files, settings=settings, track=track, workers=workers),
+                  the_lake)
+
+
+def _print_ingest(result: IngestResult, lake: Lake) -> None:
+    where = result.source.removeprefix("local:")
+    if result.vanished:
+        out.print(f"{plural(result.vanished, 'file')} went away while being read (a sync in "
+                  "progress?); the next ingest takes them if they come back.")
+    if result.relisted:
+        out.print("The stored Dropbox cursor had expired: the whole folder was listed again "
+                  "(files already in the lake are skipped).")
+    if result.gone:
+        out.print(f"{plural(len(result.gone), 'file')} deleted or moved away at the source; the "
+                  "lake keeps everything it has.")
+    if result.batch is None:
+        n = len(lake.batches())
+        out.print(f"Nothing new in {where}: the lake is unchanged ({plural(n, 'batch')} so far).")
+        return
+    c = result.counts
+    if not c["seen"] and result.batch.batch == 1:
+        out.print(f"Batch 1: no files in {where} yet; the lake is made, with its study "
+                  "settings.")
+        return
+    if not c["seen"]:
+        out.print(f"Batch {result.batch.batch}: no new files; the study settings in "
+                  f"{CONFIG_FILE} changed and now shape the frames.")
+        return
+    out.print(f"Batch {result.batch.batch} from {where}: {plural(c['seen'], 'file')} seen")
+    out.print(f"  {plural(c['added'], 'new event')} ({result.superseding:,} superseding earlier "
+              f"versions), {plural(c['duplicate'], 'duplicate')}, {c['quarantined']:,} "
+              f"quarantined, {plural(c['attachment'], 'attachment')}")
+    if result.batch.settings is not None and result.batch.batch > 1:
+        out.print(f"  The study settings in {CONFIG_FILE} changed with this batch.")
+    if result.with_unknown_keys:
+        out.print(f"  {result.with_unknown_keys:,} observations carry keys the contract does not "
+                  "know (kept in raw; see extra_keys in observations)")
+    bad = [f for f in result.batch.files if f.outcome == "quarantined"]
+    for record in bad[:LISTED]:
+        field = f"{record.field}: " if record.field else ""
+        out.print(Text.assemble("  ", ("quarantined", "yellow"),
+                                shown(f" {record.path} — {field}{record.reason}")),
+                  highlight=False)
+    if len(bad) > LISTED:
+        out.print(f"  … and {len(bad) - LISTED} more; the `quarantine` view lists them all")
+
+
+@app.command()
+def report(
+    lake: LakeOption = None,
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    format: Annotated[Format, typer.Option(help="table, csv or json.")] = Format.table,
+) -> None:
+    """Which tasks were completed on which days, against the protocol."""
+    first, last = _day(start, "--from"), _day(end, "--to")
+    frame = lake_from(lake).completion(first, last)
+    if format is Format.csv:
+        sys.stdout.write(completion_csv(frame))
+    elif format is Format.json:
+        sys.stdout.write(completion_json(frame))
+    elif frame.is_empty() and (first or last):
+        out.print(f"No days between {first or 'the first day'} and {last or 'the last day'} "
+                  "in the lake.")
+    else:
+        render_completion(frame, out)
+
+
+def _day(text: str | None, option: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise LakeError(f"{text!r} is not a date", field=option,
+                        hint="write it as YYYY-MM-DD") from None
+
+
+@app.command()
+def rebuild(
+    lake: LakeOption = None,
+    as_of: Annotated[int | None, typer.Option(
+        "--as-of", min=1, help="Make the frames as they stood right after this batch.")] = None,
+    to: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the --as-of frames [default: LAKE/as-of-NNNNNN].")] = None,
+) -> None:
+    """Remake every derived file (Parquet frames, lake.duckdb) from raw + log alone."""
+    if to is not None and as_of is None:
+        raise LakeError("--out goes with --as-of", hint="the lake's own frames stay in it")
+    the_lake = lake_from(lake)
+    folder = the_lake.rebuild(track=track, as_of=as_of, out=to)
+    if as_of is None:
+        entries = plural(len(the_lake.entries()), "log entry")
+        out.print(f"Rebuilt the frames and lake.duckdb in {the_lake.root} from {entries}.")
+    else:
+        out.print(f"Wrote the frames and lake.duckdb as they stood right after batch {as_of} "
+                  f"to {folder} (the lake itself is unchanged): duckdb {folder}/lake.duckdb")
+
+
+@app.command()
+def verify(
+    lake: LakeOption = None,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Delete orphans (files no log entry names); nothing else.")] = False,
+) -> None:
+    """Re-hash every file the log names; report damaged, missing and orphaned files."""
+    the_lake = lake_from(lake)
+    _print_verified(the_lake.verify(repair=repair, track=track), repaired=repair)
+
+
+def _print_verified(verified: Verified, *, repaired: bool = False) -> None:
+    """The findings, then one line; exit 1 if anything is wrong (orphans are not)."""
+    for finding in verified.findings[:LISTED] if verified.ok else verified.problems:
+        style = "yellow" if finding.kind == "orphan" else "red"
+        out.print(Text.assemble("  ", (finding.kind, style),
+                                shown(f" {finding.file} — {finding.detail}")), highlight=False)
+    orphans = len(verified.orphans)
+    if orphans:
+        out.print(f"{plural(orphans, 'orphan')} (left by a run that stopped before its commit; "
+                  + ("deleted)." if repaired else "harmless; `rmg-lake verify --repair` "
+                     "deletes them)."))
+    entries = "entry" if verified.batches == 1 else "entries"
+    summary = f"{verified.batches:,} log {entries} and {plural(verified.checked, 'file')} checked"
+    if verified.ok:
+        out.print(f"OK: {summary}; every file the log names is there, whole.")
+        return
+    err.print(Text.assemble(("error: ", "bold red"),
+                            f"{plural(len(verified.problems), 'problem')} in {summary}"))
+    raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    folder: Annotated[Path, typer.Argument(help="Folder to write the simulated files into.")],
+    days: Annotated[int, typer.Option(min=1, help="Calendar days to simulate.")] = 21,
+    observers: Annotated[int, typer.Option(min=1, help="Observers in the field.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+) -> None:
+    """Write a realistic sync folder under the contract (for demos, tests and benchmarks)."""
+    from rmg_lake.simulate import simulate as run
+
+    manifest = run(folder, days=days, observers=observers, seed=seed)
+    out.print(f"Wrote {manifest.files:,} files to {folder}: {manifest.observation_files:,} "
+              f"observation files ({manifest.duplicates:,} duplicates, {manifest.superseded:,} "
+              f"superseded versions), {manifest.photos:,} photos, {len(manifest.bad):,} bad "
+              "files.")
