@@ -241,7 +241,7 @@ def test_a_missing_frame_is_said_at_once_even_while_a_writer_works(
         text=True,
     ) as holder:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        lake.wait, started = 2, time.monotonic()  # bounded, should a regression wait
+        lake.lock.wait, started = 2, time.monotonic()  # bounded, should a regression wait
         with pytest.raises(LakeError, match="no such frame"):
             lake.frame("wip", "knitting", "no-such-team")
         assert time.monotonic() - started < 1

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -16,7 +16,6 @@ from pathlib import Path
 import duckdb
 import orjson
 import polars as pl
-from filelock import FileLock, Timeout
 
 from rmg_lake.catalog import CATALOG
 from rmg_lake.config import Settings
@@ -25,6 +24,7 @@ from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_once
 from rmg_lake.frames import FRAMES, team_frame_name
 from rmg_lake.ingest import Index, collect, new_batch
+from rmg_lake.locking import WriterLock
 from rmg_lake.log import Batch, Log, Rollback, in_effect, retracted, settings_in_force
 from rmg_lake.progress import Track
 from rmg_lake.sources import Source, open_source
@@ -62,18 +62,16 @@ class IngestResult:
 class Lake:
     """A lake folder: raw store, log, and the frames and catalog derived from them.
 
-    One process at a time writes (an ingest, a rebuild, or a reader bringing the derived
-    files up to date): the others wait for `lake/.lock`, up to `wait` seconds, calling
-    `on_wait` once if they have to.
+    One process at a time writes (an ingest, a rollback, a rebuild, or a reader bringing
+    the derived files up to date): the others wait for it (see `rmg_lake.locking`); set
+    `lock.wait`, `lock.on_wait` and `lock.on_stale` to change how long and what they say.
     """
 
-    def __init__(self, root: Path, *, wait: float = 600,
-                 on_wait: Callable[[], None] | None = None) -> None:
+    def __init__(self, root: Path, *, wait: float | None = None) -> None:
         self.root = root.resolve()
         self.log = Log(self.root)
         self.store = RawStore(self.root)
-        self.wait, self.on_wait = wait, on_wait
-        self._lock = FileLock(self.root / ".lock", mode=0o600, is_singleton=True)
+        self.lock = WriterLock(self.root, wait=wait)
 
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
                track: Track | None = None, workers: int = 8) -> IngestResult:
@@ -178,22 +176,8 @@ class Lake:
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Hold the lake's lock, and turn what the file system says into a lake error."""
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            if self.on_wait is not None:
-                self.on_wait()
-            try:
-                self._lock.acquire(timeout=self.wait)
-            except Timeout:
-                raise LakeUnusable("another rmg-lake run is writing this lake",
-                                   file=str(self.root),
-                                   hint="wait for it to finish, then run this again") from None
-        try:
-            with _lake_errors(self.root):
-                yield
-        finally:
-            self._lock.release()
+        with self.lock.held(), _lake_errors(self.root):
+            yield
 
     def verify(self, *, repair: bool = False, track: Track | None = None) -> Verified:
         """Re-hash every file the log names and look for orphans (see `rmg_lake.verify`);

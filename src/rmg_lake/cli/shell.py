@@ -24,6 +24,7 @@ from rich.text import Text
 from rmg_lake.config import Config, load_config
 from rmg_lake.errors import LakeError
 from rmg_lake.lake import Lake, open_lake
+from rmg_lake.locking import Holder
 
 __all__ = [
     "LISTED", "Format", "LakeOption", "app", "err", "lake_from", "lake_path", "main", "out",
@@ -76,8 +77,16 @@ def lake_path(lake: Path | None, config: Config | None) -> Path:
 def lake_from(lake: Path | None, *, create: bool = False) -> Lake:
     """Open that lake; rmg-lake.toml is read only when `--lake` is not given."""
     the_lake = open_lake(lake_path(lake, None if lake else load_config()), create=create)
-    the_lake.on_wait = lambda: err.print("Another rmg-lake run is writing this lake; "
-                                         "waiting for it to finish…")
+    def waiting(holder: Holder | None) -> None:
+        whom = f" ({holder})" if holder else ""
+        err.print(f"Another rmg-lake run is writing this lake{whom}; waiting for it to "
+                  f"finish (up to {the_lake.lock.wait:.0f} s)…", highlight=False)
+
+    def stale(holder: Holder) -> None:
+        err.print(f"The last run on this lake ({holder}) stopped before it finished; "
+                  "carrying on from its last commit.", highlight=False)
+
+    the_lake.lock.on_wait, the_lake.lock.on_stale = waiting, stale
     return the_lake
 
 
