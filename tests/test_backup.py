@@ -97,6 +97,19 @@ def test_a_damaged_lake_is_not_backed_up(tmp_path: Path) -> None:
     assert versions(FolderTarget(tmp_path / "usb")) == []  # no manifest: no version
 
 
+def test_a_lake_missing_a_file_is_not_backed_up(tmp_path: Path) -> None:
+    from rmg_lake import open_lake
+
+    simulate(tmp_path / "inbox", days=1, seed=34)
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(tmp_path / "inbox")
+    record = next(f for f in lake.batches()[0].files if f.outcome == "attachment")
+    (lake.root / record.stored).unlink()
+    made = run_cli("backup", "--to", str(tmp_path / "usb"), "--lake", str(lake.root))
+    assert made.returncode == 1 and "Traceback" not in made.stderr
+    assert "missing from the lake" in made.stderr and "rmg-lake verify" in made.stderr
+
+
 def test_prune_keeps_what_the_policy_says(ingested: Ingested, tmp_path: Path) -> None:
     from rmg_lake.backup import prune
 

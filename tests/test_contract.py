@@ -1,4 +1,4 @@
-"""Each case in tests/cases is a file as a tablet might write it; bad ones carry expected.txt."""
+"""Each case in tests/data is a file as a tablet might write it; bad ones carry expected.txt."""
 
 from __future__ import annotations
 
@@ -8,16 +8,29 @@ from typing import Any
 
 import pytest
 
-from rmg_lake.contract import InvalidObservation, observation_adapter, parse_name, validate_file
+from rmg_lake.contract import (
+    InvalidObservation,
+    observation_adapter,
+    parse_name,
+    parse_observation,
+    validate_file,
+)
 from rmg_lake.contract.models import department_problem
+from rmg_lake.errors import shown
 
-CASES = Path(__file__).parent / "cases"
+CASES = Path(__file__).parent / "data"
 BAD = sorted((CASES / "bad").iterdir())
 
 
 def _case_file(case: Path) -> Path:
-    (file,) = (p for p in case.iterdir() if p.name != "expected.txt")
+    (file,) = (p for p in case.iterdir() if p.name not in ("expected.txt", "name.txt"))
     return file
+
+
+def _uploaded_as(case: Path) -> str:
+    """The name the file arrives under: its own, or one no disk would hold (name.txt)."""
+    named = case / "name.txt"
+    return named.read_text() if named.exists() else _case_file(case).name
 
 
 def _expected(case: Path) -> dict[str, str]:
@@ -35,19 +48,19 @@ def test_good_files_validate(case: Path) -> None:
 
 @pytest.mark.parametrize("case", BAD, ids=lambda p: p.name)
 def test_bad_files_are_rejected_naming_file_and_field(case: Path) -> None:
-    file = _case_file(case)
+    file, name = _case_file(case), _uploaded_as(case)
     expected = _expected(case)
     with pytest.raises(InvalidObservation) as caught:
-        validate_file(f"obs03/{file.name}", file.read_bytes())
+        validate_file(f"obs03/{name}", file.read_bytes())
     error = caught.value
-    assert error.file == f"obs03/{file.name}"
+    assert error.file == f"obs03/{name}"
     assert (error.field or "") == expected["field"]
     assert expected["reason"] in error.message
-    assert error.file in str(error)
+    assert shown(error.file) in str(error)
 
 
 def test_there_are_many_kinds_of_bad_file() -> None:
-    assert len(BAD) >= 20
+    assert len(BAD) >= 30
 
 
 @pytest.mark.parametrize("case", BAD, ids=lambda p: p.name)
@@ -61,7 +74,7 @@ def test_every_bad_case_says_which_field_and_a_reason(case: Path) -> None:
 def test_department_rules_are_apart_from_parsing() -> None:
     """The adapter alone parses stored files; the department's codes are checked after."""
     for case in sorted((CASES / "good").iterdir()):
-        observation = observation_adapter.validate_json(_case_file(case).read_bytes())
+        observation = parse_observation(_case_file(case).read_bytes())
         assert department_problem(observation) is None, case.name
     file = _case_file(CASES / "bad" / "machine-of-other-department")
     observation = observation_adapter.validate_json(file.read_bytes())

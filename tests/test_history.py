@@ -7,7 +7,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from rmg_lake import Lake, LakeError, open_lake
 from rmg_lake.derive import load_state
-from rmg_lake.log import retracted
+from rmg_lake.log import Rollback, in_effect
 from rmg_lake.simulate import simulate
 from rmg_lake.sources import LocalFolder, SourceFile
 
@@ -55,8 +55,8 @@ def test_rolling_back_equals_never_having_ingested(three: list[Path], tmp_path: 
     lake = open_lake(tmp_path / "lake", create=True)
     for folder in three:
         lake.ingest(folder)
-    entry = lake.rollback(2, "the observer's tablet clock was wrong")
-    assert entry.batch == 4 and entry.target == 2
+    done = lake.rollback(2, "the observer's tablet clock was wrong")
+    assert (done.entry.batch, done.entry.target, done.removed, done.restored) == (4, 2, [2], [])
     never = open_lake(tmp_path / "never", create=True)
     for folder in (three[0], three[2]):
         never.ingest(folder)
@@ -81,7 +81,7 @@ def test_rolling_back_a_rollback_restores_the_batch(three: list[Path], tmp_path:
     assert frames(lake.root, but=("batches",)) != whole
     lake.rollback(4, "it was the right factory after all")
     assert frames(lake.root, but=("batches",)) == whole
-    with pytest.raises(LakeError, match="already rolled back"):
+    with pytest.raises(LakeError, match="changes nothing"):
         lake.rollback(4, "twice")
     with pytest.raises(LakeError, match="no batch 9"):
         lake.rollback(9, "not there")
@@ -99,6 +99,52 @@ def test_a_rolled_back_batchs_files_arriving_again_are_new(
     second = lake.ingest(again).counts
     assert (second["added"], second["duplicate"]) == (first["added"], first["duplicate"])
     assert lake.table("observations").height > 0
+
+
+def test_rolling_back_keeps_what_a_later_batch_brought_again(
+    three: list[Path], tmp_path: Path,
+) -> None:
+    """Batch 2 brought the same files as batch 1 (duplicates): they arrived, and rolling
+    back batch 1 must not take them away."""
+    again = tmp_path / "again"
+    shutil.copytree(three[0], again / "sub")
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(three[0])
+    assert lake.ingest(again).counts["added"] == 0  # all duplicates
+    lake.rollback(1, "the first copy came from the wrong folder")
+    only = open_lake(tmp_path / "only", create=True)
+    only.ingest(again)
+    for name in ("observations", "roster", "wip", "interactions", "completion"):
+        assert rows(lake, name).drop("source_path", strict=False).equals(
+            rows(only, name).drop("source_path", strict=False)), name
+
+
+def test_undoing_a_rollback_after_a_rearrival_counts_each_version_once(
+    three: list[Path], tmp_path: Path,
+) -> None:
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(three[0])
+    before = lake.table("observations")
+    lake.rollback(1, "wrong study")
+    shutil.copytree(three[0], tmp_path / "again" / "resent")
+    lake.ingest(tmp_path / "again")  # the same bytes arrive again: new, while 1 is out
+    done = lake.rollback(2, "it was the right study")
+    assert done.restored == [1]
+    after = lake.table("observations")
+    assert after["versions"].to_list() == before["versions"].to_list()
+    assert after["batch"].to_list() == before["batch"].to_list()  # the first arrival
+
+
+def test_a_rollback_that_changes_nothing_is_refused(three: list[Path], tmp_path: Path) -> None:
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(three[0])
+    lake.rollback(1, "a")         # 2 takes 1 out
+    lake.rollback(2, "b")         # 3 puts it back
+    lake.rollback(1, "c")         # 4 takes it out again
+    with pytest.raises(LakeError, match="changes nothing") as caught:
+        lake.rollback(3, "d")     # would bring 2 back: 1 is out anyway
+    assert "other rollbacks in the log have the same effect" in str(caught.value)
+    assert len(lake.entries()) == 4
 
 
 def test_the_same_files_listed_in_any_order_give_the_same_log_and_frames(
@@ -137,6 +183,35 @@ def test_rebuild_as_of_gives_the_lake_as_it_was(three: list[Path], tmp_path: Pat
     default = lake.rebuild(as_of=2)
     assert default == lake.root / "as-of-000002" and frames(default) == taken[1]
     assert frames(lake.root) == now  # the lake itself is untouched
+
+
+def test_rebuild_as_of_writes_only_where_it_may(three: list[Path], tmp_path: Path) -> None:
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(three[0])
+    other = open_lake(tmp_path / "other", create=True)
+    other.ingest(three[1])
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.txt").write_text("keep me")
+    for folder in (notes, other.root, lake.root, lake.root / "raw"):
+        with pytest.raises(LakeError, match="not empty"):
+            lake.rebuild(as_of=1, out=folder)
+    assert (notes / "mine.txt").read_text() == "keep me"
+    again = lake.rebuild(as_of=1, out=tmp_path / "then")
+    assert lake.rebuild(as_of=1, out=again) == again  # over an earlier one: fine
+
+
+def test_another_lakes_derived_state_is_never_trusted(three: list[Path], tmp_path: Path) -> None:
+    """A `_derived.json` copied from another lake (or a moved one) makes a full derive."""
+    a, b = open_lake(tmp_path / "a", create=True), open_lake(tmp_path / "b", create=True)
+    a.ingest(three[0])
+    b.ingest(three[1])
+    shutil.copy(a.root / "_derived.json", b.root / "_derived.json")
+    shutil.copytree(a.root / "frames", b.root / "frames", dirs_exist_ok=True)
+    b.ingest(three[2])
+    built = frames(b.root)
+    b.rebuild()
+    assert frames(b.root) == built
 
 
 def test_an_update_rewrites_only_the_days_it_touches(tmp_path: Path) -> None:
@@ -199,10 +274,13 @@ def test_replay_in_batches_equals_rebuild_at_every_step(folder: Path, data: st.D
                 (inbox / path.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, inbox / path.relative_to(folder))
             lake.ingest(inbox)
-            if data.draw(st.booleans(), label="roll one back"):
-                entries = lake.entries()
-                standing = [e.batch for e in entries if e.batch not in retracted(entries)]
-                lake.rollback(data.draw(st.sampled_from(standing)), "replay")
+            entries = lake.entries()
+            effective = in_effect(entries)
+            changing = [e.batch for e in entries if in_effect(
+                [*entries, Rollback(batch=len(entries) + 1, committed_at=datetime.now(UTC),
+                                    target=e.batch, reason="")]) != effective]
+            if changing and data.draw(st.booleans(), label="roll one back"):
+                lake.rollback(data.draw(st.sampled_from(changing)), "replay")
             taken.append((len(lake.entries()), frames(lake.root)))
         for entries, then in taken:
             assert frames(lake.rebuild(as_of=entries, out=Path(scratch) / f"{entries}")) == then
@@ -229,7 +307,7 @@ def test_history_commands(three: list[Path], tmp_path: Path) -> None:
     assert travel.returncode == 0, travel.stderr
     assert frames(tmp_path / "then") == frames(lake.rebuild(as_of=1))
     for bad, message in ((["rollback", "7", "--reason", "x"], "there is no batch 7"),
-                         (["rollback", "2", "--reason", "x"], "already rolled back"),
+                         (["rollback", "2", "--reason", "x"], "changes nothing"),
                          (["show", "0"], "there is no batch 0")):
         failed = run_cli(*bad, *where)
         assert failed.returncode == 1 and message in failed.stderr, failed.stderr

@@ -21,6 +21,7 @@ import orjson
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.files import write_atomic, write_once
 from rmg_lake.lake import Lake, open_lake
+from rmg_lake.log import Batch
 from rmg_lake.progress import Track
 from rmg_lake.store import sha256
 
@@ -96,34 +97,39 @@ def _object_key(digest: str) -> str:
 def backup(lake: Lake, target: Target, *, now: datetime | None = None,
            track: Track | None = None) -> BackupResult:
     """Write a new version of `lake` to `target`, uploading only objects it lacks."""
-    batches = lake.batches()
-    known: dict[str, str | None] = {f.stored: f.sha256 for b in batches for f in b.files}
-    known["_meta.json"] = None
-    known |= {p.relative_to(lake.root).as_posix(): None
-              for p in (lake.root / "_log").glob("[0-9]*.json")}
+    entries = lake.entries()  # read once: a batch committed meanwhile waits for next time
+    batches = [e for e in entries if isinstance(e, Batch)]
+    known: dict[str, tuple[str | None, int | None]] = {
+        f.stored: (f.sha256, f.size) for b in batches for f in b.files}
+    known |= {name: (None, None) for name in
+              ("_meta.json", *(f"_log/{e.batch:06d}.json" for e in entries))}
     present = set(target.objects())  # one listing, not one question per object
     objects, missing = [], []
-    for path, digest in sorted(known.items()):
-        if digest is None:  # the log's own files
-            digest = sha256((lake.root / path).read_bytes())
-        size = (lake.root / path).stat().st_size
-        if _object_key(digest) not in present:
-            missing.append((path, digest, size))
-            present.add(_object_key(digest))
-        objects.append({"path": path, "sha256": digest, "size": size})
-    uploads: Iterable[tuple[str, str, int]] = missing
-    if track is not None:
-        uploads = track(missing, len(missing), "Backing up", size=lambda item: item[2],
-                        total_size=sum(item[2] for item in missing))
-    for path, digest, _ in uploads:
-        data = (lake.root / path).read_bytes()
-        if sha256(data) != digest:  # no manifest is written: no version names it
-            raise LakeError("a file of the lake is damaged", file=path,
-                            hint="run `rmg-lake verify`, and restore it from a backup")
-        target.put(_object_key(digest), data)
+    try:
+        for path, (digest, size) in sorted(known.items()):
+            if digest is None or size is None:  # the log's own files
+                data = (lake.root / path).read_bytes()
+                digest, size = sha256(data), len(data)
+            if _object_key(digest) not in present:
+                missing.append((path, digest, size))
+                present.add(_object_key(digest))
+            objects.append({"path": path, "sha256": digest, "size": size})
+        uploads: Iterable[tuple[str, str, int]] = missing
+        if track is not None:
+            uploads = track(missing, len(missing), "Backing up", size=lambda item: item[2],
+                            total_size=sum(item[2] for item in missing))
+        for path, digest, _ in uploads:
+            data = (lake.root / path).read_bytes()
+            if sha256(data) != digest:  # no manifest is written: no version names it
+                raise LakeError("a file of the lake is damaged", file=path,
+                                hint="run `rmg-lake verify`, and restore it from a backup")
+            target.put(_object_key(digest), data)
+    except FileNotFoundError as err:
+        raise LakeError("a file the log names is missing from the lake",
+                        file=str(err.filename), hint="run `rmg-lake verify`") from None
     stamp = (now or datetime.now(UTC)).astimezone(UTC)
     key = f"backups/{stamp:%Y-%m-%dT%H%M%S.%fZ}.json"
-    manifest = {"format": FORMAT, "created_at": stamp.isoformat(), "batches": len(batches),
+    manifest = {"format": FORMAT, "created_at": stamp.isoformat(), "batches": len(entries),
                 "objects": objects}
     target.put(key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return BackupResult(key, len(objects), len(missing))

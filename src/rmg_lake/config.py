@@ -86,6 +86,7 @@ class Config(Settings):
 
     source: str | None = None
     lake: Path = Path("lake")
+    max_file_mb: float = Field(default=10, gt=0)  # larger files are kept, not parsed
 
     @property
     def settings(self) -> Settings:

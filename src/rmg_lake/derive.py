@@ -26,7 +26,7 @@ import orjson
 import polars as pl
 
 from rmg_lake.catalog import build_catalog
-from rmg_lake.files import write_atomic
+from rmg_lake.files import sync_all, write_atomic
 from rmg_lake.frames import (
     DETAIL,
     batches_frame,
@@ -119,6 +119,7 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     _settle_empty(out, frames, {*BASE, *configured})
     state = Derived(str(lake), len(entries), {k: frames[k] for k in sorted(frames)})
     build_catalog(out, state.frames)
+    sync_all()  # the files it names are on disk before the state that trusts them is
     write_atomic(out / STATE, orjson.dumps(
         {"root": state.root, "entries": state.entries, "frames": state.frames},
         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), sync=False)

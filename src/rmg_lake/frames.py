@@ -30,8 +30,9 @@ from rmg_lake.contract.models import (
     LinkingWipObservation,
     Observation,
     RosterObservation,
-    observation_adapter,
+    parse_observation,
 )
+from rmg_lake.contract.validate import extra_keys
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.log import Batch, Current, FileRecord, Rollback, retracted
 
@@ -141,7 +142,7 @@ def empty_frame(name: str) -> pl.DataFrame:
 def _read_event(lake: Path, record: FileRecord) -> Observation:
     path = lake / record.stored
     try:
-        return observation_adapter.validate_json(path.read_bytes(), strict=True)
+        return parse_observation(path.read_bytes())
     except (OSError, ValidationError):
         raise LakeUnusable("a raw file the log names is missing or damaged", file=str(path),
                            hint="restore it from a backup (its name is its sha256)") from None
@@ -160,7 +161,7 @@ def _observation_row(
         "supervisor": interactions.supervisor if interactions else None,
         "left_floor_s": interactions.left_floor_s if interactions else None,
         "app_version": obs.app_version, "device": obs.device, "notes": obs.notes,
-        "extra_keys": list(record.extra_keys or ()),
+        "extra_keys": extra_keys(obs),
     }
 
 

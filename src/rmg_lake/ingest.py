@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from rmg_lake.config import Settings
 from rmg_lake.contract import InvalidObservation, original_name, validate_file
-from rmg_lake.log import Batch, Deferred, FileRecord, Rollback, is_newer, retracted
+from rmg_lake.log import Batch, Deferred, FileRecord, Rollback, arrival, is_newer, retracted
 from rmg_lake.progress import Track
-from rmg_lake.sources import FileDeferred, FileGone, Source, SourceFile, printable, utf8
+from rmg_lake.sources import (
+    FileDeferred,
+    FileGone,
+    FileRefused,
+    Source,
+    SourceFile,
+    printable,
+    utf8,
+)
 from rmg_lake.store import RawStore, sha256
 
 __all__ = ["Collected", "Index", "collect", "new_batch"]
@@ -57,11 +66,12 @@ class Index:
         elif record.outcome == "quarantined":
             self.quarantined.setdefault(_bad_key(record.path, record.sha256, record.reason),
                                         record)
-        elif record.outcome == "added" and record.observation_id is not None:
-            self.events[record.sha256] = record
-            current = self.current.get(record.observation_id)
-            if current is None or is_newer(record, current):
-                self.current[record.observation_id] = record
+        elif (event := arrival(record)) is not None and event.observation_id is not None \
+                and event.sha256 not in self.events:
+            self.events[event.sha256] = event
+            current = self.current.get(event.observation_id)
+            if current is None or is_newer(event, current):
+                self.current[event.observation_id] = event
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +81,31 @@ class Collected:
     vanished: int  # listed, then gone before they could be read: taken when they return
 
 
+MAX_SIZE = 10 * 2**20  # bytes: a larger file is kept as it is, never held whole or parsed
+
+
+@dataclass(frozen=True, slots=True)
+class _Large:
+    """A file over the size limit, already kept a piece at a time."""
+
+    stored: str
+    digest: str
+    size: int
+
+
+_Got = bytes | _Large | FileGone | FileDeferred | FileRefused
+
+
 def collect(
     source: Source, store: RawStore, index: Index, *, track: Track | None = None,
-    workers: int = 8,
+    workers: int = 8, max_size: int = MAX_SIZE,
 ) -> Collected:
     """Keep every file of `source` the log has not seen, and those deferred before.
 
     Files are read `workers` at a time but kept one by one, oldest first (then by path),
     so that within a batch, as across batches, the version saved last is the current one.
+    Files over `max_size` bytes are kept without being held whole: as attachments, or in
+    quarantine if they are meant to be observations.
     """
     pending = [SourceFile(d.path, d.size, d.modified, d.fingerprint)
                for d in index.deferred.get(source.name, {}).values()]
@@ -89,7 +116,8 @@ def collect(
     deferred: list[Deferred] = []
     vanished = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        read = _read_ahead(pool, source, new, ahead=4 * workers)
+        read = _read_ahead(pool, partial(_read, source, store, max_size), new,
+                           ahead=4 * workers)
         if track is not None:
             read = iter(track(read, len(new), "Reading",
                               size=lambda item: item[0].size,
@@ -102,19 +130,22 @@ def collect(
                                          modified=file.modified,
                                          fingerprint=file.fingerprint, reason=data.message))
             else:
-                record = _keep(file, data, store, index)
+                record = (_refused(file, data, store, index) if isinstance(data, FileRefused)
+                          else _large(file, data, index, max_size) if isinstance(data, _Large)
+                          else _keep(file, data, store, index))
                 index.note(record)
                 records.append(record)
     return Collected(tuple(records), tuple(deferred), vanished)
 
 
 def _read_ahead(
-    pool: ThreadPoolExecutor, source: Source, files: list[SourceFile], ahead: int,
-) -> Iterator[tuple[SourceFile, bytes | FileGone | FileDeferred]]:
+    pool: ThreadPoolExecutor, read: Callable[[SourceFile], _Got], files: list[SourceFile],
+    ahead: int,
+) -> Iterator[tuple[SourceFile, _Got]]:
     """The files' contents in order, read by the pool at most `ahead` files in advance."""
-    waiting: deque[tuple[SourceFile, Future[bytes | FileGone | FileDeferred]]] = deque()
+    waiting: deque[tuple[SourceFile, Future[_Got]]] = deque()
     for file in files:
-        waiting.append((file, pool.submit(_read, source, file)))
+        waiting.append((file, pool.submit(read, file)))
         if len(waiting) > ahead:
             done, future = waiting.popleft()
             yield done, future.result()
@@ -123,11 +154,52 @@ def _read_ahead(
         yield done, future.result()
 
 
-def _read(source: Source, file: SourceFile) -> bytes | FileGone | FileDeferred:
+def _read(source: Source, store: RawStore, max_size: int, file: SourceFile) -> _Got:
     try:
+        if file.size > max_size:
+            folder = "quarantine" if _observation(file.path) else "attachments"
+            return _Large(*store.put_stream(folder, printable(file.path), source.chunks(file)))
         return source.read(file)
-    except (FileGone, FileDeferred) as err:
+    except (FileGone, FileDeferred, FileRefused) as err:
         return err
+
+
+def _observation(path: str) -> bool:
+    return path.lower().endswith(".json")
+
+
+def _common(file: SourceFile, digest: str, size: int) -> dict[str, Any]:
+    return {"path": printable(file.path), "size": size, "modified": file.modified,
+            "fingerprint": file.fingerprint, "sha256": digest}
+
+
+def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
+             index: Index) -> FileRecord:
+    """A link, a pipe, a device: quarantined with what it is (a link: its target)."""
+    digest = sha256(refused.evidence)
+    common = _common(file, digest, len(refused.evidence))
+    if (known := index.quarantined.get(_bad_key(file.path, digest, refused.message))):
+        return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
+                          **common)
+    return FileRecord(outcome="quarantined", field="(file)", reason=refused.message,
+                      stored=store.put_quarantine(file.path, digest, refused.evidence),
+                      **common)
+
+
+def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> FileRecord:
+    common = _common(file, large.digest, large.size)
+    if not _observation(file.path):
+        if (known := index.attachments.get(large.digest)) is not None:
+            return FileRecord(outcome="duplicate", stored=known.stored,
+                              duplicate_of=large.digest, **common)
+        return FileRecord(outcome="attachment", stored=large.stored, **common)
+    reason = (f"larger than {max_size / 2**20:g} MB ({large.size / 2**20:.1f} MB): kept, not "
+              "read as an observation (max_file_mb in rmg-lake.toml)")
+    if (known := index.quarantined.get(_bad_key(file.path, large.digest, reason))):
+        return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=large.digest,
+                          **common)
+    return FileRecord(outcome="quarantined", field="(file)", reason=reason,
+                      stored=large.stored, **common)
 
 
 def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileRecord:
@@ -139,9 +211,8 @@ def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileR
     uploads are two bad files, not one.
     """
     digest, path = sha256(data), printable(file.path)
-    common: dict[str, Any] = {"path": path, "size": len(data), "modified": file.modified,
-                              "fingerprint": file.fingerprint, "sha256": digest}
-    if not path.lower().endswith(".json"):
+    common = _common(file, digest, len(data))
+    if not _observation(path):
         if (known := index.attachments.get(digest)) is not None:
             return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
                               **common)

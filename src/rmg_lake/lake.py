@@ -23,7 +23,7 @@ from rmg_lake.derive import derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_once
 from rmg_lake.frames import FRAMES, team_frame_name
-from rmg_lake.ingest import Index, collect, new_batch
+from rmg_lake.ingest import MAX_SIZE, Index, collect, new_batch
 from rmg_lake.locking import WriterLock
 from rmg_lake.log import Batch, Log, Rollback, in_effect, retracted, settings_in_force
 from rmg_lake.progress import Track
@@ -31,10 +31,17 @@ from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore
 from rmg_lake.verify import Verified, remove_orphans, verify
 
-__all__ = ["LAYOUT", "IngestResult", "Lake", "open_lake"]
+__all__ = ["LAYOUT", "IngestResult", "Lake", "RolledBack", "open_lake"]
 
 LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
 _OURS = frozenset({"_meta.json", "_log"})  # what a lake being created already holds
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    entry: Rollback  # the new log entry
+    removed: list[int]  # ingest batches it took out of effect
+    restored: list[int]  # ingest batches it put back
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +81,12 @@ class Lake:
         self.lock = WriterLock(self.root, wait=wait)
 
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
-               track: Track | None = None, workers: int = 8) -> IngestResult:
+               track: Track | None = None, workers: int = 8,
+               max_size: int = MAX_SIZE) -> IngestResult:
         """Take every new file from `source` into the lake as one batch.
 
         Up to `workers` files are read at once (downloads wait mostly on the network).
+        Files over `max_size` bytes are kept but not parsed (quarantined if `.json`).
 
         `settings` (protocol, calendar, expected teams) are recorded with the batch when
         they differ from those in force (and always with the first), and shape the frames
@@ -94,7 +103,7 @@ class Lake:
             source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
                                 and e.source == source.name and e.cursor), None))
             got = collect(source, self.store, Index.of(entries), track=track,
-                          workers=workers)
+                          workers=workers, max_size=max_size)
             if not got.records and not got.deferred and settings is None:  # nothing to record
                 self._refresh_locked(entries)
                 return IngestResult(source.name, None, got.vanished, tuple(source.gone),
@@ -106,7 +115,7 @@ class Lake:
         return IngestResult(source.name, batch, got.vanished, tuple(source.gone),
                             source.relisted)
 
-    def rollback(self, target: int, reason: str) -> Rollback:
+    def rollback(self, target: int, reason: str) -> RolledBack:
         """Take entry `target` out of effect by appending a rollback entry; its raw files
         stay. Rolling back a rollback puts back what it took out."""
         if not reason.strip():
@@ -117,16 +126,16 @@ class Lake:
                 raise LakeError(f"there is no batch {target}",
                                 hint=f"the log holds batches 1 to {len(entries)}"
                                 if entries else "the log is empty")
-            if target in (out := retracted(entries)):
-                by = next(e.batch for e in reversed(entries) if isinstance(e, Rollback)
-                          and e.target == target and e.batch not in out)
-                raise LakeError(f"batch {target} is already rolled back (by batch {by})",
-                                hint=f"roll back batch {by} to restore it")
             entry = Rollback(batch=len(entries) + 1, committed_at=datetime.now(UTC),
                              target=target, reason=reason.strip())
+            before = {b.batch for b in in_effect(entries)}
+            after = {b.batch for b in in_effect([*entries, entry])}
+            if target in retracted(entries) or before == after:
+                raise LakeError(f"rolling back batch {target} changes nothing",
+                                hint=_standing(entries, target))
             self.log.commit(entry)
             self._derive([*entries, entry], None)
-        return entry
+        return RolledBack(entry, sorted(before - after), sorted(after - before))
 
     def rebuild(self, *, track: Track | None = None, as_of: int | None = None,
                 out: Path | None = None) -> Path:
@@ -145,8 +154,7 @@ class Lake:
                 raise LakeError(f"there is no batch {as_of}",
                                 hint=f"the log holds batches 1 to {len(entries)}")
             folder = (out or self.root / f"as-of-{as_of:06d}").expanduser().resolve()
-            if folder == self.root:
-                raise LakeError("--out cannot be the lake itself", file=str(folder))
+            _check_as_of_folder(folder, self.root)
             make_private_dir(folder)
             derive(self.root, entries[:as_of], folder, track=track)
             return folder
@@ -169,8 +177,9 @@ class Lake:
     def _derive(self, entries: list[Batch | Rollback], track: Track | None, *,
                 full: bool = False) -> None:
         state = None if full else load_state(self.root)
-        if state is not None and state.entries > len(entries):
-            state = None
+        if state is not None and (state.entries > len(entries)
+                                  or state.root != str(self.root)):
+            state = None  # not this lake's, as it is now: derive everything
         derive(self.root, entries, self.root, previous=state, track=track)
 
     @contextmanager
@@ -235,6 +244,30 @@ class Lake:
                     self._refresh_locked(self.log.entries())
         raise LakeUnusable("a derived frame is damaged", file=name,
                            hint="run `rmg-lake rebuild`")
+
+
+_AS_OF = frozenset({"frames", CATALOG, f".{CATALOG}.new", "_derived.json"})
+
+
+def _check_as_of_folder(folder: Path, lake: Path) -> None:
+    """Refuse to write derived files over anything but earlier ones (they delete what they
+    do not name), or anywhere in the lake but its as-of-* folders."""
+    inside = folder == lake or (folder.is_relative_to(lake)
+                                and not folder.relative_to(lake).parts[0].startswith("as-of-"))
+    if inside or (folder.is_dir() and any(p.name not in _AS_OF for p in folder.iterdir())):
+        raise LakeError("the folder is not empty", file=str(folder),
+                        hint="give --out a new folder (or one an earlier --as-of wrote)")
+
+
+def _standing(entries: list[Batch | Rollback], target: int) -> str:
+    """Why rolling back `target` would change nothing: what stands in the way."""
+    out = retracted(entries)
+    if target in out:
+        by = next(e.batch for e in reversed(entries) if isinstance(e, Rollback)
+                  and e.target == target and e.batch not in out)
+        return f"batch {by} already rolled it back; roll back batch {by} to undo that"
+    return ("other rollbacks in the log have the same effect as undoing it; see "
+            "`rmg-lake log`")
 
 
 def _no_such_frame(relative: str) -> LakeError:

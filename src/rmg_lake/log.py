@@ -22,7 +22,7 @@ from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import write_once
 
 __all__ = [
-    "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback",
+    "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback", "arrival",
     "current_versions", "in_effect", "is_newer", "read_entry", "retracted",
     "settings_in_force",
 ]
@@ -181,20 +181,42 @@ def is_newer(record: FileRecord, than: FileRecord) -> bool:
     return record.modified >= than.modified
 
 
+def arrival(record: FileRecord) -> FileRecord | None:
+    """The observation event a file brought, if any: an added one, or a duplicate of one.
+
+    A duplicate stands for its event when the batch that added it is rolled back: the
+    file arrived, and rolling back another batch must not take it away. (Its day is that
+    of the raw file it repeats.)
+    """
+    if record.observation_id is None:
+        return None
+    if record.outcome == "added":
+        return record
+    if record.outcome == "duplicate" and record.stored.startswith("raw/date="):
+        return record.model_copy(update={"day": date.fromisoformat(record.stored[9:19])})
+    return None
+
+
 def current_versions(batches: list[Batch]) -> dict[str, Current]:
-    """observation_id → its current event, over all committed batches."""
+    """observation_id → its current event, over the given batches (pass those in effect).
+
+    Each event counts once, from its first arrival, however often its bytes arrive."""
     current: dict[str, Current] = {}
+    events: dict[str, set[str]] = {}
     for batch in batches:
         for record in batch.files:
-            if record.outcome != "added" or record.observation_id is None:
+            event = arrival(record)
+            if event is None or event.observation_id is None:
                 continue
-            seen = current.get(record.observation_id)
-            if seen is None:
-                current[record.observation_id] = Current(batch.batch, record, 1)
-            elif is_newer(record, seen.record):
-                current[record.observation_id] = Current(batch.batch, record, seen.versions + 1)
+            known = events.setdefault(event.observation_id, set())
+            if event.sha256 in known:
+                continue
+            known.add(event.sha256)
+            seen = current.get(event.observation_id)
+            if seen is None or is_newer(event, seen.record):
+                current[event.observation_id] = Current(batch.batch, event, len(known))
             else:
-                current[record.observation_id] = seen._replace(versions=seen.versions + 1)
+                current[event.observation_id] = seen._replace(versions=len(known))
     return current
 
 

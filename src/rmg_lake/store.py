@@ -11,10 +11,12 @@ one by one: the ingest syncs once before it commits the entry that names them.
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path, PurePosixPath
 
-from rmg_lake.files import write_atomic, write_once
+from rmg_lake.files import make_private_dir, write_atomic, write_once
 
 __all__ = ["RawStore", "sha256"]
 
@@ -40,6 +42,30 @@ class RawStore:
 
     def put_attachment(self, source_path: str, digest: str, data: bytes) -> str:
         return self._put(f"attachments/{digest}{_suffix(source_path)}", digest, data)
+
+    def put_stream(self, folder: str, source_path: str, chunks: Iterable[bytes],
+                   ) -> tuple[str, str, int]:
+        """Keep a file too large to hold whole, in `quarantine` or `attachments`, hashing it
+        as it is written: (where it is kept, its sha256, its size)."""
+        make_private_dir(self.lake / folder)
+        digest, size = hashlib.sha256(), 0
+        with tempfile.NamedTemporaryFile(dir=self.lake / folder, prefix=".tmp-",
+                                         delete=False) as temp:
+            try:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    temp.write(chunk)
+                    size += len(chunk)
+            except BaseException:
+                Path(temp.name).unlink()
+                raise
+        stored = f"{folder}/{digest.hexdigest()}{_suffix(source_path)}"
+        if (self.lake / stored).exists():  # kept before, whole (its name is its hash)
+            Path(temp.name).unlink()
+        else:
+            Path(temp.name).chmod(0o600)
+            Path(temp.name).replace(self.lake / stored)
+        return stored, digest.hexdigest(), size
 
     def _put(self, stored: str, digest: str, data: bytes) -> str:
         """Keep `data` at `stored` unless it is there already, whole.

@@ -125,10 +125,16 @@ def rollback(
     Nothing is deleted: a rollback is a new entry in the log, and rolling it back restores
     the batch.
     """
-    the_lake = lake_from(lake)
-    entry = the_lake.rollback(batch, reason)
-    target = the_lake.entries()[batch - 1]
-    what = f"rollback {batch}" if isinstance(target, Rollback) else f"batch {batch}"
-    out.print(f"Batch {entry.batch} rolls back {what}; the frames and views no longer show "
-              f"what it {'undid' if isinstance(target, Rollback) else 'added'}. "
-              f"`rmg-lake rollback {entry.batch} --reason …` undoes this.")
+    done = lake_from(lake).rollback(batch, reason)
+    changes = []
+    if done.removed:
+        changes.append(f"no longer show {_batches(done.removed)}")
+    if done.restored:
+        changes.append(f"show {_batches(done.restored)} again")
+    out.print(f"Batch {done.entry.batch} rolls back batch {batch}: the frames and views "
+              f"{' and '.join(changes)}. `rmg-lake rollback {done.entry.batch} --reason …` "
+              "undoes it.")
+
+
+def _batches(numbers: list[int]) -> str:
+    return ("batch " if len(numbers) == 1 else "batches ") + ", ".join(map(str, numbers))

@@ -52,8 +52,9 @@ def ingest(
     # rmg-lake.toml's study settings are about its own lake, not one named by --lake
     ours = config is not None and config.lake.resolve() == the_lake.root
     settings = config.settings if config and ours else None
-    _print_ingest(the_lake.ingest(files, settings=settings, track=track, workers=workers),
-                  the_lake)
+    max_size = int((config.max_file_mb if config else 10) * 2**20)
+    _print_ingest(the_lake.ingest(files, settings=settings, track=track, workers=workers,
+                                  max_size=max_size), the_lake)
 
 
 def _print_ingest(result: IngestResult, lake: Lake) -> None:

@@ -1,6 +1,11 @@
 """The observation file contract: names, models and validation."""
 
-from rmg_lake.contract.models import FACTORY_TZ, Observation, observation_adapter
+from rmg_lake.contract.models import (
+    FACTORY_TZ,
+    Observation,
+    observation_adapter,
+    parse_observation,
+)
 from rmg_lake.contract.names import FileName, original_name, parse_name
 from rmg_lake.contract.validate import InvalidObservation, Validated, validate_file
 
@@ -13,5 +18,6 @@ __all__ = [
     "observation_adapter",
     "original_name",
     "parse_name",
+    "parse_observation",
     "validate_file",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
@@ -35,6 +36,7 @@ __all__ = [
     "RosterObservation",
     "department_problem",
     "observation_adapter",
+    "parse_observation",
     "shown_key",
 ]
 
@@ -45,8 +47,9 @@ OTHER_INTERLOCUTORS = ("OO", "OS", "FIC", "PM", "OM", "O")  # besides the team's
 
 Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=64)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Count = Annotated[int, Field(ge=0)]
-Seconds = Annotated[int, Field(ge=0)]
+INT64_MAX = 2**63 - 1  # the frames keep whole numbers as Int64: larger ones cannot be real
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Seconds = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Department = Literal["knitting", "linking"]
 McStatus = Literal["manned", "unmanned"]
 
@@ -107,7 +110,7 @@ class KnittingWipMachine(_Machine):
 
 class LinkingWipMachine(_Machine):
     style: Code | None
-    wip: Annotated[float, Field(ge=0, le=48)] | None
+    wip: Annotated[float, Field(ge=0, le=48, allow_inf_nan=False)] | None
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -214,6 +217,14 @@ Observation = Annotated[
 
 # Parses one file's shape and per-machine rules; validate_file adds department_problem.
 observation_adapter: TypeAdapter[Observation] = TypeAdapter(Observation)
+
+
+def parse_observation(data: bytes) -> Observation:
+    """The observation in a file's bytes (after a UTF-8 BOM, if any), parsed strictly.
+
+    Raises pydantic's ValidationError; `validate_file` turns that into a reason.
+    """
+    return observation_adapter.validate_json(data.removeprefix(codecs.BOM_UTF8), strict=True)
 
 
 def department_problem(observation: Observation) -> tuple[str, str] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,13 +13,13 @@ from rmg_lake.contract.models import (
     FACTORY_TZ,
     Observation,
     department_problem,
-    observation_adapter,
+    parse_observation,
     shown_key,
 )
 from rmg_lake.contract.names import parse_name
 from rmg_lake.errors import LakeError
 
-__all__ = ["InvalidObservation", "Validated", "validate_file"]
+__all__ = ["InvalidObservation", "Validated", "extra_keys", "validate_file"]
 
 # A message repeats the input only where it cannot be a person's code: a number or a
 # boolean in a counting or coded field. Text never: whatever failed to parse may be a
@@ -26,6 +28,10 @@ _SHOWN = frozenset({
     "schema_version", "back", "front", "sleeve", "collar", "wip", "length_s",
     "mc_status", "component", "status", "task", "initiator", "topic", "department",
 })
+# Keys of the contract, which a message may name (any other key may be a person's code).
+_KEYS = _SHOWN | {"observation_id", "observer", "factory", "team", "started_at", "ended_at",
+                  "app_version", "device", "notes", "machines", "worker_id", "style",
+                  "supervisor", "interactions", "with", "left_floor_s"}
 _NAME_HINT = "expected <task>_<department>_<team>_<observer>_<YYYYMMDD>T<HHMMSS>.json"
 
 
@@ -49,14 +55,21 @@ def validate_file(path: str, data: bytes) -> Validated:
     if parsed is None:
         raise InvalidObservation("file name does not follow the contract", file=path,
                                  field="(file name)", hint=_NAME_HINT)
+    data = data.removeprefix(codecs.BOM_UTF8)  # some editors start UTF-8 with a BOM: fine
     if not data.strip():
         raise InvalidObservation("the file is empty (an upload that never finished?)",
                                  file=path)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:4]:
+        raise InvalidObservation("UTF-16 or UTF-32 text, not UTF-8",
+                                 file=path, hint="the tablet must save UTF-8 JSON")
     try:
-        observation = observation_adapter.validate_json(data, strict=True)
+        observation = parse_observation(data)
     except ValidationError as exc:
         field, message = _first_problem(exc)
         raise InvalidObservation(message, file=path, field=field) from None
+    if (twice := _duplicate_key(data)) is not None:
+        raise InvalidObservation("a key appears twice in one object (which one counts?)",
+                                 file=path, field=twice)
     local = observation.started_at.astimezone(FACTORY_TZ).strftime("%Y%m%dT%H%M%S")
     for token, payload_value in (
         ("task", observation.task), ("department", observation.department),
@@ -73,7 +86,7 @@ def validate_file(path: str, data: bytes) -> Validated:
     if problem is not None:
         field, message = problem
         raise InvalidObservation(message, file=path, field=field)
-    return Validated(observation, tuple(_extra_keys(observation)))
+    return Validated(observation, tuple(extra_keys(observation)))
 
 
 def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
@@ -105,11 +118,35 @@ def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
         return field, "not a UUID"  # pydantic's own message quotes the text
     value = error.get("input")
     if isinstance(value, int | float) and loc and loc[-1] in _SHOWN:
-        message = f"{message} (got {value!r})"
+        got = repr(value) if len(repr(value)) <= 24 else f"a number of {len(repr(value))} digits"
+        message = f"{message} (got {got})"
     return field, message
 
 
-def _extra_keys(observation: Any) -> list[str]:
+class _Twice(Exception):
+    pass
+
+
+def _no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen = dict(pairs)
+    if len(seen) != len(pairs):
+        keys = [key for key, _ in pairs]
+        raise _Twice(next(k for k in keys if keys.count(k) > 1))
+    return seen
+
+
+def _duplicate_key(data: bytes) -> str | None:
+    """The key that appears twice in some object of `data` (which has parsed as JSON), as
+    a field may show it; None if there is none. JSON parsers keep the last silently."""
+    try:
+        json.loads(data, object_pairs_hook=_no_twice)
+    except _Twice as twice:
+        key = str(twice.args[0])
+        return key if key in _KEYS else f"machines.{shown_key(key)}"
+    return None
+
+
+def extra_keys(observation: Any) -> list[str]:
     """Dotted paths of every key the contract does not define."""
     found = [str(key) for key in observation.model_extra or {}]
     for code, machine in getattr(observation, "machines", {}).items():

@@ -11,12 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rmg_lake.sources.base import FileDeferred, FileGone, Source, SourceFile, printable, utf8
+from rmg_lake.sources.base import (
+    FileDeferred,
+    FileGone,
+    FileRefused,
+    Source,
+    SourceFile,
+    printable,
+    utf8,
+)
 from rmg_lake.sources.local import LocalFolder
 
 __all__ = [
-    "FileDeferred", "FileGone", "LocalFolder", "Source", "SourceFile", "open_source",
-    "printable", "utf8",
+    "FileDeferred", "FileGone", "FileRefused", "LocalFolder", "Source", "SourceFile",
+    "open_source", "printable", "utf8",
 ]
 
 

@@ -9,7 +9,9 @@ from typing import Protocol
 
 from rmg_lake.errors import SourceError
 
-__all__ = ["FileDeferred", "FileGone", "Source", "SourceFile", "printable", "utf8"]
+__all__ = [
+    "FileDeferred", "FileGone", "FileRefused", "Source", "SourceFile", "printable", "utf8",
+]
 
 
 class FileDeferred(SourceError):
@@ -19,6 +21,16 @@ class FileDeferred(SourceError):
 class FileGone(SourceError):
     """A listed file was gone by the time it was read (a live sync folder); the next
     ingest takes it if it comes back."""
+
+
+class FileRefused(SourceError):
+    """A listed entry that is no file to read: a symbolic link (never followed), a named
+    pipe, a device. It is quarantined with this reason; `evidence` is what is kept of it
+    (a link's target)."""
+
+    def __init__(self, message: str, *, file: str, evidence: bytes) -> None:
+        super().__init__(message, file=file, hint="copy the file itself into the folder")
+        self.evidence = evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +69,13 @@ class Source(Protocol):
     def list(self) -> Iterator[SourceFile]: ...
 
     def read(self, file: SourceFile) -> bytes:
-        """The file's bytes; FileGone if it went away, FileDeferred to try next time."""
+        """The file's bytes; FileGone if it went away, FileDeferred to try next time,
+        FileRefused if it is no file to read."""
+        ...
+
+    def chunks(self, file: SourceFile) -> Iterator[bytes]:
+        """The file's bytes a piece at a time, for files too large to hold whole (the same
+        errors as `read`)."""
         ...
 
 

@@ -11,14 +11,15 @@ is *deferred*: listed in the batch with the reason and tried again by the next r
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import dropbox
 import requests
-from dropbox.content_hash import content_hash
+from dropbox.content_hash import DropboxContentHasher, content_hash
 from dropbox.exceptions import ApiError, AuthError, BadInputError, HttpError
 from dropbox.files import DeletedMetadata, FileMetadata, ListFolderContinueError
 from requests.adapters import HTTPAdapter
@@ -43,6 +44,10 @@ CA_CERTS_VARIABLE = "RMG_LAKE_DROPBOX_CA_CERTS"
 
 class _Retry(Exception):
     """A fetch worth trying again: the connection dropped, the body was cut, bytes differ."""
+
+
+_DROPPED = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.Timeout, HttpError)
 
 
 class _TrustOnly(HTTPAdapter):
@@ -149,8 +154,20 @@ class DropboxFolder:
                               hint="check the internet connection, then run again") from err
 
     def read(self, file: SourceFile) -> bytes:
+        data: bytes = self._fetching(file, self._fetch, file)
+        return data
+
+    def chunks(self, file: SourceFile) -> Iterator[bytes]:
+        """Downloaded whole into a temporary file and hash-checked, then given 1 MiB at a
+        time: memory stays small, and no byte counts before all of them are right."""
+        with tempfile.TemporaryFile() as spool:
+            self._fetching(file, self._fetch_into, file, spool)
+            spool.seek(0)
+            yield from iter(lambda: spool.read(1 << 20), b"")
+
+    def _fetching(self, file: SourceFile, function: Any, *args: Any) -> Any:
         try:
-            data: bytes = self._call(self._fetch, file)
+            return self._call(function, *args)
         except RetryError as err:
             raise FileDeferred(f"not fetched whole after {self.attempts} tries "
                                f"({err.last_attempt.exception()})", file=file.path) from None
@@ -159,19 +176,33 @@ class DropboxFolder:
                 raise FileGone("the file went away before it was read",
                                file=file.path) from None
             raise FileDeferred(f"Dropbox refused it ({err.error})", file=file.path) from None
-        return data
 
     def _fetch(self, file: SourceFile) -> bytes:
         try:
             metadata, response = self.client.files_download(self._api_path(file.path))
             with response:
                 data = response.content
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.Timeout, HttpError) as err:
+        except _DROPPED as err:
             raise _Retry(type(err).__name__) from err
         if len(data) != metadata.size or content_hash(data) != metadata.content_hash:
             raise _Retry("the bytes do not match Dropbox's content hash")
         return bytes(data)
+
+    def _fetch_into(self, file: SourceFile, spool: IO[bytes]) -> None:
+        spool.seek(0)
+        spool.truncate()
+        hasher, size = DropboxContentHasher(), 0
+        try:
+            metadata, response = self.client.files_download(self._api_path(file.path))
+            with response:
+                for chunk in response.iter_content(1 << 20):
+                    hasher.update(chunk)
+                    spool.write(chunk)
+                    size += len(chunk)
+        except _DROPPED as err:
+            raise _Retry(type(err).__name__) from err
+        if size != metadata.size or hasher.hexdigest() != metadata.content_hash:
+            raise _Retry("the bytes do not match Dropbox's content hash")
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         """Call the SDK, trying again on a dropped connection or a bad body."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rmg_lake.errors import SourceError
-from rmg_lake.sources.base import FileGone, SourceFile
+from rmg_lake.sources.base import FileDeferred, FileGone, FileRefused, SourceFile
 
 __all__ = ["LocalFolder"]
 
@@ -22,8 +23,9 @@ class LocalFolder:
     """Walks the folder recursively, in sorted order.
 
     Dot-files and dot-folders (`.dropbox.cache`, `.DS_Store`) are the sync client's own and
-    are not listed; neither are symbolic links, which are never followed, nor `exclude`d
-    folders (a lake kept inside the sync folder, however its path is spelled).
+    are not listed, nor are `exclude`d folders (a lake kept inside the sync folder, however
+    its path is spelled). Symbolic links are never followed, and neither they nor named
+    pipes or devices are read: each is listed, to be quarantined with what it is.
     """
 
     def __init__(self, root: str | Path, *, exclude: Sequence[Path] = ()) -> None:
@@ -74,10 +76,10 @@ class LocalFolder:
                              and not self._excluded(Path(folder, d)))
             for name in sorted(files):
                 full = Path(folder, name)
-                if name.startswith(".") or full.is_symlink():
+                if name.startswith("."):
                     continue
                 try:
-                    st = full.stat()
+                    st = full.lstat()  # a link itself, never what it points to
                 except FileNotFoundError:
                     continue  # gone since the folder was listed: not there to take
                 except OSError as err:
@@ -87,7 +89,7 @@ class LocalFolder:
                     path=full.relative_to(self.root).as_posix(),
                     size=st.st_size,
                     modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-                    fingerprint=f"{st.st_size}:{st.st_mtime_ns}",
+                    fingerprint=_fingerprint(st),
                 )
 
     def _excluded(self, folder: Path) -> bool:
@@ -99,10 +101,51 @@ class LocalFolder:
             return False
 
     def read(self, file: SourceFile) -> bytes:
+        return b"".join(self._read(file, whole=True))
+
+    def chunks(self, file: SourceFile) -> Iterator[bytes]:
+        return self._read(file, whole=False)
+
+    def _read(self, file: SourceFile, *, whole: bool) -> Iterator[bytes]:
+        """The file's bytes (at once, or 1 MiB at a time), opened without following a link
+        and checked to be the version listed: a file still being written is left for the
+        next ingest."""
+        path = self.root / file.path
         try:
-            return (self.root / file.path).read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
-            raise FileGone("the file went away while it was being read",
-                           file=file.path) from None
+            raise FileGone("the file went away before it was read", file=file.path) from None
         except OSError as err:
-            raise SourceError(f"cannot read the file ({err.strerror})", file=file.path) from err
+            if path.is_symlink():
+                target = path.readlink()
+                raise FileRefused(f"a symbolic link (to {target}), not followed",
+                                  file=file.path, evidence=os.fsencode(target)) from None
+            raise FileDeferred(f"cannot be read ({err.strerror}); tried again next time",
+                               file=file.path) from None
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise FileRefused(f"not a regular file ({_kind(st.st_mode)})", file=file.path,
+                                  evidence=b"")
+            if _fingerprint(st) != file.fingerprint:
+                raise FileGone("the file changed after it was listed", file=file.path)
+            try:
+                yield from iter(lambda: handle.read(-1 if whole else 1 << 20), b"")
+            except OSError as err:
+                raise FileDeferred(f"cannot be read ({err.strerror}); tried again next time",
+                                   file=file.path) from None
+            if _fingerprint(os.fstat(fd)) != file.fingerprint:
+                raise FileGone("the file changed while it was being read", file=file.path)
+
+
+def _fingerprint(st: os.stat_result) -> str:
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return kind
+    return "not a file"
