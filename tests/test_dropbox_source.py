@@ -379,3 +379,22 @@ def test_odd_remote_names_are_ingested_by_content_and_never_used_as_paths(
         "added", "duplicate"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inbox", "lake"]  # nothing outside
     assert {f.path for f in batch.files} >= {printable(p.removeprefix(f"{ROOT}/")) for p in odd}
+
+
+def test_every_kind_of_bad_file_is_quarantined_from_dropbox_too(
+    fake: FakeDropbox, tmp_path: Path,
+) -> None:
+    from test_hostile import BAD, _case
+
+    expected = {}
+    for case in BAD:
+        name, data, reasons = _case(case)
+        fake.put(f"{ROOT}/{case.name}/{name}", data)
+        expected[printable(f"{case.name}/{name}")] = reasons
+    lake = open_lake(tmp_path / "lake", create=True)
+    batch = lake.ingest(source(fake)).batch
+    assert batch is not None and batch.counts["quarantined"] == len(BAD)
+    for record in batch.files:
+        reasons = expected[record.path]
+        assert (record.field or "") == reasons["field"], record.path
+        assert reasons["reason"] in (record.reason or ""), record.path

@@ -195,11 +195,11 @@ def _kind(value: Any) -> str | None:
     """Which model a payload is: its task, and for wip its department too."""
     if not isinstance(value, dict):
         return None
-    task = value.get("task")
-    if task == "wip":
-        department = value.get("department")
-        return f"wip-{department}" if department in MACHINE_PREFIX else None
-    return task if task in ("roster", "interactions") else None
+    task, department = value.get("task"), value.get("department")
+    if task == "wip":  # (a list or an object where a word belongs is no department)
+        return f"wip-{department}" if isinstance(department, str) \
+            and department in MACHINE_PREFIX else None
+    return task if isinstance(task, str) and task in ("roster", "interactions") else None
 
 
 Observation = Annotated[

@@ -11,7 +11,13 @@ from pathlib import Path
 from rmg_lake.errors import SourceError
 from rmg_lake.sources.base import FileDeferred, FileGone, FileRefused, SourceFile
 
-__all__ = ["LocalFolder"]
+__all__ = ["NOT_OURS", "LocalFolder"]
+
+# What the Dropbox client and the operating systems keep in a synced folder. Any other
+# file is listed, whatever its name (a `.hidden.json` is a file an observer may have made).
+NOT_OURS = frozenset({".dropbox", ".dropbox.attr", ".dropbox.cache", ".DS_Store",
+                      ".Spotlight-V100", ".Trashes", ".fseventsd", "desktop.ini",
+                      "Thumbs.db", "Icon\r"})
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -22,10 +28,11 @@ def _identity(path: Path) -> tuple[int, int]:
 class LocalFolder:
     """Walks the folder recursively, in sorted order.
 
-    Dot-files and dot-folders (`.dropbox.cache`, `.DS_Store`) are the sync client's own and
-    are not listed, nor are `exclude`d folders (a lake kept inside the sync folder, however
-    its path is spelled). Symbolic links are never followed, and neither they nor named
-    pipes or devices are read: each is listed, to be quarantined with what it is.
+    The sync client's and the operating system's own files (`.dropbox.cache`, `.DS_Store`,
+    `Thumbs.db`, …: `NOT_OURS`) are not listed, nor are `exclude`d folders (a lake kept
+    inside the sync folder, however its path is spelled). Symbolic links are never
+    followed, and neither they nor named pipes or devices are read: each is listed, to be
+    quarantined with what it is.
     """
 
     def __init__(self, root: str | Path, *, exclude: Sequence[Path] = ()) -> None:
@@ -72,11 +79,12 @@ class LocalFolder:
             raise SourceError("the source folder is the lake folder", file=str(self.root),
                               hint="keep the lake outside the sync folder")
         for folder, dirs, files in os.walk(self.root, onerror=fail):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+            linked = [d for d in dirs if Path(folder, d).is_symlink()]  # listed, not walked
+            dirs[:] = sorted(d for d in dirs if d not in NOT_OURS and d not in linked
                              and not self._excluded(Path(folder, d)))
-            for name in sorted(files):
+            for name in sorted([*files, *linked]):
                 full = Path(folder, name)
-                if name.startswith("."):
+                if name in NOT_OURS:
                     continue
                 try:
                     st = full.lstat()  # a link itself, never what it points to
