@@ -19,6 +19,11 @@ test:
 slow:
     pytest -q -m slow
 
+# Kill 200 ingests with SIGKILL (at the fault hook's points and at random moments) and
+# check each lake verifies and the next run completes it exactly; `just test` kills 25
+torture:
+    RMG_LAKE_KILLS=200 pytest -q tests/test_crash.py
+
 # Remake the bundled sample with the simulator (deterministic: same seed, same files)
 sample:
     @rm -rf examples/inbox

@@ -312,3 +312,30 @@ def test_history_commands(three: list[Path], tmp_path: Path) -> None:
         failed = run_cli(*bad, *where)
         assert failed.returncode == 1 and message in failed.stderr, failed.stderr
         assert "Traceback" not in failed.stderr
+
+
+def test_nothing_but_the_derived_layer_is_ever_rewritten(
+    three: list[Path], tmp_path: Path,
+) -> None:
+    """Raw, quarantined and attached files and the log stay as first written, through
+    ingests, rollbacks, rebuilds, time travel and verification."""
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(three[0])
+
+    def kept() -> dict[Path, tuple[int, int, bytes]]:
+        derived = {"frames", "as-of-000001", "lake.duckdb", "_derived.json", ".lock",
+                   ".lock.holder"}
+        return {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+                for p in lake.root.rglob("*")
+                if p.is_file() and p.relative_to(lake.root).parts[0] not in derived}
+
+    first = kept()
+    shutil.copytree(three[0], tmp_path / "again" / "copy")
+    lake.ingest(tmp_path / "again")  # duplicates of everything
+    lake.ingest(three[1])
+    lake.rollback(1, "test")
+    lake.rebuild()
+    lake.rebuild(as_of=1)
+    lake.verify(repair=True)
+    now = kept()
+    assert {p: now[p] for p in first} == first

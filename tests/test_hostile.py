@@ -263,3 +263,24 @@ def test_a_folder_of_fuzzed_files_is_ingested_and_accounted_for(
         assert lake.verify().ok
         shutil.rmtree(lake.root / "frames")
         lake.rebuild()  # whatever was accepted derives
+
+
+@pytest.mark.slow  # `just slow`: about two minutes
+def test_memory_stays_bounded_with_100000_files(tmp_path: Path) -> None:
+    """Files are streamed through, never all held: the peak follows the metadata of the
+    batch (about 4.5 kB a file), not the files' bytes."""
+    import resource
+    import subprocess
+    import sys
+
+    from rmg_lake.simulate import simulate
+
+    made = simulate(tmp_path / "inbox", days=1070, observers=8, seed=5)
+    assert made.files >= 100_000
+    run = subprocess.run([sys.executable, "-m", "rmg_lake", "ingest", "--source",
+                          str(tmp_path / "inbox"), "--lake", str(tmp_path / "lake")],
+                         capture_output=True, text=True, check=False, timeout=1800)
+    assert run.returncode == 0, run.stderr
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    held = sum(p.stat().st_size for p in (tmp_path / "inbox").rglob("*") if p.is_file())
+    assert peak < 1024 * 2**20, f"{peak / 2**20:.0f} MB at the peak for {held / 2**20:.0f} MB"

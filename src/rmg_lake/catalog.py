@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+from rmg_lake.faults import reached
+
 __all__ = ["CATALOG", "build_catalog"]
 
 CATALOG = "lake.duckdb"
@@ -43,5 +45,6 @@ def build_catalog(out: Path, frames: dict[str, dict[str, str]]) -> Path:
     finally:
         con.close()
     temp.chmod(0o600)
+    reached("catalog-written")
     temp.replace(target)
     return target

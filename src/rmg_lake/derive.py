@@ -26,6 +26,7 @@ import orjson
 import polars as pl
 
 from rmg_lake.catalog import build_catalog
+from rmg_lake.faults import reached
 from rmg_lake.files import sync_all, write_atomic
 from rmg_lake.frames import (
     DETAIL,
@@ -123,6 +124,7 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     write_atomic(out / STATE, orjson.dumps(
         {"root": state.root, "entries": state.entries, "frames": state.frames},
         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), sync=False)
+    reached("state-written")
     _delete_unnamed(out, state)
     return state
 
@@ -159,7 +161,8 @@ def _write(out: Path, name: str, key: str, frame: pl.DataFrame) -> str:
                         row_group_size=1_000_000)
     data = buffer.getvalue()
     relative = f"frames/{name}/{key}-{sha256(data)[:16]}.parquet"
-    write_atomic(out / relative, data, sync=False)  # derived: remade if lost, never trusted
+    write_atomic(out / relative, data, sync=False)  # derived: remade if lost
+    reached("partition-written")
     return relative
 
 

@@ -21,6 +21,7 @@ from rmg_lake.catalog import CATALOG
 from rmg_lake.config import Settings
 from rmg_lake.derive import derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
+from rmg_lake.faults import reached
 from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_once
 from rmg_lake.frames import FRAMES, team_frame_name
 from rmg_lake.ingest import MAX_SIZE, Index, collect, new_batch
@@ -110,7 +111,9 @@ class Lake:
                                     source.relisted)
             batch = new_batch(len(entries) + 1, source, settings, got)
             sync_all()  # every file the entry names is on disk before the entry is
+            reached("before-commit")
             self.log.commit(batch)
+            reached("after-commit")
             self._derive([*entries, batch], track)
         return IngestResult(source.name, batch, got.vanished, tuple(source.gone),
                             source.relisted)
@@ -133,7 +136,9 @@ class Lake:
             if target in retracted(entries) or before == after:
                 raise LakeError(f"rolling back batch {target} changes nothing",
                                 hint=_standing(entries, target))
+            reached("before-commit")
             self.log.commit(entry)
+            reached("after-commit")
             self._derive([*entries, entry], None)
         return RolledBack(entry, sorted(before - after), sorted(after - before))
 

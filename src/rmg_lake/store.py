@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path, PurePosixPath
 
+from rmg_lake.faults import reached
 from rmg_lake.files import make_private_dir, write_atomic, write_once
 
 __all__ = ["RawStore", "sha256"]
@@ -65,6 +66,7 @@ class RawStore:
         else:
             Path(temp.name).chmod(0o600)
             Path(temp.name).replace(self.lake / stored)
+        reached("raw-written")
         return stored, digest.hexdigest(), size
 
     def _put(self, stored: str, digest: str, data: bytes) -> str:
@@ -76,4 +78,5 @@ class RawStore:
         path = self.lake / stored
         if not write_once(path, data) and sha256(path.read_bytes()) != digest:
             write_atomic(path, data, sync=False)
+        reached("raw-written")
         return stored

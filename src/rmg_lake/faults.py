@@ -1,0 +1,34 @@
+"""A fault hook for the crash tests: die at a named point, as a power cut or `kill -9` would.
+
+`RMG_LAKE_KILL_AT=<point>[:<n>]` makes the process kill itself with SIGKILL the n-th time
+(default: the first) it reaches `<point>`. Unset, as it always is outside the tests,
+`reached` does nothing. The points, in the order an ingest passes them:
+
+    raw-written        a file was kept in the raw store (or quarantine, or attachments)
+    before-commit      every kept file is synced; the log entry is not written yet
+    after-commit       the log entry is written and synced; nothing derived yet
+    partition-written  a derived Parquet file was written
+    catalog-written    the new lake.duckdb is made, not yet in place
+    state-written      _derived.json names the new files; older ones not yet deleted
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+__all__ = ["VARIABLE", "reached"]
+
+VARIABLE = "RMG_LAKE_KILL_AT"
+_point, _, _nth = os.environ.get(VARIABLE, "").partition(":")
+_seen: Counter[str] = Counter()
+
+
+def reached(point: str) -> None:
+    """Die here if the environment asks for it (the tests' crash harness)."""
+    if point != _point:
+        return
+    _seen[point] += 1
+    if _seen[point] == int(_nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
