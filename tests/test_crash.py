@@ -129,3 +129,31 @@ def _readers_see_only_committed_batches(lake: Path, committed: list[int]) -> Non
         assert twice == (0,)
     finally:
         con.close()
+
+
+def test_a_commit_is_synced_file_and_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Power loss: the entry's bytes and its name in `_log/` reach the disk before the
+    commit returns, and the files it names were synced before it was written."""
+    simulate(tmp_path / "inbox", days=1, observers=1, seed=96)
+    lake = open_lake(tmp_path / "lake", create=True)
+    synced: list[str] = []  # what was flushed, in order: "sync" for everything
+    real_fsync, real_sync = os.fsync, os.sync
+
+    def fsync(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    def sync() -> None:
+        synced.append("sync")
+        real_sync()
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "sync", sync)
+    lake.ingest(tmp_path / "inbox")
+    log = str(lake.root / "_log")
+    entry = next(i for i, path in enumerate(synced) if path.startswith(f"{log}/.tmp-"))
+    assert synced.index("sync") < entry  # the raw files first,
+    assert log in synced[entry:]  # then the entry (written under a temporary name), then
+    assert (lake.root / "_log" / "000001.json").is_file()  # its folder, naming it

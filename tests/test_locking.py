@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import Ingested
 
+from rmg_lake import open_lake
+
 HOLD = ("import sys\nfrom pathlib import Path\nfrom rmg_lake import open_lake\n"
         "lake = open_lake(Path(sys.argv[1]))\n"
         "with lake.lock.held():\n"
@@ -25,6 +27,7 @@ HOLD = ("import sys\nfrom pathlib import Path\nfrom rmg_lake import open_lake\n"
 @pytest.fixture
 def lake(ingested: Ingested, tmp_path: Path) -> Path:
     shutil.copytree(ingested.lake.root, tmp_path / "lake")
+    open_lake(tmp_path / "lake").refresh()  # its views point at its own files
     return tmp_path / "lake"
 
 
@@ -70,3 +73,29 @@ def test_a_killed_writers_lock_is_taken_over_and_reported(lake: Path) -> None:
     assert f"The last run on this lake (pid {holder.pid} on" in after.stderr
     assert "stopped before it finished" in after.stderr
     assert not (lake / ".lock.holder").exists()
+
+
+def test_an_open_reader_neither_blocks_the_writer_nor_breaks(lake: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    from rmg_lake.simulate import simulate
+
+    reader = duckdb.connect(str(lake / "lake.duckdb"), read_only=True)  # as `duckdb` does
+    try:
+        views = [row[0] for row in reader.execute(
+            "select view_name from duckdb_views() where not internal").fetchall()]
+        counts = {v: reader.execute(f'select count(*) from "{v}"').fetchone() for v in views}
+        simulate(tmp_path / "more", days=1, seed=95)
+        writer = _rmg_lake("ingest", "--source", str(tmp_path / "more"), "--lake", str(lake),
+                           wait="5")
+        assert writer.returncode == 0, writer.stderr
+        assert "Batch 2" in writer.stdout
+        for view in views:  # the catalog it opened still answers, whole, as it was
+            assert reader.execute(f'select count(*) from "{view}"').fetchone() == counts[view]
+    finally:
+        reader.close()
+    fresh = duckdb.connect(str(lake / "lake.duckdb"), read_only=True)
+    try:
+        assert fresh.execute("select max(batch) from batches").fetchone() == (2,)
+    finally:
+        fresh.close()

@@ -9,7 +9,8 @@
 A file is named by its content's hash, so the same log gives the same names and bytes
 wherever it is derived. An update writes only the days whose current events changed (and
 the small whole frames), then swaps in the catalog and `_derived.json`, the moment the new
-state becomes the lake's; files no longer named are deleted last. A rebuild derives every
+state becomes the lake's; files no longer named are deleted at the update after (a reader
+may still be using them). A rebuild derives every
 day again and trusts nothing on disk.
 """
 
@@ -81,6 +82,7 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     With `previous` (the state in `out`, for a prefix of `entries`) only the days whose
     current events changed are derived again; without it, everything is.
     """
+    shown_before = load_state(out)  # its files stay one more update, for open readers
     batches = in_effect(entries)
     after = current_versions(batches)
     frames: dict[str, dict[str, str]] = {}
@@ -125,7 +127,7 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
         {"root": state.root, "entries": state.entries, "frames": state.frames},
         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), sync=False)
     reached("state-written")
-    _delete_unnamed(out, state)
+    _delete_unnamed(out, state, shown_before)
     return state
 
 
@@ -171,9 +173,11 @@ def _read(out: Path, parts: dict[str, str], name: str, columns: list[str]) -> pl
     return pl.read_parquet(files, columns=columns) if files else empty_frame(name)
 
 
-def _delete_unnamed(out: Path, state: Derived) -> None:
-    """Delete the files of earlier states, and folders left empty."""
-    named = {f for parts in state.frames.values() for f in parts.values()}
+def _delete_unnamed(out: Path, state: Derived, before: Derived | None) -> None:
+    """Delete the files neither this state nor the one `before` it names, and folders left
+    empty. (A reader that opened the catalog before this update still finds its files.)"""
+    named = {f for s in (state, before) if s is not None
+             for parts in s.frames.values() for f in parts.values()}
     frames = out / "frames"
     for path in sorted(frames.rglob("*"), reverse=True):
         relative = path.relative_to(out).as_posix()
