@@ -168,7 +168,7 @@ def test_large_files_are_kept_without_being_held_whole(tmp_path: Path) -> None:
     assert peak < 8 * 2**20  # neither file was ever held whole
     records = {f.path: f for f in batch.files}
     assert records[huge.name].outcome == "quarantined"
-    assert records[huge.name].reason == ("larger than 10 MB (50.0 MB): kept, not read as an "
+    assert records[huge.name].reason == ("larger than 10 MB (50 MB): kept, not read as an "
                                          "observation (max_file_mb in rmg-lake.toml)")
     assert records[video.name].outcome == "attachment"
     for path in (huge, video):
@@ -284,3 +284,15 @@ def test_memory_stays_bounded_with_100000_files(tmp_path: Path) -> None:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     held = sum(p.stat().st_size for p in (tmp_path / "inbox").rglob("*") if p.is_file())
     assert peak < 1024 * 2**20, f"{peak / 2**20:.0f} MB at the peak for {held / 2**20:.0f} MB"
+
+
+def test_the_size_limit_comes_from_the_config(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    name, data, _ = _case(DATA / "good" / "knitting-wip")
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / name).write_bytes(data)  # about 1 kB
+    (tmp_path / "rmg-lake.toml").write_text('source = "inbox"\nmax_file_mb = 0.0005\n')
+    run = run_cli("ingest", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert f"larger than 524 bytes ({len(data)} bytes)" in run.stdout

@@ -168,6 +168,14 @@ def _observation(path: str) -> bool:
     return path.lower().endswith(".json")
 
 
+def _size(n: int) -> str:
+    """`524 bytes`, `3.5 kB`, `10 MB`."""
+    for unit, scale in (("MB", 2**20), ("kB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
+
+
 def _common(file: SourceFile, digest: str, size: int) -> dict[str, Any]:
     return {"path": printable(file.path), "size": size, "modified": file.modified,
             "fingerprint": file.fingerprint, "sha256": digest}
@@ -193,8 +201,8 @@ def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> File
             return FileRecord(outcome="duplicate", stored=known.stored,
                               duplicate_of=large.digest, **common)
         return FileRecord(outcome="attachment", stored=large.stored, **common)
-    reason = (f"larger than {max_size / 2**20:g} MB ({large.size / 2**20:.1f} MB): kept, not "
-              "read as an observation (max_file_mb in rmg-lake.toml)")
+    reason = (f"larger than {_size(max_size)} ({_size(large.size)}): kept, not read as an "
+              "observation (max_file_mb in rmg-lake.toml)")
     if (known := index.quarantined.get(_bad_key(file.path, large.digest, reason))):
         return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=large.digest,
                           **common)
