@@ -20,9 +20,8 @@ def make_private_dir(path: Path) -> None:
 
 
 def _write_temp(folder: Path, data: bytes, *, sync: bool = True) -> Path:
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")  # made 0600, whatever the umask
     try:
-        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             if sync:

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from rmg_lake.config import Settings
-from rmg_lake.contract import InvalidObservation, original_name, validate_file
+from rmg_lake.contract import InvalidObservation, Validated, original_name, validate_file
 from rmg_lake.log import Batch, Deferred, FileRecord, Rollback, arrival, is_newer, retracted
 from rmg_lake.progress import Track
 from rmg_lake.sources import (
@@ -23,7 +23,7 @@ from rmg_lake.sources import (
     printable,
     utf8,
 )
-from rmg_lake.store import RawStore, sha256
+from rmg_lake.store import Kept, RawStore, sha256
 
 __all__ = ["Collected", "Index", "collect", "new_batch"]
 
@@ -93,7 +93,19 @@ class _Large:
     size: int
 
 
-_Got = bytes | _Large | FileGone | FileDeferred | FileRefused
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A file read, checked against the contract and kept, by a worker thread; what it
+    is in the batch (new, duplicate, …) is decided in order, from the index."""
+
+    digest: str
+    size: int
+    kept: Kept
+    valid: Validated | None = None  # an observation file that holds to the contract
+    invalid: InvalidObservation | None = None  # one that does not
+
+
+_Got = _Read | _Large | FileGone | FileDeferred | FileRefused
 
 
 def collect(
@@ -132,7 +144,9 @@ def collect(
             else:
                 record = (_refused(file, data, store, index) if isinstance(data, FileRefused)
                           else _large(file, data, index, max_size) if isinstance(data, _Large)
-                          else _keep(file, data, store, index))
+                          else _decide(file, data, index))
+                if isinstance(data, _Read) and record.stored != data.kept.stored:
+                    store.take_back(data.kept)  # a duplicate kept under another name
                 index.note(record)
                 records.append(record)
     return Collected(tuple(records), tuple(deferred), vanished)
@@ -159,9 +173,26 @@ def _read(source: Source, store: RawStore, max_size: int, file: SourceFile) -> _
         if file.size > max_size:
             folder = "quarantine" if _observation(file.path) else "attachments"
             return _Large(*store.put_stream(folder, printable(file.path), source.chunks(file)))
-        return source.read(file)
+        return _check_and_keep(file, source.read(file), store)
     except (FileGone, FileDeferred, FileRefused) as err:
         return err
+
+
+def _check_and_keep(file: SourceFile, data: bytes, store: RawStore) -> _Read:
+    """Validate an observation file and keep any file where its content says (in a worker:
+    keeping is idempotent, the name being the content's hash)."""
+    digest, path = sha256(data), printable(file.path)
+    if not _observation(path):
+        return _Read(digest, len(data), store.put_attachment(path, digest, data))
+    try:
+        if not utf8(file.path.rsplit("/", 1)[-1]):
+            raise InvalidObservation("the file name is not UTF-8 text", file=path,
+                                     field="(file name)", hint="rename it on the tablet")
+        valid = validate_file(path, data)
+    except InvalidObservation as err:
+        return _Read(digest, len(data), store.put_quarantine(path, digest, data), invalid=err)
+    return _Read(digest, len(data), store.put_raw(valid.observation.day, digest, data),
+                 valid=valid)
 
 
 def _observation(path: str) -> bool:
@@ -190,7 +221,7 @@ def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
         return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
                           **common)
     return FileRecord(outcome="quarantined", field="(file)", reason=refused.message,
-                      stored=store.put_quarantine(file.path, digest, refused.evidence),
+                      stored=store.put_quarantine(file.path, digest, refused.evidence).stored,
                       **common)
 
 
@@ -210,42 +241,38 @@ def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> File
                       stored=large.stored, **common)
 
 
-def _keep(file: SourceFile, data: bytes, store: RawStore, index: Index) -> FileRecord:
-    """Store one file and decide its outcome.
+def _decide(file: SourceFile, read: _Read, index: Index) -> FileRecord:
+    """What a kept file is in this batch.
 
     A duplicate is bytes the lake already holds with the same meaning: a valid observation
     (under any valid name), an attachment, or a bad file seen before under the same file
     name (moved to another folder, touched, or a Dropbox clash copy). Two observers' empty
     uploads are two bad files, not one.
     """
-    digest, path = sha256(data), printable(file.path)
-    common = _common(file, digest, len(data))
-    if not _observation(path):
+    digest, path = read.digest, printable(file.path)
+    common = _common(file, digest, read.size)
+    if read.valid is None and read.invalid is None:  # an attachment
         if (known := index.attachments.get(digest)) is not None:
             return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
                               **common)
-        return FileRecord(outcome="attachment",
-                          stored=store.put_attachment(path, digest, data), **common)
-    try:
-        if not utf8(file.path.rsplit("/", 1)[-1]):
-            raise InvalidObservation("the file name is not UTF-8 text", file=path,
-                                     field="(file name)", hint="rename it on the tablet")
-        valid = validate_file(path, data)
-    except InvalidObservation as err:
+        return FileRecord(outcome="attachment", stored=read.kept.stored, **common)
+    if read.invalid is not None:
+        err = read.invalid
         if (known := index.quarantined.get(_bad_key(path, digest, err.message))) is not None:
             return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
                               **common)
         return FileRecord(outcome="quarantined", field=err.field, reason=err.message,
-                          stored=store.put_quarantine(path, digest, data), **common)
+                          stored=read.kept.stored, **common)
     if (event := index.events.get(digest)) is not None:
         return FileRecord(outcome="duplicate", stored=event.stored,
                           observation_id=event.observation_id, duplicate_of=digest, **common)
-    obs = valid.observation
+    assert read.valid is not None
+    obs, extra = read.valid.observation, read.valid.extra_keys
     observation_id = str(obs.observation_id)
     current = index.current.get(observation_id)
-    record = FileRecord(outcome="added", stored=store.put_raw(obs.day, digest, data),
-                        event_id=digest, observation_id=observation_id, day=obs.day,
-                        extra_keys=valid.extra_keys or None, **common)
+    record = FileRecord(outcome="added", stored=read.kept.stored, event_id=digest,
+                        observation_id=observation_id, day=obs.day, extra_keys=extra or None,
+                        **common)
     if current is not None and is_newer(record, current):
         record = record.model_copy(update={"supersedes": current.sha256})
     return record

@@ -15,11 +15,17 @@ import tempfile
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from rmg_lake.faults import reached
 from rmg_lake.files import make_private_dir, write_atomic, write_once
 
-__all__ = ["RawStore", "sha256"]
+__all__ = ["Kept", "RawStore", "sha256"]
+
+
+class Kept(NamedTuple):
+    stored: str  # where the bytes are, relative to the lake
+    created: bool  # whether this call wrote them (else they were there, whole)
 
 
 def sha256(data: bytes) -> str:
@@ -35,14 +41,19 @@ class RawStore:
     def __init__(self, lake: Path) -> None:
         self.lake = lake
 
-    def put_raw(self, day: date, digest: str, data: bytes) -> str:
+    def put_raw(self, day: date, digest: str, data: bytes) -> Kept:
         return self._put(f"raw/date={day.isoformat()}/{digest}.json", digest, data)
 
-    def put_quarantine(self, source_path: str, digest: str, data: bytes) -> str:
+    def put_quarantine(self, source_path: str, digest: str, data: bytes) -> Kept:
         return self._put(f"quarantine/{digest}{_suffix(source_path)}", digest, data)
 
-    def put_attachment(self, source_path: str, digest: str, data: bytes) -> str:
+    def put_attachment(self, source_path: str, digest: str, data: bytes) -> Kept:
         return self._put(f"attachments/{digest}{_suffix(source_path)}", digest, data)
+
+    def take_back(self, kept: Kept) -> None:
+        """Delete a file this run kept, that its batch names no more (nothing else)."""
+        if kept.created:
+            (self.lake / kept.stored).unlink(missing_ok=True)
 
     def put_stream(self, folder: str, source_path: str, chunks: Iterable[bytes],
                    ) -> tuple[str, str, int]:
@@ -69,14 +80,16 @@ class RawStore:
         reached("raw-written")
         return stored, digest.hexdigest(), size
 
-    def _put(self, stored: str, digest: str, data: bytes) -> str:
+    def _put(self, stored: str, digest: str, data: bytes) -> Kept:
         """Keep `data` at `stored` unless it is there already, whole.
 
         A file left by a run that died before its commit may be empty or cut short: its
         content is checked, and a wrong one is replaced by the right bytes.
         """
         path = self.lake / stored
-        if not write_once(path, data) and sha256(path.read_bytes()) != digest:
+        created = write_once(path, data)
+        if not created and sha256(path.read_bytes()) != digest:
             write_atomic(path, data, sync=False)
+            created = True
         reached("raw-written")
-        return stored
+        return Kept(stored, created)
