@@ -24,6 +24,11 @@ slow:
 torture:
     RMG_LAKE_KILLS=200 pytest -q tests/test_crash.py
 
+# Benchmark rmg-lake against the pandas plan and the DuckDB floor (needs `.[bench]`):
+# `just bench` runs 10k and 100k files, `just bench large` adds 1M (hours)
+bench scale="small":
+    python3 bench/run.py --scale {{scale}}
+
 # Remake the bundled sample with the simulator (deterministic: same seed, same files)
 sample:
     @rm -rf examples/inbox

@@ -1,0 +1,174 @@
+"""`just bench`: rmg-lake against the plain pandas plan and the DuckDB floor, side by side.
+
+    python bench/run.py [--scale small|large] [--runs 3] [--sizes 10000,100000]
+
+For each size, the simulator writes a sync folder; then, `--runs` times each, in fresh
+folders: the pandas plan, the DuckDB `read_json` floor, `rmg-lake ingest` from empty, 1,000
+new files into an empty lake and into the full one, `rmg-lake rebuild`, `rmg-lake report`
+and two DuckDB queries on the views. Each figure is the median; peak memory is the
+largest resident set of the process. A table goes to bench/results/ (Markdown and JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCALES = {"small": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
+FILES_PER_DAY = 94  # what `rmg-lake simulate` writes per simulated day (four observers)
+QUERIES = {
+    "completion, one month": "select * from completion where day between "
+                             "date '2026-11-01' and date '2026-11-30'",
+    "wip per machine per day": "select day, factory, department, team, machine, "
+                               "sum(coalesce(back, 0) + coalesce(front, 0)) as panels, "
+                               "avg(wip) as wip from wip group by all",
+}
+
+
+def timed(command: list[str], **kwargs: object) -> tuple[float, float, str]:
+    """(seconds, peak resident MB, stdout) of one process, start to end."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, **kwargs)  # type: ignore[call-overload]
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    stdout, stderr = process.communicate()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{stderr}")
+    return seconds, usage.ru_maxrss / 1024, stdout
+
+
+def rmg_lake(*args: str) -> tuple[float, float, str]:
+    return timed([sys.executable, "-m", "rmg_lake", *args])
+
+
+def simulate(folder: Path, files: int, start: date) -> None:
+    """About `files` files of the simulated study from `start` (kept between runs)."""
+    from rmg_lake.simulate import simulate as make
+
+    if not folder.exists():
+        make(folder, days=max(1, round(files / FILES_PER_DAY)), seed=files, start=start)
+
+
+def queries(lake: Path) -> dict[str, float]:
+    import duckdb
+
+    con = duckdb.connect(str(lake / "lake.duckdb"), read_only=True)
+    try:
+        out = {}
+        for name, sql in QUERIES.items():
+            started = time.perf_counter()
+            con.execute(sql).fetchall()
+            out[name] = time.perf_counter() - started
+        return out
+    finally:
+        con.close()
+
+
+def one_run(work: Path, inbox: Path, new: Path) -> dict[str, tuple[float, float]]:
+    """Every measurement once, in fresh folders: name → (seconds, peak MB)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    got: dict[str, tuple[float, float]] = {}
+    pandas = timed([sys.executable, str(HERE / "baselines" / "pandas_plan.py"), str(inbox),
+                    str(work / "pandas")])
+    got["pandas plan"] = pandas[:2]
+    floor = timed([sys.executable, "-c", (
+        f"import sys, time; sys.path.insert(0, {str(HERE / 'baselines')!r}); "
+        "from pathlib import Path; import duckdb_floor as f; "
+        f"files = f.parseable(Path({str(inbox)!r})); t = time.perf_counter(); "
+        f"f.run(files, Path({str(work / 'floor')!r})); print(time.perf_counter() - t)")])
+    got["DuckDB read_json floor"] = (float(floor[2]), floor[1])
+    lake = work / "lake"
+    got["rmg-lake ingest, from empty"] = rmg_lake("ingest", "--source", str(inbox), "--lake",
+                                                  str(lake))[:2]
+    got["1,000 new files, empty lake"] = rmg_lake(
+        "ingest", "--source", str(new), "--lake", str(work / "small"))[:2]
+    got["1,000 new files, full lake"] = rmg_lake("ingest", "--source", str(new), "--lake",
+                                                 str(lake))[:2]
+    got["rmg-lake rebuild"] = rmg_lake("rebuild", "--lake", str(lake))[:2]
+    got["rmg-lake report"] = rmg_lake("report", "--lake", str(lake), "--format", "csv")[:2]
+    for name, seconds in queries(lake).items():
+        got[f"DuckDB view query: {name}"] = (seconds, 0.0)
+    return got
+
+
+def measure(size: int, runs: int, work: Path) -> dict[str, object]:
+    inbox, new = work / f"inbox-{size}", work / f"new-{size}"
+    simulate(inbox, size, date(2026, 11, 1))
+    later = date(2026, 11, 1) + timedelta(days=round(size / FILES_PER_DAY) + 7)
+    simulate(new, 1_000, later)
+    files = sum(1 for p in inbox.rglob("*") if p.is_file())
+    results = [one_run(work / f"run-{size}", inbox, new) for _ in range(runs)]
+    shutil.rmtree(work / f"run-{size}", ignore_errors=True)
+    figures = {name: {"seconds": statistics.median(r[name][0] for r in results),
+                      "peak_mb": max(r[name][1] for r in results)} for name in results[0]}
+    for name in ("pandas plan", "DuckDB read_json floor", "rmg-lake ingest, from empty"):
+        figures[name]["files_per_s"] = files / figures[name]["seconds"]
+    return {"files": files, "runs": runs, "figures": figures}
+
+
+def table(sizes: dict[int, dict[str, object]]) -> str:
+    lines = ["| measurement | " + " | ".join(f"{s['files']:,} files"  # type: ignore[index]
+                                                for s in sizes.values()) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    names = list(next(iter(sizes.values()))["figures"])  # type: ignore[call-overload]
+    for name in names:
+        cells = []
+        for s in sizes.values():
+            f = s["figures"][name]  # type: ignore[index]
+            cell = f"{f['seconds']:.2f} s"
+            if "files_per_s" in f:
+                cell += f" ({f['files_per_s']:,.0f} files/s)"
+            if f["peak_mb"]:
+                cell += f", {f['peak_mb']:,.0f} MB"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for label, other in (("rmg-lake / pandas plan (speed)", "pandas plan"),
+                         ("rmg-lake / DuckDB floor (speed)", "DuckDB read_json floor")):
+        ratios = [s["figures"][other]["seconds"]  # type: ignore[index]
+                  / s["figures"]["rmg-lake ingest, from empty"]["seconds"]  # type: ignore[index]
+                  for s in sizes.values()]
+        lines.append(f"| {label} | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
+    inc = [s["figures"]["1,000 new files, full lake"]["seconds"]  # type: ignore[index]
+           / s["figures"]["1,000 new files, empty lake"]["seconds"]  # type: ignore[index]
+           for s in sizes.values()]
+    lines.append("| 1,000 files: full lake / empty lake (time) | "
+                 + " | ".join(f"{r:.2f}×" for r in inc) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=SCALES, default="small")
+    parser.add_argument("--sizes", help="comma-separated file counts (instead of --scale)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=HERE / ".work")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
+    measured = {size: measure(size, args.runs, args.work) for size in sizes}
+    stamp = datetime.now(UTC)
+    name = f"{stamp:%Y-%m-%d}-{'-'.join(str(s) for s in sizes)}"
+    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    markdown = (f"# rmg-lake benchmark, {stamp:%Y-%m-%d %H:%M} UTC\n\n{machine}; median of "
+                f"{args.runs} runs; wall time of each process from start to end.\n\n"
+                + table(measured))
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.md").write_text(markdown)
+    (results / f"{name}.json").write_text(json.dumps(
+        {"when": stamp.isoformat(), "machine": machine, "sizes": measured}, indent=2))
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
