@@ -197,3 +197,12 @@ def test_an_upper_case_code_as_machine_key_is_not_repeated(key: str) -> None:
 def test_file_names(name: str, team: str | None) -> None:
     parsed = parse_name(name)
     assert (parsed.team if parsed else None) == team
+
+
+def test_a_repeated_key_is_named_only_when_it_is_the_contracts() -> None:
+    file = _case_file(CASES / "good" / "knitting-wip")
+    data = file.read_bytes().replace(b'"status"', b'"w0101": 1, "w0101": 2, "status"', 1)
+    with pytest.raises(InvalidObservation) as caught:
+        validate_file(f"obs03/{file.name}", data)
+    assert caught.value.field == "(a key the contract lacks)"
+    assert "w0101" not in str(caught.value)

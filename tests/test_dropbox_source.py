@@ -398,3 +398,22 @@ def test_every_kind_of_bad_file_is_quarantined_from_dropbox_too(
         reasons = expected[record.path]
         assert (record.field or "") == reasons["field"], record.path
         assert reasons["reason"] in (record.reason or ""), record.path
+
+
+def test_a_deferred_file_that_changed_is_not_tried_again(
+    fake: FakeDropbox, tmp_path: Path,
+) -> None:
+    """Deferred at one version, taken at the next: the old deferral is done with."""
+    from test_hostile import DATA, _case
+
+    name, data, _ = _case(DATA / "good" / "knitting-wip")
+    fake.put(f"{ROOT}/obs03/{name}", data)
+    fake.inject("corrupt", times=6, route="/2/files/download")  # every try of the first run
+    lake = open_lake(tmp_path / "lake", create=True)
+    first = lake.ingest(source(fake))
+    assert first.counts["deferred"] == 1
+    fake.put(f"{ROOT}/obs03/{name}", data.replace(b'"complete"', b'"partial"'))
+    second = lake.ingest(source(fake))
+    assert second.counts["added"] == 1 and second.vanished == 0
+    third = lake.ingest(source(fake))
+    assert third.batch is None and third.vanished == 0  # nothing left to try

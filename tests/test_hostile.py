@@ -296,3 +296,30 @@ def test_the_size_limit_comes_from_the_config(tmp_path: Path) -> None:
     run = run_cli("ingest", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert f"larger than 524 bytes ({len(data)} bytes)" in run.stdout
+
+
+def test_a_socket_is_quarantined_not_deferred(tmp_path: Path) -> None:
+    import socket
+
+    (tmp_path / "inbox").mkdir()
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "inbox" / "agent.sock"))
+        lake = open_lake(tmp_path / "lake", create=True)
+        batch = lake.ingest(tmp_path / "inbox").batch
+    assert batch is not None and batch.counts["quarantined"] == 1
+    assert batch.files[0].reason == "not a regular file (a socket)"
+
+
+def test_a_large_file_cut_short_by_a_crash_is_kept_whole_next_time(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    video = tmp_path / "inbox" / "wip_2026_11_24_10_15.mp4"
+    video.write_bytes(os.urandom(11 * 2**20))
+    digest = hashlib.sha256(video.read_bytes()).hexdigest()
+    lake = open_lake(tmp_path / "lake", create=True)
+    left = lake.root / "attachments" / f"{digest}.mp4"
+    left.parent.mkdir()
+    left.write_bytes(b"")  # what a power cut before the sync can leave
+    batch = lake.ingest(tmp_path / "inbox").batch
+    assert batch is not None and batch.files[0].stored == f"attachments/{digest}.mp4"
+    assert left.read_bytes() == video.read_bytes()
+    assert lake.verify().ok

@@ -46,6 +46,7 @@ def parseable(folder: Path) -> list[str]:
 def run(files: list[str], out: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(out / "floor.duckdb"))
+    con.execute("SET enable_progress_bar = false")
     con.execute(READ.format(files="?"), [files])
     teams = con.execute("SELECT DISTINCT task, department, team FROM rows").fetchall()
     for task, department, team in teams:

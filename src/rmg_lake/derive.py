@@ -63,14 +63,16 @@ class Derived:
         return [self.frames[name][key] for key in sorted(self.frames[name])]
 
 
-def load_state(out: Path) -> Derived | None:
-    """The derived state in `out`, if it is readable and every file it names is there."""
+def load_state(out: Path, *, whole: bool = True) -> Derived | None:
+    """The derived state in `out`, if it is readable (and, if `whole`, every file it names
+    is there)."""
     try:
         raw = orjson.loads((out / STATE).read_bytes())
         state = Derived(raw["root"], raw["entries"], raw["frames"])
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
         return None
-    if all((out / f).is_file() for parts in state.frames.values() for f in parts.values()):
+    if not whole or all((out / f).is_file() for parts in state.frames.values()
+                        for f in parts.values()):
         return state
     return None
 
@@ -82,7 +84,7 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     With `previous` (the state in `out`, for a prefix of `entries`) only the days whose
     current events changed are derived again; without it, everything is.
     """
-    shown_before = load_state(out)  # its files stay one more update, for open readers
+    shown_before = load_state(out, whole=False)  # its files stay one more update
     batches = in_effect(entries)
     after = current_versions(batches)
     frames: dict[str, dict[str, str]] = {}

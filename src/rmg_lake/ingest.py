@@ -39,8 +39,8 @@ class Index:
     # (file name, sha256, reason) → record: the same bad file again, maybe in another folder
     quarantined: dict[tuple[str, str, str | None], FileRecord] = field(default_factory=dict)
 
-    # source → (path, fingerprint) → a file no run has read whole yet
-    deferred: dict[str, dict[tuple[str, str], Deferred]] = field(default_factory=dict)
+    # source → path → a file no run has read whole yet (until any version of it lands)
+    deferred: dict[str, dict[str, Deferred]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, entries: list[Batch | Rollback]) -> Index:
@@ -53,8 +53,8 @@ class Index:
             pending = index.deferred.setdefault(batch.source, {})
             for record in batch.files:
                 index.note(record, held=batch.batch not in out)
-                pending.pop((record.path, record.fingerprint), None)
-            pending.update({(d.path, d.fingerprint): d for d in batch.deferred})
+                pending.pop(record.path, None)
+            pending.update({d.path: d for d in batch.deferred})
         return index
 
     def note(self, record: FileRecord, *, held: bool = True) -> None:
@@ -119,9 +119,16 @@ def collect(
     Files over `max_size` bytes are kept without being held whole: as attachments, or in
     quarantine if they are meant to be observations.
     """
+    listing = list(source.list())
+    # Deferred files are tried again unless the listing says what became of them: a full
+    # listing (a folder, an expired cursor) names every file there is, and a listing of
+    # changes names those that changed or went away.
+    said = {printable(f.path) for f in listing} | {printable(p) for p in source.gone}
+    full = source.cursor is None or source.relisted
     pending = [SourceFile(d.path, d.size, d.modified, d.fingerprint)
-               for d in index.deferred.get(source.name, {}).values()]
-    listed = [f for f in source.list() if (printable(f.path), f.fingerprint) not in index.seen]
+               for d in index.deferred.get(source.name, {}).values()
+               if not full and d.path not in said]
+    listed = [f for f in listing if (printable(f.path), f.fingerprint) not in index.seen]
     new = sorted({(f.path, f.fingerprint): f for f in [*pending, *listed]}.values(),
                  key=lambda f: (f.modified, f.path))
     records: list[FileRecord] = []
@@ -217,7 +224,7 @@ def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
     """A link, a pipe, a device: quarantined with what it is (a link: its target)."""
     digest = sha256(refused.evidence)
     common = _common(file, digest, len(refused.evidence))
-    if (known := index.quarantined.get(_bad_key(file.path, digest, refused.message))):
+    if (known := index.quarantined.get(_bad_key(printable(file.path), digest, refused.message))):
         return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
                           **common)
     return FileRecord(outcome="quarantined", field="(file)", reason=refused.message,
@@ -234,7 +241,7 @@ def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> File
         return FileRecord(outcome="attachment", stored=large.stored, **common)
     reason = (f"larger than {_size(max_size)} ({_size(large.size)}): kept, not read as an "
               "observation (max_file_mb in rmg-lake.toml)")
-    if (known := index.quarantined.get(_bad_key(file.path, large.digest, reason))):
+    if (known := index.quarantined.get(_bad_key(printable(file.path), large.digest, reason))):
         return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=large.digest,
                           **common)
     return FileRecord(outcome="quarantined", field="(file)", reason=reason,

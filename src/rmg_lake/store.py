@@ -32,6 +32,18 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _digest_of(path: Path) -> str | None:
+    """The sha256 of a stored file, None if it is gone (taken back meanwhile)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
+
+
 def _suffix(source_path: str) -> str:
     suffix = PurePosixPath(source_path).suffix.lower()
     return suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 8 else ""
@@ -72,9 +84,10 @@ class RawStore:
                 Path(temp.name).unlink()
                 raise
         stored = f"{folder}/{digest.hexdigest()}{_suffix(source_path)}"
-        if (self.lake / stored).exists():  # kept before, whole (its name is its hash)
+        kept = self.lake / stored
+        if kept.exists() and _digest_of(kept) == digest.hexdigest():  # kept before, whole
             Path(temp.name).unlink()
-        else:
+        else:  # new, or left empty or cut short by a run that died: the right bytes now
             Path(temp.name).chmod(0o600)
             Path(temp.name).replace(self.lake / stored)
         reached("raw-written")
@@ -88,7 +101,7 @@ class RawStore:
         """
         path = self.lake / stored
         created = write_once(path, data)
-        if not created and sha256(path.read_bytes()) != digest:
+        if not created and _digest_of(path) != digest:
             write_atomic(path, data, sync=False)
             created = True
         reached("raw-written")

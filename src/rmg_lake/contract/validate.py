@@ -142,7 +142,9 @@ def _duplicate_key(data: bytes) -> str | None:
         json.loads(data, object_pairs_hook=_no_twice)
     except _Twice as twice:
         key = str(twice.args[0])
-        return key if key in _KEYS else f"machines.{shown_key(key)}"
+        if key in _KEYS:
+            return key
+        return f"machines.{key}" if shown_key(key) == key else "(a key the contract lacks)"
     return None
 
 

@@ -124,10 +124,20 @@ class LocalFolder:
         except FileNotFoundError:
             raise FileGone("the file went away before it was read", file=file.path) from None
         except OSError as err:
-            if path.is_symlink():
-                target = path.readlink()
+            try:
+                st = path.lstat()
+                target = path.readlink() if stat.S_ISLNK(st.st_mode) else None
+            except FileNotFoundError:
+                raise FileGone("the file went away before it was read",
+                               file=file.path) from None
+            except OSError:
+                st, target = None, None
+            if target is not None:
                 raise FileRefused(f"a symbolic link (to {target}), not followed",
                                   file=file.path, evidence=os.fsencode(target)) from None
+            if st is not None and not stat.S_ISREG(st.st_mode):  # a socket will not open
+                raise FileRefused(f"not a regular file ({_kind(st.st_mode)})",
+                                  file=file.path, evidence=b"") from None
             raise FileDeferred(f"cannot be read ({err.strerror}); tried again next time",
                                file=file.path) from None
         with os.fdopen(fd, "rb") as handle:
