@@ -34,7 +34,7 @@ from rmg_lake.contract.models import (
 )
 from rmg_lake.contract.validate import extra_keys
 from rmg_lake.errors import LakeUnusable
-from rmg_lake.log import Batch, Current, FileRecord, Rollback, retracted
+from rmg_lake.log import Batch, Current, FileRecord, Rollback, rolled_back_by
 
 __all__ = [
     "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "day_frames",
@@ -227,10 +227,9 @@ def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:
 
 def batches_frame(entries: list[Batch | Rollback]) -> pl.DataFrame:
     """One row per log entry; `rolled_back_by` names the rollback in effect, if any."""
-    out = retracted(entries)
-    by = {e.target: e.batch for e in entries if isinstance(e, Rollback) and e.batch not in out}
+    by = rolled_back_by(entries)
     rows = [{"batch": e.batch, "kind": e.kind, "committed_at": e.committed_at,
-             "rolled_back": e.batch in out, "rolled_back_by": by.get(e.batch),
+             "rolled_back": e.batch in by, "rolled_back_by": by.get(e.batch),
              **({"source": e.source, **e.counts} if isinstance(e, Batch)
                 else {"target": e.target, "reason": e.reason})}
             for e in entries]

@@ -26,7 +26,15 @@ from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_once
 from rmg_lake.frames import FRAMES, team_frame_name
 from rmg_lake.ingest import MAX_SIZE, Index, collect, new_batch
 from rmg_lake.locking import WriterLock
-from rmg_lake.log import Batch, Log, Rollback, in_effect, retracted, settings_in_force
+from rmg_lake.log import (
+    Batch,
+    Log,
+    Rollback,
+    in_effect,
+    retracted,
+    rolled_back_by,
+    settings_in_force,
+)
 from rmg_lake.progress import Track
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore
@@ -266,10 +274,7 @@ def _check_as_of_folder(folder: Path, lake: Path) -> None:
 
 def _standing(entries: list[Batch | Rollback], target: int) -> str:
     """Why rolling back `target` would change nothing: what stands in the way."""
-    out = retracted(entries)
-    if target in out:
-        by = next(e.batch for e in reversed(entries) if isinstance(e, Rollback)
-                  and e.target == target and e.batch not in out)
+    if (by := rolled_back_by(entries).get(target)) is not None:
         return f"batch {by} already rolled it back; roll back batch {by} to undo that"
     return ("other rollbacks in the log have the same effect as undoing it; see "
             "`rmg-lake log`")

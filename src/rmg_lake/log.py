@@ -23,7 +23,7 @@ from rmg_lake.files import write_once
 
 __all__ = [
     "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback", "arrival",
-    "current_versions", "in_effect", "is_newer", "read_entry", "retracted",
+    "current_versions", "in_effect", "is_newer", "read_entry", "retracted", "rolled_back_by",
     "settings_in_force",
 ]
 
@@ -112,17 +112,23 @@ def read_entry(data: bytes) -> Batch | Rollback:
     return _entry.validate_json(data)
 
 
-def retracted(entries: list[Batch | Rollback]) -> set[int]:
-    """The entries a rollback in effect has taken out of effect.
+def rolled_back_by(entries: list[Batch | Rollback]) -> dict[int, int]:
+    """Each entry a rollback in effect has taken out of effect → that rollback (the newest,
+    should several).
 
     A rollback's own standing depends only on later entries, so one pass from the newest
     entry back decides every one.
     """
-    out: set[int] = set()
+    by: dict[int, int] = {}
     for entry in reversed(entries):
-        if isinstance(entry, Rollback) and entry.batch not in out:
-            out.add(entry.target)
-    return out
+        if isinstance(entry, Rollback) and entry.batch not in by:
+            by.setdefault(entry.target, entry.batch)
+    return by
+
+
+def retracted(entries: list[Batch | Rollback]) -> set[int]:
+    """The entries a rollback in effect has taken out of effect."""
+    return set(rolled_back_by(entries))
 
 
 def in_effect(entries: list[Batch | Rollback]) -> list[Batch]:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from rmg_lake.cli.shell import LakeOption, app, lake_from, out
 from rmg_lake.errors import LakeError, shown
-from rmg_lake.log import Batch, Rollback, retracted
+from rmg_lake.log import Batch, Rollback, rolled_back_by
 
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON for programs, not a table.")]
 
@@ -21,22 +21,20 @@ def _when(entry: Batch | Rollback) -> str:
     return entry.committed_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _state(entry: Batch | Rollback, entries: list[Batch | Rollback], out_: set[int]) -> str:
+def _state(entry: Batch | Rollback, by: dict[int, int]) -> str:
     """`rolled back by 7`, `rollback of 3: reason`, or `` for a batch in effect."""
     parts = []
     if isinstance(entry, Rollback):
         parts.append(f"rollback of {entry.target}: {entry.reason}")
-    if entry.batch in out_:
-        by = next(e.batch for e in reversed(entries) if isinstance(e, Rollback)
-                  and e.target == entry.batch and e.batch not in out_)
-        parts.append(f"rolled back by {by}")
+    if entry.batch in by:
+        parts.append(f"rolled back by {by[entry.batch]}")
     return "; ".join(parts)
 
 
-def _entry_json(entry: Batch | Rollback, out_: set[int]) -> dict[str, Any]:
+def _entry_json(entry: Batch | Rollback, by: dict[int, int]) -> dict[str, Any]:
     common = {"batch": entry.batch, "kind": entry.kind,
               "committed_at": entry.committed_at.isoformat(),
-              "rolled_back": entry.batch in out_}
+              "rolled_back": entry.batch in by}
     if isinstance(entry, Rollback):
         return {**common, "target": entry.target, "reason": entry.reason}
     return {**common, "source": entry.source, **entry.counts}
@@ -46,9 +44,9 @@ def _entry_json(entry: Batch | Rollback, out_: set[int]) -> dict[str, Any]:
 def log_(lake: LakeOption = None, json: JsonOption = False) -> None:
     """One line per batch: when, from where, what it added, and whether it is rolled back."""
     entries = lake_from(lake).entries()
-    out_ = retracted(entries)
+    by = rolled_back_by(entries)
     if json:
-        sys.stdout.buffer.write(orjson.dumps([_entry_json(e, out_) for e in entries],
+        sys.stdout.buffer.write(orjson.dumps([_entry_json(e, by) for e in entries],
                                              option=orjson.OPT_INDENT_2) + b"\n")
         return
     if not entries:
@@ -68,12 +66,12 @@ def log_(lake: LakeOption = None, json: JsonOption = False) -> None:
             if isinstance(e, Batch) else [""] * 5
         source = shown(e.source.removeprefix("local:")) if isinstance(e, Batch) \
             else f"rollback of {e.target}"
-        state = _state(e, entries, out_)
+        state = _state(e, by)
         if isinstance(e, Rollback):  # the source column says what it rolls back
             state = state.removeprefix(f"rollback of {e.target}: ")
         table.add_row(str(e.batch), e.committed_at.astimezone().strftime("%d %b %H:%M"),
                       source, *counts, shown(state),
-                      style="dim" if e.batch in out_ else None)
+                      style="dim" if e.batch in by else None)
     out.print(table)
     out.print(f"(times in {zone}; dup: duplicates, quar: quarantined, att: attachments; "
               "`rmg-lake show N` lists what a batch did, file by file)", style="dim")
@@ -91,14 +89,14 @@ def show(
         raise LakeError(f"there is no batch {batch}",
                         hint=f"the log holds batches 1 to {len(entries)}" if entries
                         else "the log is empty")
-    entry, out_ = entries[batch - 1], retracted(entries)
+    entry, by = entries[batch - 1], rolled_back_by(entries)
     if json:
         files = [f.model_dump(mode="json", exclude_none=True) for f in entry.files] \
             if isinstance(entry, Batch) else []
-        sys.stdout.buffer.write(orjson.dumps({**_entry_json(entry, out_), "files": files},
+        sys.stdout.buffer.write(orjson.dumps({**_entry_json(entry, by), "files": files},
                                              option=orjson.OPT_INDENT_2) + b"\n")
         return
-    state = _state(entry, entries, out_)
+    state = _state(entry, by)
     out.print(f"Batch {entry.batch}, committed {_when(entry)}"
               + (f", from {shown(entry.source)}" if isinstance(entry, Batch) else "")
               + (f" — {shown(state)}" if state else ""), highlight=False)
