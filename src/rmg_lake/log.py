@@ -141,7 +141,8 @@ class Log:
     def __init__(self, lake: Path) -> None:
         self.dir = lake / "_log"
 
-    def _paths(self) -> list[Path]:
+    def paths(self) -> list[Path]:
+        """The entries' files, in name order."""
         if not self.dir.is_dir():
             return []
         return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
@@ -149,7 +150,7 @@ class Log:
     def entries(self) -> list[Batch | Rollback]:
         """Every committed entry, in order; refuses a log with gaps or unreadable entries."""
         batches = []
-        for number, path in enumerate(self._paths(), start=1):
+        for number, path in enumerate(self.paths(), start=1):
             if path.name != f"{number:06d}.json":
                 raise LakeUnusable(f"the log has no entry {number:06d}.json before {path.name}",
                                    file=str(path),
@@ -163,7 +164,7 @@ class Log:
 
     def count(self) -> int:
         """How many batches are committed, without reading them."""
-        return len(self._paths())
+        return len(self.paths())
 
     def commit(self, batch: Batch | Rollback) -> Path:
         """Write the entry once and durably; this is the moment the batch exists."""

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from rmg_lake.faults import reached
 from rmg_lake.files import make_private_dir, write_atomic, write_once
 
-__all__ = ["Kept", "RawStore", "sha256"]
+__all__ = ["Kept", "RawStore", "file_sha256", "sha256"]
 
 
 class Kept(NamedTuple):
@@ -32,8 +32,8 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _digest_of(path: Path) -> str | None:
-    """The sha256 of a stored file, None if it is gone (taken back meanwhile)."""
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of a file, read a piece at a time; None if it is not there."""
     digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
@@ -85,7 +85,7 @@ class RawStore:
                 raise
         stored = f"{folder}/{digest.hexdigest()}{_suffix(source_path)}"
         kept = self.lake / stored
-        if kept.exists() and _digest_of(kept) == digest.hexdigest():  # kept before, whole
+        if kept.exists() and file_sha256(kept) == digest.hexdigest():  # kept before, whole
             Path(temp.name).unlink()
         else:  # new, or left empty or cut short by a run that died: the right bytes now
             Path(temp.name).chmod(0o600)
@@ -101,7 +101,7 @@ class RawStore:
         """
         path = self.lake / stored
         created = write_once(path, data)
-        if not created and _digest_of(path) != digest:
+        if not created and file_sha256(path) != digest:
             write_atomic(path, data, sync=False)
             created = True
         reached("raw-written")

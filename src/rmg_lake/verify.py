@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from rmg_lake.log import Batch, Rollback, read_entry
+from rmg_lake.log import Batch, Log, Rollback, read_entry
 from rmg_lake.progress import Track
-from rmg_lake.store import sha256
+from rmg_lake.store import file_sha256
 
 __all__ = ["Finding", "Verified", "remove_orphans", "verify"]
 
@@ -56,9 +56,8 @@ class Verified:
 
 
 def _read_log(lake: Path, findings: list[Finding]) -> list[Batch | Rollback]:
-    paths = sorted(p for p in (lake / "_log").glob("*.json") if not p.name.startswith("."))
     batches = []
-    for number, path in enumerate(paths, start=1):
+    for number, path in enumerate(Log(lake).paths(), start=1):
         name = f"_log/{path.name}"
         if path.name != f"{number:06d}.json":
             findings.append(Finding("log", name, f"expected _log/{number:06d}.json here"))
@@ -81,20 +80,13 @@ def _read_log(lake: Path, findings: list[Finding]) -> list[Batch | Rollback]:
     return batches
 
 
-def _digest(path: Path) -> str | None:
-    try:
-        return sha256(path.read_bytes())
-    except FileNotFoundError:
-        return None
-
-
 def _digests(lake: Path, names: list[str], workers: int,
              ) -> Iterator[tuple[str, str | None]]:
     """(name, sha256 or None if missing), hashed `workers` at a time, a chunk at a time."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(names), 1024):
             chunk = names[start:start + 1024]
-            yield from zip(chunk, pool.map(_digest, (lake / n for n in chunk)), strict=True)
+            yield from zip(chunk, pool.map(file_sha256, (lake / n for n in chunk)), strict=True)
 
 
 def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verified:
