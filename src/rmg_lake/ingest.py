@@ -223,29 +223,38 @@ def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
              index: Index) -> FileRecord:
     """A link, a pipe, a device: quarantined with what it is (a link: its target)."""
     digest = sha256(refused.evidence)
-    common = _common(file, digest, len(refused.evidence))
-    if (known := index.quarantined.get(_bad_key(printable(file.path), digest, refused.message))):
-        return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
-                          **common)
-    return FileRecord(outcome="quarantined", field="(file)", reason=refused.message,
-                      stored=store.put_quarantine(file.path, digest, refused.evidence).stored,
-                      **common)
+    kept = store.put_quarantine(file.path, digest, refused.evidence)
+    return _quarantined(_common(file, digest, len(refused.evidence)), "(file)",
+                        refused.message, kept.stored, index)
 
 
 def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> FileRecord:
     common = _common(file, large.digest, large.size)
     if not _observation(file.path):
-        if (known := index.attachments.get(large.digest)) is not None:
-            return FileRecord(outcome="duplicate", stored=known.stored,
-                              duplicate_of=large.digest, **common)
-        return FileRecord(outcome="attachment", stored=large.stored, **common)
+        return _attachment(common, large.stored, index)
     reason = (f"larger than {_size(max_size)} ({_size(large.size)}): kept, not read as an "
               "observation (max_file_mb in rmg-lake.toml)")
-    if (known := index.quarantined.get(_bad_key(printable(file.path), large.digest, reason))):
-        return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=large.digest,
+    return _quarantined(common, "(file)", reason, large.stored, index)
+
+
+def _attachment(common: dict[str, Any], stored: str, index: Index) -> FileRecord:
+    """A file that is no observation: new, or bytes the lake holds already."""
+    digest = common["sha256"]
+    if (known := index.attachments.get(digest)) is not None:
+        return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
                           **common)
-    return FileRecord(outcome="quarantined", field="(file)", reason=reason,
-                      stored=large.stored, **common)
+    return FileRecord(outcome="attachment", stored=stored, **common)
+
+
+def _quarantined(common: dict[str, Any], field: str | None, reason: str, stored: str,
+                 index: Index) -> FileRecord:
+    """A bad file: new, or the same bad file seen before under the same name."""
+    digest = common["sha256"]
+    if (known := index.quarantined.get(_bad_key(common["path"], digest, reason))) is not None:
+        return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
+                          **common)
+    return FileRecord(outcome="quarantined", field=field, reason=reason, stored=stored,
+                      **common)
 
 
 def _decide(file: SourceFile, read: _Read, index: Index) -> FileRecord:
@@ -256,20 +265,13 @@ def _decide(file: SourceFile, read: _Read, index: Index) -> FileRecord:
     name (moved to another folder, touched, or a Dropbox clash copy). Two observers' empty
     uploads are two bad files, not one.
     """
-    digest, path = read.digest, printable(file.path)
+    digest = read.digest
     common = _common(file, digest, read.size)
-    if read.valid is None and read.invalid is None:  # an attachment
-        if (known := index.attachments.get(digest)) is not None:
-            return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
-                              **common)
-        return FileRecord(outcome="attachment", stored=read.kept.stored, **common)
+    if read.valid is None and read.invalid is None:
+        return _attachment(common, read.kept.stored, index)
     if read.invalid is not None:
-        err = read.invalid
-        if (known := index.quarantined.get(_bad_key(path, digest, err.message))) is not None:
-            return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
-                              **common)
-        return FileRecord(outcome="quarantined", field=err.field, reason=err.message,
-                          stored=read.kept.stored, **common)
+        return _quarantined(common, read.invalid.field, read.invalid.message,
+                            read.kept.stored, index)
     if (event := index.events.get(digest)) is not None:
         return FileRecord(outcome="duplicate", stored=event.stored,
                           observation_id=event.observation_id, duplicate_of=digest, **common)
