@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from rmg_lake import Lake, open_lake
+from rmg_lake.derive import Derived
 
 WIP = "wip_knitting_treatment_obs03_20261124T101500.json"
 OBSERVATION = {
@@ -255,10 +256,11 @@ def test_a_reader_caught_by_a_swap_waits_and_reads_again(
     lake.ingest(tmp_path / "in")
     refresh = lake.refresh
 
-    def refresh_then_swap() -> None:
+    def refresh_then_swap() -> Derived:
         """A writer renames frames/ away just after the reader found it current."""
-        refresh()
+        state = refresh()
         (lake.root / "frames").rename(lake.root / "frames.old")
+        return state
 
     monkeypatch.setattr(lake, "refresh", refresh_then_swap)
     assert lake.table("observations").height == 1

@@ -10,8 +10,7 @@ A file is named by its content's hash, so the same log gives the same names and 
 wherever it is derived. An update writes only the days whose current events changed (and
 the small whole frames), then swaps in the catalog and `_derived.json`, the moment the new
 state becomes the lake's; files no longer named are deleted at the update after (a reader
-may still be using them). A rebuild derives every
-day again and trusts nothing on disk.
+may still be using them). A rebuild derives every day again and trusts nothing on disk.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import polars as pl
 
 from rmg_lake.catalog import CATALOG
 from rmg_lake.config import Settings
-from rmg_lake.derive import derive, load_state
+from rmg_lake.derive import Derived, derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.faults import reached
 from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_once
@@ -172,28 +172,34 @@ class Lake:
             derive(self.root, entries[:as_of], folder, track=track)
             return folder
 
-    def refresh(self) -> None:
-        """Bring the derived files up to date if they are missing, behind the log, or moved."""
-        if not self._up_to_date(self.log.count()):
+    def refresh(self) -> Derived:
+        """Bring the derived files up to date if they are missing, behind the log, or moved;
+        the state they are in."""
+        state = self._current(self.log.count())
+        if state is None:
             with self._writing():
-                self._refresh_locked(self.log.entries())
+                state = self._refresh_locked(self.log.entries())
+        return state
 
-    def _up_to_date(self, entries: int) -> bool:
+    def _current(self, entries: int) -> Derived | None:
+        """The derived state, if it is that of `entries` log entries in this folder."""
         state = load_state(self.root)
-        return state is not None and state.entries == entries \
-            and state.root == str(self.root) and (self.root / CATALOG).is_file()
+        if state is not None and state.entries == entries \
+                and state.root == str(self.root) and (self.root / CATALOG).is_file():
+            return state
+        return None
 
-    def _refresh_locked(self, entries: list[Batch | Rollback]) -> None:
-        if not self._up_to_date(len(entries)):  # another process may have done it meanwhile
-            self._derive(entries, None)
+    def _refresh_locked(self, entries: list[Batch | Rollback]) -> Derived:
+        # another process may have brought it up to date meanwhile
+        return self._current(len(entries)) or self._derive(entries, None)
 
     def _derive(self, entries: list[Batch | Rollback], track: Track | None, *,
-                full: bool = False) -> None:
+                full: bool = False) -> Derived:
         state = None if full else load_state(self.root)
         if state is not None and (state.entries > len(entries)
                                   or state.root != str(self.root)):
             state = None  # not this lake's, as it is now: derive everything
-        derive(self.root, entries, self.root, previous=state, track=track)
+        return derive(self.root, entries, self.root, previous=state, track=track)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -242,19 +248,17 @@ class Lake:
         return frame
 
     def _read(self, name: str) -> pl.DataFrame:
-        self.refresh()
+        state = self.refresh()
         for attempt in range(2):
-            state = load_state(self.root)
-            if state is not None and name not in state.frames:
+            if name not in state.frames:
                 raise _no_such_frame(name)
             try:
-                if state is not None:
-                    return pl.read_parquet([self.root / f for f in state.files(name)])
+                return pl.read_parquet([self.root / f for f in state.files(name)])
             except (OSError, pl.exceptions.PolarsError):
                 pass  # a writer swapped in new files since: look again
             if attempt == 0:
                 with self._writing():
-                    self._refresh_locked(self.log.entries())
+                    state = self._refresh_locked(self.log.entries())
         raise LakeUnusable("a derived frame is damaged", file=name,
                            hint="run `rmg-lake rebuild`")
 
