@@ -126,8 +126,7 @@ def day_frames(lake: Path, events: list[Current]) -> dict[str, pl.DataFrame]:
         for (department, team), part in sorted(
                 frames[task].partition_by("department", "team", as_dict=True).items()):
             name = team_frame_name(task, str(department), str(team))
-            frames[f"teams/{name}"] = part.drop(_NOT_IN[str(department)] if task == "wip"
-                                                else ())
+            frames[f"teams/{name}"] = _team_columns(part, task, str(department))
     return frames
 
 
@@ -136,7 +135,12 @@ def empty_frame(name: str) -> pl.DataFrame:
     if not name.startswith("teams/"):
         return pl.DataFrame(schema=SCHEMAS[name])
     task, department = name.removeprefix("teams/").split("_")[:2]
-    return pl.DataFrame(schema=SCHEMAS[task]).drop(_NOT_IN[department] if task == "wip" else ())
+    return _team_columns(pl.DataFrame(schema=SCHEMAS[task]), task, department)
+
+
+def _team_columns(frame: pl.DataFrame, task: str, department: str) -> pl.DataFrame:
+    """A task's rows as its team frame shows them: without the other department's columns."""
+    return frame.drop(_NOT_IN[department] if task == "wip" else ())
 
 
 def _read_event(lake: Path, record: FileRecord) -> Observation:

@@ -10,6 +10,7 @@ is *deferred*: listed in the batch with the reason and tried again by the next r
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -154,8 +155,9 @@ class DropboxFolder:
                               hint="check the internet connection, then run again") from err
 
     def read(self, file: SourceFile) -> bytes:
-        data: bytes = self._fetching(file, self._fetch, file)
-        return data
+        buffer = io.BytesIO()
+        self._fetching(file, self._fetch_into, file, buffer)
+        return buffer.getvalue()
 
     def chunks(self, file: SourceFile) -> Iterator[bytes]:
         """Downloaded whole into a temporary file and hash-checked, then given 1 MiB at a
@@ -177,18 +179,9 @@ class DropboxFolder:
                                file=file.path) from None
             raise FileDeferred(f"Dropbox refused it ({err.error})", file=file.path) from None
 
-    def _fetch(self, file: SourceFile) -> bytes:
-        try:
-            metadata, response = self.client.files_download(self._api_path(file.path))
-            with response:
-                data = response.content
-        except _DROPPED as err:
-            raise _Retry(type(err).__name__) from err
-        if len(data) != metadata.size or content_hash(data) != metadata.content_hash:
-            raise _Retry("the bytes do not match Dropbox's content hash")
-        return bytes(data)
-
     def _fetch_into(self, file: SourceFile, spool: IO[bytes]) -> None:
+        """Download into `spool` (emptied first: this is what is tried again), checking
+        the size and the content hash Dropbox gives."""
         spool.seek(0)
         spool.truncate()
         hasher, size = DropboxContentHasher(), 0
