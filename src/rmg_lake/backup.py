@@ -3,8 +3,8 @@
     backups/<UTC timestamp>.json     a manifest: every file of the lake by path and sha256
     backups/objects/ab/cdef…         the files' bytes, by sha256, shared by all versions
 
-Only what the log names is backed up (the log, `_meta.json`, and the raw, quarantined and
-attachment files its entries name): derived files are remade by `restore`. Each backup
+Only what the log names is backed up (the log, `_meta.json`, and the raw, quarantined,
+attachment and events files its entries name): derived files are remade by `restore`. Each backup
 stores only objects the target lacks, yet every version restores on its own.
 """
 
@@ -100,16 +100,19 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
     entries = lake.entries()  # read once: a batch committed meanwhile waits for next time
     batches = [e for e in entries if isinstance(e, Batch)]
     known: dict[str, tuple[str | None, int | None]] = {
-        f.stored: (f.sha256, f.size) for b in batches for f in b.files}
+        path: (digest, None) for b in batches for path, digest in b.named().items()}
+    known |= {f.stored: (f.sha256, f.size) for b in batches for f in b.files}
     known |= {name: (None, None) for name in
               ("_meta.json", *(f"_log/{e.batch:06d}.json" for e in entries))}
     present = set(target.objects())  # one listing, not one question per object
     objects, missing = [], []
     try:
         for path, (digest, size) in sorted(known.items()):
-            if digest is None or size is None:  # the log's own files
+            if digest is None:  # the log's own files
                 data = (lake.root / path).read_bytes()
                 digest, size = sha256(data), len(data)
+            elif size is None:  # events files: their name is their sha256
+                size = (lake.root / path).stat().st_size
             if _object_key(digest) not in present:
                 missing.append((path, digest, size))
                 present.add(_object_key(digest))

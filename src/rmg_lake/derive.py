@@ -1,21 +1,22 @@
 """Derived files: the frames as Parquet partitions, kept current with the log, byte for byte.
 
-    frames/<frame>/<day>-<hash>.parquet        observations, roster, wip, interactions and
-    frames/teams/<name>/<day>-<hash>.parquet     the team frames: one file per factory-local day
+    frames/<frame>/<day>-<hash>.parquet        observations, roster, wip, interactions:
+                                               one file per factory-local day
+    frames/teams/<name>/<month>-<hash>.parquet  the team frames: one file per month
     frames/history/b<batch>-<hash>.parquet     what became of each file: one per ingest
     frames/<frame>/all-<hash>.parquet          completion, batches, quarantine: whole
     _derived.json                              which files make up each frame now
 
 A file is named by its content's hash, so the same log gives the same names and bytes
-wherever it is derived. An update writes only the days whose current events changed (and
-the small whole frames), then swaps in the catalog and `_derived.json`, the moment the new
+wherever it is derived. The rows come from the event store (`rmg_lake.events`). An update
+writes only the days whose current events changed, their months' team frames (and the
+small whole frames), then swaps in the catalog and `_derived.json`, the moment the new
 state becomes the lake's; files no longer named are deleted at the update after (a reader
-may still be using them). A rebuild derives every day again and trusts nothing on disk.
+may still be using them). A rebuild derives every day again and trusts nothing derived.
 """
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,17 +27,20 @@ import orjson
 import polars as pl
 
 from rmg_lake.catalog import build_catalog
+from rmg_lake.events import EVENT_FRAMES, EVENT_SCHEMAS, read_events
 from rmg_lake.faults import reached
 from rmg_lake.files import sync_all, write_atomic
 from rmg_lake.frames import (
     DETAIL,
     batches_frame,
     completion,
-    day_frames,
+    current_frames,
     empty_frame,
     history_frame,
+    parquet_bytes,
     quarantine_frame,
     team_frame_name,
+    team_frames,
 )
 from rmg_lake.log import Batch, Current, Rollback, current_versions, in_effect, settings_in_force
 from rmg_lake.progress import Track
@@ -81,7 +85,8 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     """Bring the frames and catalog in `out` to the state after `entries`.
 
     With `previous` (the state in `out`, for a prefix of `entries`) only the days whose
-    current events changed are derived again; without it, everything is.
+    current events changed are derived again (and the months of their team frames);
+    without it, everything is.
     """
     shown_before = load_state(out, whole=False)  # its files stay one more update
     batches = in_effect(entries)
@@ -92,19 +97,18 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     else:
         frames = {name: dict(parts) for name, parts in previous.frames.items()}
         touched = _changed_days(current_versions(in_effect(entries[:previous.entries])), after)
-    by_day: dict[date, list[Current]] = defaultdict(list)
-    for _, current in sorted(after.items()):
+    by_month: dict[str, dict[date, list[Current]]] = defaultdict(lambda: defaultdict(list))
+    for day in touched:
+        by_month[day.isoformat()[:7]][day] = []
+    for current in after.values():
         if current.record.day in touched:
-            by_day[current.record.day].append(current)
-    days: Iterable[date] = sorted(touched)
+            by_month[current.record.day.isoformat()[:7]][current.record.day].append(current)
+    months: Iterable[str] = sorted(by_month)
     if track is not None:
-        days = track(days, len(touched), "Deriving frames")
-    for day in days:
-        key = day.isoformat()
-        for parts in frames.values():
-            parts.pop(key, None)
-        for name, frame in day_frames(lake, by_day.get(day, [])).items():
-            frames.setdefault(name, {})[key] = _write(out, name, key, frame)
+        months = track(months, len(by_month), "Deriving frames")
+    holders = _holders(entries)
+    for month in months:
+        _derive_month(lake, out, frames, month, by_month[month], holders)
     history = frames.setdefault("history", {})
     for batch in entries:
         if isinstance(batch, Batch) and batch.files and f"b{batch.batch:06d}" not in history:
@@ -130,6 +134,52 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     reached("state-written")
     _delete_unnamed(out, state, shown_before)
     return state
+
+
+def _holders(entries: list[Batch | Rollback]) -> dict[str, Batch]:
+    """event id → the batch that first added it, whose events hold its rows (rolled back
+    or not: a later duplicate of it may stand in)."""
+    holders: dict[str, Batch] = {}
+    for batch in entries:
+        if isinstance(batch, Batch):
+            for record in batch.files:
+                if record.outcome == "added":
+                    holders.setdefault(record.sha256, batch)
+    return holders
+
+
+def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], month: str,
+                  days: dict[date, list[Current]], holders: dict[str, Batch]) -> None:
+    """Write the partitions of `days` (of one `month`: the current events of each), then
+    the month's team frames."""
+    wanted: dict[int, tuple[Batch, set[str]]] = {}
+    for currents in days.values():
+        for current in currents:
+            holder = holders[current.record.sha256]
+            wanted.setdefault(holder.batch, (holder, set()))[1].add(current.record.sha256)
+    span = (min(days), max(days))
+    found = [read_events(lake, *wanted[number], span) for number in sorted(wanted)]
+    rows = {name: pl.concat([part[name] for part in found]) if found
+            else pl.DataFrame(schema=EVENT_SCHEMAS[name]) for name in EVENT_FRAMES}
+    log_side = pl.DataFrame(
+        [(c.record.sha256, c.batch, c.versions, c.record.path)
+         for currents in days.values() for c in currents],
+        schema={"event_id": pl.String, "batch": pl.Int64, "versions": pl.Int64,
+                "source_path": pl.String}, orient="row")
+    for parts in frames.values():
+        for day in days:
+            parts.pop(day.isoformat(), None)
+        parts.pop(month, None)
+    for name, frame in current_frames(rows, log_side).items():
+        for (day,), part in frame.partition_by("day", as_dict=True).items():
+            assert isinstance(day, date)
+            frames.setdefault(name, {})[day.isoformat()] = _write(out, name, day.isoformat(),
+                                                                  part)
+    for task in DETAIL:
+        month_rows = _read(out, {key: file for key, file in frames.get(task, {}).items()
+                                 if key.startswith(month)}, task, None)
+        for name, frame in team_frames(task, month_rows).items():
+            frames.setdefault(name, {})[month] = _write(out, name, month, frame)
 
 
 def _changed_days(before: dict[str, Current], after: dict[str, Current]) -> set[date]:
@@ -159,19 +209,19 @@ def _settle_empty(out: Path, frames: dict[str, dict[str, str]], expected: set[st
 
 def _write(out: Path, name: str, key: str, frame: pl.DataFrame) -> str:
     """Write `frame` as `frames/<name>/<key>-<hash>.parquet`; its path, relative to `out`."""
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", compression_level=3, statistics=True,
-                        row_group_size=1_000_000)
-    data = buffer.getvalue()
+    data = parquet_bytes(frame)
     relative = f"frames/{name}/{key}-{sha256(data)[:16]}.parquet"
     write_atomic(out / relative, data, sync=False)  # derived: remade if lost
     reached("partition-written")
     return relative
 
 
-def _read(out: Path, parts: dict[str, str], name: str, columns: list[str]) -> pl.DataFrame:
+def _read(out: Path, parts: dict[str, str], name: str, columns: list[str] | None,
+          ) -> pl.DataFrame:
     files = [out / parts[key] for key in sorted(parts) if key != _EMPTY]
-    return pl.read_parquet(files, columns=columns) if files else empty_frame(name)
+    if not files:
+        return empty_frame(name).select(columns or pl.all())
+    return pl.read_parquet(files, columns=columns)
 
 
 def _delete_unnamed(out: Path, state: Derived, before: Derived | None) -> None:

@@ -1,4 +1,4 @@
-"""What the derived frames hold: their schemas, and their rows from the log and raw files.
+"""What the derived frames hold: their schemas, and their rows from the log and events.
 
     observations   one row per current observation
     roster         one row per machine of each roster
@@ -15,30 +15,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import ValidationError
 
 from rmg_lake.config import Settings
-from rmg_lake.contract.models import (
-    InteractionsObservation,
-    KnittingWipObservation,
-    LinkingWipObservation,
-    Observation,
-    RosterObservation,
-    parse_observation,
-)
-from rmg_lake.contract.validate import extra_keys
-from rmg_lake.errors import LakeUnusable
-from rmg_lake.log import Batch, Current, FileRecord, Rollback, rolled_back_by
+from rmg_lake.log import Batch, Rollback, rolled_back_by
 
 __all__ = [
-    "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "day_frames",
-    "empty_frame", "history_frame", "quarantine_frame", "team_frame_name",
+    "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "current_frames",
+    "empty_frame", "history_frame", "parquet_bytes", "quarantine_frame", "team_frame_name",
+    "team_frames",
 ]
 
 TS = pl.Datetime("us", "UTC")
@@ -100,34 +89,27 @@ def team_frame_name(task: str, department: str, team: str) -> str:
     return f"{task}_{department}_{team}".replace("-", "_")
 
 
-def day_frames(lake: Path, events: list[Current]) -> dict[str, pl.DataFrame]:
-    """The rows of one day's current events, in every frame that has some.
-
-    Keys are frame names: `observations`, `roster`, `wip`, `interactions`, and
-    `teams/<task>_<department>_<team>` for each team with rows of that task.
-    """
-    rows: dict[str, list[dict[str, Any]]] = {"observations": [], "roster": [], "wip": [],
-                                             "interactions": []}
-    for batch, record, versions in events:
-        observation = _read_event(lake, record)
-        rows["observations"].append(_observation_row(observation, record, batch, versions))
-        for name, row in _detail_rows(observation, record):
-            rows[name].append(row)
+def current_frames(events: dict[str, pl.DataFrame], current: pl.DataFrame,
+                   ) -> dict[str, pl.DataFrame]:
+    """The frames of current events, in row order, from their rows (see `rmg_lake.events`)
+    and, for each, what the log says of it: `current` has columns event_id, batch,
+    versions and source_path."""
     machine_no = pl.col("machine").str.slice(2).cast(pl.Int64)
     then_by = {"roster": [machine_no], "wip": [machine_no], "interactions": [pl.col("seq")]}
-    frames = {
-        name: pl.DataFrame(data, schema=SCHEMAS[name], orient="row")
-        .sort([*_ROW_ORDER, *then_by.get(name, [])])
-        for name, data in rows.items() if data
-    }
-    for task in DETAIL:
-        if task not in frames:
-            continue
-        for (department, team), part in sorted(
-                frames[task].partition_by("department", "team", as_dict=True).items()):
-            name = team_frame_name(task, str(department), str(team))
-            frames[f"teams/{name}"] = _team_columns(part, task, str(department))
+    frames = {}
+    for name, rows in events.items():
+        if name == "observations":
+            rows = rows.join(current, on="event_id").select(list(SCHEMAS[name]))
+        frames[name] = rows.sort([*_ROW_ORDER, *then_by.get(name, [])])
     return frames
+
+
+def team_frames(task: str, rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """A task's rows, one frame per team: `teams/<task>_<department>_<team>` → its rows."""
+    return {f"teams/{team_frame_name(task, str(department), str(team))}":
+            _team_columns(part, task, str(department))
+            for (department, team), part in sorted(
+                rows.partition_by("department", "team", as_dict=True).items())}
 
 
 def empty_frame(name: str) -> pl.DataFrame:
@@ -138,59 +120,17 @@ def empty_frame(name: str) -> pl.DataFrame:
     return _team_columns(pl.DataFrame(schema=SCHEMAS[task]), task, department)
 
 
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """`frame` as Parquet, the same bytes for the same rows (every setting explicit)."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", compression_level=3, statistics=True,
+                        row_group_size=100_000)
+    return buffer.getvalue()
+
+
 def _team_columns(frame: pl.DataFrame, task: str, department: str) -> pl.DataFrame:
     """A task's rows as its team frame shows them: without the other department's columns."""
     return frame.drop(_NOT_IN[department] if task == "wip" else ())
-
-
-def _read_event(lake: Path, record: FileRecord) -> Observation:
-    path = lake / record.stored
-    try:
-        return parse_observation(path.read_bytes())
-    except (OSError, ValidationError):
-        raise LakeUnusable("a raw file the log names is missing or damaged", file=str(path),
-                           hint="restore it from a backup (its name is its sha256)") from None
-
-
-def _observation_row(
-    obs: Observation, record: FileRecord, batch: int, versions: int,
-) -> dict[str, Any]:
-    interactions = obs if isinstance(obs, InteractionsObservation) else None
-    return {
-        "event_id": record.sha256, "observation_id": str(obs.observation_id), "batch": batch,
-        "task": obs.task, "factory": obs.factory, "department": obs.department,
-        "team": obs.team, "observer": obs.observer, "day": obs.day,
-        "started_at": obs.started_at, "ended_at": obs.ended_at, "status": obs.status,
-        "versions": versions, "source_path": record.path,
-        "supervisor": interactions.supervisor if interactions else None,
-        "left_floor_s": interactions.left_floor_s if interactions else None,
-        "app_version": obs.app_version, "device": obs.device, "notes": obs.notes,
-        "extra_keys": extra_keys(obs),
-    }
-
-
-def _detail_rows(obs: Observation, record: FileRecord) -> Iterator[tuple[str, dict[str, Any]]]:
-    keys = {
-        "observation_id": str(obs.observation_id), "event_id": record.sha256,
-        "factory": obs.factory, "department": obs.department, "team": obs.team,
-        "observer": obs.observer, "day": obs.day, "started_at": obs.started_at,
-        "status": obs.status,
-    }
-    if isinstance(obs, RosterObservation):
-        for code, machine in obs.machines.items():
-            yield "roster", {**keys, "machine": code, "mc_status": machine.mc_status,
-                             "worker_id": machine.worker_id}
-    elif isinstance(obs, KnittingWipObservation | LinkingWipObservation):
-        for code, m in obs.machines.items():
-            yield "wip", {**keys, "machine": code, "mc_status": m.mc_status,
-                          "worker_id": m.worker_id, "style": m.style,
-                          **m.model_dump(include={"component", "back", "front", "sleeve",
-                                                  "collar", "wip"})}
-    else:
-        for seq, i in enumerate(obs.interactions):
-            yield "interactions", {**keys, "supervisor": obs.supervisor, "seq": seq,
-                                   "interlocutor": i.with_, "length_s": i.length_s,
-                                   "initiator": i.initiator, "topic": i.topic}
 
 
 def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:

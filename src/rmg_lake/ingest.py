@@ -12,6 +12,7 @@ from typing import Any
 
 from rmg_lake.config import Settings
 from rmg_lake.contract import InvalidObservation, Validated, original_name, validate_file
+from rmg_lake.events import EventRows, keep_events
 from rmg_lake.log import Batch, Deferred, FileRecord, Rollback, arrival, is_newer, retracted
 from rmg_lake.progress import Track
 from rmg_lake.sources import (
@@ -79,6 +80,7 @@ class Collected:
     records: tuple[FileRecord, ...]
     deferred: tuple[Deferred, ...]  # not read whole after the retries: tried next time
     vanished: int  # listed, then gone before they could be read: taken when they return
+    events: dict[str, str]  # frame → the kept events file of the events added
 
 
 MAX_SIZE = 10 * 2**20  # bytes: a larger file is kept as it is, never held whole or parsed
@@ -112,7 +114,8 @@ def collect(
     source: Source, store: RawStore, index: Index, *, track: Track | None = None,
     workers: int = 8, max_size: int = MAX_SIZE,
 ) -> Collected:
-    """Keep every file of `source` the log has not seen, and those deferred before.
+    """Keep every file of `source` the log has not seen, and those deferred before, and
+    the rows of the events they add (see `rmg_lake.events`).
 
     Files are read `workers` at a time but kept one by one, oldest first (then by path),
     so that within a batch, as across batches, the version saved last is the current one.
@@ -134,6 +137,7 @@ def collect(
     records: list[FileRecord] = []
     deferred: list[Deferred] = []
     vanished = 0
+    rows = EventRows()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         read = _read_ahead(pool, partial(_read, source, store, max_size), new,
                            ahead=4 * workers)
@@ -154,9 +158,11 @@ def collect(
                           else _decide(file, data, index))
                 if isinstance(data, _Read) and record.stored != data.kept.stored:
                     store.take_back(data.kept)  # a duplicate kept under another name
+                if record.outcome == "added" and isinstance(data, _Read) and data.valid:
+                    rows.add(record.sha256, data.valid.observation)
                 index.note(record)
                 records.append(record)
-    return Collected(tuple(records), tuple(deferred), vanished)
+    return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows))
 
 
 def _read_ahead(
@@ -295,4 +301,4 @@ def new_batch(number: int, source: Source, settings: Settings | None, got: Colle
     return Batch(batch=number, committed_at=datetime.now(UTC), source=source.name,
                  cursor=source.cursor, settings=settings,
                  counts=Batch.count(got.records, got.deferred), files=got.records,
-                 deferred=got.deferred)
+                 deferred=got.deferred, events=got.events)

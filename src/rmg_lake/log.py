@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -80,6 +80,14 @@ class Batch(BaseModel):
     counts: dict[str, int]
     files: tuple[FileRecord, ...]
     deferred: tuple[Deferred, ...] = ()
+    # frame → `events/<frame>/<sha256>.parquet`: the rows of the events it added (see
+    # rmg_lake.events; an entry written before the event store names none)
+    events: dict[str, str] = Field(default_factory=dict)
+
+    def named(self) -> dict[str, str]:
+        """Every file of the lake it names (path → sha256): the files kept, and its events."""
+        return {**{f.stored: f.sha256 for f in self.files},
+                **{path: PurePosixPath(path).stem for path in self.events.values()}}
 
     @staticmethod
     def count(files: tuple[FileRecord, ...], deferred: tuple[Deferred, ...] = (),

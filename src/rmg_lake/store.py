@@ -3,6 +3,7 @@
     raw/date=YYYY-MM-DD/<sha256>.json   valid observations, by factory-local day
     quarantine/<sha256><suffix>         files that break the contract (reason in the log)
     attachments/<sha256><suffix>        files that are not observations (photos)
+    events/<frame>/<sha256>.parquet     the rows of a batch's new events (rmg_lake.events)
 
 A stored file means nothing until a committed log entry names it. Writes are not synced
 one by one: the ingest syncs once before it commits the entry that names them.
@@ -18,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from rmg_lake.faults import reached
-from rmg_lake.files import make_private_dir, write_atomic, write_once
+from rmg_lake.files import make_private_dir, write_atomic
 
 __all__ = ["Kept", "RawStore", "file_sha256", "sha256"]
 
@@ -62,6 +63,9 @@ class RawStore:
     def put_attachment(self, source_path: str, digest: str, data: bytes) -> Kept:
         return self._put(f"attachments/{digest}{_suffix(source_path)}", digest, data)
 
+    def put_events(self, frame: str, digest: str, data: bytes) -> Kept:
+        return self._put(f"events/{frame}/{digest}.parquet", digest, data)
+
     def take_back(self, kept: Kept) -> None:
         """Delete a file this run kept, that its batch names no more (nothing else)."""
         if kept.created:
@@ -100,9 +104,8 @@ class RawStore:
         content is checked, and a wrong one is replaced by the right bytes.
         """
         path = self.lake / stored
-        created = write_once(path, data)
-        if not created and file_sha256(path) != digest:
+        created = not path.exists() or file_sha256(path) != digest
+        if created:  # (two workers keeping the same bytes at once both write them: harmless)
             write_atomic(path, data, sync=False)
-            created = True
         reached("raw-written")
         return Kept(stored, created)

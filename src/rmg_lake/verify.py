@@ -1,6 +1,6 @@
 """Checking a lake against its log: every file an entry names is there, whole.
 
-`verify` re-hashes every raw, quarantined and attachment file the log names, checks the
+`verify` re-hashes every raw, quarantined, attachment and events file the log names, checks the
 log's numbering and each entry's own accounting, and lists *orphans*: stored files no
 entry names (a run that died before its commit leaves them; they are harmless, and the
 next ingest of the same bytes reuses them). Problems are everything else;
@@ -23,7 +23,7 @@ from rmg_lake.store import file_sha256
 
 __all__ = ["Finding", "Verified", "remove_orphans", "verify"]
 
-STORED = ("raw", "quarantine", "attachments")
+STORED = ("raw", "quarantine", "attachments", "events")
 
 Kind = Literal["log", "missing", "damaged", "orphan"]
 
@@ -93,8 +93,8 @@ def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verif
     """Check the lake at `lake` against its log (reads only; changes nothing)."""
     findings: list[Finding] = []
     batches = _read_log(lake, findings)
-    named = {f.stored: f.sha256 for batch in batches if isinstance(batch, Batch)
-             for f in batch.files}
+    named = {path: digest for batch in batches if isinstance(batch, Batch)
+             for path, digest in batch.named().items()}
     stored = sorted(named)
     digests: Iterable[tuple[str, str | None]] = _digests(lake, stored, workers)
     if track is not None:

@@ -1,0 +1,158 @@
+"""The event store: the rows each batch's new events make, as columns, kept with the batch.
+
+    events/<frame>/<sha256>.parquet     observations, roster, wip and interactions rows
+
+An ingest turns every event it adds into rows of the four detail frames, leaving out what
+depends on the rest of the log (batch, versions, source path), and keeps them the way raw
+files are kept: named by their hash, written once, named by the batch's log entry. Deriving
+then reads columns instead of parsing every raw JSON file again. The rows follow from the
+raw bytes alone, so an entry written before the event store existed (it names none) gets
+the same rows from its raw files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import ValidationError
+
+from rmg_lake.contract.models import (
+    InteractionsObservation,
+    KnittingWipObservation,
+    LinkingWipObservation,
+    Observation,
+    RosterObservation,
+    parse_observation,
+)
+from rmg_lake.contract.validate import extra_keys
+from rmg_lake.errors import LakeUnusable
+from rmg_lake.frames import SCHEMAS, parquet_bytes
+from rmg_lake.log import Batch
+from rmg_lake.store import RawStore, sha256
+
+__all__ = ["EVENT_FRAMES", "EVENT_SCHEMAS", "EventRows", "keep_events", "read_events"]
+
+EVENT_FRAMES = ("observations", "roster", "wip", "interactions")
+_FROM_LOG = ("batch", "versions", "source_path")  # added when derived, from the log
+EVENT_SCHEMAS = {name: {column: kind for column, kind in SCHEMAS[name].items()
+                        if column not in _FROM_LOG} for name in EVENT_FRAMES}
+_CHUNK = 2_000  # events held as Python rows before they become (compact) columns
+
+
+class EventRows:
+    """The rows of events, gathered one event at a time."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[dict[str, Any]]] = {name: [] for name in EVENT_FRAMES}
+        self._done: dict[str, list[pl.DataFrame]] = {name: [] for name in EVENT_FRAMES}
+        self._held = 0
+
+    def add(self, event_id: str, observation: Observation) -> None:
+        self._rows["observations"].append(_observation_row(event_id, observation))
+        for name, row in _detail_rows(event_id, observation):
+            self._rows[name].append(row)
+        self._held += 1
+        if self._held == _CHUNK:
+            self._columns()
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Every frame with rows, by day, then by event (an event's rows in their order)."""
+        self._columns()
+        return {name: pl.concat(parts).sort("day", "event_id", maintain_order=True)
+                for name, parts in self._done.items() if parts}
+
+    def _columns(self) -> None:
+        for name, rows in self._rows.items():
+            if rows:
+                self._done[name].append(
+                    pl.DataFrame(rows, schema=EVENT_SCHEMAS[name], orient="row"))
+                rows.clear()
+        self._held = 0
+
+
+def keep_events(store: RawStore, rows: EventRows) -> dict[str, str]:
+    """Keep each frame of `rows` as `events/<frame>/<sha256>.parquet`: frame → its path."""
+    kept = {}
+    for name, frame in rows.frames().items():
+        data = parquet_bytes(frame)
+        kept[name] = store.put_events(name, sha256(data), data).stored
+    return kept
+
+
+def read_events(lake: Path, batch: Batch, wanted: set[str], days: tuple[date, date],
+                ) -> dict[str, pl.DataFrame]:
+    """The rows of the `wanted` events among those `batch` added, all of them between
+    `days` (first and last): every frame, maybe empty."""
+    if not batch.events:  # an entry from before the event store: its raw files
+        rows = EventRows()
+        for record in batch.files:
+            if record.outcome == "added" and record.sha256 in wanted:
+                rows.add(record.sha256, _parse(lake / record.stored))
+        found = rows.frames()
+        return {name: found.get(name, pl.DataFrame(schema=EVENT_SCHEMAS[name]))
+                for name in EVENT_FRAMES}
+    ids = sorted(wanted)
+    frames = {}
+    for name in EVENT_FRAMES:
+        stored = batch.events.get(name)
+        if stored is None:
+            frames[name] = pl.DataFrame(schema=EVENT_SCHEMAS[name])
+            continue
+        try:
+            frames[name] = pl.scan_parquet(lake / stored).filter(
+                pl.col("day").is_between(*days), pl.col("event_id").is_in(ids)).collect()
+        except (OSError, pl.exceptions.PolarsError):
+            raise LakeUnusable("an events file the log names is missing or damaged",
+                               file=str(lake / stored),
+                               hint="restore it from a backup (its name is its sha256)") from None
+    return frames
+
+
+def _parse(path: Path) -> Observation:
+    try:
+        return parse_observation(path.read_bytes())
+    except (OSError, ValidationError):
+        raise LakeUnusable("a raw file the log names is missing or damaged", file=str(path),
+                           hint="restore it from a backup (its name is its sha256)") from None
+
+
+def _observation_row(event_id: str, obs: Observation) -> dict[str, Any]:
+    interactions = obs if isinstance(obs, InteractionsObservation) else None
+    return {
+        "event_id": event_id, "observation_id": str(obs.observation_id), "task": obs.task,
+        "factory": obs.factory, "department": obs.department, "team": obs.team,
+        "observer": obs.observer, "day": obs.day, "started_at": obs.started_at,
+        "ended_at": obs.ended_at, "status": obs.status,
+        "supervisor": interactions.supervisor if interactions else None,
+        "left_floor_s": interactions.left_floor_s if interactions else None,
+        "app_version": obs.app_version, "device": obs.device, "notes": obs.notes,
+        "extra_keys": extra_keys(obs),
+    }
+
+
+def _detail_rows(event_id: str, obs: Observation) -> Iterator[tuple[str, dict[str, Any]]]:
+    keys = {
+        "observation_id": str(obs.observation_id), "event_id": event_id,
+        "factory": obs.factory, "department": obs.department, "team": obs.team,
+        "observer": obs.observer, "day": obs.day, "started_at": obs.started_at,
+        "status": obs.status,
+    }
+    if isinstance(obs, RosterObservation):
+        for code, machine in obs.machines.items():
+            yield "roster", {**keys, "machine": code, "mc_status": machine.mc_status,
+                             "worker_id": machine.worker_id}
+    elif isinstance(obs, KnittingWipObservation | LinkingWipObservation):
+        for code, m in obs.machines.items():
+            yield "wip", {**keys, "machine": code, "mc_status": m.mc_status,
+                          "worker_id": m.worker_id, "style": m.style,
+                          **m.model_dump(include={"component", "back", "front", "sleeve",
+                                                  "collar", "wip"})}
+    else:
+        for seq, i in enumerate(obs.interactions):
+            yield "interactions", {**keys, "supervisor": obs.supervisor, "seq": seq,
+                                   "interlocutor": i.with_, "length_s": i.length_s,
+                                   "initiator": i.initiator, "topic": i.topic}
