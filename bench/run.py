@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -20,12 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCALES = {"small": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
-FILES_PER_DAY = 94  # what `rmg-lake simulate` writes per simulated day (four observers)
+START = date(2026, 11, 1)
 QUERIES = {
     "completion, one month": "select * from completion where day between "
                              "date '2026-11-01' and date '2026-11-30'",
@@ -33,6 +35,10 @@ QUERIES = {
                                "sum(coalesce(back, 0) + coalesce(front, 0)) as panels, "
                                "avg(wip) as wip from wip group by all",
 }
+
+
+class Failed(Exception):
+    """A measured process that did not finish (a baseline out of memory, say)."""
 
 
 def timed(command: list[str], **kwargs: object) -> tuple[float, float, str]:
@@ -47,7 +53,8 @@ def timed(command: list[str], **kwargs: object) -> tuple[float, float, str]:
         out.seek(0)
         err.seek(0)
         if process.returncode != 0:
-            raise SystemExit(f"{' '.join(command)} failed:\n{err.read()}")
+            raise Failed(f"{' '.join(command)} failed ({process.returncode}):\n"
+                         f"{err.read()[-2000:]}")
         return seconds, usage.ru_maxrss / 1024, out.read()
 
 
@@ -55,12 +62,25 @@ def rmg_lake(*args: str) -> tuple[float, float, str]:
     return timed([sys.executable, "-m", "rmg_lake", *args])
 
 
-def simulate(folder: Path, files: int, start: date) -> None:
+def study(files: int) -> tuple[int, int]:
+    """(factories, observers) of a study that makes about `files` files in two years or
+    less: the rollout is about 25 factories, several observers each, for two years."""
+    factories = max(2, round(files / 30_000))
+    return factories, 2 * factories
+
+
+def simulate(folder: Path, files: int, start: date, factories: int, observers: int) -> None:
     """About `files` files of the simulated study from `start` (kept between runs)."""
     from rmg_lake.simulate import simulate as make
 
-    if not folder.exists():
-        make(folder, days=max(1, round(files / FILES_PER_DAY)), seed=files, start=start)
+    if folder.exists():
+        return
+    with tempfile.TemporaryDirectory() as sample:  # a week, to learn the rate
+        make(Path(sample) / "week", days=7, seed=files, start=start, factories=factories,
+             observers=observers)
+        per_day = sum(1 for p in Path(sample).rglob("*") if p.is_file()) / 7
+    make(folder, days=max(1, round(files / per_day)), seed=files, start=start,
+         factories=factories, observers=observers)
 
 
 def queries(lake: Path) -> dict[str, float]:
@@ -83,15 +103,23 @@ def one_run(work: Path, inbox: Path, new: Path) -> dict[str, tuple[float, float]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     got: dict[str, tuple[float, float]] = {}
-    pandas = timed([sys.executable, str(HERE / "baselines" / "pandas_plan.py"), str(inbox),
-                    str(work / "pandas")])
-    got["pandas plan"] = pandas[:2]
-    floor = timed([sys.executable, "-c", (
-        f"import sys, time; sys.path.insert(0, {str(HERE / 'baselines')!r}); "
-        "from pathlib import Path; import duckdb_floor as f; "
-        f"files = f.parseable(Path({str(inbox)!r})); t = time.perf_counter(); "
-        f"f.run(files, Path({str(work / 'floor')!r})); print(time.perf_counter() - t)")])
-    got["DuckDB read_json floor"] = (float(floor[2].split()[-1]), floor[1])
+    try:  # the baselines hold everything in memory: at 1M files they may not finish
+        pandas = timed([sys.executable, str(HERE / "baselines" / "pandas_plan.py"),
+                        str(inbox), str(work / "pandas")])
+        got["pandas plan"] = pandas[:2]
+    except Failed as failed:
+        print(failed, file=sys.stderr)
+        got["pandas plan"] = (math.nan, math.nan)
+    try:
+        floor = timed([sys.executable, "-c", (
+            f"import sys, time; sys.path.insert(0, {str(HERE / 'baselines')!r}); "
+            "from pathlib import Path; import duckdb_floor as f; "
+            f"files = f.parseable(Path({str(inbox)!r})); t = time.perf_counter(); "
+            f"f.run(files, Path({str(work / 'floor')!r})); print(time.perf_counter() - t)")])
+        got["DuckDB read_json floor"] = (float(floor[2].split()[-1]), floor[1])
+    except Failed as failed:
+        print(failed, file=sys.stderr)
+        got["DuckDB read_json floor"] = (math.nan, math.nan)
     lake = work / "lake"
     got["rmg-lake ingest, from empty"] = rmg_lake("ingest", "--source", str(inbox), "--lake",
                                                   str(lake))[:2]
@@ -108,28 +136,41 @@ def one_run(work: Path, inbox: Path, new: Path) -> dict[str, tuple[float, float]
 
 def measure(size: int, runs: int, work: Path) -> dict[str, object]:
     inbox, new = work / f"inbox-{size}", work / f"new-{size}"
-    simulate(inbox, size, date(2026, 11, 1))
-    later = date(2026, 11, 1) + timedelta(days=round(size / FILES_PER_DAY) + 7)
-    simulate(new, 1_000, later)
+    factories, observers = study(size)
+    simulate(inbox, size, START, factories, observers)
+    last = max(p.stat().st_mtime for p in inbox.rglob("*") if p.is_file())
+    later = datetime.fromtimestamp(last, UTC).date() + timedelta(days=7)
+    simulate(new, 1_000, later, factories, observers)
     files = sum(1 for p in inbox.rglob("*") if p.is_file())
     results = [one_run(work / f"run-{size}", inbox, new) for _ in range(runs)]
     shutil.rmtree(work / f"run-{size}", ignore_errors=True)
-    figures = {name: {"seconds": statistics.median(r[name][0] for r in results),
-                      "peak_mb": max(r[name][1] for r in results)} for name in results[0]}
+    figures = {name: {"seconds": _median([r[name][0] for r in results]),
+                      "peak_mb": _median([r[name][1] for r in results], max)}
+               for name in results[0]}
     for name in ("pandas plan", "DuckDB read_json floor", "rmg-lake ingest, from empty"):
         figures[name]["files_per_s"] = files / figures[name]["seconds"]
-    return {"files": files, "runs": runs, "figures": figures}
+    return {"files": files, "factories": factories, "runs": runs, "figures": figures}
+
+
+def _median(values: list[float], of: Callable[[list[float]], float] = statistics.median,
+            ) -> float:
+    """The median (or `of`) of `values`; not a number if a run did not finish."""
+    return math.nan if any(math.isnan(v) for v in values) else of(values)
 
 
 def table(sizes: dict[int, dict[str, object]]) -> str:
-    lines = ["| measurement | " + " | ".join(f"{s['files']:,} files"  # type: ignore[index]
-                                                for s in sizes.values()) + " |",
+    lines = ["| measurement | " + " | ".join(
+        f"{s['files']:,} files, {s['factories']} factories"
+        for s in sizes.values()) + " |",
              "|---|" + "---:|" * len(sizes)]
     names = list(next(iter(sizes.values()))["figures"])  # type: ignore[call-overload]
     for name in names:
         cells = []
         for s in sizes.values():
             f = s["figures"][name]  # type: ignore[index]
+            if math.isnan(f["seconds"]):
+                cells.append("did not finish")
+                continue
             cell = f"{f['seconds']:.2f} s"
             if "files_per_s" in f:
                 cell += f" ({f['files_per_s']:,.0f} files/s)"
@@ -142,7 +183,8 @@ def table(sizes: dict[int, dict[str, object]]) -> str:
         ratios = [s["figures"][other]["seconds"]  # type: ignore[index]
                   / s["figures"]["rmg-lake ingest, from empty"]["seconds"]  # type: ignore[index]
                   for s in sizes.values()]
-        lines.append(f"| {label} | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
+        lines.append(f"| {label} | " + " | ".join(
+            "—" if math.isnan(r) else f"{r:.2f}×" for r in ratios) + " |")
     inc = [s["figures"]["1,000 new files, full lake"]["seconds"]  # type: ignore[index]
            / s["figures"]["1,000 new files, empty lake"]["seconds"]  # type: ignore[index]
            for s in sizes.values()]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -42,7 +43,15 @@ from rmg_lake.frames import (
     team_frame_name,
     team_frames,
 )
-from rmg_lake.log import Batch, Current, Rollback, current_versions, in_effect, settings_in_force
+from rmg_lake.log import (
+    Batch,
+    Current,
+    Rollback,
+    Versions,
+    current_versions,
+    in_effect,
+    settings_in_force,
+)
 from rmg_lake.progress import Track
 from rmg_lake.store import sha256
 
@@ -51,6 +60,7 @@ __all__ = ["STATE", "Derived", "derive", "load_state"]
 STATE = "_derived.json"
 BASE = ("observations", "roster", "wip", "interactions", "completion", "batches", "quarantine",
         "history")
+_WRITERS = 4  # partitions written at once (polars lets go of the GIL while it writes)
 _EMPTY, _WHOLE = "empty", "all"  # the keys of a frame with no partitions, of a whole frame
 
 
@@ -90,13 +100,13 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     """
     shown_before = load_state(out, whole=False)  # its files stay one more update
     batches = in_effect(entries)
-    after = current_versions(batches)
     frames: dict[str, dict[str, str]] = {}
     if previous is None:
+        after = current_versions(batches)
         touched = {c.record.day for c in after.values() if c.record.day is not None}
     else:
         frames = {name: dict(parts) for name, parts in previous.frames.items()}
-        touched = _changed_days(current_versions(in_effect(entries[:previous.entries])), after)
+        after, touched = _changes(entries, previous.entries)
     by_month: dict[str, dict[date, list[Current]]] = defaultdict(lambda: defaultdict(list))
     for day in touched:
         by_month[day.isoformat()[:7]][day] = []
@@ -107,8 +117,9 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     if track is not None:
         months = track(months, len(by_month), "Deriving frames")
     holders = _holders(entries)
-    for month in months:
-        _derive_month(lake, out, frames, month, by_month[month], holders)
+    with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+        for month in months:
+            _derive_month(lake, out, frames, month, by_month[month], holders, pool)
     history = frames.setdefault("history", {})
     for batch in entries:
         if isinstance(batch, Batch) and batch.files and f"b{batch.batch:06d}" not in history:
@@ -149,7 +160,8 @@ def _holders(entries: list[Batch | Rollback]) -> dict[str, Batch]:
 
 
 def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], month: str,
-                  days: dict[date, list[Current]], holders: dict[str, Batch]) -> None:
+                  days: dict[date, list[Current]], holders: dict[str, Batch],
+                  pool: ThreadPoolExecutor) -> None:
     """Write the partitions of `days` (of one `month`: the current events of each), then
     the month's team frames."""
     wanted: dict[int, tuple[Batch, set[str]]] = {}
@@ -170,16 +182,48 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], mont
         for day in days:
             parts.pop(day.isoformat(), None)
         parts.pop(month, None)
-    for name, frame in current_frames(rows, log_side).items():
-        for (day,), part in frame.partition_by("day", as_dict=True).items():
-            assert isinstance(day, date)
-            frames.setdefault(name, {})[day.isoformat()] = _write(out, name, day.isoformat(),
-                                                                  part)
-    for task in DETAIL:
-        month_rows = _read(out, {key: file for key, file in frames.get(task, {}).items()
-                                 if key.startswith(month)}, task, None)
-        for name, frame in team_frames(task, month_rows).items():
-            frames.setdefault(name, {})[month] = _write(out, name, month, frame)
+    _write_all(pool, out, frames, [
+        (name, day.isoformat(), part)
+        for name, frame in current_frames(rows, log_side).items()
+        for (day,), part in frame.partition_by("day", as_dict=True).items()
+        if isinstance(day, date)])
+    _write_all(pool, out, frames, [
+        (name, month, frame) for task in DETAIL
+        for name, frame in team_frames(task, _read(out, {
+            key: file for key, file in frames.get(task, {}).items() if key.startswith(month)},
+            task, None)).items()])
+
+
+def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, str]],
+               parts: list[tuple[str, str, pl.DataFrame]]) -> None:
+    """Write each (frame, key, rows) as a partition of `frames`, a few at a time."""
+    written = pool.map(lambda part: _write(out, *part), parts)
+    for (name, key, _), relative in zip(parts, written, strict=True):
+        frames.setdefault(name, {})[key] = relative
+
+
+def _changes(entries: list[Batch | Rollback], known: int,
+             ) -> tuple[dict[str, Current], set[date]]:
+    """The current events after `entries`, and the days that changed since the first
+    `known` of them. (New ingests alone only add to what was current: only the
+    observations they touch are compared.)"""
+    new = entries[known:]
+    if any(isinstance(entry, Rollback) for entry in new):  # what counts before may change
+        after = current_versions(in_effect(entries))
+        return after, _changed_days(current_versions(in_effect(entries[:known])), after)
+    versions = Versions()
+    for batch in in_effect(entries[:known]):
+        versions.add(batch)
+    before: dict[str, Current] = {}
+    touched: set[str] = set()
+    for entry in new:
+        assert isinstance(entry, Batch)
+        for observation_id, current in versions.add(entry).items():
+            if observation_id not in touched and current is not None:
+                before[observation_id] = current
+            touched.add(observation_id)
+    after = versions.current
+    return after, _changed_days(before, {key: after[key] for key in touched})
 
 
 def _changed_days(before: dict[str, Current], after: dict[str, Current]) -> set[date]:

@@ -90,11 +90,12 @@ class Lake:
         self.lock = WriterLock(self.root, wait=wait)
 
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
-               track: Track | None = None, workers: int = 8,
+               track: Track | None = None, workers: int | None = None,
                max_size: int = MAX_SIZE) -> IngestResult:
         """Take every new file from `source` into the lake as one batch.
 
-        Up to `workers` files are read at once (downloads wait mostly on the network).
+        Up to `workers` files are read at once (default: what suits the source, 2 from a
+        folder, 8 from Dropbox, whose downloads wait mostly on the network).
         Files over `max_size` bytes are kept but not parsed (quarantined if `.json`).
 
         `settings` (protocol, calendar, expected teams) are recorded with the batch when
@@ -112,7 +113,7 @@ class Lake:
             source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
                                 and e.source == source.name and e.cursor), None))
             got = collect(source, self.store, Index.of(entries), track=track,
-                          workers=workers, max_size=max_size)
+                          workers=workers or source.readers, max_size=max_size)
             if not got.records and not got.deferred and settings is None:  # nothing to record
                 self._refresh_locked(entries)
                 return IngestResult(source.name, None, got.vanished, tuple(source.gone),

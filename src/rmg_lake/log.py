@@ -22,7 +22,8 @@ from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import write_once
 
 __all__ = [
-    "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback", "arrival",
+    "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback", "Versions",
+    "arrival",
     "current_versions", "in_effect", "is_newer", "read_entry", "retracted", "rolled_back_by",
     "settings_in_force",
 ]
@@ -212,27 +213,41 @@ def arrival(record: FileRecord) -> FileRecord | None:
     return None
 
 
-def current_versions(batches: list[Batch]) -> dict[str, Current]:
-    """observation_id → its current event, over the given batches (pass those in effect).
+class Versions:
+    """observation_id → its current event, folded in batch by batch (pass those in effect).
 
     Each event counts once, from its first arrival, however often its bytes arrive."""
-    current: dict[str, Current] = {}
-    events: dict[str, set[str]] = {}
-    for batch in batches:
+
+    def __init__(self) -> None:
+        self.current: dict[str, Current] = {}
+        self._events: dict[str, set[str]] = {}  # observation_id → its events so far
+
+    def add(self, batch: Batch) -> dict[str, Current | None]:
+        """Fold in `batch`; the observations it touched, with what was current before."""
+        before: dict[str, Current | None] = {}
         for record in batch.files:
             event = arrival(record)
             if event is None or event.observation_id is None:
                 continue
-            known = events.setdefault(event.observation_id, set())
+            known = self._events.setdefault(event.observation_id, set())
             if event.sha256 in known:
                 continue
             known.add(event.sha256)
-            seen = current.get(event.observation_id)
+            seen = self.current.get(event.observation_id)
+            before.setdefault(event.observation_id, seen)
             if seen is None or is_newer(event, seen.record):
-                current[event.observation_id] = Current(batch.batch, event, len(known))
+                self.current[event.observation_id] = Current(batch.batch, event, len(known))
             else:
-                current[event.observation_id] = seen._replace(versions=len(known))
-    return current
+                self.current[event.observation_id] = seen._replace(versions=len(known))
+        return before
+
+
+def current_versions(batches: list[Batch]) -> dict[str, Current]:
+    """observation_id → its current event, over the given batches (pass those in effect)."""
+    versions = Versions()
+    for batch in batches:
+        versions.add(batch)
+    return versions.current
 
 
 def settings_in_force(batches: list[Batch]) -> Settings:

@@ -37,8 +37,9 @@ def ingest(
     source: Annotated[str | None, typer.Option(
         "--source", help="Sync folder to read [default: `source` from rmg-lake.toml].")] = None,
     lake: LakeOption = None,
-    workers: Annotated[int, typer.Option(
-        min=1, max=64, help="Files read at once (downloads wait on the network).")] = 8,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="Files read at once [default: 2 from a folder, 8 from "
+                            "Dropbox, whose downloads wait on the network].")] = None,
 ) -> None:
     """Take every new file from the sync folder into the lake as one batch."""
     config = load_config()

@@ -42,6 +42,10 @@ class SourceFile:
 
 
 class Source(Protocol):
+    # files best read at once: a local disk gains nothing beyond the cores (more threads
+    # only fight over Python's lock), downloads wait on the network
+    readers: int
+
     @property
     def name(self) -> str:
         """How the log names this source, e.g. `local:/home/r/Dropbox/RMG`."""

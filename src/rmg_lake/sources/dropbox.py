@@ -96,6 +96,8 @@ def client_from_env(session: requests.Session | None = None) -> dropbox.Dropbox:
 class DropboxFolder:
     """The folder `dropbox:/path` of the account the client is signed in to."""
 
+    readers = 8
+
     def __init__(self, spec: str, client: dropbox.Dropbox, *, attempts: int = 5,
                  recursive: bool = True) -> None:
         self.root = "/" + spec.removeprefix(SCHEME).strip("/")

@@ -35,6 +35,8 @@ class LocalFolder:
     quarantined with what it is.
     """
 
+    readers = 2
+
     def __init__(self, root: str | Path, *, exclude: Sequence[Path] = ()) -> None:
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
