@@ -1,12 +1,15 @@
 """`just bench`: rmg-lake against the plain pandas plan and the DuckDB floor, side by side.
 
     python bench/run.py [--scale small|large] [--runs 3] [--sizes 10000,100000]
+                        [--baselines-up-to 100000]
 
 For each size, the simulator writes a sync folder; then, `--runs` times each, in fresh
 folders: the pandas plan, the DuckDB `read_json` floor, `rmg-lake ingest` from empty, 1,000
 new files into an empty lake and into the full one, `rmg-lake rebuild`, `rmg-lake report`
 and two DuckDB queries on the views. Each figure is the median; peak memory is the
 largest resident set of the process. A table goes to bench/results/ (Markdown and JSON).
+(In the JSON, seconds of -1 mean a baseline was not run at that size, NaN that it did not
+finish.)
 """
 
 from __future__ import annotations
@@ -98,18 +101,19 @@ def queries(lake: Path) -> dict[str, float]:
         con.close()
 
 
-def one_run(work: Path, inbox: Path, new: Path) -> dict[str, tuple[float, float]]:
-    """Every measurement once, in fresh folders: name → (seconds, peak MB)."""
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    got: dict[str, tuple[float, float]] = {}
-    try:  # the baselines hold everything in memory: at 1M files they may not finish
-        pandas = timed([sys.executable, str(HERE / "baselines" / "pandas_plan.py"),
-                        str(inbox), str(work / "pandas")])
-        got["pandas plan"] = pandas[:2]
+NOT_RUN = (-1.0, 0.0)  # (seconds, peak MB) of a baseline left out at this size
+DID_NOT_FINISH = (math.nan, math.nan)
+
+
+def baselines(work: Path, inbox: Path) -> dict[str, tuple[float, float]]:
+    """The pandas plan and the DuckDB floor, once each: name → (seconds, peak MB)."""
+    got = {}
+    try:  # both hold everything in memory: a large folder may be more than the machine has
+        got["pandas plan"] = timed([sys.executable, str(HERE / "baselines" / "pandas_plan.py"),
+                                    str(inbox), str(work / "pandas")])[:2]
     except Failed as failed:
         print(failed, file=sys.stderr)
-        got["pandas plan"] = (math.nan, math.nan)
+        got["pandas plan"] = DID_NOT_FINISH
     try:
         floor = timed([sys.executable, "-c", (
             f"import sys, time; sys.path.insert(0, {str(HERE / 'baselines')!r}); "
@@ -119,7 +123,17 @@ def one_run(work: Path, inbox: Path, new: Path) -> dict[str, tuple[float, float]
         got["DuckDB read_json floor"] = (float(floor[2].split()[-1]), floor[1])
     except Failed as failed:
         print(failed, file=sys.stderr)
-        got["DuckDB read_json floor"] = (math.nan, math.nan)
+        got["DuckDB read_json floor"] = DID_NOT_FINISH
+    return got
+
+
+def one_run(work: Path, inbox: Path, new: Path, *, with_baselines: bool,
+            ) -> dict[str, tuple[float, float]]:
+    """Every measurement once, in fresh folders: name → (seconds, peak MB)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    got = baselines(work, inbox) if with_baselines else {
+        "pandas plan": NOT_RUN, "DuckDB read_json floor": NOT_RUN}
     lake = work / "lake"
     got["rmg-lake ingest, from empty"] = rmg_lake("ingest", "--source", str(inbox), "--lake",
                                                   str(lake))[:2]
@@ -134,7 +148,7 @@ def one_run(work: Path, inbox: Path, new: Path) -> dict[str, tuple[float, float]
     return got
 
 
-def measure(size: int, runs: int, work: Path) -> dict[str, object]:
+def measure(size: int, runs: int, work: Path, *, with_baselines: bool) -> dict[str, object]:
     inbox, new = work / f"inbox-{size}", work / f"new-{size}"
     factories, observers = study(size)
     simulate(inbox, size, START, factories, observers)
@@ -142,13 +156,15 @@ def measure(size: int, runs: int, work: Path) -> dict[str, object]:
     later = datetime.fromtimestamp(last, UTC).date() + timedelta(days=7)
     simulate(new, 1_000, later, factories, observers)
     files = sum(1 for p in inbox.rglob("*") if p.is_file())
-    results = [one_run(work / f"run-{size}", inbox, new) for _ in range(runs)]
+    results = [one_run(work / f"run-{size}", inbox, new, with_baselines=with_baselines)
+               for _ in range(runs)]
     shutil.rmtree(work / f"run-{size}", ignore_errors=True)
     figures = {name: {"seconds": _median([r[name][0] for r in results]),
                       "peak_mb": _median([r[name][1] for r in results], max)}
                for name in results[0]}
     for name in ("pandas plan", "DuckDB read_json floor", "rmg-lake ingest, from empty"):
-        figures[name]["files_per_s"] = files / figures[name]["seconds"]
+        if _ran(figures[name]["seconds"]):
+            figures[name]["files_per_s"] = files / figures[name]["seconds"]
     return {"files": files, "factories": factories, "runs": runs, "figures": figures}
 
 
@@ -156,6 +172,10 @@ def _median(values: list[float], of: Callable[[list[float]], float] = statistics
             ) -> float:
     """The median (or `of`) of `values`; not a number if a run did not finish."""
     return math.nan if any(math.isnan(v) for v in values) else of(values)
+
+
+def _ran(seconds: float) -> bool:
+    return seconds > 0 and not math.isnan(seconds)
 
 
 def table(sizes: dict[int, dict[str, object]]) -> str:
@@ -168,8 +188,8 @@ def table(sizes: dict[int, dict[str, object]]) -> str:
         cells = []
         for s in sizes.values():
             f = s["figures"][name]  # type: ignore[index]
-            if math.isnan(f["seconds"]):
-                cells.append("did not finish")
+            if not _ran(f["seconds"]):
+                cells.append("did not finish" if math.isnan(f["seconds"]) else "not run")
                 continue
             cell = f"{f['seconds']:.2f} s"
             if "files_per_s" in f:
@@ -184,7 +204,7 @@ def table(sizes: dict[int, dict[str, object]]) -> str:
                   / s["figures"]["rmg-lake ingest, from empty"]["seconds"]  # type: ignore[index]
                   for s in sizes.values()]
         lines.append(f"| {label} | " + " | ".join(
-            "—" if math.isnan(r) else f"{r:.2f}×" for r in ratios) + " |")
+            f"{r:.2f}×" if _ran(r) else "—" for r in ratios) + " |")
     inc = [s["figures"]["1,000 new files, full lake"]["seconds"]  # type: ignore[index]
            / s["figures"]["1,000 new files, empty lake"]["seconds"]  # type: ignore[index]
            for s in sizes.values()]
@@ -199,9 +219,15 @@ def main() -> None:
     parser.add_argument("--sizes", help="comma-separated file counts (instead of --scale)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=HERE / ".work")
+    parser.add_argument(
+        "--baselines-up-to", type=int, default=100_000, metavar="FILES",
+        help="run the pandas plan and the DuckDB floor only up to this size (they hold "
+             "everything in memory: at 1M files about 27 and 45 GB)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
-    measured = {size: measure(size, args.runs, args.work) for size in sizes}
+    measured = {size: measure(size, args.runs, args.work,
+                              with_baselines=size <= args.baselines_up_to)
+                for size in sizes}
     stamp = datetime.now(UTC)
     name = f"{stamp:%Y-%m-%d}-{'-'.join(str(s) for s in sizes)}"
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,8 @@ import polars as pl
 import pytest
 from test_history import frames
 
-from rmg_lake import LakeUnusable, open_lake
+from rmg_lake import Lake, LakeUnusable, open_lake
+from rmg_lake.derive import FORMAT, load_state
 from rmg_lake.simulate import simulate
 
 
@@ -50,17 +52,32 @@ def test_each_batch_keeps_the_rows_of_the_events_it_added(parts: list[Path],
     assert again is not None and again.counts["added"] == 0 and again.events == {}
 
 
-def test_an_entry_from_before_the_event_store_gives_the_same_frames(
-        parts: list[Path], tmp_path: Path) -> None:
+def _as_if_written_by(lake: Lake, version: str) -> None:
+    """Make the log look as an older rmg-lake wrote it: with no event store ("none"), or
+    with events of an older format (`version`, e.g. "v0")."""
+    for entry in sorted((lake.root / "_log").glob("*.json")):
+        written = orjson.loads(entry.read_bytes())
+        if version == "none":
+            del written["events"]
+        else:
+            written["events"] = {frame: re.sub(r"^events/v\d+/", f"events/{version}/", path)
+                                 for frame, path in written["events"].items()}
+        entry.write_bytes(orjson.dumps(written))
+    events = lake.root / "events"
+    for folder in sorted(events.iterdir()) if version != "none" else []:
+        folder.rename(events / version)
+    if version == "none":
+        shutil.rmtree(events)
+
+
+@pytest.mark.parametrize("version", ["none", "v0"])
+def test_events_from_an_older_rmg_lake_are_made_again_from_raw(
+        parts: list[Path], tmp_path: Path, version: str) -> None:
     lake = open_lake(tmp_path / "lake", create=True)
     for part in parts[:2]:
         lake.ingest(part)
     before = frames(lake.root)
-    for entry in sorted((lake.root / "_log").glob("*.json")):  # as an older rmg-lake wrote
-        written = orjson.loads(entry.read_bytes())
-        del written["events"]
-        entry.write_bytes(orjson.dumps(written))
-    shutil.rmtree(lake.root / "events")
+    _as_if_written_by(lake, version)
     lake.rebuild()
     assert frames(lake.root) == before
     assert lake.verify().findings == ()
@@ -68,6 +85,22 @@ def test_an_entry_from_before_the_event_store_gives_the_same_frames(
     lake.ingest(parts[2])  # old entries and a new one side by side
     fresh = open_lake(tmp_path / "fresh", create=True)
     for part in parts:
+        fresh.ingest(part)
+    assert frames(lake.root, but=("batches",)) == frames(fresh.root, but=("batches",))
+
+
+def test_frames_derived_by_another_format_are_derived_again(parts: list[Path],
+                                                             tmp_path: Path) -> None:
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(parts[0])
+    state = lake.root / "_derived.json"
+    written = orjson.loads(state.read_bytes())
+    assert written["format"] == FORMAT
+    state.write_bytes(orjson.dumps({**written, "format": FORMAT - 1}))
+    assert load_state(lake.root) is None  # not trusted, so the next update derives it all
+    lake.ingest(parts[1])
+    fresh = open_lake(tmp_path / "fresh", create=True)
+    for part in parts[:2]:
         fresh.ingest(part)
     assert frames(lake.root, but=("batches",)) == frames(fresh.root, but=("batches",))
 
@@ -82,6 +115,18 @@ def test_a_missing_events_file_is_reported_not_guessed(parts: list[Path],
     with pytest.raises(LakeUnusable, match="events file") as raised:
         lake.rebuild()
     assert raised.value.file == str(lake.root / stored)
+
+
+def test_an_events_file_without_an_event_it_should_hold_is_reported(
+        parts: list[Path], tmp_path: Path) -> None:
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(parts[0])
+    stored = lake.root / lake.batches()[0].events["observations"]
+    stored.chmod(0o600)
+    pl.read_parquet(stored).slice(1).write_parquet(stored)  # one event fewer
+    with pytest.raises(LakeUnusable, match="events file") as raised:
+        lake.rebuild()
+    assert raised.value.file == str(stored)
 
 
 def test_team_frames_are_kept_by_month(parts: list[Path], tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import polars as pl
 import pytest
 from conftest import Ingested
 
-from rmg_lake import LakeUnusable, Settings, open_lake
+from rmg_lake import LakeUnusable, Settings, files, open_lake
 from rmg_lake.config import Calendar
 from rmg_lake.derive import BASE, load_state
 from rmg_lake.frames import team_frame_name
@@ -163,6 +165,19 @@ def test_the_log_is_write_once(ingested: Ingested) -> None:
         ingested.lake.log.commit(batch)
     assert Batch.model_validate_json(
         (ingested.lake.root / "_log" / "000001.json").read_bytes()) == batch
+
+
+def test_a_temp_file_a_dead_run_left_is_never_written_into(tmp_path: Path) -> None:
+    """A run killed between linking a log entry and removing its temp file leaves a second
+    name of the entry; a later run of the same pid must not write through it."""
+    entry = tmp_path / "000007.json"
+    entry.write_bytes(b"the committed entry")
+    serial = next(files._serial)  # the names the next temp files would take
+    for n in range(serial + 1, serial + 4):
+        os.link(entry, tmp_path / f".tmp-{os.getpid()}-{threading.get_ident()}-{n}")
+    files.write_atomic(tmp_path / "other.json", b"new bytes")
+    assert entry.read_bytes() == b"the committed entry"
+    assert (tmp_path / "other.json").read_bytes() == b"new bytes"
 
 
 def test_lake_files_are_private(ingested: Ingested) -> None:

@@ -58,6 +58,7 @@ from rmg_lake.store import sha256
 __all__ = ["STATE", "Derived", "derive", "load_state"]
 
 STATE = "_derived.json"
+FORMAT = 2  # how frames are partitioned: a state of another format is derived again
 BASE = ("observations", "roster", "wip", "interactions", "completion", "batches", "quarantine",
         "history")
 _WRITERS = 4  # partitions written at once (polars lets go of the GIL while it writes)
@@ -83,6 +84,8 @@ def load_state(out: Path, *, whole: bool = True) -> Derived | None:
         raw = orjson.loads((out / STATE).read_bytes())
         state = Derived(raw["root"], raw["entries"], raw["frames"])
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if raw.get("format") != FORMAT:  # derived by another rmg-lake: its files are not ours
         return None
     if not whole or all((out / f).is_file() for parts in state.frames.values()
                         for f in parts.values()):
@@ -140,7 +143,8 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     build_catalog(out, state.frames)
     sync_all()  # the files it names are on disk before the state that trusts them is
     write_atomic(out / STATE, orjson.dumps(
-        {"root": state.root, "entries": state.entries, "frames": state.frames},
+        {"format": FORMAT, "root": state.root, "entries": state.entries,
+         "frames": state.frames},
         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), sync=False)
     reached("state-written")
     _delete_unnamed(out, state, shown_before)

@@ -1,13 +1,14 @@
 """The event store: the rows each batch's new events make, as columns, kept with the batch.
 
-    events/<frame>/<sha256>.parquet     observations, roster, wip and interactions rows
+    events/v<format>/<frame>/<sha256>.parquet    observations, roster, wip, interactions rows
 
 An ingest turns every event it adds into rows of the four detail frames, leaving out what
 depends on the rest of the log (batch, versions, source path), and keeps them the way raw
 files are kept: named by their hash, written once, named by the batch's log entry. Deriving
 then reads columns instead of parsing every raw JSON file again. The rows follow from the
-raw bytes alone, so an entry written before the event store existed (it names none) gets
-the same rows from its raw files.
+raw bytes alone: an entry written before the event store existed (it names none), or whose
+events are of another `FORMAT`, gets the same rows made again from its raw files. Change
+what a row holds, and `FORMAT` goes up with it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from rmg_lake.store import RawStore, sha256
 
 __all__ = ["EVENT_FRAMES", "EVENT_SCHEMAS", "EventRows", "keep_events", "read_events"]
 
+FORMAT = 1  # what the rows hold: the frames' columns, as `_observation_row` & co. make them
 EVENT_FRAMES = ("observations", "roster", "wip", "interactions")
 _FROM_LOG = ("batch", "versions", "source_path")  # added when derived, from the log
 EVENT_SCHEMAS = {name: {column: kind for column, kind in SCHEMAS[name].items()
@@ -75,11 +77,12 @@ class EventRows:
 
 
 def keep_events(store: RawStore, rows: EventRows) -> dict[str, str]:
-    """Keep each frame of `rows` as `events/<frame>/<sha256>.parquet`: frame → its path."""
+    """Keep each frame of `rows` as `events/v<format>/<frame>/<sha256>.parquet`: frame →
+    its path."""
     kept = {}
     for name, frame in rows.frames().items():
         data = parquet_bytes(frame)
-        kept[name] = store.put_events(name, sha256(data), data).stored
+        kept[name] = store.put_events(f"v{FORMAT}/{name}", sha256(data), data).stored
     return kept
 
 
@@ -87,7 +90,8 @@ def read_events(lake: Path, batch: Batch, wanted: set[str], days: tuple[date, da
                 ) -> dict[str, pl.DataFrame]:
     """The rows of the `wanted` events among those `batch` added, all of them between
     `days` (first and last): every frame, maybe empty."""
-    if not batch.events:  # an entry from before the event store: its raw files
+    if not batch.events or not all(  # from before the event store, or another format
+            path.startswith(f"events/v{FORMAT}/") for path in batch.events.values()):
         rows = EventRows()
         for record in batch.files:
             if record.outcome == "added" and record.sha256 in wanted:
@@ -106,10 +110,15 @@ def read_events(lake: Path, batch: Batch, wanted: set[str], days: tuple[date, da
             frames[name] = pl.scan_parquet(lake / stored).filter(
                 pl.col("day").is_between(*days), pl.col("event_id").is_in(ids)).collect()
         except (OSError, pl.exceptions.PolarsError):
-            raise LakeUnusable("an events file the log names is missing or damaged",
-                               file=str(lake / stored),
-                               hint="restore it from a backup (its name is its sha256)") from None
+            raise _damaged(lake / stored) from None
+    if frames["observations"].height != len(wanted):  # an event it added is not in it
+        raise _damaged(lake / batch.events["observations"])
     return frames
+
+
+def _damaged(path: Path) -> LakeUnusable:
+    return LakeUnusable("an events file the log names is missing or damaged", file=str(path),
+                        hint="restore it from a backup (its name is its sha256)")
 
 
 def _parse(path: Path) -> Observation:

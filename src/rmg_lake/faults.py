@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections import Counter
 
 __all__ = ["VARIABLE", "reached"]
@@ -23,12 +24,14 @@ __all__ = ["VARIABLE", "reached"]
 VARIABLE = "RMG_LAKE_KILL_AT"
 _point, _, _nth = os.environ.get(VARIABLE, "").partition(":")
 _seen: Counter[str] = Counter()
+_counting = threading.Lock()  # partitions are written from several threads
 
 
 def reached(point: str) -> None:
     """Die here if the environment asks for it (the tests' crash harness)."""
     if point != _point:
         return
-    _seen[point] += 1
-    if _seen[point] == int(_nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    with _counting:
+        _seen[point] += 1
+        if _seen[point] == int(_nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -26,12 +26,17 @@ _serial = itertools.count()
 def _write_temp(folder: Path, data: bytes, *, sync: bool = True) -> Path:
     """A new file in `folder` holding `data`, private to the user whatever the umask.
 
-    Its name is this process's, thread's and call's own, so no other writer opens it (one
-    left by a dead process of the same pid is overwritten), and making it costs a third of
-    what `tempfile.mkstemp` does.
+    Its name is this process's, thread's and call's own, and it must not exist yet (one a
+    dead process of the same pid left may be a second name of a log entry): making it
+    costs a third of what `tempfile.mkstemp` does, which draws random names.
     """
-    temp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_serial)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    while True:
+        temp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_serial)}"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            break
+        except FileExistsError:
+            continue  # left by a dead process: never written into
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

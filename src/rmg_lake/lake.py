@@ -153,7 +153,7 @@ class Lake:
 
     def rebuild(self, *, track: Track | None = None, as_of: int | None = None,
                 out: Path | None = None) -> Path:
-        """Make every derived file again from the log and raw files alone; the folder.
+        """Make every derived file again from the log and the files it names; the folder.
 
         Nothing derived is read. With `as_of`, the frames and catalog are made as they
         stood right after that batch, in `out` (default `as-of-NNNNNN/` in the lake),

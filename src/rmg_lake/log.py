@@ -4,8 +4,9 @@
 
 An entry is an ingest (`Batch`: what became of every file it saw) or a `Rollback` of an
 earlier entry. A batch exists only once its entry is committed; everything derived is
-rebuilt from the entries and the raw files they name. Nothing is ever deleted: a rollback
-takes a batch's events out of the frames, and a rollback of that rollback puts them back.
+rebuilt from the entries and the files they name (raw files, events). Nothing is ever
+deleted: a rollback takes a batch's events out of the frames, and a rollback of that
+rollback puts them back.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     raw/date=YYYY-MM-DD/<sha256>.json   valid observations, by factory-local day
     quarantine/<sha256><suffix>         files that break the contract (reason in the log)
     attachments/<sha256><suffix>        files that are not observations (photos)
-    events/<frame>/<sha256>.parquet     the rows of a batch's new events (rmg_lake.events)
+    events/v<n>/<frame>/<sha256>.parquet   the rows of a batch's new events (rmg_lake.events)
 
 A stored file means nothing until a committed log entry names it. Writes are not synced
 one by one: the ingest syncs once before it commits the entry that names them.
@@ -63,8 +63,8 @@ class RawStore:
     def put_attachment(self, source_path: str, digest: str, data: bytes) -> Kept:
         return self._put(f"attachments/{digest}{_suffix(source_path)}", digest, data)
 
-    def put_events(self, frame: str, digest: str, data: bytes) -> Kept:
-        return self._put(f"events/{frame}/{digest}.parquet", digest, data)
+    def put_events(self, folder: str, digest: str, data: bytes) -> Kept:
+        return self._put(f"events/{folder}/{digest}.parquet", digest, data)
 
     def take_back(self, kept: Kept) -> None:
         """Delete a file this run kept, that its batch names no more (nothing else)."""

@@ -138,7 +138,8 @@ def rebuild(
     to: Annotated[Path | None, typer.Option(
         "--out", help="Folder for the --as-of frames [default: LAKE/as-of-NNNNNN].")] = None,
 ) -> None:
-    """Remake every derived file (Parquet frames, lake.duckdb) from raw + log alone."""
+    """Remake every derived file (Parquet frames, lake.duckdb) from the log and the files
+    it names."""
     if to is not None and as_of is None:
         raise LakeError("--out goes with --as-of", hint="the lake's own frames stay in it")
     the_lake = lake_from(lake)
