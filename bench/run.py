@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -25,10 +26,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 SCALES = {"small": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
 START = date(2026, 11, 1)
 QUERIES = {
@@ -72,12 +76,23 @@ def study(files: int) -> tuple[int, int]:
     return factories, 2 * factories
 
 
+def apart(function: Callable[..., T], *args: object) -> T:
+    """`function(*args)` in a fresh interpreter, so that this one stays small: the peak
+    memory `wait4` reports for a process counts the memory of the one it was forked from."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(function, *args).result()
+
+
 def simulate(folder: Path, files: int, start: date, factories: int, observers: int) -> None:
     """About `files` files of the simulated study from `start` (kept between runs)."""
+    if not folder.exists():
+        apart(_simulate, folder, files, start, factories, observers)
+
+
+def _simulate(folder: Path, files: int, start: date, factories: int, observers: int) -> None:
     from rmg_lake.simulate import simulate as make
 
-    if folder.exists():
-        return
     with tempfile.TemporaryDirectory() as sample:  # a week, to learn the rate
         make(Path(sample) / "week", days=7, seed=files, start=start, factories=factories,
              observers=observers)
@@ -143,7 +158,7 @@ def one_run(work: Path, inbox: Path, new: Path, *, with_baselines: bool,
                                                  str(lake))[:2]
     got["rmg-lake rebuild"] = rmg_lake("rebuild", "--lake", str(lake))[:2]
     got["rmg-lake report"] = rmg_lake("report", "--lake", str(lake), "--format", "csv")[:2]
-    for name, seconds in queries(lake).items():
+    for name, seconds in apart(queries, lake).items():
         got[f"DuckDB view query: {name}"] = (seconds, 0.0)
     return got
 
