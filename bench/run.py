@@ -90,6 +90,13 @@ def simulate(folder: Path, files: int, start: date, factories: int, observers: i
         apart(_simulate, folder, files, start, factories, observers)
 
 
+def _count(folder: Path) -> tuple[int, float]:
+    """How many files `folder` holds, and the newest one's modification time (listing a
+    folder of a million files holds them all in memory: done apart, too)."""
+    times = [p.stat().st_mtime for p in folder.rglob("*") if p.is_file()]
+    return len(times), max(times)
+
+
 def _simulate(folder: Path, files: int, start: date, factories: int, observers: int) -> None:
     from rmg_lake.simulate import simulate as make
 
@@ -167,10 +174,9 @@ def measure(size: int, runs: int, work: Path, *, with_baselines: bool) -> dict[s
     inbox, new = work / f"inbox-{size}", work / f"new-{size}"
     factories, observers = study(size)
     simulate(inbox, size, START, factories, observers)
-    last = max(p.stat().st_mtime for p in inbox.rglob("*") if p.is_file())
+    files, last = apart(_count, inbox)
     later = datetime.fromtimestamp(last, UTC).date() + timedelta(days=7)
     simulate(new, 1_000, later, factories, observers)
-    files = sum(1 for p in inbox.rglob("*") if p.is_file())
     results = [one_run(work / f"run-{size}", inbox, new, with_baselines=with_baselines)
                for _ in range(runs)]
     shutil.rmtree(work / f"run-{size}", ignore_errors=True)
