@@ -112,7 +112,7 @@ def read_events(lake: Path, batch: Batch, wanted: set[str], days: tuple[date, da
         except (OSError, pl.exceptions.PolarsError):
             raise _damaged(lake / stored) from None
     if frames["observations"].height != len(wanted):  # an event it added is not in it
-        raise _damaged(lake / batch.events["observations"])
+        raise _damaged(lake / batch.events.get("observations", "events"))
     return frames
 
 
