@@ -186,16 +186,20 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], mont
         for day in days:
             parts.pop(day.isoformat(), None)
         parts.pop(month, None)
-    _write_all(pool, out, frames, [
-        (name, day.isoformat(), part)
-        for name, frame in current_frames(rows, log_side).items()
-        for (day,), part in frame.partition_by("day", as_dict=True).items()
-        if isinstance(day, date)])
-    _write_all(pool, out, frames, [
-        (name, month, frame) for task in DETAIL
-        for name, frame in team_frames(task, _read(out, {
-            key: file for key, file in frames.get(task, {}).items() if key.startswith(month)},
-            task, None)).items()])
+    by_day = {name: {str(day): part for (day,), part in
+                     frame.partition_by("day", as_dict=True).items()}
+              for name, frame in current_frames(rows, log_side).items()}
+    _write_all(pool, out, frames, [(name, key, part) for name, parts in by_day.items()
+                                   for key, part in parts.items()])
+    for task in DETAIL:  # the month's other days are read back from their partitions
+        month_parts = {**{key: pl.read_parquet(out / file)
+                          for key, file in frames.get(task, {}).items()
+                          if key.startswith(month) and key not in by_day.get(task, {})},
+                       **by_day.get(task, {})}
+        if month_parts:
+            rows_of_month = pl.concat([month_parts[key] for key in sorted(month_parts)])
+            _write_all(pool, out, frames, [(name, month, frame) for name, frame in
+                                           team_frames(task, rows_of_month).items()])
 
 
 def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, str]],
@@ -264,12 +268,9 @@ def _write(out: Path, name: str, key: str, frame: pl.DataFrame) -> str:
     return relative
 
 
-def _read(out: Path, parts: dict[str, str], name: str, columns: list[str] | None,
-          ) -> pl.DataFrame:
+def _read(out: Path, parts: dict[str, str], name: str, columns: list[str]) -> pl.DataFrame:
     files = [out / parts[key] for key in sorted(parts) if key != _EMPTY]
-    if not files:
-        return empty_frame(name).select(columns or pl.all())
-    return pl.read_parquet(files, columns=columns)
+    return pl.read_parquet(files, columns=columns) if files else empty_frame(name)
 
 
 def _delete_unnamed(out: Path, state: Derived, before: Derived | None) -> None:
