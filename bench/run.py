@@ -103,7 +103,7 @@ def _simulate(folder: Path, files: int, start: date, factories: int, observers: 
     with tempfile.TemporaryDirectory() as sample:  # a week, to learn the rate
         make(Path(sample) / "week", days=7, seed=files, start=start, factories=factories,
              observers=observers)
-        per_day = sum(1 for p in Path(sample).rglob("*") if p.is_file()) / 7
+        per_day = _count(Path(sample))[0] / 7
     make(folder, days=max(1, round(files / per_day)), seed=files, start=start,
          factories=factories, observers=observers)
 

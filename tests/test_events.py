@@ -52,6 +52,15 @@ def test_each_batch_keeps_the_rows_of_the_events_it_added(parts: list[Path],
     assert again is not None and again.counts["added"] == 0 and again.events == {}
 
 
+def _fresh(tmp_path: Path, parts: list[Path]) -> dict[str, str]:
+    """The derived files of a new lake that ingests `parts`, one batch each (but the
+    `batches` frame, whose times differ)."""
+    fresh = open_lake(tmp_path / "fresh", create=True)
+    for part in parts:
+        fresh.ingest(part)
+    return frames(fresh.root, but=("batches",))
+
+
 def _as_if_written_by(lake: Lake, version: str) -> None:
     """Make the log look as an older rmg-lake wrote it: with no event store ("none"), or
     with events of an older format (`version`, e.g. "v0")."""
@@ -83,10 +92,7 @@ def test_events_from_an_older_rmg_lake_are_made_again_from_raw(
     assert lake.verify().findings == ()
 
     lake.ingest(parts[2])  # old entries and a new one side by side
-    fresh = open_lake(tmp_path / "fresh", create=True)
-    for part in parts:
-        fresh.ingest(part)
-    assert frames(lake.root, but=("batches",)) == frames(fresh.root, but=("batches",))
+    assert frames(lake.root, but=("batches",)) == _fresh(tmp_path, parts)
 
 
 def test_frames_derived_by_another_format_are_derived_again(parts: list[Path],
@@ -99,10 +105,7 @@ def test_frames_derived_by_another_format_are_derived_again(parts: list[Path],
     state.write_bytes(orjson.dumps({**written, "format": FORMAT - 1}))
     assert load_state(lake.root) is None  # not trusted, so the next update derives it all
     lake.ingest(parts[1])
-    fresh = open_lake(tmp_path / "fresh", create=True)
-    for part in parts[:2]:
-        fresh.ingest(part)
-    assert frames(lake.root, but=("batches",)) == frames(fresh.root, but=("batches",))
+    assert frames(lake.root, but=("batches",)) == _fresh(tmp_path, parts[:2])
 
 
 def test_a_missing_events_file_is_reported_not_guessed(parts: list[Path],

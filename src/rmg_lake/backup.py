@@ -4,8 +4,8 @@
     backups/objects/ab/cdef…         the files' bytes, by sha256, shared by all versions
 
 Only what the log names is backed up (the log, `_meta.json`, and the raw, quarantined,
-attachment and events files its entries name): derived files are remade by `restore`. Each backup
-stores only objects the target lacks, yet every version restores on its own.
+attachment and events files its entries name): derived files are remade by `restore`.
+Each backup stores only objects the target lacks, yet every version restores on its own.
 """
 
 from __future__ import annotations

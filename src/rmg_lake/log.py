@@ -23,10 +23,9 @@ from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import write_once
 
 __all__ = [
-    "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback", "Versions",
-    "arrival",
-    "current_versions", "in_effect", "is_newer", "read_entry", "retracted", "rolled_back_by",
-    "settings_in_force",
+    "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback",
+    "Versions", "arrival", "current_versions", "in_effect", "is_newer", "read_entry",
+    "retracted", "rolled_back_by", "settings_in_force",
 ]
 
 Outcome = Literal["added", "duplicate", "quarantined", "attachment"]
@@ -82,8 +81,8 @@ class Batch(BaseModel):
     counts: dict[str, int]
     files: tuple[FileRecord, ...]
     deferred: tuple[Deferred, ...] = ()
-    # frame → `events/<frame>/<sha256>.parquet`: the rows of the events it added (see
-    # rmg_lake.events; an entry written before the event store names none)
+    # frame → `events/v<format>/<frame>/<sha256>.parquet`: the rows of the events it added
+    # (see rmg_lake.events; an entry written before the event store names none)
     events: dict[str, str] = Field(default_factory=dict)
 
     def named(self) -> dict[str, str]:

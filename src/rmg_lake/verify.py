@@ -1,9 +1,9 @@
 """Checking a lake against its log: every file an entry names is there, whole.
 
-`verify` re-hashes every raw, quarantined, attachment and events file the log names, checks the
-log's numbering and each entry's own accounting, and lists *orphans*: stored files no
-entry names (a run that died before its commit leaves them; they are harmless, and the
-next ingest of the same bytes reuses them). Problems are everything else;
+`verify` re-hashes every raw, quarantined, attachment and events file the log names,
+checks the log's numbering and each entry's own accounting, and lists *orphans*: stored
+files no entry names (a run that died before its commit leaves them; they are harmless,
+and the next ingest of the same bytes reuses them). Problems are everything else;
 `remove_orphans` deletes orphans, never anything a committed entry names.
 """
 
