@@ -14,6 +14,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 from conftest import Ingested, run_cli
 
 from rmg_lake.cli import app
@@ -193,6 +195,19 @@ def test_every_command_is_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     for command in app.registered_commands:
         assert f"rmg-lake {command.name or command.callback.__name__}" in readme
+
+
+def test_help_shows_every_option_text_whole() -> None:
+    """Help texts are shown as written: rich markup must not eat a `[default: …]`."""
+    for command in app.registered_commands:
+        name = command.name or command.callback.__name__
+        result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        shown = " ".join(result.output.split())
+        for param in typer.main.get_command(app).commands[name].params:
+            text = getattr(param, "help", None)
+            if text:
+                assert " ".join(text.split()) in shown, (name, text)
 
 
 def test_the_bundled_sample_is_what_the_simulator_writes(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def restore(
     source: Annotated[str, typer.Argument(help="The backup folder (dropbox:/path or local).")],
     lake: Annotated[Path, typer.Option("--lake", help="A new, empty folder for the lake.")],
     version: Annotated[str | None, typer.Option(
-        help="Which backup (part of its time stamp) [default: the newest].")] = None,
+        help="Which backup, by part of its time stamp (default: the newest).")] = None,
 ) -> None:
     """Make a lake again from a backup, and its frames and views from it."""
     from rmg_lake.backup import restore as run
@@ -72,7 +72,7 @@ def restore(
 @app.command()
 def auth(
     app_key: Annotated[str | None, typer.Option(
-        "--app-key", help="The Dropbox app's key [default: DROPBOX_APP_KEY].")] = None,
+        "--app-key", help="The Dropbox app's key (default: DROPBOX_APP_KEY).")] = None,
     status: Annotated[bool, typer.Option(
         "--status", help="Say which account and folder are set up; change nothing.")] = False,
 ) -> None:

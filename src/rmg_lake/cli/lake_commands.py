@@ -35,11 +35,11 @@ if TYPE_CHECKING:
 @app.command()
 def ingest(
     source: Annotated[str | None, typer.Option(
-        "--source", help="Sync folder to read [default: `source` from rmg-lake.toml].")] = None,
+        "--source", help="Sync folder to read (default: `source` from rmg-lake.toml).")] = None,
     lake: LakeOption = None,
     workers: Annotated[int | None, typer.Option(
-        min=1, max=64, help="Files read at once [default: 2 from a folder, 8 from "
-                            "Dropbox, whose downloads wait on the network].")] = None,
+        min=1, max=64, help="Files read at once (default: 2 from a folder, 8 from "
+                            "Dropbox, whose downloads wait on the network).")] = None,
 ) -> None:
     """Take every new file from the sync folder into the lake as one batch."""
     config = load_config()
@@ -136,7 +136,7 @@ def rebuild(
     as_of: Annotated[int | None, typer.Option(
         "--as-of", min=1, help="Make the frames as they stood right after this batch.")] = None,
     to: Annotated[Path | None, typer.Option(
-        "--out", help="Folder for the --as-of frames [default: LAKE/as-of-NNNNNN].")] = None,
+        "--out", help="Folder for the --as-of frames (default: LAKE/as-of-NNNNNN).")] = None,
 ) -> None:
     """Remake every derived file (Parquet frames, lake.duckdb) from the log and the files
     it names."""

@@ -40,7 +40,7 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 LakeOption = Annotated[Path | None, typer.Option(
-    "--lake", help="Lake folder [default: `lake` from rmg-lake.toml, else ./lake].")]
+    "--lake", help="Lake folder (default: `lake` from rmg-lake.toml, else ./lake).")]
 
 
 class Format(StrEnum):
