@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 from conftest import Ingested, run_cli
+from typer.testing import CliRunner
 
 from rmg_lake.cli import app
 from rmg_lake.simulate import simulate
