@@ -108,6 +108,19 @@ def test_the_next_run_lists_only_what_changed(
     assert lake.table("observations").height == len(study.current) + len(later.current)
 
 
+def test_a_large_import_records_the_cursor_with_its_last_part_only(
+    fake: FakeDropbox, study: SimulationManifest, tmp_path: Path,
+) -> None:
+    """A run stopped between parts lists again from the cursor before it: the parts it
+    committed are skipped as seen, the rest taken."""
+    upload(fake, tmp_path / "inbox")
+    lake = open_lake(tmp_path / "lake", create=True)
+    result = lake.ingest(source(fake), batch_files=-(-study.files // 4))
+    assert len(result.batches) == 4
+    assert [b.cursor is not None for b in result.batches] == [False, False, False, True]
+    assert sum(len(b.files) for b in result.batches) == study.files
+
+
 def test_an_expired_cursor_falls_back_to_a_full_listing(
     fake: FakeDropbox, study: SimulationManifest, tmp_path: Path,
 ) -> None:
@@ -160,7 +173,7 @@ def _timed_sync(fake: FakeDropbox, lake_dir: Path, workers: int) -> float:
     from rmg_lake.store import RawStore
 
     started = time.monotonic()
-    got = collect(source(fake), RawStore(lake_dir), Index(), workers=workers)
+    [got] = collect(source(fake), RawStore(lake_dir), Index(), workers=workers)
     assert not got.deferred and len(got.records) == len(fake.files())
     return time.monotonic() - started
 
@@ -201,7 +214,7 @@ def test_downloads_run_side_by_side_and_are_kept_in_order(
                 with lock:
                     in_flight[0] -= 1
 
-    got = collect(Counting(f"dropbox:{ROOT}", fake.client()), RawStore(tmp_path / "lake"),
+    [got] = collect(Counting(f"dropbox:{ROOT}", fake.client()), RawStore(tmp_path / "lake"),
                   Index(), workers=8)
     assert most[0] == 8  # as many at once as allowed, no more
     assert [r.path for r in got.records] == [f"obs01/photo_{n:04d}.jpg" for n in range(60)]

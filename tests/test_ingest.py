@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
 import threading
@@ -14,12 +15,13 @@ import polars as pl
 import pytest
 from conftest import Ingested
 
-from rmg_lake import LakeUnusable, Settings, files, open_lake
+from rmg_lake import Lake, LakeUnusable, Settings, files, open_lake
 from rmg_lake.config import Calendar
 from rmg_lake.derive import BASE, load_state
 from rmg_lake.frames import team_frame_name
 from rmg_lake.log import Batch
 from rmg_lake.simulate import simulate
+from rmg_lake.sources import LocalFolder, SourceFile
 
 
 def test_every_file_is_accounted_for(ingested: Ingested) -> None:
@@ -137,6 +139,52 @@ def test_new_files_arrive_as_a_new_batch(tmp_path: Path) -> None:
     assert second.counts["seen"] == later.files
     assert second.counts["quarantined"] == len(later.bad)
     assert all(f.path.startswith("later/") for f in second.batch.files)
+
+
+def _events(lake: Lake, name: str) -> pl.DataFrame:
+    """A frame's rows without the batch that brought each (which depends on batching)."""
+    return lake.table(name).drop("batch", strict=False)
+
+
+def test_a_large_import_is_committed_a_part_at_a_time(
+    ingested: Ingested, tmp_path: Path,
+) -> None:
+    """Past `batch_files` files, an ingest commits a batch per part (so its memory stays
+    bounded); the frames hold what one batch would have brought."""
+    lake = open_lake(tmp_path / "lake", create=True)
+    result = lake.ingest(ingested.inbox, batch_files=100)
+    n = ingested.manifest.files
+    assert [len(b.files) for b in result.batches] == [100] * (n // 100) + [n % 100]
+    assert [b.batch for b in lake.batches()] == [b.batch for b in result.batches]
+    assert result.counts == ingested.result.counts
+    assert result.superseding == ingested.result.superseding > 0
+    assert [b.settings is not None for b in result.batches] == [True] + [False] * (n // 100)
+    for name in ("observations", "roster", "wip", "interactions", "completion", "quarantine"):
+        assert _events(lake, name).equals(_events(ingested.lake, name)), name
+
+
+def test_an_interrupted_large_import_keeps_the_parts_it_committed(
+    ingested: Ingested, tmp_path: Path,
+) -> None:
+    class Dropping(LocalFolder):
+        """Dies at the 250th file read."""
+
+        reads = itertools.count(1)
+
+        def read(self, file: SourceFile) -> bytes:
+            if next(self.reads) == 250:
+                raise RuntimeError("the run is killed")
+            return super().read(file)
+
+    lake = open_lake(tmp_path / "lake", create=True)
+    with pytest.raises(RuntimeError):
+        lake.ingest(Dropping(ingested.inbox), batch_files=100)
+    assert [len(b.files) for b in lake.batches()] == [100, 100]  # the third never committed
+    rest = lake.ingest(ingested.inbox, batch_files=100)
+    assert rest.batches[0].batch == 3
+    assert sum(len(b.files) for b in lake.batches()) == ingested.manifest.files
+    for name in ("observations", "wip", "completion"):
+        assert _events(lake, name).equals(_events(ingested.lake, name)), name
 
 
 def test_rebuild_gives_byte_identical_frames(ingested: Ingested) -> None:

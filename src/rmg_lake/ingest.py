@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from rmg_lake.config import Settings
@@ -26,7 +27,7 @@ from rmg_lake.sources import (
 )
 from rmg_lake.store import Kept, RawStore, sha256
 
-__all__ = ["Collected", "Index", "collect", "new_batch"]
+__all__ = ["BATCH_FILES", "MAX_SIZE", "Collected", "Index", "collect", "new_batch"]
 
 
 @dataclass
@@ -77,13 +78,17 @@ class Index:
 
 @dataclass(frozen=True, slots=True)
 class Collected:
+    """What became of some of the new files: one batch's worth."""
+
     records: tuple[FileRecord, ...]
     deferred: tuple[Deferred, ...]  # not read whole after the retries: tried next time
     vanished: int  # listed, then gone before they could be read: taken when they return
     events: dict[str, str]  # frame → the kept events file of the events added
+    last: bool  # the listing is taken whole: the batch may record the source's cursor
 
 
 MAX_SIZE = 10 * 2**20  # bytes: a larger file is kept as it is, never held whole or parsed
+BATCH_FILES = 50_000  # files per batch: a large first import is committed a part at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +117,37 @@ _Got = _Read | _Large | FileGone | FileDeferred | FileRefused
 
 def collect(
     source: Source, store: RawStore, index: Index, *, track: Track | None = None,
-    workers: int = 8, max_size: int = MAX_SIZE,
-) -> Collected:
+    workers: int = 8, max_size: int = MAX_SIZE, batch_files: int = BATCH_FILES,
+) -> Iterator[Collected]:
     """Keep every file of `source` the log has not seen, and those deferred before, and
-    the rows of the events they add (see `rmg_lake.events`).
+    the rows of the events they add (see `rmg_lake.events`): `batch_files` files at a time,
+    each part to be committed as a batch before the next is asked for (so memory stays
+    bounded, and an interrupted import keeps what it committed). Nothing new: one empty part.
 
     Files are read `workers` at a time but kept one by one, oldest first (then by path),
     so that within a batch, as across batches, the version saved last is the current one.
     Files over `max_size` bytes are kept without being held whole: as attachments, or in
     quarantine if they are meant to be observations.
     """
+    new = _new_files(source, index)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        read = _read_ahead(pool, partial(_read, source, store, max_size), new,
+                           ahead=4 * workers)
+        if track is not None:
+            read = iter(track(read, len(new), "Reading",
+                              size=lambda item: item[0].size,
+                              total_size=sum(f.size for f in new)))
+        taken = 0
+        while True:
+            part = list(islice(read, batch_files))
+            taken += len(part)
+            yield _decide_all(part, store, index, max_size, last=taken == len(new))
+            if taken == len(new):
+                return
+
+
+def _new_files(source: Source, index: Index) -> list[SourceFile]:
+    """The files to read: listed and not seen, and those deferred before; oldest first."""
     listing = list(source.list())
     # Deferred files are tried again unless the listing says what became of them: a full
     # listing (a folder, an expired cursor) names every file there is, and a listing of
@@ -132,37 +158,35 @@ def collect(
                for d in index.deferred.get(source.name, {}).values()
                if not full and d.path not in said]
     listed = [f for f in listing if (printable(f.path), f.fingerprint) not in index.seen]
-    new = sorted({(f.path, f.fingerprint): f for f in [*pending, *listed]}.values(),
-                 key=lambda f: (f.modified, f.path))
+    return sorted({(f.path, f.fingerprint): f for f in [*pending, *listed]}.values(),
+                  key=lambda f: (f.modified, f.path))
+
+
+def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Index,
+                max_size: int, *, last: bool) -> Collected:
+    """What each file read is, in order; the events added are kept."""
     records: list[FileRecord] = []
     deferred: list[Deferred] = []
     vanished = 0
     rows = EventRows()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        read = _read_ahead(pool, partial(_read, source, store, max_size), new,
-                           ahead=4 * workers)
-        if track is not None:
-            read = iter(track(read, len(new), "Reading",
-                              size=lambda item: item[0].size,
-                              total_size=sum(f.size for f in new)))
-        for file, data in read:
-            if isinstance(data, FileGone):
-                vanished += 1
-            elif isinstance(data, FileDeferred):
-                deferred.append(Deferred(path=printable(file.path), size=file.size,
-                                         modified=file.modified,
-                                         fingerprint=file.fingerprint, reason=data.message))
-            else:
-                record = (_refused(file, data, store, index) if isinstance(data, FileRefused)
-                          else _large(file, data, index, max_size) if isinstance(data, _Large)
-                          else _decide(file, data, index))
-                if isinstance(data, _Read) and record.stored != data.kept.stored:
-                    store.take_back(data.kept)  # a duplicate kept under another name
-                if record.outcome == "added" and isinstance(data, _Read) and data.valid:
-                    rows.add(record.sha256, data.valid.observation)
-                index.note(record)
-                records.append(record)
-    return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows))
+    for file, data in part:
+        if isinstance(data, FileGone):
+            vanished += 1
+        elif isinstance(data, FileDeferred):
+            deferred.append(Deferred(path=printable(file.path), size=file.size,
+                                     modified=file.modified,
+                                     fingerprint=file.fingerprint, reason=data.message))
+        else:
+            record = (_refused(file, data, store, index) if isinstance(data, FileRefused)
+                      else _large(file, data, index, max_size) if isinstance(data, _Large)
+                      else _decide(file, data, index))
+            if isinstance(data, _Read) and record.stored != data.kept.stored:
+                store.take_back(data.kept)  # a duplicate kept under another name
+            if record.outcome == "added" and isinstance(data, _Read) and data.valid:
+                rows.add(record.sha256, data.valid.observation)
+            index.note(record)
+            records.append(record)
+    return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows), last)
 
 
 def _read_ahead(
@@ -299,6 +323,6 @@ def _bad_key(path: str, digest: str, reason: str | None) -> tuple[str, str, str 
 
 def new_batch(number: int, source: Source, settings: Settings | None, got: Collected) -> Batch:
     return Batch(batch=number, committed_at=datetime.now(UTC), source=source.name,
-                 cursor=source.cursor, settings=settings,
+                 cursor=source.cursor if got.last else None, settings=settings,
                  counts=Batch.count(got.records, got.deferred), files=got.records,
                  deferred=got.deferred, events=got.events)

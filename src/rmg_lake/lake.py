@@ -24,10 +24,11 @@ from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.faults import reached
 from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_once
 from rmg_lake.frames import FRAMES, team_frame_name
-from rmg_lake.ingest import MAX_SIZE, Index, collect, new_batch
+from rmg_lake.ingest import BATCH_FILES, MAX_SIZE, Index, collect, new_batch
 from rmg_lake.locking import WriterLock
 from rmg_lake.log import (
     Batch,
+    FileRecord,
     Log,
     Rollback,
     in_effect,
@@ -56,23 +57,33 @@ class RolledBack:
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     source: str
-    batch: Batch | None  # None when the source held nothing new and the settings were the same
+    batches: tuple[Batch, ...]  # none when nothing was new and the settings were the same
     vanished: int = 0  # files that went away while being read; taken if they come back
     gone: tuple[str, ...] = ()  # deleted or moved away at the source: the lake keeps them
     relisted: bool = False  # the source's stored cursor had expired: listed whole again
 
     @property
+    def batch(self) -> Batch | None:
+        """The last batch committed (the only one, but for a very large ingest)."""
+        return self.batches[-1] if self.batches else None
+
+    @property
+    def files(self) -> list[FileRecord]:
+        return [record for batch in self.batches for record in batch.files]
+
+    @property
     def counts(self) -> dict[str, int]:
-        return self.batch.counts if self.batch else Batch.count(())
+        return Batch.count(tuple(self.files),
+                           tuple(d for batch in self.batches for d in batch.deferred))
 
     @property
     def superseding(self) -> int:
         """New versions that replace the current version of an observation."""
-        return sum(1 for f in self.batch.files if f.supersedes) if self.batch else 0
+        return sum(1 for f in self.files if f.supersedes)
 
     @property
     def with_unknown_keys(self) -> int:
-        return sum(1 for f in self.batch.files if f.extra_keys) if self.batch else 0
+        return sum(1 for f in self.files if f.extra_keys)
 
 
 class Lake:
@@ -91,8 +102,9 @@ class Lake:
 
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
                track: Track | None = None, workers: int | None = None,
-               max_size: int = MAX_SIZE) -> IngestResult:
-        """Take every new file from `source` into the lake as one batch.
+               max_size: int = MAX_SIZE, batch_files: int = BATCH_FILES) -> IngestResult:
+        """Take every new file from `source` into the lake: one batch, or one per
+        `batch_files` files (a large first import), each committed as soon as it is read.
 
         Up to `workers` files are read at once (default: what suits the source, 2 from a
         folder, 8 from Dropbox, whose downloads wait mostly on the network).
@@ -112,19 +124,27 @@ class Lake:
                 settings = None
             source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
                                 and e.source == source.name and e.cursor), None))
-            got = collect(source, self.store, Index.of(entries), track=track,
-                          workers=workers or source.readers, max_size=max_size)
-            if not got.records and not got.deferred and settings is None:  # nothing to record
+            batches: list[Batch] = []
+            vanished = 0
+            for got in collect(source, self.store, Index.of(entries), track=track,
+                               workers=workers or source.readers, max_size=max_size,
+                               batch_files=batch_files):
+                vanished += got.vanished
+                if not got.records and not got.deferred and settings is None:
+                    continue  # nothing to record
+                batch = new_batch(len(entries) + 1, source, settings, got)
+                sync_all()  # every file the entry names is on disk before the entry is
+                reached("before-commit")
+                self.log.commit(batch)
+                reached("after-commit")
+                entries.append(batch)
+                batches.append(batch)
+                settings = None  # recorded with the first
+            if batches:
+                self._derive(entries, track)
+            else:
                 self._refresh_locked(entries)
-                return IngestResult(source.name, None, got.vanished, tuple(source.gone),
-                                    source.relisted)
-            batch = new_batch(len(entries) + 1, source, settings, got)
-            sync_all()  # every file the entry names is on disk before the entry is
-            reached("before-commit")
-            self.log.commit(batch)
-            reached("after-commit")
-            self._derive([*entries, batch], track)
-        return IngestResult(source.name, batch, got.vanished, tuple(source.gone),
+        return IngestResult(source.name, tuple(batches), vanished, tuple(source.gone),
                             source.relisted)
 
     def rollback(self, target: int, reason: str) -> RolledBack:

@@ -41,7 +41,8 @@ def ingest(
         min=1, max=64, help="Files read at once (default: 2 from a folder, 8 from "
                             "Dropbox, whose downloads wait on the network).")] = None,
 ) -> None:
-    """Take every new file from the sync folder into the lake as one batch."""
+    """Take every new file from the sync folder into the lake as one batch (a very large
+    first import: one per 50,000 files)."""
     config = load_config()
     source = source or (config.source if config else None)
     if source is None:
@@ -82,16 +83,18 @@ def _print_ingest(result: IngestResult, lake: Lake) -> None:
         out.print(f"Batch {result.batch.batch}: no new files; the study settings in "
                   f"{CONFIG_FILE} changed and now shape the frames.")
         return
-    out.print(f"Batch {result.batch.batch} from {where}: {plural(c['seen'], 'file')} seen")
+    first, last = result.batches[0].batch, result.batch.batch
+    name = f"Batch {last}" if first == last else f"Batches {first}–{last}"
+    out.print(f"{name} from {where}: {plural(c['seen'], 'file')} seen")
     out.print(f"  {plural(c['added'], 'new event')} ({result.superseding:,} superseding earlier "
               f"versions), {plural(c['duplicate'], 'duplicate')}, {c['quarantined']:,} "
               f"quarantined, {plural(c['attachment'], 'attachment')}")
-    if result.batch.settings is not None and result.batch.batch > 1:
+    if result.batches[0].settings is not None and first > 1:
         out.print(f"  The study settings in {CONFIG_FILE} changed with this batch.")
     if result.with_unknown_keys:
         out.print(f"  {result.with_unknown_keys:,} observations carry keys the contract does not "
                   "know (kept in raw; see extra_keys in observations)")
-    bad = [f for f in result.batch.files if f.outcome == "quarantined"]
+    bad = [f for f in result.files if f.outcome == "quarantined"]
     for record in bad[:LISTED]:
         field = f"{record.field}: " if record.field else ""
         out.print(Text.assemble("  ", ("quarantined", "yellow"),
