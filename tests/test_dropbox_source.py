@@ -111,8 +111,8 @@ def test_the_next_run_lists_only_what_changed(
 def test_a_large_import_records_the_cursor_with_its_last_part_only(
     fake: FakeDropbox, study: SimulationManifest, tmp_path: Path,
 ) -> None:
-    """A run stopped between parts lists again from the cursor before it: the parts it
-    committed are skipped as seen, the rest taken."""
+    """Only the last part's batch says where the listing ended: a run stopped between
+    parts lists again from the cursor before it, and skips the parts it committed."""
     upload(fake, tmp_path / "inbox")
     lake = open_lake(tmp_path / "lake", create=True)
     result = lake.ingest(source(fake), batch_files=-(-study.files // 4))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from itertools import islice
 from typing import Any
 
 from rmg_lake.config import Settings
@@ -118,11 +117,11 @@ _Got = _Read | _Large | FileGone | FileDeferred | FileRefused
 def collect(
     source: Source, store: RawStore, index: Index, *, track: Track | None = None,
     workers: int = 8, max_size: int = MAX_SIZE, batch_files: int = BATCH_FILES,
-) -> Iterator[Collected]:
+) -> Generator[Collected, None, None]:
     """Keep every file of `source` the log has not seen, and those deferred before, and
-    the rows of the events they add (see `rmg_lake.events`): `batch_files` files at a time,
-    each part to be committed as a batch before the next is asked for (so memory stays
-    bounded, and an interrupted import keeps what it committed). Nothing new: one empty part.
+    the rows of the events they add (see `rmg_lake.events`), in parts of `batch_files`
+    files, each to be committed as a batch before the next is asked for (an interrupted
+    import keeps what it committed). The last part (empty if nothing is new) says `last`.
 
     Files are read `workers` at a time but kept one by one, oldest first (then by path),
     so that within a batch, as across batches, the version saved last is the current one.
@@ -130,20 +129,23 @@ def collect(
     quarantine if they are meant to be observations.
     """
     new = _new_files(source, index)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         read = _read_ahead(pool, partial(_read, source, store, max_size), new,
                            ahead=4 * workers)
         if track is not None:
             read = iter(track(read, len(new), "Reading",
                               size=lambda item: item[0].size,
                               total_size=sum(f.size for f in new)))
-        taken = 0
-        while True:
-            part = list(islice(read, batch_files))
-            taken += len(part)
-            yield _decide_all(part, store, index, max_size, last=taken == len(new))
-            if taken == len(new):
-                return
+        part: list[tuple[SourceFile, _Got]] = []
+        for taken, item in enumerate(read, 1):
+            part.append(item)
+            if len(part) == batch_files and taken < len(new):
+                yield _decide_all(part, store, index, max_size, last=False)
+                part = []
+        yield _decide_all(part, store, index, max_size, last=True)  # the reading is done
+    finally:  # also when the caller stops early: reads not yet started are dropped
+        pool.shutdown(cancel_futures=True)
 
 
 def _new_files(source: Source, index: Index) -> list[SourceFile]:

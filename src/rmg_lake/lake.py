@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -103,17 +103,21 @@ class Lake:
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
                track: Track | None = None, workers: int | None = None,
                max_size: int = MAX_SIZE, batch_files: int = BATCH_FILES) -> IngestResult:
-        """Take every new file from `source` into the lake: one batch, or one per
-        `batch_files` files (a large first import), each committed as soon as it is read.
+        """Take every new file from `source` into the lake as one batch, or, past
+        `batch_files` new files, one batch per `batch_files`, each committed and derived
+        as soon as it is read (the frames grow as a large import goes on).
 
         Up to `workers` files are read at once (default: what suits the source, 2 from a
         folder, 8 from Dropbox, whose downloads wait mostly on the network).
         Files over `max_size` bytes are kept but not parsed (quarantined if `.json`).
 
-        `settings` (protocol, calendar, expected teams) are recorded with the batch when
-        they differ from those in force (and always with the first), and shape the frames
-        from then on; None keeps the lake's. New settings alone make a batch of no files.
+        `settings` (protocol, calendar, expected teams) are recorded with the (first) batch
+        when they differ from those in force (and always in a new lake), and shape the
+        frames from then on; None keeps the lake's. New settings alone make a batch of no
+        files.
         """
+        if batch_files < 1:
+            raise ValueError(f"batch_files must be at least 1, not {batch_files}")
         if isinstance(source, str | Path):
             source = open_source(str(source), exclude=[self.root])
         with self._writing():
@@ -126,23 +130,27 @@ class Lake:
                                 and e.source == source.name and e.cursor), None))
             batches: list[Batch] = []
             vanished = 0
-            for got in collect(source, self.store, Index.of(entries), track=track,
-                               workers=workers or source.readers, max_size=max_size,
-                               batch_files=batch_files):
-                vanished += got.vanished
-                if not got.records and not got.deferred and settings is None:
-                    continue  # nothing to record
-                batch = new_batch(len(entries) + 1, source, settings, got)
-                sync_all()  # every file the entry names is on disk before the entry is
-                reached("before-commit")
-                self.log.commit(batch)
-                reached("after-commit")
-                entries.append(batch)
-                batches.append(batch)
-                settings = None  # recorded with the first
-            if batches:
-                self._derive(entries, track)
-            else:
+            with closing(collect(source, self.store, Index.of(entries), track=track,
+                                 workers=workers or source.readers, max_size=max_size,
+                                 batch_files=batch_files)) as parts:
+                for got in parts:
+                    vanished += got.vanished
+                    # a part with nothing to record is left out, unless it is the last of
+                    # several (its batch records where the source's listing ended)
+                    if not got.records and not got.deferred and settings is None \
+                            and not (got.last and batches and source.cursor):
+                        continue
+                    batch = new_batch(len(entries) + 1, source, settings, got)
+                    sync_all()  # every file the entry names is on disk before the entry is
+                    reached("before-commit")
+                    self.log.commit(batch)
+                    reached("after-commit")
+                    entries.append(batch)
+                    batches.append(batch)
+                    settings = None  # recorded with the first
+                    # readers wait for one part's derive at most, not the whole ingest
+                    self._derive(entries, track if got.last else None)
+            if not batches:
                 self._refresh_locked(entries)
         return IngestResult(source.name, tuple(batches), vanished, tuple(source.gone),
                             source.relisted)
