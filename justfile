@@ -25,9 +25,10 @@ torture:
     RMG_LAKE_KILLS=200 pytest -q tests/test_crash.py
 
 # Benchmark rmg-lake against the pandas plan and the DuckDB floor (needs `.[bench]`):
-# `just bench` runs 10k and 100k files, `just bench large` adds 1M (hours)
-bench scale="small":
-    python3 bench/run.py --scale {{scale}}
+# `just bench` runs 10k and 100k files, `just bench --scale large` adds 1M (hours);
+# any option of bench/run.py passes through (`just bench --sizes 1000000 --runs 3`)
+bench *options:
+    python3 bench/run.py {{options}}
 
 # Remake the bundled sample with the simulator (deterministic: same seed, same files)
 sample:
