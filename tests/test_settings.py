@@ -60,6 +60,9 @@ def test_a_partial_protocol_keeps_the_other_defaults(tmp_path: Path) -> None:
     ("[study.f01]\nknit = ['treatment']\n", "study.f01.knit"),
     ("[study.f01]\nknitting = ['Treatment Team']\n", "study.f01.knitting.0"),
     ("colour = 'blue'\n", "colour"),
+    ("[checks]\nwip_z = 0\n", "checks.wip_z"),
+    ("[checks]\nday_starts = 21:00:00\n", "checks"),
+    ("[checks]\nshortest = { roster = 2, wip = 500, interactions = 10 }\n", "checks"),
 ])
 def test_wrong_settings_are_refused_naming_the_field(
     tmp_path: Path, extra: str, field: str,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+from rmg_lake.checks import flags_sql
+from rmg_lake.config import Settings
 from rmg_lake.faults import reached
 
 __all__ = ["CATALOG", "build_catalog"]
@@ -27,8 +29,9 @@ def _files(out: Path, parts: dict[str, str]) -> str:
     return "[" + ", ".join(_quote(str(out / parts[key])) for key in sorted(parts)) + "]"
 
 
-def build_catalog(out: Path, frames: dict[str, dict[str, str]]) -> Path:
-    """(Re)write `out/lake.duckdb` with one view per frame (files relative to `out`)."""
+def build_catalog(out: Path, frames: dict[str, dict[str, str]], settings: Settings) -> Path:
+    """(Re)write `out/lake.duckdb` with one view per frame (files relative to `out`), and
+    the `flags` view of the quality checks over them (with the thresholds of `settings`)."""
     out = out.absolute()
     target, temp = out / CATALOG, out / f".{CATALOG}.new"
     temp.unlink(missing_ok=True)
@@ -41,6 +44,7 @@ def build_catalog(out: Path, frames: dict[str, dict[str, str]]) -> Path:
                 source = (f"(SELECT h.batch, b.committed_at, h.* EXCLUDE (batch), "
                           f"b.rolled_back FROM {source} h JOIN batches b USING (batch))")
             con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM {source}')
+        con.execute(f"CREATE VIEW flags AS {flags_sql(settings)}")
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -1,14 +1,15 @@
 """`rmg-lake.toml`: where the files come from, where the lake is, and the study's settings.
 
-The study settings (protocol, calendar, expected teams) shape the derived frames, so the
-log records them: the first batch, and each batch with which they changed. The frames are
-built from the log's latest settings, never from whichever file is in the working folder.
+The study settings (protocol, calendar, expected teams, the checks' thresholds) shape the
+derived frames and views, so the log records them: the first batch, and each batch with
+which they changed. The frames are built from the log's latest settings, never from
+whichever file is in the working folder.
 """
 
 from __future__ import annotations
 
 import tomllib
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,11 +20,15 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from rmg_lake.errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "Calendar", "Config", "Protocol", "Settings", "load_config"]
+__all__ = [
+    "CONFIG_FILE", "WEEKDAYS", "Calendar", "Checks", "Config", "Protocol", "Settings",
+    "TaskMinutes", "load_config",
+]
 
 CONFIG_FILE = "rmg-lake.toml"
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -62,11 +67,39 @@ class Calendar(_Settings):
         return WEEKDAYS[day.weekday()] in self.weekend or day in self.holidays
 
 
+class TaskMinutes(_Settings):
+    roster: float = Field(ge=0)
+    wip: float = Field(ge=0)
+    interactions: float = Field(ge=0)
+
+
+class Checks(_Settings):
+    """Thresholds of the quality checks (`rmg-lake check`, the `flags` view)."""
+
+    late_after_days: float = Field(default=2, ge=0)  # saved this long after the task ended
+    day_starts: time = time(7, 0)  # working hours, factory time
+    day_ends: time = time(20, 0)
+    shortest: TaskMinutes = TaskMinutes(roster=2, wip=5, interactions=10)  # complete tasks
+    longest: TaskMinutes = TaskMinutes(roster=90, wip=120, interactions=240)
+    wip_z: float = Field(default=3.5, gt=0)  # robust z-score against the machine's history
+    wip_jump: float = Field(default=30, gt=0)  # pieces from one round to the next
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Checks:
+        if self.day_starts >= self.day_ends:
+            raise ValueError("day_starts must be before day_ends")
+        if any(getattr(self.shortest, task) > getattr(self.longest, task)
+               for task in TaskMinutes.model_fields):
+            raise ValueError("a task's shortest time is longer than its longest")
+        return self
+
+
 class Settings(_Settings):
     """What the derived frames depend on besides the observations."""
 
     protocol: Protocol = Protocol()
     calendar: Calendar = Calendar()
+    checks: Checks = Checks()
     # factory → department → teams expected even before any of their files arrive
     study: dict[Token, dict[Literal["knitting", "linking"], tuple[Token, ...]]] = Field(
         default_factory=dict)

@@ -58,7 +58,7 @@ from rmg_lake.store import sha256
 __all__ = ["STATE", "Derived", "derive", "load_state"]
 
 STATE = "_derived.json"
-FORMAT = 2  # how frames are partitioned: a state of another format is derived again
+FORMAT = 3  # frames' layout and columns: a state of another format is derived again
 BASE = ("observations", "roster", "wip", "interactions", "completion", "batches", "quarantine",
         "history")
 _WRITERS = 4  # partitions written at once (polars lets go of the GIL while it writes)
@@ -140,7 +140,7 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
                   for d, teams in departments.items() for t in teams}
     _settle_empty(out, frames, {*BASE, *configured})
     state = Derived(str(lake), len(entries), {k: frames[k] for k in sorted(frames)})
-    build_catalog(out, state.frames)
+    build_catalog(out, state.frames, settings)
     sync_all()  # the files it names are on disk before the state that trusts them is
     write_atomic(out / STATE, orjson.dumps(
         {"format": FORMAT, "root": state.root, "entries": state.entries,
@@ -178,10 +178,11 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], mont
     rows = {name: pl.concat([part[name] for part in found]) if found
             else pl.DataFrame(schema=EVENT_SCHEMAS[name]) for name in EVENT_FRAMES}
     log_side = pl.DataFrame(
-        [(c.record.sha256, c.batch, c.versions, c.record.path)
+        [(c.record.sha256, c.batch, c.versions, c.record.path, c.first_saved)
          for currents in days.values() for c in currents],
         schema={"event_id": pl.String, "batch": pl.Int64, "versions": pl.Int64,
-                "source_path": pl.String}, orient="row")
+                "source_path": pl.String, "synced_at": pl.Datetime("us", "UTC")},
+        orient="row")
     for parts in frames.values():
         for day in days:
             parts.pop(day.isoformat(), None)

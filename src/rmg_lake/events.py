@@ -39,7 +39,7 @@ __all__ = ["EVENT_FRAMES", "EVENT_SCHEMAS", "EventRows", "keep_events", "read_ev
 
 FORMAT = 1  # what the rows hold: the frames' columns, as `_observation_row` & co. make them
 EVENT_FRAMES = ("observations", "roster", "wip", "interactions")
-_FROM_LOG = ("batch", "versions", "source_path")  # added when derived, from the log
+_FROM_LOG = ("batch", "versions", "source_path", "synced_at")  # added when derived, from the log
 EVENT_SCHEMAS = {name: {column: kind for column, kind in SCHEMAS[name].items()
                         if column not in _FROM_LOG} for name in EVENT_FRAMES}
 _CHUNK = 2_000  # events held as Python rows before they become (compact) columns

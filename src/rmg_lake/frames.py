@@ -42,8 +42,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "task": pl.String, "factory": pl.String, "department": pl.String, "team": pl.String,
         "observer": pl.String, "day": pl.Date, "started_at": TS, "ended_at": TS,
         "status": pl.String, "versions": pl.Int64, "source_path": pl.String,
-        "supervisor": pl.String, "left_floor_s": pl.List(pl.Int64), "app_version": pl.String,
-        "device": pl.String, "notes": pl.String, "extra_keys": pl.List(pl.String),
+        "synced_at": TS, "supervisor": pl.String, "left_floor_s": pl.List(pl.Int64),
+        "app_version": pl.String, "device": pl.String, "notes": pl.String,
+        "extra_keys": pl.List(pl.String),
     },
     "roster": {**KEYS, "machine": pl.String, "mc_status": pl.String, "worker_id": pl.String},
     "wip": {
@@ -93,7 +94,7 @@ def current_frames(events: dict[str, pl.DataFrame], current: pl.DataFrame,
                    ) -> dict[str, pl.DataFrame]:
     """The frames of current events, in row order, from their rows (see `rmg_lake.events`)
     and, for each, what the log says of it: `current` has columns event_id, batch,
-    versions and source_path."""
+    versions, source_path and synced_at (the file time of its first version)."""
     machine_no = pl.col("machine").str.slice(2).cast(pl.Int64)
     then_by = {"roster": [machine_no], "wip": [machine_no], "interactions": [pl.col("seq")]}
     frames = {}

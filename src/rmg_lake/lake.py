@@ -18,6 +18,7 @@ import orjson
 import polars as pl
 
 from rmg_lake.catalog import CATALOG
+from rmg_lake.checks import FLAG_SCHEMA
 from rmg_lake.config import Settings
 from rmg_lake.derive import Derived, derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
@@ -275,6 +276,34 @@ class Lake:
         if end:
             frame = frame.filter(pl.col("day") <= end)
         return frame
+
+    def settings(self) -> Settings:
+        """The study settings in force: those the latest batch in effect recorded."""
+        return settings_in_force(in_effect(self.log.entries()))
+
+    def flags(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
+        """The quality checks' findings (see `rmg_lake.checks`), from `start` to `end`."""
+        state = self.refresh()
+        for attempt in range(2):
+            try:
+                con = duckdb.connect(str(self.root / CATALOG), read_only=True)
+            except duckdb.Error:
+                con = None  # a writer swapped the catalog meanwhile
+            if con is not None:
+                try:
+                    rows = con.execute(
+                        "SELECT * FROM flags WHERE day BETWEEN coalesce(?, day) "
+                        "AND coalesce(?, day)", [start, end]).fetchall()
+                    return pl.DataFrame(rows, schema=FLAG_SCHEMA, orient="row")
+                except duckdb.IOException:
+                    pass  # its files were replaced since it was opened
+                finally:
+                    con.close()
+            if attempt == 0:
+                with self._writing():
+                    state = self._refresh_locked(self.log.entries())
+        raise LakeUnusable("the catalog's flags cannot be read", file=str(state.root),
+                           hint="run `rmg-lake rebuild`")
 
     def _read(self, name: str) -> pl.DataFrame:
         state = self.refresh()

@@ -12,7 +12,7 @@ rollback puts them back.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, NamedTuple
 
@@ -189,6 +189,7 @@ class Current(NamedTuple):
     batch: int
     record: FileRecord  # the observation's current event
     versions: int  # how many different events the observation has had
+    first_saved: datetime  # the earliest file time of its versions (the first to arrive)
 
 
 def is_newer(record: FileRecord, than: FileRecord) -> bool:
@@ -235,10 +236,13 @@ class Versions:
             known.add(event.sha256)
             seen = self.current.get(event.observation_id)
             before.setdefault(event.observation_id, seen)
+            first = event.modified if seen is None else min(seen.first_saved, event.modified)
             if seen is None or is_newer(event, seen.record):
-                self.current[event.observation_id] = Current(batch.batch, event, len(known))
+                self.current[event.observation_id] = Current(batch.batch, event, len(known),
+                                                             first)
             else:
-                self.current[event.observation_id] = seen._replace(versions=len(known))
+                self.current[event.observation_id] = seen._replace(versions=len(known),
+                                                                   first_saved=first)
         return before
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import polars as pl
 import typer
 from rich.text import Text
 
@@ -23,6 +24,7 @@ from rmg_lake.cli.shell import (
     track,
 )
 from rmg_lake.config import CONFIG_FILE, load_config
+from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.report import completion_csv, completion_json, render_completion
@@ -123,6 +125,41 @@ def report(
                   "in the lake.")
     else:
         render_completion(frame, out)
+
+
+@app.command()
+def check(
+    lake: LakeOption = None,
+    day: Annotated[str | None, typer.Option(
+        "--day", help="The day to check, YYYY-MM-DD (default: the last day observed "
+                      "before today, factory time, and any later flags, such as today's "
+                      "quarantined files).")] = None,
+    every_day: Annotated[bool, typer.Option("--all", help="Every day's flags.")] = False,
+    format: Annotated[Format, typer.Option(help="table, csv or json.")] = Format.table,
+    rules: Annotated[bool, typer.Option(
+        "--list", help="List the checks and their rules; check nothing.")] = False,
+) -> None:
+    """The daily quality checks: what to ask the field team about."""
+    from rmg_lake.checks import rules as check_rules
+    from rmg_lake.flag_report import flags_csv, flags_json, render_flags
+
+    the_lake = lake_from(lake)
+    if rules:
+        for name, rule in check_rules(the_lake.settings()).items():
+            out.print(f"[bold]{name}[/bold]: {rule}", highlight=False)
+        return
+    first = last = _day(day, "--day")
+    if first is None and not every_day:  # today's tasks are not all done yet
+        today = datetime.now(FACTORY_TZ).date()
+        days = the_lake.table("observations").filter(pl.col("day") < today)["day"]
+        first = days.max() if len(days) else None  # type: ignore[assignment]
+    flags = the_lake.flags(first, last)
+    if format is Format.csv:
+        sys.stdout.write(flags_csv(flags))
+    elif format is Format.json:
+        sys.stdout.write(flags_json(flags))
+    else:
+        render_flags(flags, out)
 
 
 def _day(text: str | None, option: str) -> date | None:
