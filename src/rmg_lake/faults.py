@@ -2,7 +2,9 @@
 
 `RMG_LAKE_KILL_AT=<point>[:<n>]` makes the process kill itself with SIGKILL the n-th time
 (default: the first) it reaches `<point>`. Unset, as it always is outside the tests,
-`reached` does nothing. The points, in the order an ingest passes them:
+`reached` does nothing. The points, in the order an ingest passes them (one of more
+than 50,000 new files passes the commit and derive points once per batch of it, and
+keeps files ahead of each commit):
 
     raw-written        a file was kept in the raw store (or quarantine, or attachments)
     before-commit      every kept file is synced; the log entry is not written yet

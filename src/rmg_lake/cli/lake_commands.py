@@ -43,8 +43,8 @@ def ingest(
         min=1, max=64, help="Files read at once (default: 2 from a folder, 8 from "
                             "Dropbox, whose downloads wait on the network).")] = None,
 ) -> None:
-    """Take every new file from the sync folder into the lake as one batch (a very large
-    first import: one per 50,000 files)."""
+    """Take every new file from the sync folder into the lake as one batch (more than
+    50,000 new files: a batch per 50,000)."""
     config = load_config()
     source = source or (config.source if config else None)
     if source is None:
@@ -92,7 +92,7 @@ def _print_ingest(result: IngestResult, lake: Lake) -> None:
               f"versions), {plural(c['duplicate'], 'duplicate')}, {c['quarantined']:,} "
               f"quarantined, {plural(c['attachment'], 'attachment')}")
     if result.batches[0].settings is not None and first > 1:
-        out.print(f"  The study settings in {CONFIG_FILE} changed with this batch.")
+        out.print(f"  The study settings in {CONFIG_FILE} changed with batch {first}.")
     if result.with_unknown_keys:
         out.print(f"  {result.with_unknown_keys:,} observations carry keys the contract does not "
                   "know (kept in raw; see extra_keys in observations)")
