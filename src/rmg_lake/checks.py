@@ -104,7 +104,8 @@ CHECKS: tuple[Check, ...] = (
                observation_id, format('{}: observed on an off day', task)
         FROM observations
         WHERE dayname(day) IN (${weekend}) OR day IN (${holidays})"""),
-    Check("overlap", "An observer's task started before an earlier one of theirs ended.", """
+    Check("overlap", "An observer's task started more than 2 minutes before an earlier one "
+          "of theirs ended.", """
         SELECT 'overlap', 'warning', day, factory, department, team, observer,
                observation_id,
                format('{}: starts {} minutes before an earlier task ended', task,
@@ -113,7 +114,7 @@ CHECKS: tuple[Check, ...] = (
                   PARTITION BY observer ORDER BY started_at, observation_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS earlier_end
               FROM observations)
-        WHERE started_at < earlier_end"""),
+        WHERE started_at < earlier_end - INTERVAL 2 MINUTE"""),
     Check("too_short", "A complete task took less than the shortest real one "
           "({shortest}).", """
         SELECT 'too_short', 'warning', day, factory, department, team, observer,
@@ -142,8 +143,8 @@ CHECKS: tuple[Check, ...] = (
           AND coalesce(i.seconds, 0) + coalesce(list_sum(o.left_floor_s), 0)
               > epoch(o.ended_at - o.started_at)"""),
     Check("roster_mismatch", "A wip round without a note has another worker at a machine "
-          "than the day's roster (its last complete one), mans a machine the roster has "
-          "unmanned, or a machine the roster lacks.", """
+          "than the day's roster (its last complete one), or mans a machine the roster has "
+          "unmanned.", """
         WITH chosen AS (
             SELECT observation_id FROM observations WHERE task = 'roster'
             QUALIFY row_number() OVER (
@@ -153,48 +154,46 @@ CHECKS: tuple[Check, ...] = (
         SELECT 'roster_mismatch', 'warning', w.day, w.factory, w.department, w.team,
                w.observer, w.observation_id,
                format('{}: {}', w.machine,
-                      CASE WHEN r.machine IS NULL THEN 'not in the day''s roster'
-                           WHEN r.mc_status = 'unmanned'
+                      CASE WHEN r.mc_status = 'unmanned'
                            THEN 'manned in the round, unmanned in the roster'
                            ELSE 'another worker than in the roster' END)
         FROM wip w
         JOIN observations o ON o.observation_id = w.observation_id
-        JOIN (SELECT DISTINCT day, factory, department, team FROM day_roster) k
-          ON k.day = w.day AND k.factory = w.factory AND k.department = w.department
-         AND k.team = w.team
-        LEFT JOIN day_roster r
+        JOIN day_roster r
           ON r.day = w.day AND r.factory = w.factory AND r.department = w.department
          AND r.team = w.team AND r.machine = w.machine
         WHERE w.mc_status = 'manned' AND coalesce(trim(o.notes), '') = ''
-          AND (r.machine IS NULL OR r.mc_status = 'unmanned'
-               OR w.worker_id IS DISTINCT FROM r.worker_id)"""),
-    Check("wip_outlier", "A machine's wip is far from its own history (robust z-score "
-          "over {wip_z}, against the machine's median; body and collar work apart).", """
-        WITH counts AS (SELECT *, ${pieces} AS pieces, coalesce(component, '') AS kind
-                        FROM wip WHERE mc_status = 'manned'),
-        centres AS (SELECT factory, department, team, machine, kind, median(pieces) AS centre
+          AND (r.mc_status = 'unmanned' OR w.worker_id IS DISTINCT FROM r.worker_id)"""),
+    Check("wip_outlier", "A machine's count of a panel (or linking wip) is far from its "
+          "own history: a robust z-score over {wip_z}, against its median.", """
+        WITH counts AS (SELECT * FROM ${panels}),
+        centres AS (SELECT factory, department, team, machine, panel,
+                           median(pieces) AS centre
                     FROM counts GROUP BY ALL HAVING count(*) >= 10),
-        spread AS (SELECT factory, department, team, machine, kind, m.centre,
+        spread AS (SELECT factory, department, team, machine, panel, m.centre,
                           CASE WHEN median(abs(c.pieces - m.centre)) > 0
                                THEN 1.4826 * median(abs(c.pieces - m.centre))
                                ELSE 1.253314 * avg(abs(c.pieces - m.centre)) END AS scale
-                   FROM counts c JOIN centres m USING (factory, department, team, machine, kind)
+                   FROM counts c JOIN centres m
+                   USING (factory, department, team, machine, panel)
                    GROUP BY ALL)
         SELECT 'wip_outlier', 'warning', c.day, c.factory, c.department, c.team, c.observer,
                c.observation_id,
-               format('{}: {} pieces, usually about {}', c.machine, c.pieces, s.centre)
-        FROM counts c JOIN spread s USING (factory, department, team, machine, kind)
+               format('{} {}: {:g}, usually about {:g}', c.machine, c.panel, c.pieces,
+                      s.centre)
+        FROM counts c JOIN spread s USING (factory, department, team, machine, panel)
         WHERE s.scale > 0 AND abs(c.pieces - s.centre) / s.scale > ${wip_z}"""),
-    Check("wip_jump", "A machine's wip rose by more than {wip_jump} pieces from one round "
-          "to the next the same day (a drop is work handed in).", """
+    Check("wip_jump", "A machine's count of a panel (or linking wip) rose by more than "
+          "{wip_jump} from one round to the next the same day (a drop is work handed in).",
+          """
         SELECT 'wip_jump', 'warning', day, factory, department, team, observer,
                observation_id,
-               format('{}: {} pieces, {} in the round before', machine, pieces, before)
+               format('{} {}: {:g}, {:g} in the round before', machine, panel, pieces,
+                      before)
         FROM (SELECT *, lag(pieces) OVER (
-                  PARTITION BY day, factory, department, team, machine, kind
+                  PARTITION BY day, factory, department, team, machine, panel
                   ORDER BY started_at, observation_id) AS before
-              FROM (SELECT *, ${pieces} AS pieces, coalesce(component, '') AS kind
-                    FROM wip WHERE mc_status = 'manned'))
+              FROM ${panels})
         WHERE pieces - before > ${wip_jump}"""),
     Check("wip_repeated", "A wip round repeats the round before it the same day, machine "
           "for machine and panel for panel, with some pieces (copied?).", """
@@ -205,7 +204,7 @@ CHECKS: tuple[Check, ...] = (
                                           ORDER BY started_at, observation_id) AS before
               FROM (SELECT day, factory, department, team, observer, observation_id,
                            started_at, count(*) AS machines, sum(${pieces}) AS pieces,
-                           string_agg(concat_ws(':', machine, ${panels}), ','
+                           string_agg(concat_ws(':', machine, ${round_counts}), ','
                                       ORDER BY machine) AS counts
                     FROM wip WHERE mc_status = 'manned' GROUP BY ALL))
         WHERE counts = before AND machines >= 2 AND pieces > 0"""),
@@ -222,12 +221,15 @@ CHECKS: tuple[Check, ...] = (
         FROM quarantine q JOIN batches b USING (batch)"""),
 )
 
-# A wip row's pieces (knitting: its panels together; linking: its wip), and its panels
-# one by one (a missing one shown as -), for the wip checks.
-_PIECES = ("coalesce(wip, coalesce(back, 0) + coalesce(front, 0) + coalesce(sleeve, 0)"
-           " + coalesce(collar, 0))")
-_PANELS = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '-')"
-                    for c in ("component", "back", "front", "sleeve", "collar", "wip"))
+# For the wip checks: a manned machine's counts, one row per panel (knitting's back,
+# front, sleeve, collar; linking's wip): `panel`, `pieces`; a wip row's pieces all
+# together; and its counts one by one, a missing one shown as `-`.
+_COUNTED = ("back", "front", "sleeve", "collar", "wip")
+_PANELS = (f"(UNPIVOT (SELECT * FROM wip WHERE mc_status = 'manned') "
+           f"ON {', '.join(_COUNTED)} INTO NAME panel VALUE pieces)")
+_PIECES = " + ".join(f"coalesce({c}, 0)" for c in _COUNTED)
+_ROUND_COUNTS = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '-')"
+                          for c in ("component", *_COUNTED))
 
 
 def flags_sql(settings: Settings) -> str:
@@ -243,7 +245,7 @@ def flags_sql(settings: Settings) -> str:
         "longest_cases": _cases(checks.longest.model_dump()),
         "wip_z": checks.wip_z, "wip_jump": checks.wip_jump,
         "local": f"AT TIME ZONE '{FACTORY_TZ.key}'",  # an instant's factory wall time
-        "pieces": _PIECES, "panels": _PANELS,
+        "pieces": _PIECES, "panels": _PANELS, "round_counts": _ROUND_COUNTS,
     }
     parts = [f"SELECT * FROM ({Template(check.sql).substitute(values)}) "
              f"AS {check.name}({_COLUMNS})" for check in CHECKS]

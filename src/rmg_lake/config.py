@@ -82,7 +82,7 @@ class Checks(_Settings):
     shortest: TaskMinutes = TaskMinutes(roster=2, wip=5, interactions=10)  # complete tasks
     longest: TaskMinutes = TaskMinutes(roster=90, wip=120, interactions=240)
     wip_z: float = Field(default=3.5, gt=0)  # robust z-score against the machine's history
-    wip_jump: float = Field(default=30, gt=0)  # pieces from one round to the next
+    wip_jump: float = Field(default=30, gt=0)  # a panel's (or wip's) rise in one round
 
     @model_validator(mode="after")
     def _in_order(self) -> Checks:
