@@ -165,6 +165,8 @@ def found(tmp_path_factory: pytest.TempPathFactory) -> Found:
     field.interactions(wednesday, "09:00", minutes=180, observer="obs03")
     ids["inside"] = field.wip(wednesday, "09:30", {"KN1": 6, "KN2": 9}, observer="obs03")
     ids["inside too"] = field.wip(wednesday, "10:30", {"KN1": 7, "KN2": 9}, observer="obs03")
+    # Thursday: a count mistyped as large as the contract allows breaks no check
+    field.wip(MONDAY + timedelta(days=3), "09:00", {"KN1": 2**63 - 1, "KN2": 1}, team="huge")
     # Friday is off; obs02 worked the week before, and not this Wednesday
     ids["off day"] = field.roster(MONDAY + timedelta(days=4))
     field.roster(MONDAY - timedelta(days=2), observer="obs02", team="control")
@@ -227,9 +229,12 @@ def test_wip_outliers_and_jumps(found: Found) -> None:
 
 def test_completion_absence_and_quarantine(found: Found) -> None:
     tuesday = MONDAY + timedelta(days=1)
-    incomplete = {(f["day"], f["detail"]) for f in found.of("incomplete")}
-    assert (tuesday, "roster: 1 of 1 complete (1 attempted)") not in incomplete
-    assert (MONDAY + timedelta(days=3), "wip: 0 of 4 complete (0 attempted)") in incomplete
+    incomplete = {(f["day"], f["team"], str(f["detail"]).split(":")[0])
+                  for f in found.of("incomplete")}
+    assert (tuesday, "treatment", "roster") not in incomplete  # late, but it came
+    assert (tuesday, "treatment", "wip") not in incomplete
+    incomplete_details = {(f["day"], f["detail"]) for f in found.of("incomplete")}
+    assert (MONDAY + timedelta(days=3), "wip: 0 of 4 complete (0 attempted)") in incomplete_details
     absent = {(f["day"], f["observer"]) for f in found.of("observer_absent")}
     assert (MONDAY + timedelta(days=2), "obs02") in absent
     assert (MONDAY + timedelta(days=3), "obs02") not in absent
@@ -244,7 +249,7 @@ def test_an_ordinary_day_raises_nothing(found: Found) -> None:
 
 def test_no_personal_code_is_in_a_flag(found: Found) -> None:
     text = json.dumps(found.flags(), default=str)
-    for code in [*WORKERS.values(), "w1999", "w1998", "s9001"]:
+    for code in [*WORKERS.values(), "w1999", "w1998", "w1997", "w1996", "s9001"]:
         assert code not in text
 
 
@@ -273,6 +278,9 @@ def test_check_shows_the_last_day_observed_and_later_by_default(found: Found) ->
     ingested = found.lake.batches()[0].committed_at.astimezone(DHAKA).date()
     assert ("quarantined", ingested.isoformat()) in shown
     assert all(day >= friday for _, day in shown)
+    assert f"Nothing observed since {friday}" in result.stderr  # a stopped sync, said
+    every = run_cli("check", "--lake", str(found.lake.root), "--all", "--format", "json")
+    assert len(json.loads(every.stdout)) == len(found.flags()) > len(shown)
 
 
 def test_the_duckdb_cli_reads_the_flags_view(found: Found) -> None:
@@ -292,6 +300,7 @@ def test_check_list_names_every_rule(found: Found) -> None:
     assert listed.returncode == 0, listed.stderr
     for check in CHECKS:
         assert check.name in listed.stdout
+    assert "[calendar]" in listed.stdout  # shown as written, not read as markup
 
 
 def test_thresholds_come_from_the_settings(tmp_path: Path) -> None:

@@ -143,8 +143,8 @@ CHECKS: tuple[Check, ...] = (
           AND coalesce(i.seconds, 0) + coalesce(list_sum(o.left_floor_s), 0)
               > epoch(o.ended_at - o.started_at)"""),
     Check("roster_mismatch", "A wip round without a note has another worker at a machine "
-          "than the day's roster (its last complete one), or mans a machine the roster has "
-          "unmanned.", """
+          "than the day's roster (its last complete one, else its last), or mans a machine "
+          "the roster has unmanned.", """
         WITH chosen AS (
             SELECT observation_id FROM observations WHERE task = 'roster'
             QUALIFY row_number() OVER (
@@ -165,7 +165,8 @@ CHECKS: tuple[Check, ...] = (
         WHERE w.mc_status = 'manned' AND coalesce(trim(o.notes), '') = ''
           AND (r.mc_status = 'unmanned' OR w.worker_id IS DISTINCT FROM r.worker_id)"""),
     Check("wip_outlier", "A machine's count of a panel (or linking wip) is far from its "
-          "own history: a robust z-score over {wip_z}, against its median.", """
+          "own history (of 10 rounds or more): a robust z-score over {wip_z}, against its "
+          "median.", """
         WITH counts AS (SELECT * FROM ${panels}),
         centres AS (SELECT factory, department, team, machine, panel,
                            median(pieces) AS centre
@@ -227,7 +228,7 @@ CHECKS: tuple[Check, ...] = (
 _COUNTED = ("back", "front", "sleeve", "collar", "wip")
 _PANELS = (f"(UNPIVOT (SELECT * FROM wip WHERE mc_status = 'manned') "
            f"ON {', '.join(_COUNTED)} INTO NAME panel VALUE pieces)")
-_PIECES = " + ".join(f"coalesce({c}, 0)" for c in _COUNTED)
+_PIECES = " + ".join(f"coalesce(CAST({c} AS DOUBLE), 0)" for c in _COUNTED)  # no overflow
 _ROUND_COUNTS = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '-')"
                           for c in ("component", *_COUNTED))
 

@@ -297,6 +297,9 @@ class Lake:
                     return pl.DataFrame(rows, schema=FLAG_SCHEMA, orient="row")
                 except duckdb.IOException:
                     pass  # its files were replaced since it was opened
+                except duckdb.Error as err:
+                    raise LakeError(f"the quality checks cannot run ({err})",
+                                    hint="please report it, with the lake's version") from None
                 finally:
                     con.close()
             if attempt == 0:

@@ -189,7 +189,7 @@ class Current(NamedTuple):
     batch: int
     record: FileRecord  # the observation's current event
     versions: int  # how many different events the observation has had
-    first_saved: datetime  # the earliest file time of its versions (the first to arrive)
+    first_saved: datetime  # the earliest file time of its versions (each counted once)
 
 
 def is_newer(record: FileRecord, than: FileRecord) -> bool:

@@ -146,13 +146,16 @@ def check(
     the_lake = lake_from(lake)
     if rules:
         for name, rule in check_rules(the_lake.settings()).items():
-            out.print(f"[bold]{name}[/bold]: {rule}", highlight=False)
+            out.print(Text.assemble((name, "bold"), f": {rule}"), highlight=False)
         return
     first = last = _day(day, "--day")
     if first is None and not every_day:  # today's tasks are not all done yet
         today = datetime.now(FACTORY_TZ).date()
         days = the_lake.table("observations").filter(pl.col("day") < today)["day"]
         first = days.max() if len(days) else None  # type: ignore[assignment]
+        if first is not None and (today - first).days > 1:
+            err.print(f"Nothing observed since {first} ({(today - first).days} days ago): "
+                      "has the sync stopped?", style="bold red")
     flags = the_lake.flags(first, last)
     if format is Format.csv:
         sys.stdout.write(flags_csv(flags))
