@@ -10,10 +10,14 @@ ingest: sample
     @rmg-lake report
 
 # Lint, type-check, then run the test suite (CI runs exactly this)
-test:
+test: browser
     ruff check src tests
     mypy
     pytest -q
+
+# Debian's Chromium, for the tests that render the HTML report (installed once, with apt)
+browser:
+    @command -v chromium > /dev/null || (apt-get update -qq && apt-get install -y -qq chromium > /dev/null)
 
 # The long tests left out of `just test` (e.g. 1,000 files over a slow loopback link)
 slow:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,6 +27,7 @@ from rmg_lake.cli.shell import (
 from rmg_lake.config import CONFIG_FILE, load_config
 from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.errors import LakeError, shown
+from rmg_lake.files import write_atomic
 from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.report import completion_csv, completion_json, render_completion
 from rmg_lake.sources import open_source
@@ -106,19 +108,32 @@ def _print_ingest(result: IngestResult, lake: Lake) -> None:
         out.print(f"  … and {len(bad) - LISTED} more; the `quarantine` view lists them all")
 
 
+class ReportFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    html = "html"
+
+
 @app.command()
 def report(
     lake: LakeOption = None,
     start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
-    format: Annotated[Format, typer.Option(help="table, csv or json.")] = Format.table,
+    format: Annotated[ReportFormat, typer.Option(
+        help="table, csv, json, or html (a page to read on a phone too).")
+    ] = ReportFormat.table,
+    to: Annotated[Path | None, typer.Option("--out", help="The HTML file to write.")] = None,
 ) -> None:
     """Which tasks were completed on which days, against the protocol."""
     first, last = _day(start, "--from"), _day(end, "--to")
+    if format is ReportFormat.html:
+        _html_report(lake_from(lake), to, first, last)
+        return
     frame = lake_from(lake).completion(first, last)
-    if format is Format.csv:
+    if format is ReportFormat.csv:
         sys.stdout.write(completion_csv(frame))
-    elif format is Format.json:
+    elif format is ReportFormat.json:
         sys.stdout.write(completion_json(frame))
     elif frame.is_empty() and (first or last):
         out.print(f"No days between {first or 'the first day'} and {last or 'the last day'} "
@@ -163,6 +178,22 @@ def check(
         sys.stdout.write(flags_json(flags))
     else:
         render_flags(flags, out)
+
+
+def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | None) -> None:
+    from rmg_lake.html_report import render_html
+
+    if to is None:
+        raise LakeError("an HTML report needs a file to go to", hint="pass --out FILE")
+    if first or last:
+        raise LakeError("the HTML report shows every day", field="--from/--to",
+                        hint="leave them out with --format html")
+    page = render_html(lake)
+    try:
+        write_atomic(to.expanduser(), page.encode(), sync=False)
+    except OSError as err:
+        raise LakeError(f"cannot write the report ({err.strerror})", file=str(to)) from None
+    out.print(f"Wrote the report to {to} ({len(page) // 1024:,} kB).")
 
 
 def _day(text: str | None, option: str) -> date | None:
