@@ -127,6 +127,28 @@ def test_observers_and_interactions_are_the_views(page: _Tables, ingested: Inges
         "select factory, department, team, count(*) from interactions group by all")}
 
 
+def test_interactions_by_initiator_are_the_view(page: _Tables, ingested: Ingested) -> None:
+    header, *rows = page.tables["initiators"]
+    shown = {(*(c[0] for c in row[:3]), name[0]): int(cell[0])
+             for row in rows for name, cell in zip(header[3:], row[3:], strict=True)
+             if cell[0] != "0"}
+    assert shown == {(f, d, t, i): n for f, d, t, i, n in ingested.sql(
+        "select factory, department, team, initiator, count(*) from interactions "
+        "group by all")}
+
+
+def test_observers_day_by_day_are_the_view(page: _Tables, ingested: Ingested) -> None:
+    header, *rows = page.tables["observer_days"]
+    days = [c[0] for c in header[1:]]
+    [(observed,)] = ingested.sql("select count(distinct day) from observations")
+    assert len(days) == min(14, observed) and days == sorted(days)  # the last 14 observed
+    shown = {(row[0][0], day): cell[0] for row in rows
+             for day, cell in zip(days, row[1:], strict=True) if cell[0]}
+    assert shown == {(o, str(d)): f"{done}/{n}" for o, d, done, n in ingested.sql(
+        "select observer, day, count(*) filter (status = 'complete'), count(*) "
+        f"from observations where day >= DATE '{days[0]}' group by all")}
+
+
 def test_flags_and_batches_are_the_views(page: _Tables, ingested: Ingested) -> None:
     flags = ingested.sql("select * from flags")
     assert [[cell[0] for cell in row] for row in page.tables["flags"][1:]] == [

@@ -41,7 +41,9 @@ def render_html(lake: Lake, *, flags_from: date | None = None,
         first_day=days.min() if len(days) else "—", last_day=days.max() if len(days) else "—",
         heat=_heat(completion), observers=_observers(observations),
         flag_day=flags_from, flags=_frame_table(lake.flags(flags_from)),
-        topics=_topics(lake.table("interactions")),
+        topics=_interactions(lake.table("interactions"), "topic"),
+        initiators=_interactions(lake.table("interactions"), "initiator"),
+        observer_days=_observer_days(observations),
         batches=_frame_table(lake.table("batches").select(
             "batch", "kind", "committed_at", "source", "seen", "added", "duplicate",
             "quarantined", "rolled_back")),
@@ -88,14 +90,28 @@ def _observers(observations: pl.DataFrame) -> _Table:
     return _frame_table(frame)
 
 
-def _topics(interactions: pl.DataFrame) -> _Table:
-    """Interactions per factory, department and team, by topic."""
+def _interactions(interactions: pl.DataFrame, by: str) -> _Table:
+    """Interactions per factory, department and team, by `by` (topic or initiator)."""
     if interactions.is_empty():
         return _Table(["factory", "department", "team"])
-    frame = interactions.group_by("factory", "department", "team", "topic").agg(
-        n=pl.len()).sort("topic").pivot("topic", index=["factory", "department", "team"],
-                                         values="n").fill_null(0)
+    frame = interactions.group_by("factory", "department", "team", by).agg(
+        n=pl.len()).sort(by).pivot(by, index=["factory", "department", "team"],
+                                   values="n").fill_null(0)
     return _frame_table(frame.sort("factory", "department", "team"))
+
+
+def _observer_days(observations: pl.DataFrame, days: int = 14) -> _Table:
+    """Each observer's complete tasks of the last `days` days observed (complete/all)."""
+    if observations.is_empty():
+        return _Table(["observer"])
+    shown = observations["day"].unique().sort()[-days:]
+    frame = (observations.filter(pl.col("day").is_in(shown.implode()))
+             .group_by("observer", "day").agg(
+                 cell=pl.format("{}/{}", (pl.col("status") == "complete").sum(), pl.len()))
+             .sort("day")
+             .pivot("day", index="observer", values="cell").sort("observer"))
+    return _Table(frame.columns, [["" if v is None else str(v) for v in row]
+                                  for row in frame.iter_rows()])
 
 
 def _frame_table(frame: pl.DataFrame) -> _Table:
