@@ -32,7 +32,7 @@ def render_html(lake: Lake, *, flags_from: date | None = None,
                 now: datetime | None = None) -> str:
     """The report as one HTML page; flags from `flags_from` on (default: every day's)."""
     completion = lake.completion()
-    observations = lake.table("observations")
+    observations, interactions = lake.table("observations"), lake.table("interactions")
     env = Environment(loader=PackageLoader("rmg_lake"), autoescape=select_autoescape())
     days = completion["day"]
     return env.get_template("report.html").render(
@@ -41,8 +41,8 @@ def render_html(lake: Lake, *, flags_from: date | None = None,
         first_day=days.min() if len(days) else "—", last_day=days.max() if len(days) else "—",
         heat=_heat(completion), observers=_observers(observations),
         flag_day=flags_from, flags=_frame_table(lake.flags(flags_from)),
-        topics=_interactions(lake.table("interactions"), "topic"),
-        initiators=_interactions(lake.table("interactions"), "initiator"),
+        topics=_interactions(interactions, "topic"),
+        initiators=_interactions(interactions, "initiator"),
         observer_days=_observer_days(observations),
         batches=_frame_table(lake.table("batches").select(
             "batch", "kind", "committed_at", "source", "seen", "added", "duplicate",
@@ -110,8 +110,7 @@ def _observer_days(observations: pl.DataFrame, days: int = 14) -> _Table:
                  cell=pl.format("{}/{}", (pl.col("status") == "complete").sum(), pl.len()))
              .sort("day")
              .pivot("day", index="observer", values="cell").sort("observer"))
-    return _Table(frame.columns, [["" if v is None else str(v) for v in row]
-                                  for row in frame.iter_rows()])
+    return _frame_table(frame)
 
 
 def _frame_table(frame: pl.DataFrame) -> _Table:
