@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import orjson
@@ -45,6 +46,7 @@ from rmg_lake.verify import Verified, remove_orphans, verify
 __all__ = ["LAYOUT", "IngestResult", "Lake", "RolledBack", "open_lake"]
 
 LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
+T = TypeVar("T")
 _OURS = frozenset({"_meta.json", "_log"})  # what a lake being created already holds
 
 
@@ -283,45 +285,50 @@ class Lake:
 
     def flags(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
         """The quality checks' findings (see `rmg_lake.checks`), from `start` to `end`."""
-        state = self.refresh()
-        for attempt in range(2):
+        def query(_: Derived) -> pl.DataFrame:
             try:
                 con = duckdb.connect(str(self.root / CATALOG), read_only=True)
-            except duckdb.Error:
-                con = None  # a writer swapped the catalog meanwhile
-            if con is not None:
-                try:
-                    rows = con.execute(
-                        "SELECT * FROM flags WHERE day BETWEEN coalesce(?, day) "
-                        "AND coalesce(?, day)", [start, end]).fetchall()
-                    return pl.DataFrame(rows, schema=FLAG_SCHEMA, orient="row")
-                except duckdb.IOException:
-                    pass  # its files were replaced since it was opened
-                except duckdb.Error as err:
-                    raise LakeError(f"the quality checks cannot run ({err})",
-                                    hint="please report it, with the lake's version") from None
-                finally:
-                    con.close()
-            if attempt == 0:
-                with self._writing():
-                    state = self._refresh_locked(self.log.entries())
-        raise LakeUnusable("the catalog's flags cannot be read", file=str(state.root),
-                           hint="run `rmg-lake rebuild`")
+            except duckdb.Error as err:  # a writer swapped the catalog meanwhile
+                raise duckdb.IOException(str(err)) from err
+            try:
+                rows = con.execute("SELECT * FROM flags WHERE day BETWEEN coalesce(?, day) "
+                                   "AND coalesce(?, day)", [start, end]).fetchall()
+            except duckdb.IOException:
+                raise  # its files were replaced since it was opened
+            except duckdb.Error as err:
+                raise LakeError(f"the quality checks cannot run ({err})",
+                                hint="please report it, with the lake's version") from None
+            finally:
+                con.close()
+            return pl.DataFrame(rows, schema=FLAG_SCHEMA, orient="row")
+
+        return self._reading(query, (duckdb.IOException,), LakeUnusable(
+            "the catalog's flags cannot be read", file=str(self.root),
+            hint="run `rmg-lake rebuild`"))
 
     def _read(self, name: str) -> pl.DataFrame:
-        state = self.refresh()
-        for attempt in range(2):
+        def read(state: Derived) -> pl.DataFrame:
             if name not in state.frames:
                 raise _no_such_frame(name)
+            return pl.read_parquet([self.root / f for f in state.files(name)])
+
+        return self._reading(read, (OSError, pl.exceptions.PolarsError), LakeUnusable(
+            "a derived frame is damaged", file=name, hint="run `rmg-lake rebuild`"))
+
+    def _reading(self, read: Callable[[Derived], T], stale: tuple[type[Exception], ...],
+                 damaged: LakeUnusable) -> T:
+        """`read` the derived files; if it fails with `stale` (a writer swapped in new
+        files since), bring them up to date and read once more, then say `damaged`."""
+        state = self.refresh()
+        for attempt in range(2):
             try:
-                return pl.read_parquet([self.root / f for f in state.files(name)])
-            except (OSError, pl.exceptions.PolarsError):
-                pass  # a writer swapped in new files since: look again
+                return read(state)
+            except stale:
+                pass
             if attempt == 0:
                 with self._writing():
                     state = self._refresh_locked(self.log.entries())
-        raise LakeUnusable("a derived frame is damaged", file=name,
-                           hint="run `rmg-lake rebuild`")
+        raise damaged
 
 
 _AS_OF = frozenset({"frames", CATALOG, f".{CATALOG}.new", "_derived.json"})
