@@ -73,8 +73,18 @@ class Derived:
     entries: int
     frames: dict[str, dict[str, str]]  # frame → partition key → file, relative to its folder
 
-    def files(self, name: str) -> list[str]:
-        return [self.frames[name][key] for key in sorted(self.frames[name])]
+    def files(self, name: str, start: date | None = None,
+              end: date | None = None) -> list[str]:
+        """The frame's files; with `start` or `end`, only the partitions that may hold
+        those days (a day's, a month's, or a whole frame's)."""
+        low, high = (start or date.min).isoformat(), (end or date.max).isoformat()
+        return [self.frames[name][key] for key in sorted(self.frames[name])
+                if not _dated(key) or low[:len(key)] <= key <= high[:len(key)]]
+
+
+def _dated(key: str) -> bool:
+    """Whether a partition key is a day or a month (else a batch's, or the whole frame)."""
+    return key[:4].isdigit()
 
 
 def load_state(out: Path, *, whole: bool = True) -> Derived | None:

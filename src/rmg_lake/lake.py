@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -256,11 +256,13 @@ class Lake:
         """The ingests of the log (rolled back or not)."""
         return [e for e in self.log.entries() if isinstance(e, Batch)]
 
-    def table(self, name: str) -> pl.DataFrame:
-        """A lake-wide frame: observations, roster, wip, interactions, completion, …"""
+    def table(self, name: str, start: date | None = None,
+              end: date | None = None) -> pl.DataFrame:
+        """A lake-wide frame: observations, roster, wip, interactions, completion, …;
+        with `start` or `end`, only the rows of those days (reading only their files)."""
         if name not in FRAMES:
             raise LakeError(f"no frame called {name!r}", hint=f"one of {', '.join(FRAMES)}")
-        frame = self._read(name)
+        frame = self._read(name, start, end)
         if name == "history":  # with each batch's time, and whether it is in effect
             batches = self._read("batches").select("batch", "committed_at", "rolled_back")
             frame = frame.join(batches, on="batch", how="left", maintain_order="left") \
@@ -272,12 +274,7 @@ class Lake:
         return self._read(f"teams/{team_frame_name(task, department, team)}")
 
     def completion(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
-        frame = self.table("completion")
-        if start:
-            frame = frame.filter(pl.col("day") >= start)
-        if end:
-            frame = frame.filter(pl.col("day") <= end)
-        return frame
+        return self.table("completion", start, end)
 
     def settings(self) -> Settings:
         """The study settings in force: those the latest batch in effect recorded."""
@@ -306,11 +303,25 @@ class Lake:
             "the catalog's flags cannot be read", file=str(self.root),
             hint="run `rmg-lake rebuild`"))
 
-    def _read(self, name: str) -> pl.DataFrame:
+    def last_day_observed(self, before: date) -> date | None:
+        """The last day with an observation before `before` (the day `check` looks at)."""
+        days = self._read("observations", end=before - timedelta(days=1), columns=["day"])
+        last: date | None = days["day"].max()  # type: ignore[assignment]
+        return last
+
+    def _read(self, name: str, start: date | None = None, end: date | None = None,
+              columns: list[str] | None = None) -> pl.DataFrame:
         def read(state: Derived) -> pl.DataFrame:
             if name not in state.frames:
                 raise _no_such_frame(name)
-            return pl.read_parquet([self.root / f for f in state.files(name)])
+            files = state.files(name, start, end)
+            if not files:  # no day in the range: the frame's columns, no rows
+                return pl.read_parquet(self.root / state.files(name)[0], columns=columns,
+                                       n_rows=0)
+            frame = pl.read_parquet([self.root / f for f in files], columns=columns)
+            if (start is None and end is None) or "day" not in frame.columns:
+                return frame
+            return frame.filter(pl.col("day").is_between(start or date.min, end or date.max))
 
         return self._reading(read, (OSError, pl.exceptions.PolarsError), LakeUnusable(
             "a derived frame is damaged", file=name, hint="run `rmg-lake rebuild`"))
