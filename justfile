@@ -9,6 +9,14 @@ ingest: sample
     @rmg-lake ingest
     @rmg-lake report
 
+# The morning run: take the new files (from Dropbox, with a dropbox: source), write the
+# report and the day's flags into lake/reports/ (and Dropbox's reports/), list the flags,
+# and back up to `backup` of rmg-lake.toml, pruning old versions
+daily:
+    rmg-lake ingest --report
+    rmg-lake check
+    rmg-lake backup --prune
+
 # Lint, type-check, then run the test suite (CI runs exactly this)
 test: browser
     ruff check src tests

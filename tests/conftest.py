@@ -13,6 +13,8 @@ import pytest
 from rmg_lake import IngestResult, Lake, open_lake
 from rmg_lake.simulate import SimulationManifest, simulate
 
+REPO = Path(__file__).parent.parent  # the project's checkout
+
 
 @dataclass(frozen=True)
 class Ingested:

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import Ingested, run_cli
+from conftest import REPO, Ingested, run_cli
 from typer.testing import CliRunner
 
 from rmg_lake.cli import app
 from rmg_lake.simulate import simulate
 
-REPO = Path(__file__).parent.parent
 DUCKDB = shutil.which("duckdb")
 
 
@@ -58,6 +57,7 @@ def test_ingest_reads_rmg_lake_toml(tmp_path: Path) -> None:
     (["rebuild", "--lake", "nowhere"], "nowhere: no lake here"),
     (["ingest"], "no source given"),
     (["ingest", "--source", "dropbox:/Apps/RMG", "--lake", "lake"], "no Dropbox credentials"),
+    (["backup", "--lake", "lake"], "no backup folder given"),
 ])
 def test_user_mistakes_give_one_line_and_exit_1(
     tmp_path: Path, args: list[str], message: str,

@@ -16,6 +16,7 @@ from dropbox import dropbox_client
 from dropbox_fake import FakeDropbox, Faults
 
 from rmg_lake import open_lake
+from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.simulate import SimulationManifest, simulate
 from rmg_lake.sources import printable
 from rmg_lake.sources.dropbox import DropboxFolder
@@ -430,3 +431,33 @@ def test_a_deferred_file_that_changed_is_not_tried_again(
     assert second.counts["added"] == 1 and second.vanished == 0
     third = lake.ingest(source(fake))
     assert third.batch is None and third.vanished == 0  # nothing left to try
+
+
+def test_reports_go_to_dropbox_and_are_never_ingested(fake: FakeDropbox, tmp_path: Path) -> None:
+    simulate(tmp_path / "inbox", days=2, seed=23)
+    upload(fake, tmp_path / "inbox")
+    fake.put(f"{ROOT}/reports/2026-01-01-report.html", b"a report long gone")
+    fake.put(f"{ROOT}/reports/2026-01-01-flags.csv", b"its flags")
+    for n in range(2, 31):  # 30 earlier days in all: the oldest goes
+        fake.put(f"{ROOT}/reports/2026-01-{n:02d}-report.html", b"older")
+    first = _cli_against(fake, tmp_path, "ingest", "--source", f"dropbox:{ROOT}", "--lake",
+                         "lake", "--report", token=fake.refresh_token)
+    assert first.returncode == 0, first.stderr
+    today = datetime.now(FACTORY_TZ).date()
+    assert f"uploaded to dropbox:{ROOT}/reports" in first.stdout
+    assert "deleted 2 older report files" in first.stdout
+    stored = fake.files()
+    for name in (f"{today}-report.html", f"{today}-flags.csv"):
+        assert stored[f"{ROOT}/reports/{name}"] == (tmp_path / "lake/reports" / name).read_bytes()
+    assert f"{ROOT}/reports/2026-01-01-report.html" not in stored
+    assert f"{ROOT}/reports/2026-01-02-report.html" in stored
+    backed = _cli_against(fake, tmp_path, "backup", "--lake", "lake", "--to", f"dropbox:{ROOT}",
+                          token=fake.refresh_token)
+    assert backed.returncode == 0, backed.stderr
+    again = _cli_against(fake, tmp_path, "ingest", "--source", f"dropbox:{ROOT}", "--lake",
+                         "lake", token=fake.refresh_token)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing new" in again.stdout and "deleted or moved" not in again.stdout
+    paths = {row[0] for row in open_lake(tmp_path / "lake").table("history")
+             .select("path").iter_rows()}
+    assert not any(p.startswith(("reports/", "backups/")) for p in paths)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import subprocess
 from collections import defaultdict
+from datetime import datetime, time, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from conftest import Ingested, run_cli
+
+from rmg_lake.contract.models import FACTORY_TZ
 
 CHROMIUM = shutil.which("chromium")
 
@@ -66,9 +70,11 @@ def chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def report(ingested: Ingested, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The page over every day of the study (its default is the last four weeks)."""
     out = tmp_path_factory.mktemp("html") / "report.html"
+    [(first, last)] = ingested.sql("select min(day), max(day) from completion")
     result = run_cli("report", "--lake", str(ingested.lake.root), "--format", "html",
-                     "--out", str(out))
+                     "--out", str(out), "--from", str(first), "--to", str(last))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -104,10 +110,11 @@ def test_every_completion_cell_is_the_views(page: _Tables, ingested: Ingested) -
                 for day, f, task, d, t, want, done, _, status in ingested.sql(
                     "select * from completion")}
     shown = {}
-    for row in page.tables["completion"][1:]:
+    for row in page.tables["completion"]:  # a table per factory, two header rows each
         day = row[0][0]
         for text, status, key in row[1:]:
-            shown[(day, key)] = (status, text)
+            if key:
+                shown[(day, key)] = (status, text)
     assert shown.keys() == expected.keys()
     for key, (status, text) in shown.items():
         assert status == expected[key][0]
@@ -149,10 +156,122 @@ def test_observers_day_by_day_are_the_view(page: _Tables, ingested: Ingested) ->
         f"from observations where day >= DATE '{days[0]}' group by all")}
 
 
-def test_flags_and_batches_are_the_views(page: _Tables, ingested: Ingested) -> None:
-    flags = ingested.sql("select * from flags")
+def test_each_factory_has_its_own_heatmap(report: Path, ingested: Ingested) -> None:
+    tables = re.findall(r'<table class="data heat" data-view="completion" '
+                        r'data-factory="([^"]+)">(.*?)</table>', report.read_text(), re.S)
+    assert [f for f, _ in tables] == [f for (f,) in ingested.sql(
+        "select distinct factory from completion order by 1")]
+    for factory, table in tables:
+        keys = set(re.findall(r'data-key="([^"]+)"', table))
+        assert keys == {f"{factory}/{d}/{t}/{task}" for d, t, task in ingested.sql(
+            f"select distinct department, team, task from completion where factory = '{factory}'")}
+
+
+def test_the_days_flags_and_the_counts_are_the_views(
+    page: _Tables, ingested: Ingested,
+) -> None:
+    today = datetime.now(FACTORY_TZ).date()
+    [(check_day,)] = ingested.sql(
+        f"select max(day) from observations where day < DATE '{today}'")
+    flags = ingested.sql(f"select * from flags where day >= DATE '{check_day}'")
+    assert flags  # the sample's last day has flags to show
     assert [[cell[0] for cell in row] for row in page.tables["flags"][1:]] == [
         ["" if v is None else str(v) for v in row] for row in flags]
+    counts = ingested.sql(
+        "select check_name, severity, count(*), count(distinct day), max(day) from flags "
+        "where day <= (select max(day) from completion) group by all order by 1, 2")
+    assert [[cell[0] for cell in row] for row in page.tables["flag_counts"][1:]] == [
+        [str(v) for v in row] for row in counts]
+
+
+def test_wip_trends_are_the_view(page: _Tables, ingested: Ingested) -> None:
+    header, *rows = page.tables["wip_trend"]
+    assert [c[0] for c in header] == ["factory", "department", "team", "day", "rounds",
+                                      "pieces"]
+    expected = ingested.sql(
+        "select factory, department, team, day, count(distinct observation_id),"
+        " avg(coalesce(back, 0) + coalesce(front, 0) + coalesce(sleeve, 0)"
+        " + coalesce(collar, 0) + coalesce(wip, 0))"
+        " from wip where mc_status = 'manned' group by all order by 1, 2, 3, 4")
+    assert len(rows) == len(expected) > 0
+    for row, (f, d, t, day, rounds, pieces) in zip(rows, expected, strict=True):
+        assert [c[0] for c in row[:5]] == [f, d, t, str(day), str(rounds)]
+        assert float(row[5][0]) == pytest.approx(pieces, abs=0.05 + 1e-9)  # one decimal
+
+
+def test_each_team_is_a_line_of_its_departments_chart(page: _Tables, report: Path) -> None:
+    """A chart per factory and department; in it a line per team with a point a day."""
+    from rmg_lake.charts import line_id
+
+    html = report.read_text()
+    _, *rows = page.tables["wip_trend"]
+    days: dict[tuple[str, str, str], int] = defaultdict(int)
+    for f, d, t, *_ in ([c[0] for c in row] for row in rows):
+        days[(f, d, t)] += 1
+    charts = re.findall(r"<figure>\s*<svg.*?</svg>\s*</figure>", html, re.S)
+    assert len(charts) == len({(f, d) for f, d, _ in days})
+    for (f, d, t), n in days.items():
+        line = re.search(rf'<g id="{line_id(f, d, t)}">\s*<path d="([^"]+)"', html)
+        assert line is not None, (f, d, t)
+        assert line[1].count("L") + 1 == n  # one point per day with rounds
+
+
+def test_the_same_lake_gives_the_same_page(ingested: Ingested) -> None:
+    from rmg_lake.html_report import render_html, report_data
+
+    now = datetime(2026, 11, 15, 8, 0, tzinfo=FACTORY_TZ)
+    pages = {render_html(ingested.lake, report_data(ingested.lake, now=now))
+             for _ in range(2)}
+    assert len(pages) == 1
+
+
+def test_the_default_window_is_four_weeks_to_the_last_day_observed(
+    ingested: Ingested,
+) -> None:
+    from rmg_lake.html_report import report_data
+
+    [(first, last)] = ingested.sql("select min(day), max(day) from observations")
+    morning = datetime.combine(last, time(7), FACTORY_TZ)  # the last day's tasks not done
+    report = report_data(ingested.lake, now=morning)
+    assert (report.start, report.end) == (last - timedelta(days=27), last)
+    [(before,)] = ingested.sql(f"select max(day) from observations where day < DATE '{last}'")
+    assert report.check_day == before  # the last day observed before today, as `check` says
+    assert report.days_flags["day"].min() == before  # and later: today's quarantined files
+    later = report_data(ingested.lake, now=morning + timedelta(days=40),
+                        start=first + timedelta(days=2), end=first + timedelta(days=4))
+    assert (later.start, later.end, later.check_day) == (
+        first + timedelta(days=2), first + timedelta(days=4), last)
+
+
+def test_a_window_narrows_the_page(ingested: Ingested, tmp_path: Path) -> None:
+    [(first,)] = ingested.sql("select min(day) from observations")
+    start, end = first + timedelta(days=2), first + timedelta(days=4)
+    out = tmp_path / "narrow.html"
+    result = run_cli("report", "--lake", str(ingested.lake.root), "--format", "html",
+                     "--out", str(out), "--from", str(start), "--to", str(end))
+    assert result.returncode == 0, result.stderr
+    parser = _Tables()
+    parser.feed(out.read_text())
+    days = {row[0][0] for row in parser.tables["completion"] if row[1][2]}
+    assert days == {str(start + timedelta(days=n)) for n in range(3)}
+    observers = ingested.sql(
+        "select observer, count(distinct day), count(*) from observations "
+        f"where day between DATE '{start}' and DATE '{end}' group by all order by 1")
+    assert [[c[0] for c in row[:3]] for row in parser.tables["observers"][1:]] == [
+        [str(v) for v in row] for row in observers]
+    assert {row[3][0] for row in parser.tables["wip_trend"][1:]} == days
+
+
+def test_a_stopped_sync_is_said_at_the_top(ingested: Ingested) -> None:
+    from rmg_lake.html_report import render_html, report_data
+
+    [(last,)] = ingested.sql("select max(day) from observations")
+    later = datetime.combine(last + timedelta(days=9), time(8), FACTORY_TZ)
+    page = render_html(ingested.lake, report_data(ingested.lake, now=later))
+    assert f"Nothing observed since {last} (9 days ago): has the sync stopped?" in page
+
+
+def test_batches_are_the_view(page: _Tables, ingested: Ingested) -> None:
     batches = ingested.sql("select batch, kind from batches order by batch")
     assert [[c[0] for c in row[:2]] for row in page.tables["batches"][1:]] == [
         [str(b), kind] for b, kind in batches]

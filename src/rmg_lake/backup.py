@@ -45,7 +45,7 @@ class Target(Protocol):
     def get(self, key: str) -> bytes: ...
 
     def keys(self, prefix: str) -> list[str]:
-        """The manifests (`*.json`) directly in `prefix`."""
+        """The files directly in `prefix`."""
         ...
 
     def objects(self) -> list[str]:
@@ -72,8 +72,8 @@ class FolderTarget:
 
     def keys(self, prefix: str) -> list[str]:
         folder = self.root / prefix
-        return sorted(p.relative_to(self.root).as_posix() for p in folder.glob("*.json")) \
-            if folder.is_dir() else []
+        return sorted(p.relative_to(self.root).as_posix() for p in folder.iterdir()
+                      if p.is_file()) if folder.is_dir() else []
 
     def objects(self) -> list[str]:
         return sorted(p.relative_to(self.root).as_posix()
@@ -140,7 +140,7 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
 
 def versions(target: Target) -> list[str]:
     """The manifests' keys, oldest first."""
-    return target.keys("backups")
+    return [key for key in target.keys("backups") if key.endswith(".json")]
 
 
 def restore(target: Target, lake_dir: Path, *, version: str | None = None,

@@ -119,6 +119,7 @@ class Config(Settings):
 
     source: str | None = None
     lake: Path = Path("lake")
+    backup: str | None = None  # where `rmg-lake backup` writes without --to
     max_file_mb: float = Field(default=10, gt=0)  # larger files are kept, not parsed
 
     @property
@@ -145,7 +146,12 @@ def load_config(path: Path | None = None) -> Config | None:
         raise ConfigError(str(error["msg"]), file=str(path),
                           field=".".join(str(p) for p in error["loc"] if p != "[key]")) from None
     base = path.parent.absolute()
-    source = config.source
-    if source is not None and ":" not in source.split("/")[0]:  # a local folder
-        source = str(base / Path(source).expanduser())
-    return config.model_copy(update={"lake": base / config.lake.expanduser(), "source": source})
+
+    def place(spec: str | None) -> str | None:
+        if spec is None or ":" in spec.split("/")[0]:  # dropbox:/…
+            return spec
+        return str(base / Path(spec).expanduser())  # a local folder
+
+    return config.model_copy(update={"lake": base / config.lake.expanduser(),
+                                     "source": place(config.source),
+                                     "backup": place(config.backup)})

@@ -1,5 +1,7 @@
 """The HTML report: one self-contained page (no network when it is read) for a phone or a
-laptop, from the lake's frames: completion heatmap, observers, flags, interactions, batches.
+laptop, from the lake's frames, over a window of days (by default the four weeks up to
+the last day observed): completion heatmaps per factory, observers, the day's flags, WIP
+trends per team, interactions, batches.
 
 Each data table carries `data-view`, the frame it shows, so a test can hold it against
 the frame.
@@ -8,7 +10,7 @@ the frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -17,9 +19,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.lake import Lake
 
-__all__ = ["render_html"]
+__all__ = ["WINDOW_DAYS", "Report", "render_html", "report_data"]
 
+WINDOW_DAYS = 28  # the heatmap's days unless --from says otherwise
 _TASK_LABEL = {"roster": "R", "wip": "W", "interactions": "I"}
+_DEPARTMENT_LABEL = {"knitting": "knit", "linking": "link"}
 
 
 @dataclass
@@ -28,19 +32,68 @@ class _Table:
     rows: list[list[Any]] = field(default_factory=list)
 
 
-def render_html(lake: Lake, *, flags_from: date | None = None,
-                now: datetime | None = None) -> str:
-    """The report as one HTML page; flags from `flags_from` on (default: every day's)."""
-    completion = lake.completion()
-    observations, interactions = lake.table("observations"), lake.table("interactions")
+@dataclass
+class _Heat:
+    factory: str
+    teams: list[tuple[str, int]]  # "department team" and how many task columns it spans
+    columns: list[dict[str, str]]
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the page and the delivered CSV show: the window, and the day's flags."""
+
+    start: date
+    end: date
+    check_day: date | None  # the first day of "the day's flags" (as `rmg-lake check`)
+    last_observed: date | None
+    flags: pl.DataFrame  # the window's, and any later
+    made: datetime
+
+    @property
+    def days_flags(self) -> pl.DataFrame:
+        """The flags `rmg-lake check` shows by default: the check day's and any later."""
+        if self.check_day is None:
+            return self.flags.clear()
+        return self.flags.filter(pl.col("day") >= self.check_day)
+
+
+def report_data(lake: Lake, *, start: date | None = None, end: date | None = None,
+                now: datetime | None = None) -> Report:
+    """The window (`end`: by default the last day observed up to today, factory time;
+    `start`: four weeks before it) and the flags of it."""
+    made = (now or datetime.now(FACTORY_TZ)).astimezone(FACTORY_TZ)
+    today = made.date()
+    last = lake.last_day_observed(today + timedelta(days=1))
+    end = end or last or today
+    start = start or end - timedelta(days=WINDOW_DAYS - 1)
+    check_day = lake.last_day_observed(today)
+    flags = lake.flags(min(start, check_day or start))
+    return Report(start, end, check_day, last, flags, made)
+
+
+def render_html(lake: Lake, report: Report | None = None) -> str:
+    """The report as one HTML page (`report`: by default `report_data(lake)`)."""
+    from rmg_lake.charts import TREATMENT
+
+    report = report or report_data(lake)
+    start, end = report.start, report.end
+    observations = lake.table("observations", start, end)
+    interactions = lake.table("interactions", start, end)
+    window = report.flags.filter(pl.col("day").is_between(start, end))
+    trend = _wip_trend(lake.table("wip", start, end))
+    completion = lake.completion(start, end)
+    first: date = completion["day"].min() or start  # type: ignore[assignment]
     env = Environment(loader=PackageLoader("rmg_lake"), autoescape=select_autoescape())
-    days = completion["day"]
     return env.get_template("report.html").render(
-        made=(now or datetime.now(FACTORY_TZ)).astimezone(FACTORY_TZ).strftime(
-            "%Y-%m-%d %H:%M (factory time)"),
-        first_day=days.min() if len(days) else "—", last_day=days.max() if len(days) else "—",
+        made=report.made.strftime("%Y-%m-%d %H:%M (factory time)"),
+        start=start, end=end, today=report.made.date(), last_observed=report.last_observed,
+        entries=len(lake.entries()),
         heat=_heat(completion), observers=_observers(observations),
-        flag_day=flags_from, flags=_frame_table(lake.flags(flags_from)),
+        flag_day=report.check_day, flags=_frame_table(report.days_flags),
+        flag_counts=_flag_counts(window),
+        charts=_charts(trend, first, end), trend=_frame_table(trend), treatment=TREATMENT,
         topics=_interactions(interactions, "topic"),
         initiators=_interactions(interactions, "initiator"),
         observer_days=_observer_days(observations),
@@ -50,33 +103,37 @@ def render_html(lake: Lake, *, flags_from: date | None = None,
     )
 
 
-@dataclass
-class _Heat:
-    columns: list[dict[str, str]]
-    rows: list[dict[str, Any]]
+def _heat(completion: pl.DataFrame) -> list[_Heat]:
+    """Per factory: days down, department/team/task across; a cell is completed/expected."""
+    order = pl.col("task").replace_strict(list(_TASK_LABEL), list(range(len(_TASK_LABEL))),
+                                          default=len(_TASK_LABEL))
+    cells = {(row["day"], _key(row)): row for row in completion.iter_rows(named=True)}
+    days = sorted({day for day, _ in cells})
+    heats = []
+    for (factory,), frame in completion.partition_by(
+            "factory", as_dict=True, maintain_order=True).items():
+        keys = frame.select("factory", "department", "team", "task").unique().sort(
+            "department", "team", order)
+        columns = [{"title": f"{f} {d} {t}: {task}", "label": _TASK_LABEL.get(task, task),
+                    "key": f"{f}/{d}/{t}/{task}"} for f, d, t, task in keys.iter_rows()]
+        teams = keys.group_by("department", "team", maintain_order=True).len()
+        rows = [{"day": day.isoformat(), "cells": [_cell(cells.get((day, c["key"])), c["key"])
+                                                    for c in columns]} for day in days]
+        heats.append(_Heat(str(factory), [
+            (f"{_DEPARTMENT_LABEL.get(d, d)} {t}", n) for d, t, n in teams.iter_rows()],
+            columns, rows))
+    return heats
 
 
-def _heat(completion: pl.DataFrame) -> _Heat:
-    """Days down, factory/department/team/task across; a cell is completed/expected."""
-    keys = completion.select("factory", "department", "team", "task").unique().sort(
-        "factory", "department", "team",
-        pl.col("task").replace_strict(list(_TASK_LABEL), list(range(len(_TASK_LABEL))),
-                                      default=len(_TASK_LABEL)))
-    columns = [{"title": f"{f} {d} {t}: {task}",
-                "label": f"{f} {d[:4]} {t[:5]} {_TASK_LABEL.get(task, task)}",
-                "key": f"{f}/{d}/{t}/{task}"} for f, d, t, task in keys.iter_rows()]
-    cells = {(row["day"], f"{row['factory']}/{row['department']}/{row['team']}/{row['task']}"):
-             row for row in completion.iter_rows(named=True)}
-    rows = []
-    for day in sorted({day for day, _ in cells}):
-        row_cells = []
-        for column in columns:
-            cell = cells.get((day, column["key"]))
-            row_cells.append({"key": column["key"], "status": cell["status"] if cell else "",
-                              "text": "" if cell is None else "–" if cell["status"] == "off"
-                              else f"{cell['completed']}/{cell['expected']}"})
-        rows.append({"day": day.isoformat(), "cells": row_cells})
-    return _Heat(columns, rows)
+def _key(row: dict[str, Any]) -> str:
+    return f"{row['factory']}/{row['department']}/{row['team']}/{row['task']}"
+
+
+def _cell(row: dict[str, Any] | None, key: str) -> dict[str, str]:
+    if row is None:
+        return {"key": key, "status": "", "text": ""}
+    text = "–" if row["status"] == "off" else f"{row['completed']}/{row['expected']}"
+    return {"key": key, "status": row["status"], "text": text}
 
 
 def _observers(observations: pl.DataFrame) -> _Table:
@@ -88,6 +145,34 @@ def _observers(observations: pl.DataFrame) -> _Table:
         aborted=(pl.col("status") == "aborted").sum(),
         last_day=pl.col("day").max()).sort("observer")
     return _frame_table(frame)
+
+
+def _flag_counts(flags: pl.DataFrame) -> _Table:
+    """Per check: how many flags, on how many days, and the last day."""
+    frame = flags.group_by("check_name", "severity").agg(
+        flags=pl.len(), days=pl.col("day").n_unique(), last_day=pl.col("day").max()
+    ).sort("check_name", "severity")
+    return _frame_table(frame)
+
+
+def _wip_trend(wip: pl.DataFrame) -> pl.DataFrame:
+    """Per team and day: rounds, and the mean pieces per manned machine and round (all
+    panels together in knitting; linking's wip)."""
+    pieces = pl.sum_horizontal("back", "front", "sleeve", "collar", "wip")
+    return (wip.filter(pl.col("mc_status") == "manned")
+            .group_by("factory", "department", "team", "day")
+            .agg(rounds=pl.col("observation_id").n_unique(),
+                 pieces=pieces.mean().round(1))
+            .sort("factory", "department", "team", "day"))
+
+
+def _charts(trend: pl.DataFrame, start: date, end: date) -> list[str]:
+    """One chart per factory and department."""
+    from rmg_lake.charts import wip_chart
+
+    return [wip_chart(frame, str(factory), str(department), start=start, end=end)
+            for (factory, department), frame in trend.partition_by(
+                "factory", "department", as_dict=True, maintain_order=True).items()]
 
 
 def _interactions(interactions: pl.DataFrame, by: str) -> _Table:

@@ -29,8 +29,9 @@ def _target(spec: str) -> Target:
 
 @app.command()
 def backup(
-    to: Annotated[str, typer.Option(
-        "--to", help="Backup folder: dropbox:/path, or a local one (a USB disk, say).")],
+    to: Annotated[str | None, typer.Option(
+        "--to", help="Backup folder: dropbox:/path, or a local one (a USB disk, say) "
+                     "(default: `backup` from rmg-lake.toml).")] = None,
     lake: LakeOption = None,
     prune: Annotated[bool, typer.Option(
         "--prune", help="Then delete old versions: keep all of the last --days, then one a "
@@ -42,6 +43,12 @@ def backup(
     from rmg_lake.backup import backup as run
     from rmg_lake.backup import prune as run_prune
 
+    if to is None:
+        config = load_config()
+        to = config.backup if config else None
+    if to is None:
+        raise LakeError("no backup folder given", hint="pass --to DIR (or dropbox:/path), "
+                        "or set `backup` in rmg-lake.toml")
     target = _target(to)
     result = run(lake_from(lake), target, track=track)
     out.print(f"Backed up {plural(result.objects, 'file')} ({result.uploaded:,} new) as "

@@ -8,7 +8,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
 from rich.text import Text
 
@@ -30,7 +29,7 @@ from rmg_lake.errors import LakeError, shown
 from rmg_lake.files import write_atomic
 from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.report import completion_csv, completion_json, render_completion
-from rmg_lake.sources import open_source
+from rmg_lake.sources import Source, open_source
 
 if TYPE_CHECKING:
     from rmg_lake.verify import Verified
@@ -44,6 +43,10 @@ def ingest(
     workers: Annotated[int | None, typer.Option(
         min=1, max=64, help="Files read at once (default: 2 from a folder, 8 from "
                             "Dropbox, whose downloads wait on the network).")] = None,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Then write the HTML report and the day's flags (CSV) under dated "
+                         "names into LAKE/reports/ and, from Dropbox, into the source's "
+                         "reports/ folder; each keeps the last 30 days'.")] = False,
 ) -> None:
     """Take every new file from the sync folder into the lake as one batch (more than
     50,000 new files: a batch per 50,000)."""
@@ -61,6 +64,24 @@ def ingest(
     max_size = int((config.max_file_mb if config else 10) * 2**20)
     _print_ingest(the_lake.ingest(files, settings=settings, track=track, workers=workers,
                                   max_size=max_size), the_lake)
+    if report:
+        _publish(the_lake, files)
+
+
+def _publish(lake: Lake, source: Source) -> None:
+    """Deliver the report into the lake and, for a Dropbox source, its folder."""
+    from rmg_lake.publish import publish
+    from rmg_lake.sources.dropbox import DropboxFolder, DropboxTarget
+
+    targets = [DropboxTarget(source.name, source.client)] \
+        if isinstance(source, DropboxFolder) else []
+    done = publish(lake, targets=targets)
+    out.print(f"Wrote the report and {plural(done.flag_count, 'flag')} to "
+              f"{lake.root / done.page} and {Path(done.flags).name}"
+              + "".join(f"; uploaded to {place}/{Path(done.page).parent}"
+                        for place in done.places[1:])
+              + (f"; deleted {plural(done.deleted, 'older report file')}" if done.deleted
+                 else "") + ".", highlight=False)
 
 
 def _print_ingest(result: IngestResult, lake: Lake) -> None:
@@ -166,8 +187,7 @@ def check(
     first = last = _day(day, "--day")
     if first is None and not every_day:  # today's tasks are not all done yet
         today = datetime.now(FACTORY_TZ).date()
-        days = the_lake.table("observations").filter(pl.col("day") < today)["day"]
-        first = days.max() if len(days) else None  # type: ignore[assignment]
+        first = the_lake.last_day_observed(today)
         if first is not None and (today - first).days > 1:
             err.print(f"Nothing observed since {first} ({(today - first).days} days ago): "
                       "has the sync stopped?", style="bold red")
@@ -181,14 +201,11 @@ def check(
 
 
 def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | None) -> None:
-    from rmg_lake.html_report import render_html
+    from rmg_lake.html_report import render_html, report_data
 
     if to is None:
         raise LakeError("an HTML report needs a file to go to", hint="pass --out FILE")
-    if first or last:
-        raise LakeError("the HTML report shows every day", field="--from/--to",
-                        hint="leave them out with --format html")
-    page = render_html(lake)
+    page = render_html(lake, report_data(lake, start=first, end=last))
     try:
         write_atomic(to.expanduser(), page.encode(), sync=False)
     except OSError as err:

@@ -12,19 +12,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rmg_lake.sources.base import (
+    OUR_FOLDERS,
     FileDeferred,
     FileGone,
     FileRefused,
     Source,
     SourceFile,
+    ours,
     printable,
     utf8,
 )
 from rmg_lake.sources.local import LocalFolder
 
 __all__ = [
-    "FileDeferred", "FileGone", "FileRefused", "LocalFolder", "Source", "SourceFile",
-    "open_source", "printable", "utf8",
+    "OUR_FOLDERS", "FileDeferred", "FileGone", "FileRefused", "LocalFolder", "Source",
+    "SourceFile", "open_source", "ours", "printable", "utf8",
 ]
 
 

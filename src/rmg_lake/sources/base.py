@@ -10,8 +10,13 @@ from typing import Protocol
 from rmg_lake.errors import SourceError
 
 __all__ = [
-    "FileDeferred", "FileGone", "FileRefused", "Source", "SourceFile", "printable", "utf8",
+    "OUR_FOLDERS", "FileDeferred", "FileGone", "FileRefused", "Source", "SourceFile", "ours",
+    "printable", "utf8",
 ]
+
+# The folders at the top of a sync folder that rmg-lake itself writes (`backup --to` the
+# study's folder, the reports `ingest --report` delivers): never read as the study's files.
+OUR_FOLDERS = frozenset({"backups", "reports"})
 
 
 class FileDeferred(SourceError):
@@ -97,3 +102,9 @@ def utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def ours(path: str) -> bool:
+    """Whether a path relative to the sync root lies in one of `OUR_FOLDERS`."""
+    top, _, rest = path.partition("/")
+    return bool(rest) and top in OUR_FOLDERS

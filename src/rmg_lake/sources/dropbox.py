@@ -34,7 +34,7 @@ from tenacity import (
 
 from rmg_lake.credentials import load_credentials
 from rmg_lake.errors import SourceError
-from rmg_lake.sources.base import FileDeferred, FileGone, SourceFile
+from rmg_lake.sources.base import FileDeferred, FileGone, SourceFile, ours
 
 __all__ = ["CA_CERTS_VARIABLE", "DropboxFolder", "DropboxTarget", "client_from_env",
            "http_session"]
@@ -119,12 +119,15 @@ class DropboxFolder:
 
     def list(self) -> Iterator[SourceFile]:
         for entry in self._entries():
+            path = self._relative(entry.path_display)
+            if ours(path):  # backups and reports rmg-lake put there
+                continue
             if isinstance(entry, FileMetadata):
-                yield SourceFile(path=self._relative(entry.path_display), size=entry.size,
+                yield SourceFile(path=path, size=entry.size,
                                  modified=_utc(entry.server_modified),
                                  fingerprint=entry.content_hash)
             elif isinstance(entry, DeletedMetadata):
-                self.gone.append(self._relative(entry.path_display))
+                self.gone.append(path)
 
     def _entries(self) -> Iterator[Any]:
         try:
@@ -227,7 +230,8 @@ def _utc(value: datetime) -> datetime:
 
 
 class DropboxTarget:
-    """Backups in a Dropbox folder (`dropbox:/path`): the only place rmg-lake writes there."""
+    """Backups and reports in a Dropbox folder (`dropbox:/path`), under `backups/` and
+    `reports/`: the only places rmg-lake writes there."""
 
     CHUNK = 8 * 1024 * 1024  # files larger than this go up in an upload session
 
@@ -264,7 +268,7 @@ class DropboxTarget:
         return self.folder.read(listed)
 
     def keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self._below(prefix, recursive=False) if k.endswith(".json"))
+        return sorted(self._below(prefix, recursive=False))
 
     def objects(self) -> list[str]:
         return sorted(self._below("backups/objects", recursive=True))

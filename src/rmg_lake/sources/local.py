@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rmg_lake.errors import SourceError
-from rmg_lake.sources.base import FileDeferred, FileGone, FileRefused, SourceFile
+from rmg_lake.sources.base import (
+    OUR_FOLDERS,
+    FileDeferred,
+    FileGone,
+    FileRefused,
+    SourceFile,
+)
 
 __all__ = ["NOT_OURS", "LocalFolder"]
 
@@ -29,8 +35,9 @@ class LocalFolder:
     """Walks the folder recursively, in sorted order.
 
     The sync client's and the operating system's own files (`.dropbox.cache`, `.DS_Store`,
-    `Thumbs.db`, …: `NOT_OURS`) are not listed, nor are `exclude`d folders (a lake kept
-    inside the sync folder, however its path is spelled). Symbolic links are never
+    `Thumbs.db`, …: `NOT_OURS`) are not listed, nor are rmg-lake's own folders at the top
+    (`OUR_FOLDERS`: `backups/`, `reports/`) or `exclude`d folders (a lake kept inside the
+    sync folder, however its path is spelled). Symbolic links are never
     followed, and neither they nor named pipes or devices are read: each is listed, to be
     quarantined with what it is.
     """
@@ -82,8 +89,9 @@ class LocalFolder:
                               hint="keep the lake outside the sync folder")
         for folder, dirs, files in os.walk(self.root, onerror=fail):
             linked = [d for d in dirs if Path(folder, d).is_symlink()]  # listed, not walked
+            ours = OUR_FOLDERS if folder == str(self.root) else frozenset()
             dirs[:] = sorted(d for d in dirs if d not in NOT_OURS and d not in linked
-                             and not self._excluded(Path(folder, d)))
+                             and d not in ours and not self._excluded(Path(folder, d)))
             for name in sorted([*files, *linked]):
                 full = Path(folder, name)
                 if name in NOT_OURS:

@@ -1,0 +1,66 @@
+"""Charts for the HTML report, drawn with matplotlib as SVG to embed in the page.
+
+The SVG keeps its text as text (small, sharp on a phone) and is the same bytes for the
+same data: no date in it, and a fixed salt for the ids matplotlib makes up.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Any
+
+import matplotlib as mpl
+import polars as pl
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+
+__all__ = ["TREATMENT", "line_id", "wip_chart"]
+
+TREATMENT = "treatment"  # the team the study treats; every other team is a control
+_TREATED = "#c0392b"
+_CONTROLS = ("#2c7fb8", "#7fa8c9", "#5a5a5a", "#a6a6a6", "#41ab5d", "#8c6bb1")
+_STYLE: dict[Any, Any] = {"svg.hashsalt": "rmg-lake", "svg.fonttype": "none", "font.size": 10,
+          "axes.spines.top": False, "axes.spines.right": False}
+
+
+def line_id(factory: str, department: str, team: str) -> str:
+    """The id of a team's line in the SVG (a `<g id=…>`), for a reader or a test to find."""
+    return f"wip-{factory}-{department}-{team}"
+
+
+def wip_chart(trend: pl.DataFrame, factory: str, department: str, *,
+              start: date, end: date) -> str:
+    """One factory's department, day by day from `start` to `end`: each team's mean
+    pieces per manned machine (`trend`: team, day, pieces), treatment in red, controls
+    in blues and greys. An SVG element, ready to put in a page."""
+    with mpl.rc_context(_STYLE):
+        figure = Figure(figsize=(5.6, 3.0), layout="constrained")
+        FigureCanvasSVG(figure)
+        axes = figure.add_subplot()
+        teams = sorted(trend["team"].unique(), key=lambda t: (t != TREATMENT, t))
+        controls = iter(_CONTROLS * (len(teams) // len(_CONTROLS) + 1))
+        for team in teams:
+            rows = trend.filter(pl.col("team") == team).sort("day")
+            treated = team == TREATMENT
+            (line,) = axes.plot(rows["day"].to_list(), rows["pieces"].to_list(),
+                                marker="o", markersize=3 if treated else 2,
+                                linewidth=2.2 if treated else 1.2, label=team,
+                                color=_TREATED if treated else next(controls),
+                                zorder=3 if treated else 2)
+            line.set_gid(line_id(factory, department, team))
+        locator = AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(
+            ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+        axes.set_xlim(start, end)  # type: ignore[arg-type]  # matplotlib takes dates
+        axes.set_ylim(bottom=0)
+        axes.set_ylabel("pieces per machine")
+        axes.set_title(f"{factory} {department}", loc="left", fontweight="bold")
+        axes.grid(axis="y", color="#e6e6e6")
+        figure.legend(frameon=False, loc="outside lower center", ncols=len(teams))
+        svg = io.StringIO()
+        figure.savefig(svg, format="svg", metadata={"Date": None})
+    text = svg.getvalue()
+    return text[text.index("<svg"):]  # without the XML declaration and doctype
