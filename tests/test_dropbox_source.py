@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -436,21 +436,23 @@ def test_a_deferred_file_that_changed_is_not_tried_again(
 def test_reports_go_to_dropbox_and_are_never_ingested(fake: FakeDropbox, tmp_path: Path) -> None:
     simulate(tmp_path / "inbox", days=2, seed=23)
     upload(fake, tmp_path / "inbox")
-    fake.put(f"{ROOT}/reports/2026-01-01-report.html", b"a report long gone")
-    fake.put(f"{ROOT}/reports/2026-01-01-flags.csv", b"its flags")
-    for n in range(2, 31):  # 30 earlier days in all: the oldest goes
-        fake.put(f"{ROOT}/reports/2026-01-{n:02d}-report.html", b"older")
+    long_ago = datetime.now(FACTORY_TZ).date() - timedelta(days=100)
+    fake.put(f"{ROOT}/Reports/{long_ago}-report.html", b"a report long gone")  # any case
+    fake.put(f"{ROOT}/reports/{long_ago}-flags.csv", b"its flags")
+    for n in range(1, 30):  # 30 earlier days in all: the oldest goes
+        fake.put(f"{ROOT}/reports/{long_ago + timedelta(days=n)}-report.html", b"older")
     first = _cli_against(fake, tmp_path, "ingest", "--source", f"dropbox:{ROOT}", "--lake",
                          "lake", "--report", token=fake.refresh_token)
     assert first.returncode == 0, first.stderr
-    today = datetime.now(FACTORY_TZ).date()
-    assert f"uploaded to dropbox:{ROOT}/reports" in first.stdout
+    assert f"delivered to dropbox:{ROOT}/reports" in first.stdout
     assert "deleted 2 older report files" in first.stdout
-    stored = fake.files()
-    for name in (f"{today}-report.html", f"{today}-flags.csv"):
-        assert stored[f"{ROOT}/reports/{name}"] == (tmp_path / "lake/reports" / name).read_bytes()
-    assert f"{ROOT}/reports/2026-01-01-report.html" not in stored
-    assert f"{ROOT}/reports/2026-01-02-report.html" in stored
+    (page,) = (tmp_path / "lake/reports").glob("*-report.html")
+    stored = {path.lower(): data for path, data in fake.files().items()}
+    for name in (page.name, page.name.replace("report.html", "flags.csv")):
+        assert stored[f"{ROOT}/reports/{name}".lower()] == \
+            (tmp_path / "lake/reports" / name).read_bytes()
+    assert f"{ROOT}/reports/{long_ago}-report.html".lower() not in stored
+    assert f"{ROOT}/reports/{long_ago + timedelta(days=1)}-report.html".lower() in stored
     backed = _cli_against(fake, tmp_path, "backup", "--lake", "lake", "--to", f"dropbox:{ROOT}",
                           token=fake.refresh_token)
     assert backed.returncode == 0, backed.stderr

@@ -7,7 +7,7 @@ import shutil
 import struct
 import subprocess
 from collections import defaultdict
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -33,8 +33,10 @@ class _Tables(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = {k: v or "" for k, v in attrs}
-        if tag in ("script", "link", "img") and (found.get("src") or found.get("href")):
-            self.links.append(found.get("src") or found["href"])
+        if tag == "script":
+            self.links.append("a script")
+        self.links += [v for k, v in found.items()  # anything fetched, not a part of the page
+                       if k in ("src", "href", "xlink:href") and not v.startswith("#")]
         if tag == "table" and "data-view" in found:
             self.view = found["data-view"]
         elif self.view and tag == "tr":
@@ -269,6 +271,38 @@ def test_a_stopped_sync_is_said_at_the_top(ingested: Ingested) -> None:
     later = datetime.combine(last + timedelta(days=9), time(8), FACTORY_TZ)
     page = render_html(ingested.lake, report_data(ingested.lake, now=later))
     assert f"Nothing observed since {last} (9 days ago): has the sync stopped?" in page
+    next_morning = datetime.combine(last + timedelta(days=1), time(8), FACTORY_TZ)
+    assert report_data(ingested.lake, now=next_morning).quiet == 0
+    page = render_html(ingested.lake, report_data(ingested.lake, now=next_morning))
+    assert "has the sync stopped?" not in page
+    assert last == date(2026, 11, 14)  # a Saturday: Sunday 15 to Sunday 22 are 8 days,
+    assert report_data(ingested.lake, now=later).quiet == 7  # less Friday the 20th
+
+
+def test_one_day_is_a_page_too(ingested: Ingested) -> None:
+    from rmg_lake.html_report import render_html, report_data
+
+    [(first,)] = ingested.sql("select min(day) from observations")
+    page = render_html(ingested.lake, report_data(ingested.lake, start=first, end=first))
+    assert page.count("<svg") == 4  # a chart per factory and department, no warning
+
+
+def test_the_day_s_flags_are_every_flag_before_anything_was_observed(
+    ingested: Ingested,
+) -> None:
+    from rmg_lake.html_report import report_data
+
+    [(first,)] = ingested.sql("select min(day) from observations")
+    report = report_data(ingested.lake, now=datetime.combine(first, time(7), FACTORY_TZ))
+    assert report.check_day is None  # as `rmg-lake check` on the first morning
+    assert report.days_flags.equals(ingested.lake.flags())
+
+
+def test_days_that_end_before_they_start_are_refused(ingested: Ingested) -> None:
+    result = run_cli("report", "--lake", str(ingested.lake.root), "--format", "html",
+                     "--out", "x.html", "--from", "2030-01-01")
+    assert result.returncode == 1 and "end before they start" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_batches_are_the_view(page: _Tables, ingested: Ingested) -> None:

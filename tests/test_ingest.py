@@ -7,7 +7,7 @@ import itertools
 import os
 import shutil
 import threading
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,39 @@ def test_one_view_per_task_department_and_team(ingested: Ingested) -> None:
         "select column_name from (describe wip_linking_treatment)")}
     assert {"component", "back", "front", "sleeve", "collar"} <= knitting - linking
     assert "wip" in linking - knitting
+
+
+@pytest.mark.parametrize("name", ["observations", "wip", "completion", "history"])
+def test_a_frame_read_for_some_days_is_those_days_of_the_whole(
+    ingested: Ingested, name: str,
+) -> None:
+    whole = ingested.lake.table(name)
+    first, last = whole["day"].min(), whole["day"].max()
+    assert isinstance(first, date) and isinstance(last, date)
+    start, end = first + timedelta(days=3), first + timedelta(days=5)
+    some = ingested.lake.table(name, start, end)
+    assert some.height > 0
+    assert some.equals(whole.filter(pl.col("day").is_between(start, end)))
+    assert ingested.lake.table(name, end=first - timedelta(days=1)).schema == whole.schema
+    assert ingested.lake.table(name, start=last + timedelta(days=1)).is_empty()
+
+
+def test_a_range_of_days_names_only_the_partitions_that_may_hold_them() -> None:
+    from rmg_lake.derive import Derived
+
+    parts = {"2026-10-31": "a", "2026-11-01": "b", "2026-11-02": "c", "2026-12-01": "d"}
+    state = Derived("/lake", 1, {
+        "wip": parts, "teams/wip_x": {"2026-10": "m10", "2026-11": "m11", "2026-12": "m12"},
+        "history": {"b000001": "h1"}, "batches": {"all": "w"}, "roster": {"empty": "e"}})
+    nov1, nov2 = date(2026, 11, 1), date(2026, 11, 2)
+    assert state.files("wip", nov1, nov2) == ["b", "c"]
+    assert state.files("wip", start=nov2) == ["c", "d"]
+    assert state.files("wip", end=nov1) == ["a", "b"]
+    assert state.files("wip") == ["a", "b", "c", "d"]
+    assert state.files("teams/wip_x", nov2, nov2) == ["m11"]
+    assert state.files("teams/wip_x", date(2026, 10, 31), nov1) == ["m10", "m11"]
+    for name, whole in (("history", ["h1"]), ("batches", ["w"]), ("roster", ["e"])):
+        assert state.files(name, nov1, nov1) == whole  # not by day: read whole, then filtered
 
 
 def test_later_versions_supersede_earlier_ones(ingested: Ingested) -> None:

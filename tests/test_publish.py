@@ -29,10 +29,12 @@ def test_ingest_report_delivers_the_page_and_the_days_flags(
     study: Path, tmp_path: Path,
 ) -> None:
     lake = tmp_path / "lake"
+    before = datetime.now(FACTORY_TZ).date()
     result = run_cli("ingest", "--source", str(study), "--lake", str(lake), "--report")
     assert result.returncode == 0, result.stderr
-    today = datetime.now(FACTORY_TZ).date()
-    page, flags = lake / f"reports/{today}-report.html", lake / f"reports/{today}-flags.csv"
+    (page,) = (lake / "reports").glob("*-report.html")
+    flags = page.with_name(page.name.replace("report.html", "flags.csv"))
+    assert page.name[:10] in {str(before), str(datetime.now(FACTORY_TZ).date())}  # today's
     assert "Wrote the report and" in result.stdout and str(page) in result.stdout
     assert 'data-view="completion"' in page.read_text()
     check = run_cli("check", "--lake", str(lake), "--format", "csv")  # the day's flags
@@ -87,15 +89,34 @@ def test_our_folders_at_the_top_of_a_sync_folder_are_never_read(
 
 
 def test_just_daily_ingests_reports_checks_and_backs_up(study: Path, tmp_path: Path) -> None:
+    """With the Dropbox client's folder as the source, `reports_to` names where the
+    reports go to be synced (here a plain folder)."""
     (tmp_path / "rmg-lake.toml").write_text(
-        f'source = "{study}"\nlake = "lake"\nbackup = "usb"\n')
+        f'source = "{study}"\nlake = "lake"\nbackup = "usb"\nreports_to = "synced"\n')
     just = shutil.which("just")
     assert just is not None, "`just` comes with the dev extras (rust-just)"
     daily = subprocess.run([just, "--justfile", str(REPO / "justfile"),
                             "--working-directory", str(tmp_path), "daily"],
                            capture_output=True, text=True, timeout=300, check=False)
     assert daily.returncode == 0, daily.stderr
-    today = datetime.now(FACTORY_TZ).date()
-    assert (tmp_path / f"lake/reports/{today}-report.html").is_file()
+    (page,) = (tmp_path / "lake" / "reports").glob("*-report.html")
+    assert (tmp_path / "synced" / "reports" / page.name).read_bytes() == page.read_bytes()
+    assert f"delivered to {tmp_path / 'synced'}/reports" in daily.stdout
     assert "Backed up" in daily.stdout and "Kept 1 version" in daily.stdout
     assert len(list((tmp_path / "usb" / "backups").glob("*.json"))) == 1
+    other = run_cli("backup", "--lake", str(tmp_path / "other"), cwd=tmp_path)
+    assert other.returncode == 1  # the toml's folder is for the toml's lake only
+    assert "no backup folder given" in other.stderr
+
+
+def test_a_place_out_of_reach_is_a_warning_and_the_lake_has_the_report(
+    study: Path, tmp_path: Path,
+) -> None:
+    (tmp_path / "unplugged").write_text("a file where a folder should be")
+    (tmp_path / "rmg-lake.toml").write_text(
+        f'source = "{study}"\nlake = "lake"\nreports_to = "unplugged"\n')
+    result = run_cli("ingest", "--report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning: the report did not reach" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(list((tmp_path / "lake" / "reports").glob("*-report.html"))) == 1

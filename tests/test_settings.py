@@ -116,3 +116,14 @@ def test_a_lake_without_a_toml_still_records_its_settings(tmp_path: Path) -> Non
     lake = open_lake(tmp_path / "lake", create=True)
     lake.ingest(tmp_path / "inbox")
     assert lake.batches()[0].settings is not None
+
+
+def test_working_days_skip_the_weekend_and_holidays() -> None:
+    from rmg_lake.config import Calendar
+
+    thursday, saturday = date(2026, 11, 19), date(2026, 11, 21)
+    assert Calendar().working_days(thursday, saturday) == 0  # Friday is off
+    assert Calendar().working_days(thursday, date(2026, 11, 24)) == 3  # Sat, Sun, Mon
+    assert Calendar(holidays=(date(2026, 11, 22),)).working_days(
+        thursday, date(2026, 11, 24)) == 2
+    assert Calendar().working_days(saturday, saturday) == 0

@@ -26,8 +26,8 @@ from rmg_lake.progress import Track
 from rmg_lake.store import sha256
 
 __all__ = [
-    "BackupResult", "FolderTarget", "Pruned", "Target", "backup", "prune", "restore",
-    "versions",
+    "BackupResult", "FolderTarget", "Pruned", "Target", "backup", "open_target", "prune",
+    "restore", "versions",
 ]
 
 FORMAT = 1
@@ -81,6 +81,16 @@ class FolderTarget:
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
+
+
+def open_target(spec: str) -> Target:
+    """A folder to write to: `dropbox:/path` (signed in as `rmg-lake auth` left it), or
+    a local one."""
+    if spec.startswith("dropbox:"):
+        from rmg_lake.sources.dropbox import DropboxTarget, client_from_env
+
+        return DropboxTarget(spec, client_from_env())
+    return FolderTarget(spec)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ same data: no date in it, and a fixed salt for the ids matplotlib makes up.
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import matplotlib as mpl
@@ -54,6 +54,8 @@ def wip_chart(trend: pl.DataFrame, factory: str, department: str, *,
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(
             ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+        if start >= end:  # one day: a day either side, so the point has room
+            start, end = start - timedelta(days=1), end + timedelta(days=1)
         axes.set_xlim(start, end)  # type: ignore[arg-type]  # matplotlib takes dates
         axes.set_ylim(bottom=0)
         axes.set_ylabel("pieces per machine")

@@ -9,7 +9,7 @@ whichever file is in the working folder.
 from __future__ import annotations
 
 import tomllib
-from datetime import date, time
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -66,6 +66,11 @@ class Calendar(_Settings):
     def is_off(self, day: date) -> bool:
         return WEEKDAYS[day.weekday()] in self.weekend or day in self.holidays
 
+    def working_days(self, after: date, before: date) -> int:
+        """The working days strictly between `after` and `before`."""
+        days = (after + timedelta(days=n) for n in range(1, (before - after).days))
+        return sum(not self.is_off(day) for day in days)
+
 
 class TaskMinutes(_Settings):
     roster: float = Field(ge=0)
@@ -120,6 +125,7 @@ class Config(Settings):
     source: str | None = None
     lake: Path = Path("lake")
     backup: str | None = None  # where `rmg-lake backup` writes without --to
+    reports_to: str | None = None  # a folder whose reports/ also gets `ingest --report`'s
     max_file_mb: float = Field(default=10, gt=0)  # larger files are kept, not parsed
 
     @property
@@ -154,4 +160,5 @@ def load_config(path: Path | None = None) -> Config | None:
 
     return config.model_copy(update={"lake": base / config.lake.expanduser(),
                                      "source": place(config.source),
-                                     "backup": place(config.backup)})
+                                     "backup": place(config.backup),
+                                     "reports_to": place(config.reports_to)})

@@ -17,6 +17,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from rmg_lake.contract.models import FACTORY_TZ
+from rmg_lake.errors import LakeError
 from rmg_lake.lake import Lake
 
 __all__ = ["WINDOW_DAYS", "Report", "render_html", "report_data"]
@@ -48,29 +49,37 @@ class Report:
     end: date
     check_day: date | None  # the first day of "the day's flags" (as `rmg-lake check`)
     last_observed: date | None
-    flags: pl.DataFrame  # the window's, and any later
+    quiet: int  # working days since the last day observed, before today
+    flags: pl.DataFrame  # the window's and the check day's, and any later
     made: datetime
 
     @property
     def days_flags(self) -> pl.DataFrame:
-        """The flags `rmg-lake check` shows by default: the check day's and any later."""
+        """The flags `rmg-lake check` shows by default: the check day's and any later
+        (every flag while nothing was observed before today)."""
         if self.check_day is None:
-            return self.flags.clear()
+            return self.flags
         return self.flags.filter(pl.col("day") >= self.check_day)
 
 
 def report_data(lake: Lake, *, start: date | None = None, end: date | None = None,
                 now: datetime | None = None) -> Report:
     """The window (`end`: by default the last day observed up to today, factory time;
-    `start`: four weeks before it) and the flags of it."""
+    `start`: four weeks before it) and the flags of it; `now` is timezone-aware."""
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
     made = (now or datetime.now(FACTORY_TZ)).astimezone(FACTORY_TZ)
     today = made.date()
     last = lake.last_day_observed(today + timedelta(days=1))
     end = end or last or today
     start = start or end - timedelta(days=WINDOW_DAYS - 1)
+    if start > end:
+        raise LakeError(f"the days asked for end before they start ({start} to {end})",
+                        field="--from/--to", hint="pass an earlier --from, or a --to too")
     check_day = lake.last_day_observed(today)
-    flags = lake.flags(min(start, check_day or start))
-    return Report(start, end, check_day, last, flags, made)
+    quiet = lake.settings().calendar.working_days(last, today) if last else 0
+    flags = lake.flags(min(start, check_day) if check_day else None)
+    return Report(start, end, check_day, last, quiet, flags, made)
 
 
 def render_html(lake: Lake, report: Report | None = None) -> str:
@@ -89,7 +98,7 @@ def render_html(lake: Lake, report: Report | None = None) -> str:
     return env.get_template("report.html").render(
         made=report.made.strftime("%Y-%m-%d %H:%M (factory time)"),
         start=start, end=end, today=report.made.date(), last_observed=report.last_observed,
-        entries=len(lake.entries()),
+        quiet=report.quiet, entries=len(lake.entries()),
         heat=_heat(completion), observers=_observers(observations),
         flag_day=report.check_day, flags=_frame_table(report.days_flags),
         flag_counts=_flag_counts(window),
@@ -98,7 +107,8 @@ def render_html(lake: Lake, report: Report | None = None) -> str:
         initiators=_interactions(interactions, "initiator"),
         observer_days=_observer_days(observations),
         batches=_frame_table(lake.table("batches").select(
-            "batch", "kind", "committed_at", "source", "seen", "added", "duplicate",
+            "batch", "kind", pl.col("committed_at").dt.convert_time_zone(FACTORY_TZ.key)
+            .dt.strftime("%Y-%m-%d %H:%M"), "source", "seen", "added", "duplicate",
             "quarantined", "rolled_back")),
     )
 

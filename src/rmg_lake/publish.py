@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rmg_lake.backup import FolderTarget, Target
+from rmg_lake.errors import LakeError
 from rmg_lake.flag_report import flags_csv
 from rmg_lake.html_report import render_html, report_data
 from rmg_lake.lake import Lake
@@ -33,27 +34,34 @@ class Published:
     page: str  # its key in each place, e.g. reports/2026-11-30-report.html
     flags: str
     flag_count: int
-    places: list[str]  # the lake's folder, then the other targets, by name
+    places: list[str]  # where they were delivered: the lake's folder, then other targets
     deleted: int  # older reports deleted, in all places together
+    failed: list[str]  # targets that could not be reached, each with the reason
 
 
 def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
             now: datetime | None = None) -> Published:
     """Write today's report and flags into the lake's `reports/` and each of `targets`,
-    then delete reports older than the last `keep` days in each."""
+    then delete reports older than the last `keep` days in each. A target that cannot
+    be reached is listed in `failed`; the others are written all the same."""
     report = report_data(lake, now=now)
     day = report.made.date().isoformat()
     files = {f"{FOLDER}/{day}-report.html": render_html(lake, report).encode(),
              f"{FOLDER}/{day}-flags.csv": flags_csv(report.days_flags).encode()}
-    places: list[Target] = [FolderTarget(lake.root), *targets]
-    deleted = 0
-    for place in places:
-        for key, data in files.items():
-            place.put(key, data)
-        deleted += len(prune_reports(place, keep))
+    places, failed, deleted = [], [], 0
+    for number, place in enumerate([FolderTarget(lake.root), *targets]):
+        try:
+            for key, data in files.items():
+                place.put(key, data)
+            deleted += len(prune_reports(place, keep))
+        except (LakeError, OSError) as err:
+            if number == 0:  # the lake's own folder
+                raise
+            failed.append(f"{place.name}: {err}")
+            continue
+        places.append(place.name)
     page, flags = files
-    return Published(page, flags, report.days_flags.height, [p.name for p in places],
-                     deleted)
+    return Published(page, flags, report.days_flags.height, places, deleted, failed)
 
 
 def prune_reports(target: Target, keep: int = KEEP) -> list[str]:

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from rmg_lake.cli.shell import LakeOption, app, lake_from, out, plural, track
+from rmg_lake.backup import open_target
+from rmg_lake.cli.shell import LakeOption, app, lake_from, lake_path, out, plural, track
 from rmg_lake.config import load_config
 from rmg_lake.errors import LakeError
-
-if TYPE_CHECKING:
-    from rmg_lake.backup import Target
-
-
-def _target(spec: str) -> Target:
-    """A backup folder: `dropbox:/path`, or a local one."""
-    from rmg_lake.backup import FolderTarget
-
-    if spec.startswith("dropbox:"):
-        from rmg_lake.sources.dropbox import DropboxTarget, client_from_env
-
-        return DropboxTarget(spec, client_from_env())
-    return FolderTarget(spec)
 
 
 @app.command()
@@ -43,13 +30,14 @@ def backup(
     from rmg_lake.backup import backup as run
     from rmg_lake.backup import prune as run_prune
 
-    if to is None:
+    if to is None:  # rmg-lake.toml's folder is for its own lake, not one --lake names
         config = load_config()
-        to = config.backup if config else None
+        if config and (lake is None or lake_path(lake, config) == config.lake.resolve()):
+            to = config.backup
     if to is None:
         raise LakeError("no backup folder given", hint="pass --to DIR (or dropbox:/path), "
                         "or set `backup` in rmg-lake.toml")
-    target = _target(to)
+    target = open_target(to)
     result = run(lake_from(lake), target, track=track)
     out.print(f"Backed up {plural(result.objects, 'file')} ({result.uploaded:,} new) as "
               f"{result.manifest} in {to}.")
@@ -70,7 +58,7 @@ def restore(
     """Make a lake again from a backup, and its frames and views from it."""
     from rmg_lake.backup import restore as run
 
-    restored = run(_target(source), lake.expanduser().resolve(), version=version,
+    restored = run(open_target(source), lake.expanduser().resolve(), version=version,
                    track=track)
     out.print(f"Restored {plural(len(restored.batches()), 'batch')} into {restored.root}; "
               "`rmg-lake verify` finds every file whole.")

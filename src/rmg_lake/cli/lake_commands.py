@@ -65,23 +65,31 @@ def ingest(
     _print_ingest(the_lake.ingest(files, settings=settings, track=track, workers=workers,
                                   max_size=max_size), the_lake)
     if report:
-        _publish(the_lake, files)
+        _publish(the_lake, files, config.reports_to if config and ours else None)
 
 
-def _publish(lake: Lake, source: Source) -> None:
-    """Deliver the report into the lake and, for a Dropbox source, its folder."""
+def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
+    """Deliver the report into the lake and to `reports_to`, else a Dropbox source's
+    folder; a place that cannot be reached is a warning (the lake has the report)."""
+    from rmg_lake.backup import Target, open_target
     from rmg_lake.publish import publish
     from rmg_lake.sources.dropbox import DropboxFolder, DropboxTarget
 
-    targets = [DropboxTarget(source.name, source.client)] \
-        if isinstance(source, DropboxFolder) else []
+    targets: list[Target] = []
+    if reports_to is not None:
+        targets.append(open_target(reports_to))
+    elif isinstance(source, DropboxFolder):
+        targets.append(DropboxTarget(source.name, source.client))
     done = publish(lake, targets=targets)
     out.print(f"Wrote the report and {plural(done.flag_count, 'flag')} to "
               f"{lake.root / done.page} and {Path(done.flags).name}"
-              + "".join(f"; uploaded to {place}/{Path(done.page).parent}"
+              + "".join(f"; delivered to {place}/{Path(done.page).parent}"
                         for place in done.places[1:])
               + (f"; deleted {plural(done.deleted, 'older report file')}" if done.deleted
                  else "") + ".", highlight=False)
+    for failure in done.failed:
+        err.print(Text.assemble(("warning: ", "bold yellow"), f"the report did not reach "
+                                f"{failure}; the next --report tries again"), highlight=False)
 
 
 def _print_ingest(result: IngestResult, lake: Lake) -> None:
@@ -139,8 +147,10 @@ class ReportFormat(StrEnum):
 @app.command()
 def report(
     lake: LakeOption = None,
-    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help=(
+        "First day, YYYY-MM-DD (html: by default four weeks before the last day)."))] = None,
+    end: Annotated[str | None, typer.Option("--to", help=(
+        "Last day, YYYY-MM-DD (html: by default the last day observed)."))] = None,
     format: Annotated[ReportFormat, typer.Option(
         help="table, csv, json, or html (a page to read on a phone too).")
     ] = ReportFormat.table,
@@ -188,7 +198,7 @@ def check(
     if first is None and not every_day:  # today's tasks are not all done yet
         today = datetime.now(FACTORY_TZ).date()
         first = the_lake.last_day_observed(today)
-        if first is not None and (today - first).days > 1:
+        if first is not None and the_lake.settings().calendar.working_days(first, today):
             err.print(f"Nothing observed since {first} ({(today - first).days} days ago): "
                       "has the sync stopped?", style="bold red")
     flags = the_lake.flags(first, last)

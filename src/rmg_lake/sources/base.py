@@ -15,7 +15,8 @@ __all__ = [
 ]
 
 # The folders at the top of a sync folder that rmg-lake itself writes (`backup --to` the
-# study's folder, the reports `ingest --report` delivers): never read as the study's files.
+# study's folder, the reports `ingest --report` delivers), in any case: never read as the
+# study's files.
 OUR_FOLDERS = frozenset({"backups", "reports"})
 
 
@@ -105,6 +106,7 @@ def utf8(name: str) -> bool:
 
 
 def ours(path: str) -> bool:
-    """Whether a path relative to the sync root lies in one of `OUR_FOLDERS`."""
+    """Whether a path relative to the sync root lies in one of `OUR_FOLDERS` (in any case:
+    Dropbox's names are)."""
     top, _, rest = path.partition("/")
-    return bool(rest) and top in OUR_FOLDERS
+    return bool(rest) and top.casefold() in OUR_FOLDERS

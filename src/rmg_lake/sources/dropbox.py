@@ -245,7 +245,13 @@ class DropboxTarget:
 
     def put(self, key: str, data: bytes) -> None:
         """Upload `data` and check the content hash Dropbox reports for what it stored."""
-        metadata = self.folder._call(self._upload, self._path(key), data)
+        try:
+            metadata = self.folder._call(self._upload, self._path(key), data)
+        except ApiError as err:
+            raise SourceError(f"Dropbox refused the upload ({err.error})", file=key) from None
+        except (requests.exceptions.RequestException, HttpError, RetryError):
+            raise SourceError("cannot upload it to Dropbox", file=key,
+                              hint="check the internet connection, then run again") from None
         if metadata.content_hash != content_hash(data):
             raise SourceError("Dropbox stored other bytes than were sent", file=key)
 
@@ -289,3 +295,6 @@ class DropboxTarget:
         except ApiError as err:
             if "not_found" not in str(err.error):
                 raise SourceError(f"Dropbox cannot delete it ({err.error})", file=key) from err
+        except (requests.exceptions.RequestException, HttpError, RetryError):
+            raise SourceError("cannot reach Dropbox to delete it", file=key,
+                              hint="check the internet connection, then run again") from None

@@ -89,9 +89,10 @@ class LocalFolder:
                               hint="keep the lake outside the sync folder")
         for folder, dirs, files in os.walk(self.root, onerror=fail):
             linked = [d for d in dirs if Path(folder, d).is_symlink()]  # listed, not walked
-            ours = OUR_FOLDERS if folder == str(self.root) else frozenset()
+            top = folder == str(self.root)
             dirs[:] = sorted(d for d in dirs if d not in NOT_OURS and d not in linked
-                             and d not in ours and not self._excluded(Path(folder, d)))
+                             and not (top and d.casefold() in OUR_FOLDERS)
+                             and not self._excluded(Path(folder, d)))
             for name in sorted([*files, *linked]):
                 full = Path(folder, name)
                 if name in NOT_OURS:
