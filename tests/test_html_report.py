@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import struct
@@ -91,10 +92,28 @@ def page(report: Path) -> _Tables:
     return parser
 
 
-@pytest.mark.parametrize("width", [412, 1200])  # a phone, a laptop
+PHONE = 412  # px: a common phone's width
+
+
+def on_a_phone(report: Path, script: str = "") -> Path:
+    """A page showing the report in a frame as wide as a phone (headless Chromium lays a
+    page out at least 500 px wide, whatever its window; a frame is as wide as it is
+    made). `script` runs in the outer page once the report is laid out, as `frame`."""
+    wrapper = report.with_name(f"phone-{len(script)}.html")
+    wrapper.write_text(
+        '<!doctype html><html><head><title>-</title></head><body style="margin:0">'
+        f'<iframe id="phone" style="width:{PHONE}px;height:900px;border:0" '
+        f'srcdoc="{html.escape(report.read_text())}"></iframe><script>'
+        "const frame = document.getElementById('phone');"
+        f"frame.onload = () => {{ {script} }};</script></body></html>")
+    return wrapper
+
+
+@pytest.mark.parametrize("width", [PHONE, 1200])  # a phone, a laptop
 def test_chromium_renders_the_page(report: Path, width: int) -> None:
     png = report.parent / f"report-{width}.png"
-    shot = chromium(f"--window-size={width},900", f"--screenshot={png}", report.as_uri(),
+    page = on_a_phone(report) if width == PHONE else report
+    shot = chromium(f"--window-size={width},900", f"--screenshot={png}", page.as_uri(),
                     user_data=report.parent / f"profile-{width}")
     assert shot.returncode == 0, shot.stderr
     data = png.read_bytes()
@@ -105,6 +124,29 @@ def test_chromium_renders_the_page(report: Path, width: int) -> None:
 
 def test_the_page_needs_no_network(page: _Tables) -> None:
     assert page.links == []  # no script, style sheet or image fetched from anywhere
+
+
+def test_the_charts_ids_are_their_own(report: Path) -> None:
+    """Four SVG charts in one page: no id twice, and every reference finds its id."""
+    html = report.read_text()
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)) > 100
+    refs = set(re.findall(r'(?:url\(#|href="#)([^")]+)', html))
+    assert refs and refs <= set(ids)
+
+
+def test_on_a_phone_only_the_tables_scroll_sideways(report: Path) -> None:
+    """On a phone the page is no wider than the screen: wide tables scroll inside their
+    own boxes (the day column staying put), charts shrink to fit."""
+    probe = on_a_phone(report, "const page = frame.contentDocument.documentElement;"
+                               "document.title = `${page.scrollWidth} of ${page.clientWidth}`;")
+    dom = chromium("--window-size=600,900", "--dump-dom", probe.as_uri(),
+                   user_data=report.parent / "profile-probe")
+    assert dom.returncode == 0, dom.stderr
+    widths = re.search(r"<title>(\d+) of (\d+)</title>", dom.stdout)
+    assert widths is not None, "the frame was not laid out"
+    wide, room = int(widths[1]), int(widths[2])
+    assert PHONE - 20 <= room <= PHONE and wide == room
 
 
 def test_every_completion_cell_is_the_views(page: _Tables, ingested: Ingested) -> None:
@@ -126,8 +168,11 @@ def test_every_completion_cell_is_the_views(page: _Tables, ingested: Ingested) -
 def test_observers_and_interactions_are_the_views(page: _Tables, ingested: Ingested) -> None:
     observers = ingested.sql(
         "select observer, count(distinct day), count(*), count(*) filter (status = 'complete'),"
-        " count(*) filter (status = 'partial'), count(*) filter (status = 'aborted'), max(day)"
-        " from observations group by observer order by observer")
+        " count(*) filter (status = 'partial'), count(*) filter (status = 'aborted'),"
+        " (select count(*) from flags f where f.check_name = 'incomplete'"
+        "  and f.observer = o.observer and f.day <= (select max(day) from completion)),"
+        " max(day) from observations o group by observer order by observer")
+    assert any(row[6] for row in observers)  # the sample has teams short of the protocol
     assert [[cell[0] for cell in row] for row in page.tables["observers"][1:]] == [
         [str(v) for v in row] for row in observers]
     _, *rows = page.tables["interactions"]

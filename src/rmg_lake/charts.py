@@ -7,6 +7,7 @@ same data: no date in it, and a fixed salt for the ids matplotlib makes up.
 from __future__ import annotations
 
 import io
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -65,4 +66,11 @@ def wip_chart(trend: pl.DataFrame, factory: str, department: str, *,
         svg = io.StringIO()
         figure.savefig(svg, format="svg", metadata={"Date": None})
     text = svg.getvalue()
-    return text[text.index("<svg"):]  # without the XML declaration and doctype
+    return _own_ids(text[text.index("<svg"):], f"{factory}-{department}-")
+
+
+def _own_ids(svg: str, prefix: str) -> str:
+    """The SVG element (no XML declaration), with `prefix` before every id matplotlib
+    made and every reference to one, so that several charts make one valid page."""
+    svg = re.sub(r'\bid="(?!wip-)', f'id="{prefix}', svg)
+    return re.sub(r'(url\(#|href="#)', rf"\g<1>{prefix}", svg)

@@ -99,7 +99,7 @@ def render_html(lake: Lake, report: Report | None = None) -> str:
         made=report.made.strftime("%Y-%m-%d %H:%M (factory time)"),
         start=start, end=end, today=report.made.date(), last_observed=report.last_observed,
         quiet=report.quiet, entries=len(lake.entries()),
-        heat=_heat(completion), observers=_observers(observations),
+        heat=_heat(completion), observers=_observers(observations, window),
         flag_day=report.check_day, flags=_frame_table(report.days_flags),
         flag_counts=_flag_counts(window),
         charts=_charts(trend, first, end), trend=_frame_table(trend), treatment=TREATMENT,
@@ -146,14 +146,20 @@ def _cell(row: dict[str, Any] | None, key: str) -> dict[str, str]:
     return {"key": key, "status": row["status"], "text": text}
 
 
-def _observers(observations: pl.DataFrame) -> _Table:
-    """Per observer: days observed, tasks, and how many complete, partial and aborted."""
+def _observers(observations: pl.DataFrame, flags: pl.DataFrame) -> _Table:
+    """Per observer: days observed, tasks, how many complete, partial and aborted, and
+    the team-days short of the protocol (`incomplete` flags) of teams they usually cover."""
+    short = flags.filter(pl.col("check_name") == "incomplete").group_by("observer").agg(
+        incomplete=pl.len().cast(pl.UInt32))
     frame = observations.group_by("observer").agg(
         days=pl.col("day").n_unique(), tasks=pl.len(),
         complete=(pl.col("status") == "complete").sum(),
         partial=(pl.col("status") == "partial").sum(),
         aborted=(pl.col("status") == "aborted").sum(),
-        last_day=pl.col("day").max()).sort("observer")
+        last_day=pl.col("day").max())
+    frame = frame.join(short, on="observer", how="left").select(
+        "observer", "days", "tasks", "complete", "partial", "aborted",
+        pl.col("incomplete").fill_null(0), "last_day").sort("observer")
     return _frame_table(frame)
 
 
