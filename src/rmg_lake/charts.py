@@ -14,7 +14,6 @@ from typing import Any
 import matplotlib as mpl
 import polars as pl
 from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 __all__ = ["TREATMENT", "line_id", "wip_chart"]
@@ -36,9 +35,12 @@ def wip_chart(trend: pl.DataFrame, factory: str, department: str, *,
     """One factory's department, day by day from `start` to `end`: each team's mean
     pieces per manned machine (`trend`: team, day, pieces), treatment in red, controls
     in blues and greys. An SVG element, ready to put in a page."""
+    if start >= end:  # one day: a day either side, so the point has room
+        start, end = start - timedelta(days=1), end + timedelta(days=1)
     with mpl.rc_context(_STYLE):
-        figure = Figure(figsize=(5.6, 3.0), layout="constrained")
+        figure = Figure(figsize=(5.6, 3.0))
         FigureCanvasSVG(figure)
+        figure.subplots_adjust(left=0.11, right=0.94, top=0.9, bottom=0.24)  # fixed: fast
         axes = figure.add_subplot()
         teams = sorted(trend["team"].unique(), key=lambda t: (t != TREATMENT, t))
         controls = iter(_CONTROLS * (len(teams) // len(_CONTROLS) + 1))
@@ -51,22 +53,25 @@ def wip_chart(trend: pl.DataFrame, factory: str, department: str, *,
                                 color=_TREATED if treated else next(controls),
                                 zorder=3 if treated else 2)
             line.set_gid(line_id(factory, department, team))
-        locator = AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
-        axes.xaxis.set_major_locator(locator)
-        axes.xaxis.set_major_formatter(
-            ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-        if start >= end:  # one day: a day either side, so the point has room
-            start, end = start - timedelta(days=1), end + timedelta(days=1)
+        ticks = _ticks(start, end)
+        label = "%d %b %Y" if start.year != end.year else "%d %b"
+        axes.set_xticks(ticks, [day.strftime(label) for day in ticks])  # type: ignore[arg-type]
         axes.set_xlim(start, end)  # type: ignore[arg-type]  # matplotlib takes dates
         axes.set_ylim(bottom=0)
         axes.set_ylabel("pieces per machine")
         axes.set_title(f"{factory} {department}", loc="left", fontweight="bold")
         axes.grid(axis="y", color="#e6e6e6")
-        figure.legend(frameon=False, loc="outside lower center", ncols=len(teams))
+        figure.legend(frameon=False, loc="lower center", ncols=len(teams))
         svg = io.StringIO()
         figure.savefig(svg, format="svg", metadata={"Date": None})
     text = svg.getvalue()
     return _own_ids(text[text.index("<svg"):], f"{factory}-{department}-")
+
+
+def _ticks(start: date, end: date, most: int = 6) -> list[date]:
+    """At most `most` days from `start` to `end`, evenly a whole number of days apart."""
+    step = max(1, -(-(end - start).days // (most - 1)))
+    return [start + timedelta(days=n) for n in range(0, (end - start).days + 1, step)]
 
 
 def _own_ids(svg: str, prefix: str) -> str:
