@@ -17,11 +17,13 @@ daily:
     rmg-lake check
     rmg-lake backup --prune
 
-# Lint, type-check, then run the test suite (CI runs exactly this)
+# Lint, type-check, then run the test suite (CI runs exactly this): a process per core,
+# each test file in one of them (its fixtures made once); pytest-benchmark, where a
+# machine has it, would refuse to run beside xdist
 test: browser
     ruff check src tests
     mypy
-    pytest -q
+    pytest -q -n auto --dist loadfile -p no:benchmark
 
 # Debian's Chromium, for the tests that render the HTML report (installed once, with apt)
 browser:
