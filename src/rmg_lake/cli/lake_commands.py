@@ -45,8 +45,9 @@ def ingest(
                             "Dropbox, whose downloads wait on the network).")] = None,
     report: Annotated[bool, typer.Option(
         "--report", help="Then write the HTML report and the day's flags (CSV) under dated "
-                         "names into LAKE/reports/ and, from Dropbox, into the source's "
-                         "reports/ folder; each keeps the last 30 days'.")] = False,
+                         "names into LAKE/reports/, and into reports/ of `reports_to` in "
+                         "rmg-lake.toml or else of a Dropbox source; each place keeps its "
+                         "last 30 days'.")] = False,
 ) -> None:
     """Take every new file from the sync folder into the lake as one batch (more than
     50,000 new files: a batch per 50,000)."""
