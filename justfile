@@ -21,7 +21,7 @@ daily:
 # each test file in one of them (its fixtures made once); pytest-benchmark, where a
 # machine has it, would refuse to run beside xdist
 test: browser
-    ruff check src tests
+    ruff check src tests observer_kit
     mypy
     pytest -q -n auto --dist loadfile -p no:benchmark
 

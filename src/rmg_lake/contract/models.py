@@ -125,7 +125,7 @@ class LinkingWipMachine(_Machine):
 
 
 class _Observation(_Model):
-    schema_version: int
+    schema_version: int = Field(json_schema_extra={"const": 1})  # (other versions: refused)
     observation_id: UUID
     observer: Token
     factory: Token

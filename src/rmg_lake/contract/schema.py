@@ -1,0 +1,60 @@
+"""The contract as JSON Schema (draft 2020-12), one document per task, generated from the
+pydantic models: for anyone who builds another client (the observer kit points to it).
+
+A schema gives the shapes: keys, types, codes and ranges. The rules that tie fields
+together (an unmanned machine has no worker, `ended_at` is not before `started_at`, …)
+live in the models' validators; each schema's description states them, and `rmg-lake
+ingest` checks both.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from pydantic import Field, TypeAdapter
+
+from rmg_lake.contract.models import (
+    InteractionsObservation,
+    KnittingWipObservation,
+    LinkingWipObservation,
+    RosterObservation,
+)
+
+__all__ = ["VERSION", "contract_schemas", "schema_bytes"]
+
+VERSION = 1  # the contract's schema_version these schemas describe
+_COMMON = ("Contract v{v}: one completed task as saved by the tablet (shared/CONTRACT.md). "
+           "Timestamps are ISO 8601 with a UTC offset; ended_at is not before started_at. "
+           "Unknown keys are allowed and kept. ")
+_RULES = {
+    "roster": "Machine codes are KN1, KN2, … in knitting and LI1, LI2, … in linking. "
+              "Unmanned: worker_id null; manned: worker_id set.",
+    "wip": "Machine codes are KN1, KN2, … in knitting and LI1, LI2, … in linking. "
+           "Unmanned: every other value null; manned: worker_id set. Knitting: a body "
+           "has collar null, a collar has back, front and sleeve null. Linking: wip in "
+           "steps of 0.25, required when manned.",
+    "interactions": "`with` is a machine code of the team, or OO, OS, FIC, PM, OM or O. "
+                    "The lengths and left_floor_s should fit in the window (checked "
+                    "later, never refused).",
+}
+_MODELS: dict[str, TypeAdapter[Any]] = {
+    "roster": TypeAdapter(RosterObservation),
+    "wip": TypeAdapter(Annotated[KnittingWipObservation | LinkingWipObservation,
+                                 Field(discriminator="department")]),
+    "interactions": TypeAdapter(InteractionsObservation),
+}
+
+
+def contract_schemas() -> dict[str, dict[str, Any]]:
+    """Task → its JSON Schema."""
+    return {task: {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                   "title": f"rmg-lake observation file, contract v{VERSION}: {task}",
+                   "description": _COMMON.format(v=VERSION) + _RULES[task],
+                   **adapter.json_schema()}
+            for task, adapter in _MODELS.items()}
+
+
+def schema_bytes(schema: dict[str, Any]) -> bytes:
+    """A schema as the file `rmg-lake schema --out` writes (indented, newline at the end)."""
+    return orjson.dumps(schema, option=orjson.OPT_INDENT_2) + b"\n"
