@@ -210,7 +210,7 @@ def _read_ahead(
 def _read(source: Source, store: RawStore, max_size: int, file: SourceFile) -> _Got:
     try:
         if file.size > max_size:
-            folder = "quarantine" if _observation(file.path) else "attachments"
+            folder = "quarantine" if _observation(file) else "attachments"
             return _Large(*store.put_stream(folder, printable(file.path), source.chunks(file)))
         return _check_and_keep(file, source.read(file), store)
     except (FileGone, FileDeferred, FileRefused) as err:
@@ -221,7 +221,7 @@ def _check_and_keep(file: SourceFile, data: bytes, store: RawStore) -> _Read:
     """Validate an observation file and keep any file where its content says (in a worker:
     keeping is idempotent, the name being the content's hash)."""
     digest, path = sha256(data), printable(file.path)
-    if not _observation(path):
+    if not _observation(file):
         return _Read(digest, len(data), store.put_attachment(path, digest, data))
     try:
         if not utf8(file.path.rsplit("/", 1)[-1]):
@@ -234,8 +234,9 @@ def _check_and_keep(file: SourceFile, data: bytes, store: RawStore) -> _Read:
                  valid=valid)
 
 
-def _observation(path: str) -> bool:
-    return path.lower().endswith(".json")
+def _observation(file: SourceFile) -> bool:
+    """Whether a file is meant to be an observation: a .json one, unless it is evidence."""
+    return file.path.lower().endswith(".json") and not file.evidence
 
 
 def _size(n: int) -> str:
@@ -262,7 +263,7 @@ def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
 
 def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> FileRecord:
     common = _common(file, large.digest, large.size)
-    if not _observation(file.path):
+    if not _observation(file):
         return _attachment(common, large.stored, index)
     reason = (f"larger than {_size(max_size)} ({_size(large.size)}): kept, not read as an "
               "observation (max_file_mb in rmg-lake.toml)")

@@ -1,16 +1,24 @@
-"""Both ends of the contract: its JSON Schema for other clients."""
+"""Both ends of the contract: its JSON Schema for other clients, and the pilot's files in."""
 
 from __future__ import annotations
 
+import re
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rmg_lake.cli.shell import app, out
+from rmg_lake.cli.shell import LakeOption, app, lake_from, lake_path, out, track
+from rmg_lake.config import load_config
 from rmg_lake.errors import LakeError
 from rmg_lake.files import write_atomic
+
+
+class Department(StrEnum):
+    knitting = "knitting"
+    linking = "linking"
 
 
 @app.command()
@@ -36,3 +44,34 @@ def schema(
             raise LakeError(f"cannot write the schema ({err.strerror})", file=str(path)) \
                 from None
     out.print(f"Wrote {', '.join(f'{task}.schema.json' for task in schemas)} to {to}.")
+
+
+@app.command("import-legacy")
+def import_legacy(
+    path: Annotated[Path, typer.Argument(help="A file of the 2014 pilot app, or a folder.")],
+    factory: Annotated[str, typer.Option(help="Factory code of the files, e.g. f01.")],
+    observer: Annotated[str, typer.Option(help="Observer code, e.g. obs01.")],
+    team: Annotated[str, typer.Option(help="Team, e.g. treatment.")],
+    department: Annotated[Department | None, typer.Option(
+        help="knitting or linking (default: from each file's name or machine codes).")
+    ] = None,
+    lake: LakeOption = None,
+) -> None:
+    """Take the pilot app's files into the lake: each file kept as it is, each round it
+    holds as an observation of the contract (what cannot be mapped is quarantined)."""
+    from rmg_lake.cli.lake_commands import print_ingest
+    from rmg_lake.legacy import Study
+    from rmg_lake.sources.legacy import PilotFiles
+
+    for option, value in (("--factory", factory), ("--observer", observer), ("--team", team)):
+        if not re.fullmatch(r"[a-z0-9-]+", value):
+            raise LakeError("must be lower-case letters, digits and '-'", field=option,
+                            hint="as the contract writes codes: f01, obs01, treatment")
+    config = load_config()
+    root = lake_path(lake, config)
+    files = PilotFiles(path, Study(factory, observer, team,
+                                   department.value if department else None))
+    the_lake = lake_from(root, create=True)
+    ours = config is not None and config.lake.resolve() == the_lake.root
+    print_ingest(the_lake.ingest(files, settings=config.settings if config and ours
+                                 else None, track=track), the_lake)

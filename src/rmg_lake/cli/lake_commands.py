@@ -63,7 +63,7 @@ def ingest(
     ours = config is not None and config.lake.resolve() == the_lake.root
     settings = config.settings if config and ours else None
     max_size = int((config.max_file_mb if config else 10) * 2**20)
-    _print_ingest(the_lake.ingest(files, settings=settings, track=track, workers=workers,
+    print_ingest(the_lake.ingest(files, settings=settings, track=track, workers=workers,
                                   max_size=max_size), the_lake)
     if report:
         _publish(the_lake, files, config.reports_to if config and ours else None)
@@ -93,7 +93,7 @@ def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
                                 f"{failure}; the next --report tries again"), highlight=False)
 
 
-def _print_ingest(result: IngestResult, lake: Lake) -> None:
+def print_ingest(result: IngestResult, lake: Lake) -> None:
     where = result.source.removeprefix("local:")
     if result.vanished:
         out.print(f"{plural(result.vanished, 'file')} went away while being read (a sync in "

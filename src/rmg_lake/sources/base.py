@@ -31,11 +31,12 @@ class FileGone(SourceError):
 
 class FileRefused(SourceError):
     """A listed entry that is no file to read: a symbolic link (never followed), a named
-    pipe, a device. It is quarantined with this reason; `evidence` is what is kept of it
-    (a link's target)."""
+    pipe, a device, a pilot file's round that the contract has no place for. It is
+    quarantined with this reason; `evidence` is what is kept of it (a link's target)."""
 
-    def __init__(self, message: str, *, file: str, evidence: bytes) -> None:
-        super().__init__(message, file=file, hint="copy the file itself into the folder")
+    def __init__(self, message: str, *, file: str, evidence: bytes,
+                 hint: str = "copy the file itself into the folder") -> None:
+        super().__init__(message, file=file, hint=hint)
         self.evidence = evidence
 
 
@@ -45,6 +46,7 @@ class SourceFile:
     size: int
     modified: datetime  # UTC-aware: when this version was saved; orders versions
     fingerprint: str  # changes whenever the content may have changed
+    evidence: bool = False  # kept as it is, never read as an observation (a pilot file)
 
 
 class Source(Protocol):

@@ -1,0 +1,120 @@
+"""The 2014 pilot's files as a source: each file kept as it is, each round a contract file.
+
+Listing reads every file under the path (the pilot's data is small) and lists, for each:
+
+    Knitting_wip.json                                       the file itself: evidence, kept
+                                                            byte for byte as an attachment
+    Knitting_wip.json/wip_knitting_t_obs01_20140114T143600.json   a round, as the contract
+                                                            file it would have been
+
+A round the contract has no place for is read as refused, so it is quarantined with the
+reason and the round as the pilot wrote it; a file of no pilot shape is quarantined
+whole. The source's name records the importer's version and the options, and so does
+each batch it makes; fingerprints name the file's sha256 and the options, so importing
+the same files the same way again reads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rmg_lake.errors import SourceError
+from rmg_lake.legacy import IMPORTER, Legacy, Problem, Study, operator_ids, read_legacy
+from rmg_lake.sources.base import FileRefused, SourceFile
+from rmg_lake.sources.local import NOT_OURS
+
+__all__ = ["PilotFiles"]
+
+
+class PilotFiles:
+    """A pilot file, or a folder of them (walked recursively)."""
+
+    readers = 2
+
+    def __init__(self, path: str | Path, study: Study) -> None:
+        self.path = Path(path).expanduser().resolve()
+        if not self.path.exists():
+            raise SourceError("no such file or folder", file=str(path))
+        self.study = study
+        self.options = (f"factory={study.factory} observer={study.observer} "
+                        f"team={study.team} department={study.department or '(from files)'}")
+        self._bytes: dict[str, bytes] = {}
+        self._refused: dict[str, FileRefused] = {}
+
+    @property
+    def name(self) -> str:
+        return f"legacy:{self.path} (import-legacy, importer {IMPORTER}: {self.options})"
+
+    cursor = None  # read whole each time; what was seen is skipped by fingerprint
+    relisted = False
+
+    def resume(self, cursor: str | None) -> None:
+        pass
+
+    @property
+    def gone(self) -> list[str]:
+        return []
+
+    def list(self) -> Iterator[SourceFile]:
+        files = _files(self.path)
+        read = {relative: (path.read_bytes(), path.stat().st_mtime) for relative, path in files}
+        rosters = [read_legacy(_name(relative), data, self.study)  # master files need them
+                   for relative, (data, _) in read.items() if operator_ids(_name(relative))]
+        for relative, (data, mtime) in read.items():
+            legacy = read_legacy(_name(relative), data, self.study, rosters)
+            yield from self._listed(relative, data, datetime.fromtimestamp(mtime, UTC),
+                                    legacy)
+
+    def _listed(self, relative: str, data: bytes, modified: datetime,
+                legacy: Legacy) -> Iterator[SourceFile]:
+        digest = hashlib.sha256(data).hexdigest()
+        fingerprint = f"{digest} importer {IMPORTER}: {self.options}"
+        if legacy.unknown is not None:
+            self._refused[relative] = FileRefused(
+                f"not a file of the pilot app: {legacy.unknown}", file=relative,
+                evidence=data, hint="check the path given to import-legacy")
+            yield SourceFile(relative, len(data), modified, fingerprint)
+            return
+        self._bytes[relative] = data
+        yield SourceFile(relative, len(data), modified, fingerprint, evidence=True)
+        for found in legacy.rounds:
+            if isinstance(found, Problem):
+                path = f"{relative}/round {found.index + 1}"
+                self._refused[path] = FileRefused(
+                    f"round {found.index + 1} cannot be put in the contract: {found.reason}",
+                    file=path, evidence=found.evidence, hint="fix the pilot file, or leave "
+                    "the round out: it is kept in quarantine")
+                size = len(found.evidence)
+            else:
+                path = f"{relative}/{found.name}"
+                self._bytes[path] = found.payload
+                size = len(found.payload)
+            yield SourceFile(path, size, modified, f"{fingerprint} round {found.index}")
+
+    def read(self, file: SourceFile) -> bytes:
+        if file.path in self._refused:
+            raise self._refused[file.path]
+        return self._bytes[file.path]
+
+    def chunks(self, file: SourceFile) -> Iterator[bytes]:
+        yield self.read(file)
+
+
+def _name(relative: str) -> str:
+    return relative.rsplit("/", 1)[-1]
+
+
+def _files(root: Path) -> list[tuple[str, Path]]:
+    """The file `root`, or the files under the folder `root`, by path relative to it."""
+    if root.is_file():
+        return [(root.name, root)]
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in NOT_OURS)
+        found += [(Path(folder, n).relative_to(root).as_posix(), Path(folder, n))
+                  for n in sorted(names) if n not in NOT_OURS]
+    return found
