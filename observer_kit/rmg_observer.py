@@ -42,6 +42,8 @@ TASKS = ("roster", "wip", "interactions")
 DEPARTMENTS = ("knitting", "linking")
 STATUSES = ("complete", "partial", "aborted")
 _TOKEN = re.compile(r"[a-z0-9-]+\Z")
+_COMMON = ("schema_version", "task", "observation_id", "observer", "factory", "department",
+           "team", "started_at", "ended_at", "status")
 _BODY = {  # what each task adds to the common keys
     "roster": ("machines",),
     "wip": ("machines",),
@@ -71,6 +73,9 @@ def observation(task, factory, department, team, observer, started_at, ended_at=
     missing = [key for key in _BODY[task] if key not in body]
     if missing:
         raise ValueError("a %s needs %s" % (task, ", ".join(missing)))
+    taken = sorted(set(body) & set(_COMMON))
+    if taken:
+        raise ValueError("%s: set by observation() itself" % ", ".join(taken))
     start = _aware(started_at, "started_at")
     now = datetime.datetime.now(datetime.timezone.utc).astimezone()  # the tablet's zone
     end = _aware(ended_at if ended_at is not None else now, "ended_at")
@@ -112,7 +117,12 @@ def save(folder, payload):
     The file appears whole or not at all. A file of that name already there (two tasks
     started in the same second) is kept: this one is saved as `name (1).json`.
     """
-    data = json.dumps(payload, ensure_ascii=False, indent=1).encode("utf-8")
+    try:
+        data = json.dumps(payload, ensure_ascii=False, indent=1, allow_nan=False)
+    except ValueError:
+        raise ValueError("a value is NaN or infinite: JSON, and the contract, have no "
+                         "place for it (leave it None)") from None
+    data = data.encode("utf-8")
     name = file_name(payload)
     path, n = pathlib.Path(folder, name), 0
     while path.exists():

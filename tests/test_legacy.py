@@ -14,11 +14,13 @@ import shutil
 import uuid
 from pathlib import Path
 
+import polars as pl
 import pytest
 from conftest import REPO, run_cli
 
 from rmg_lake import open_lake
-from rmg_lake.legacy import IMPORTER, Problem, Round, Study, read_legacy
+from rmg_lake.legacy import IMPORTER, Study
+from rmg_lake.sources.legacy import PilotFiles
 
 PILOT = REPO / "tests" / "data" / "legacy" / "pilot"
 STUDY = ("--factory", "f01", "--observer", "obs01", "--team", "treatment")
@@ -79,7 +81,7 @@ def test_what_cannot_be_mapped_is_quarantined_with_its_reason(imported: Path) ->
     assert "no operator-ID file of linking on 2014-01-16" in reasons["Linking_wip.json/round 3"]
     assert "knitting WIP is one number" in reasons["Knitting_wip.json/round 1"]
     assert "topic 1–6" in reasons["Knitting_interact.json/round 2"]
-    assert "not a file of the pilot app" in reasons["notes.txt"]
+    assert "not read as the pilot's: not JSON" in reasons["notes.txt"]
     (stored,) = quarantine.filter(quarantine["source_path"] == "Linking_wip.json/round 3")[
         "stored"]
     assert json.loads((imported / stored).read_bytes())["date_time"] == "2014_01_16_10_00"
@@ -100,15 +102,29 @@ def test_importing_again_adds_nothing(imported: Path, tmp_path: Path) -> None:
     assert open_lake(imported).table("observations").height == 7
 
 
-def test_ids_are_made_from_the_file_and_the_round(imported: Path) -> None:
-    data = (PILOT / "Linking_wip.json").read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+def test_a_round_s_id_is_what_it_is_so_a_grown_master_file_adds_its_new_rounds(
+    imported: Path, tmp_path: Path,
+) -> None:
     namespace = uuid.UUID("0f05c5dc-8d91-4ba3-ac88-60518f5d5054")
-    expected = {str(uuid.uuid5(namespace, f"{digest}:{i}")) for i in (0, 1)}
     observations = open_lake(imported).table("observations")
-    from_master = observations.filter(observations["source_path"].str.starts_with(
-        "Linking_wip.json/"))
-    assert set(from_master["observation_id"]) == expected
+    first = observations.filter(observations["source_path"].str.starts_with(
+        "Linking_wip.json/round 1/"))
+    assert list(first["observation_id"]) == [str(uuid.uuid5(
+        namespace, "f01/obs01/linking/treatment/wip/2014-01-15T10:02:00+06:00"))]
+    grown = json.loads((PILOT / "Linking_wip.json").read_bytes())  # a round later that day
+    grown["date_time"].append("2014_01_15_15_00")
+    for values, value in zip((grown[m] for m in ("LI1", "LI2", "LI3")),
+                             ((["Manned"], ["bar"], [5]), (["Unmanned"], [None], [None]),
+                              (["Unmanned"], [None], [None])), strict=True):
+        for key, more in zip(("Attendance", "Style", "WIP"), value, strict=True):
+            values[key] += more
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "Linking_wip.json").write_text(json.dumps(grown))
+    shutil.copy(PILOT / "Linking_id-2014_01_15_07_55", later)
+    result = run_cli("import-legacy", str(later), *STUDY, "--lake", str(imported))
+    assert result.returncode == 0, result.stderr
+    assert "1 new event " in result.stdout and "0 superseding" in result.stdout
 
 
 def test_the_batch_records_the_importer_and_its_options(imported: Path) -> None:
@@ -129,25 +145,100 @@ def test_the_frames_are_rebuilt_the_same(imported: Path, tmp_path: Path) -> None
     assert lake.table("wip").equals(before)
 
 
-@pytest.mark.parametrize(("document", "expected"), [
-    ({"DateTime": "01/14/2014 09:00", "LI1": {"mc_status": "Manned", "worker_id": "w",
-                                              "Style": "s", "wip": "3.5"}}, "complete"),
-    ({"DateTime": "01/14/2014 09:00", "LI1": {"mc_status": "Manned", "worker_id": "w",
-                                              "Style": "null", "WIP": 2}}, "partial"),
-    ({"DateTime": "01/14/2014 09:00", "LI1": {"mc_status": "Manned", "worker_id": "w",
-                                              "Style": "s", "WIP": float("nan")}}, "partial"),
-    ({"DateTime": "14/01/2014 09:00", "LI1": {"mc_status": "Manned"}}, "MM/DD/YYYY"),
-    ({"DateTime": "01/14/2014 09:00", "LI1": {"mc_status": "Sleeping"}}, "Manned nor"),
-    ({"DateTime": "01/14/2014 09:00", "LI1": {"mc_status": "Manned", "worker_id": "w",
-                                              "wip": "lots"}}, "wip: not a number"),
+def _one_file(tmp_path: Path, name: str, document: object) -> tuple[str, str]:
+    """Import one pilot file through the lake: (outcome, status or reason) of its round."""
+    folder = tmp_path / "pilot"
+    folder.mkdir()
+    data = json.dumps(document)  # NaN and Infinity as Python 2 wrote them
+    (folder / name).write_text(data)
+    lake = open_lake(tmp_path / "lake", create=True)
+    records = [r for r in lake.ingest(PilotFiles(folder, Study("f01", "obs01", "t"))).files
+               if r.path != name or r.outcome == "quarantined"]
+    (record,) = records
+    if record.outcome == "added":
+        return "added", lake.table("observations")["status"][0]
+    return record.outcome, record.reason or ""
+
+
+MANNED = {"mc_status": "Manned", "worker_id": "w", "Style": "s"}
+
+
+@pytest.mark.parametrize(("document", "outcome", "said"), [
+    ({"DateTime": "01/14/2014 09:00", "LI1": {**MANNED, "wip": "3.5"}}, "added", "complete"),
+    ({"DateTime": "01/14/2014 09:00", "li1": {**MANNED, "WIP": 2, "Style": "null"}},
+     "added", "partial"),
+    ({"DateTime": "01/14/2014 09:00", "KN1": {**MANNED, "component": "body", "back": 3,
+                                              "front": "", "sleeve": 2}}, "added", "partial"),
+    ({"DateTime": "01/14/2014 09:00", "LI1": {**MANNED, "WIP": float("nan")}},
+     "quarantined", "LI1 is manned but its wip is empty"),
+    ({"DateTime": "01/14/2014 09:00", "LI1": {**MANNED, "WIP": float("inf")}},
+     "quarantined", "LI1.wip: not a number"),
+    ({"DateTime": "01/14/2014 09:00", "LI1": {**MANNED, "worker_id": ""}},
+     "quarantined", "LI1 is manned but its worker_id is empty"),
+    ({"DateTime": "01/14/2014 09:00", "LI1": {"mc_status": "Unmanned", "worker_id": "w"}},
+     "quarantined", "LI1 is unmanned but has worker_id written"),
+    ({"DateTime": "01/14/2014 09:00", "KN1": {**MANNED, "component": "body", "collar": 4}},
+     "quarantined", "KN1 knits a body but has collar counted"),
+    ({"DateTime": "14/01/2014 09:00", "LI1": MANNED}, "quarantined", "MM/DD/YYYY"),
+    ({"DateTime": "01/14/2014 09:00", "LI1": {"mc_status": "1"}}, "quarantined",
+     "neither Manned nor Unmanned"),
+    ({"DateTime": "01/14/2014 09:00", "supervisor": "s", "left_floor": [5],
+      "interactions": [{"interaction_id": "FIC", "interaction_length": 5, "initiator": [1],
+                        "topic": 1}]}, "quarantined", "initiator must be 1–3"),
+    ({"DateTime": "01/14/2014 09:00", "supervisor": "s",
+      "interactions": [{"interaction_id": "li1", "interaction_length": "5", "initiator": 2,
+                        "topic": 6}]}, "added", "partial"),  # no left_floor written
+    ({"date_time": ["2014_01_14_09_00", "2014_01_14_10_00"],
+      "LI1": {"Attendance": ["Unmanned"], "Style": [None, None], "WIP": [None, None]}},
+     "quarantined", "LI1's Attendance has 1 values for 2 times"),
+    ({"date_time": ["2014_01_14_09_00"], "LI1": ["Manned"]}, "quarantined",
+     "LI1: not an object of values"),
 ])
-def test_a_per_task_file(document: dict[str, object], expected: str) -> None:
-    data = json.dumps(document).encode()  # NaN as Python 2 wrote it
-    (found,) = read_legacy("round.json", data, Study("f01", "obs01", "treatment")).rounds
-    if isinstance(found, Round):
-        assert json.loads(found.payload)["status"] == expected
-    else:
-        assert isinstance(found, Problem) and expected in found.reason
+def test_a_pilot_file_through_the_lake(document: dict[str, object], outcome: str, said: str,
+                                       tmp_path: Path) -> None:
+    name = "interact_linking.json" if "supervisor" in document else "round_linking.json" \
+        if "LI1" in document or "li1" in document else "round.json"
+    found, what = _one_file(tmp_path, name, document)
+    assert found == outcome
+    assert what == said if outcome == "added" else said in what
+
+
+def test_keys_the_contract_does_not_know_are_kept(tmp_path: Path) -> None:
+    document = {"DateTime": "01/14/2014 09:00", "Comment": "power cut",
+                "LI1": {**MANNED, "wip": 1, "Speed": "slow"}}
+    assert _one_file(tmp_path, "wip_linking.json", document) == ("added", "complete")
+    lake = open_lake(tmp_path / "lake")
+    assert list(lake.table("observations")["extra_keys"][0]) == ["machines.LI1.Speed",
+                                                                 "pilot"]
+    (stored,) = lake.table("history").filter(pl.col("outcome") == "added")["stored"]
+    payload = json.loads((tmp_path / "lake" / stored).read_bytes())
+    assert payload["pilot"] == {"Comment": "power cut"}
+    assert payload["machines"]["LI1"]["Speed"] == "slow"
+
+
+def test_two_rounds_of_one_minute_are_both_kept(tmp_path: Path) -> None:
+    document = {"date_time": ["2014_01_14_09_00", "2014_01_14_09_00"],
+                "LI1": {"Attendance": ["Unmanned", "Unmanned"], "Style": [None, None],
+                        "WIP": [None, None], "Note": ["first", "second"]}}
+    folder = tmp_path / "pilot"
+    folder.mkdir()
+    (folder / "Linking_wip.json").write_text(json.dumps(document))
+    lake = open_lake(tmp_path / "lake", create=True)
+    result = lake.ingest(PilotFiles(folder, Study("f01", "obs01", "t")))
+    assert result.counts["added"] == 2 and result.superseding == 1  # one observation, twice
+    assert lake.table("observations")["versions"].to_list() == [2]
+
+
+def test_a_name_and_department_that_disagree_are_not_guessed(tmp_path: Path) -> None:
+    folder = tmp_path / "pilot"
+    folder.mkdir()
+    (folder / "Linking_wip.json").write_text(json.dumps({"date_time": []}))
+    (folder / "link").symlink_to(folder / "Linking_wip.json")
+    lake = open_lake(tmp_path / "lake", create=True)
+    study = Study("f01", "obs01", "t", department="knitting")
+    records = {r.path: r for r in lake.ingest(PilotFiles(folder, study)).files}
+    assert "its name says linking, not knitting" in (records["Linking_wip.json"].reason or "")
+    assert records["link"].reason == "a symbolic link: not followed"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -103,10 +103,12 @@ def _kit() -> ModuleType:
     return module
 
 
-def test_the_kit_ran_on_the_oldest_python_here() -> None:
-    version = subprocess.run([oldest_python(), "-c", "import sys; print(sys.version_info[1])"],
-                             capture_output=True, text=True, check=True).stdout
-    assert int(version) <= sys.version_info[1]  # 6 where pyenv has 3.6 (it does here)
+def test_the_kit_runs_on_the_oldest_python_here() -> None:
+    version = int(subprocess.run([oldest_python(), "-c", "import sys; print(sys.version_info[1])"],
+                                 capture_output=True, text=True, check=True).stdout)
+    pyenv = Path(os.environ.get("PYENV_ROOT", "~/.pyenv")).expanduser()
+    assert version == (6 if list(pyenv.glob("versions/3.6*/bin/python3")) else version) \
+        <= sys.version_info[1]  # this machine's pyenv has 3.6: the tablets' kind of Python
 
 
 def test_everything_the_kit_saves_is_accepted(saved: dict[str, list[Path]],
@@ -145,6 +147,22 @@ def test_the_schema_refuses_what_the_lake_refuses() -> None:
             with pytest.raises(jsonschema.ValidationError):
                 jsonschema.validate(payload, schemas.get(payload.get("task"), schemas["wip"]),
                                     format_checker=FORMATS)
+
+
+def test_what_json_cannot_hold_and_keys_of_its_own_are_refused(tmp_path: Path) -> None:
+    kit = _kit()
+    start = datetime(2026, 11, 24, 10, 15, tzinfo=FACTORY_TZ)
+    common = {"factory": "f01", "department": "linking", "team": "t", "observer": "obs03",
+              "started_at": start}
+    nan = kit.observation("wip", machines={"LI1": {"mc_status": "manned", "worker_id": "w",
+                                                   "style": None, "wip": float("nan")}},
+                          **common)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        kit.save(str(tmp_path), nan)
+    with pytest.raises(ValueError, match="observation_id, schema_version: set by"):
+        kit.observation("roster", machines={}, schema_version=2, observation_id="x",
+                        **common)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_save_that_fails_leaves_nothing(tmp_path: Path) -> None:

@@ -4,14 +4,15 @@ Listing reads every file under the path (the pilot's data is small) and lists, f
 
     Knitting_wip.json                                       the file itself: evidence, kept
                                                             byte for byte as an attachment
-    Knitting_wip.json/wip_knitting_t_obs01_20140114T143600.json   a round, as the contract
-                                                            file it would have been
+    Knitting_wip.json/round 1/wip_knitting_t_obs01_20140114T143600.json   a round, as
+                                                            the contract file it would be
 
 A round the contract has no place for is read as refused, so it is quarantined with the
-reason and the round as the pilot wrote it; a file of no pilot shape is quarantined
-whole. The source's name records the importer's version and the options, and so does
-each batch it makes; fingerprints name the file's sha256 and the options, so importing
-the same files the same way again reads nothing.
+reason and the round as the pilot wrote it (`…/round 3`); a file of no pilot shape is
+quarantined whole, and a symbolic link is never followed. The source's name records the
+importer's version and the options, and so does each batch it makes. Fingerprints are
+the sha256 of what is listed (the file, each round as made), so importing the same
+files the same way again reads nothing.
 """
 
 from __future__ import annotations
@@ -60,8 +61,16 @@ class PilotFiles:
         return []
 
     def list(self) -> Iterator[SourceFile]:
-        files = _files(self.path)
-        read = {relative: (path.read_bytes(), path.stat().st_mtime) for relative, path in files}
+        read = {}
+        for relative, path in _files(self.path):
+            if path.is_symlink():  # never followed, as in a sync folder
+                target = str(path.readlink()).encode("utf-8", "surrogateescape")
+                self._refused[relative] = FileRefused(
+                    "a symbolic link: not followed", file=relative, evidence=target)
+                yield SourceFile(relative, len(target), datetime.now(UTC),
+                                 f"link {target.hex()}")
+                continue
+            read[relative] = (path.read_bytes(), path.stat().st_mtime)
         rosters = [read_legacy(_name(relative), data, self.study)  # master files need them
                    for relative, (data, _) in read.items() if operator_ids(_name(relative))]
         for relative, (data, mtime) in read.items():
@@ -71,29 +80,29 @@ class PilotFiles:
 
     def _listed(self, relative: str, data: bytes, modified: datetime,
                 legacy: Legacy) -> Iterator[SourceFile]:
-        digest = hashlib.sha256(data).hexdigest()
-        fingerprint = f"{digest} importer {IMPORTER}: {self.options}"
+        evidence = f"{hashlib.sha256(data).hexdigest()} importer {IMPORTER}"
         if legacy.unknown is not None:
             self._refused[relative] = FileRefused(
-                f"not a file of the pilot app: {legacy.unknown}", file=relative,
-                evidence=data, hint="check the path given to import-legacy")
-            yield SourceFile(relative, len(data), modified, fingerprint)
+                f"not read as the pilot's: {legacy.unknown}", file=relative,
+                evidence=data, hint="check the file, or the path given to import-legacy")
+            yield SourceFile(relative, len(data), modified, evidence)
             return
         self._bytes[relative] = data
-        yield SourceFile(relative, len(data), modified, fingerprint, evidence=True)
+        yield SourceFile(relative, len(data), modified, evidence, evidence=True)
         for found in legacy.rounds:
+            path = f"{relative}/round {found.index + 1}"
             if isinstance(found, Problem):
-                path = f"{relative}/round {found.index + 1}"
                 self._refused[path] = FileRefused(
                     f"round {found.index + 1} cannot be put in the contract: {found.reason}",
                     file=path, evidence=found.evidence, hint="fix the pilot file, or leave "
                     "the round out: it is kept in quarantine")
-                size = len(found.evidence)
+                content = found.evidence + found.reason.encode()
             else:
-                path = f"{relative}/{found.name}"
-                self._bytes[path] = found.payload
-                size = len(found.payload)
-            yield SourceFile(path, size, modified, f"{fingerprint} round {found.index}")
+                path, content = f"{path}/{found.name}", found.payload
+                self._bytes[path] = content
+            # the round's own bytes: the same round read the same way is seen already
+            yield SourceFile(path, len(content), modified,
+                             f"{hashlib.sha256(content).hexdigest()} importer {IMPORTER}")
 
     def read(self, file: SourceFile) -> bytes:
         if file.path in self._refused:
