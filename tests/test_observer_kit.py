@@ -13,12 +13,13 @@ from pathlib import Path
 from types import ModuleType
 
 import jsonschema
+import orjson
 import pytest
 from conftest import REPO, run_cli
 
 from rmg_lake import open_lake
 from rmg_lake.contract.models import FACTORY_TZ
-from rmg_lake.contract.schema import contract_schemas, schema_bytes
+from rmg_lake.contract.schema import contract_schemas, file_name, schema_bytes
 
 KIT = REPO / "observer_kit"
 FORMATS = jsonschema.FormatChecker()  # uuid and the like, as a careful client checks them
@@ -138,15 +139,26 @@ def test_what_the_kit_saves_meets_the_json_schema(saved: dict[str, list[Path]]) 
         assert payload["started_at"].endswith(("+06:00", "+00:00"))
 
 
+# What JSON Schema cannot say (the lake refuses these all the same): file names, a key
+# written twice, an end before the start, a whole number written as 3.0
+BEYOND_A_SCHEMA = {"duplicate-keys", "end-before-start", "float-as-count"}
+
+
 def test_the_schema_refuses_what_the_lake_refuses() -> None:
-    schemas = contract_schemas()
+    schemas, refused = contract_schemas(), 0
     for case in sorted((REPO / "tests" / "data" / "bad").glob("*/*.json")):
-        if case.parent.name in ("negative-count", "unknown-task", "status-out-of-range",
-                                "non-uuid-id", "schema-version-2", "enum-in-other-case"):
-            payload = json.loads(case.read_bytes())
-            with pytest.raises(jsonschema.ValidationError):
-                jsonschema.validate(payload, schemas.get(payload.get("task"), schemas["wip"]),
-                                    format_checker=FORMATS)
+        try:
+            payload = orjson.loads(case.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+        except orjson.JSONDecodeError:
+            continue  # not JSON: nothing for a schema to say
+        if not isinstance(payload, dict) or case.parent.name.startswith("name-") \
+                or case.parent.name in BEYOND_A_SCHEMA:
+            continue
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(payload, schemas.get(payload.get("task"), schemas["wip"]),
+                                format_checker=FORMATS)
+        refused += 1
+    assert refused >= 20
 
 
 def test_what_json_cannot_hold_and_keys_of_its_own_are_refused(tmp_path: Path) -> None:
@@ -213,7 +225,7 @@ def test_the_kit_is_python_3_6_code() -> None:
 
 def test_the_kit_s_schema_is_the_contract_s(tmp_path: Path) -> None:
     shipped = {p.name: p.read_bytes() for p in (KIT / "schema").glob("*.schema.json")}
-    assert shipped == {f"{task}.schema.json": schema_bytes(document)
+    assert shipped == {file_name(task): schema_bytes(document)
                        for task, document in contract_schemas().items()}, \
         "run `rmg-lake schema --out observer_kit/schema`"
     result = run_cli("schema", "--out", str(tmp_path))

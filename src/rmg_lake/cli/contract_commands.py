@@ -24,26 +24,26 @@ class Department(StrEnum):
 @app.command()
 def schema(
     to: Annotated[Path | None, typer.Option(
-        "--out", help="Folder for one TASK.schema.json per task (default: all of them as "
+        "--out", help="Folder for one TASK.v1.schema.json per task (default: all of them as "
                       "one JSON object on standard output).")] = None,
 ) -> None:
     """The file contract as JSON Schema, generated from the models the lake validates with."""
     import orjson
 
-    from rmg_lake.contract.schema import contract_schemas, schema_bytes
+    from rmg_lake.contract.schema import contract_schemas, file_name, schema_bytes
 
     schemas = contract_schemas()
     if to is None:
         sys.stdout.buffer.write(orjson.dumps(schemas, option=orjson.OPT_INDENT_2) + b"\n")
         return
     for task, document in schemas.items():
-        path = to.expanduser() / f"{task}.schema.json"
+        path = to.expanduser() / file_name(task)
         try:
             write_atomic(path, schema_bytes(document), sync=False)
         except OSError as err:
             raise LakeError(f"cannot write the schema ({err.strerror})", file=str(path)) \
                 from None
-    out.print(f"Wrote {', '.join(f'{task}.schema.json' for task in schemas)} to {to}.")
+    out.print(f"Wrote {', '.join(map(file_name, schemas))} to {to}.")
 
 
 @app.command("import-legacy")

@@ -71,7 +71,25 @@ class _Machine(_Model):
             raise ValueError("a manned machine needs a worker_id")
 
 
+def _rule(unmanned: dict[str, Any], manned: dict[str, Any]) -> dict[str, Any]:
+    """A machine's rules for JSON Schema (the validators below are what the lake runs)."""
+    return {"if": {"properties": {"mc_status": {"const": "unmanned"}}},
+            "then": {"properties": unmanned}, "else": {"properties": manned}}
+
+
+_NULL: Any = {"type": "null"}
+_TEXT: Any = {"type": "string"}
+
+
+def _codes(pattern: str) -> Any:
+    """JSON Schema for a `machines` object: its keys are machine codes."""
+    return Field(json_schema_extra={"propertyNames": {"pattern": pattern}})
+
+
 class RosterMachine(_Machine):
+    model_config = ConfigDict(json_schema_extra=_rule({"worker_id": _NULL},
+                                                      {"worker_id": _TEXT}))
+
     @model_validator(mode="after")
     def _rules(self) -> Self:
         self._check_worker()
@@ -79,6 +97,15 @@ class RosterMachine(_Machine):
 
 
 class KnittingWipMachine(_Machine):
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _rule(dict.fromkeys(("worker_id", "style", "component", "back", "front", "sleeve",
+                             "collar"), _NULL),
+              {"worker_id": _TEXT, "component": {"enum": ["body", "collar"]}}),
+        {"if": {"properties": {"component": {"const": "body"}}},
+         "then": {"properties": {"collar": _NULL}}},
+        {"if": {"properties": {"component": {"const": "collar"}}},
+         "then": {"properties": dict.fromkeys(("back", "front", "sleeve"), _NULL)}}]})
+
     style: Code | None
     component: Literal["body", "collar"] | None
     back: Count | None
@@ -109,8 +136,13 @@ class KnittingWipMachine(_Machine):
 
 
 class LinkingWipMachine(_Machine):
+    model_config = ConfigDict(json_schema_extra=_rule(
+        dict.fromkeys(("worker_id", "style", "wip"), _NULL),
+        {"worker_id": _TEXT, "wip": {"type": "number"}}))
+
     style: Code | None
-    wip: Annotated[float, Field(ge=0, le=48, allow_inf_nan=False)] | None
+    wip: Annotated[float, Field(ge=0, le=48, allow_inf_nan=False,
+                                json_schema_extra={"multipleOf": 0.25})] | None
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -159,21 +191,31 @@ class _Observation(_Model):
         return value
 
 
+def _by_department(knitting: Any, linking: Any) -> ConfigDict:
+    """JSON Schema for what depends on the department (`department_problem` checks it)."""
+    return ConfigDict(json_schema_extra={
+        "if": {"properties": {"department": {"const": "knitting"}}},
+        "then": {"properties": knitting}, "else": {"properties": linking}})
+
+
 class RosterObservation(_Observation):
+    model_config = _by_department(*({"machines": {"propertyNames": {
+        "pattern": f"^{prefix}[1-9][0-9]*$"}}} for prefix in ("KN", "LI")))
+
     task: Literal["roster"]
-    machines: dict[str, RosterMachine]
+    machines: dict[str, RosterMachine] = _codes("^(KN|LI)[1-9][0-9]*$")
 
 
 class KnittingWipObservation(_Observation):
     task: Literal["wip"]
     department: Literal["knitting"]
-    machines: dict[str, KnittingWipMachine]
+    machines: dict[str, KnittingWipMachine] = _codes("^KN[1-9][0-9]*$")
 
 
 class LinkingWipObservation(_Observation):
     task: Literal["wip"]
     department: Literal["linking"]
-    machines: dict[str, LinkingWipMachine]
+    machines: dict[str, LinkingWipMachine] = _codes("^LI[1-9][0-9]*$")
 
 
 class Interaction(_Model):
@@ -185,6 +227,10 @@ class Interaction(_Model):
 
 
 class InteractionsObservation(_Observation):
+    model_config = _by_department(*({"interactions": {"items": {"properties": {"with": {
+        "pattern": f"^({prefix}[1-9][0-9]*|{'|'.join(OTHER_INTERLOCUTORS)})$"}}}}}
+        for prefix in ("KN", "LI")))
+
     task: Literal["interactions"]
     supervisor: Code
     interactions: list[Interaction]

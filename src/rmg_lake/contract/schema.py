@@ -1,10 +1,10 @@
 """The contract as JSON Schema (draft 2020-12), one document per task, generated from the
 pydantic models: for anyone who builds another client (the observer kit points to it).
 
-A schema gives the shapes: keys, types, codes and ranges. The rules that tie fields
-together (an unmanned machine has no worker, `ended_at` is not before `started_at`, …)
-live in the models' validators; each schema's description states them, and `rmg-lake
-ingest` checks both.
+A schema gives the shapes and most rules: keys, types, codes by department, ranges, what
+a manned or an unmanned machine holds. What JSON Schema cannot say is in each schema's
+description and in the models' validators, which `rmg-lake ingest` runs: `ended_at` not
+before `started_at`; whole numbers written as 3, never 3.0; a key written once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rmg_lake.contract.models import (
     RosterObservation,
 )
 
-__all__ = ["VERSION", "contract_schemas", "schema_bytes"]
+__all__ = ["VERSION", "contract_schemas", "file_name", "schema_bytes"]
 
 VERSION = 1  # the contract's schema_version these schemas describe
 _COMMON = ("Contract v{v}: one completed task as saved by the tablet (shared/CONTRACT.md). "
@@ -49,10 +49,16 @@ _MODELS: dict[str, TypeAdapter[Any]] = {
 def contract_schemas() -> dict[str, dict[str, Any]]:
     """Task → its JSON Schema."""
     return {task: {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                   "$id": f"urn:rmg-lake:contract:v{VERSION}:{task}",
                    "title": f"rmg-lake observation file, contract v{VERSION}: {task}",
                    "description": _COMMON.format(v=VERSION) + _RULES[task],
                    **adapter.json_schema()}
             for task, adapter in _MODELS.items()}
+
+
+def file_name(task: str) -> str:
+    """`roster.v1.schema.json`: a version 2 comes beside it."""
+    return f"{task}.v{VERSION}.schema.json"
 
 
 def schema_bytes(schema: dict[str, Any]) -> bytes:
