@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -234,11 +235,17 @@ def test_a_name_and_department_that_disagree_are_not_guessed(tmp_path: Path) -> 
     folder.mkdir()
     (folder / "Linking_wip.json").write_text(json.dumps({"date_time": []}))
     (folder / "link").symlink_to(folder / "Linking_wip.json")
+    (folder / "linked-folder").symlink_to(tmp_path)
+    (folder / "unreadable.json").write_text("{}")
+    (folder / "unreadable.json").chmod(0)
     lake = open_lake(tmp_path / "lake", create=True)
     study = Study("f01", "obs01", "t", department="knitting")
     records = {r.path: r for r in lake.ingest(PilotFiles(folder, study)).files}
     assert "its name says linking, not knitting" in (records["Linking_wip.json"].reason or "")
-    assert records["link"].reason == "a symbolic link: not followed"
+    assert records["link"].reason == records["linked-folder"].reason == \
+        "a symbolic link: not followed"
+    if os.geteuid() != 0:  # root reads any file
+        assert "cannot be read" in (records["unreadable.json"].reason or "")
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -70,7 +70,13 @@ class PilotFiles:
                 yield SourceFile(relative, len(target), datetime.now(UTC),
                                  f"link {target.hex()}")
                 continue
-            read[relative] = (path.read_bytes(), path.stat().st_mtime)
+            try:
+                read[relative] = (path.read_bytes(), path.stat().st_mtime)
+            except OSError as err:  # kept as what it is: a file that could not be read
+                self._refused[relative] = FileRefused(
+                    f"cannot be read ({err.strerror})", file=relative, evidence=b"",
+                    hint="check its permissions, then import again")
+                yield SourceFile(relative, 0, datetime.now(UTC), f"unread {err.errno}")
         rosters = [read_legacy(_name(relative), data, self.study)  # master files need them
                    for relative, (data, _) in read.items() if operator_ids(_name(relative))]
         for relative, (data, mtime) in read.items():
@@ -123,7 +129,8 @@ def _files(root: Path) -> list[tuple[str, Path]]:
         return [(root.name, root)]
     found = []
     for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in NOT_OURS)
+        linked = [d for d in dirs if Path(folder, d).is_symlink()]  # listed, not walked
+        dirs[:] = sorted(d for d in dirs if d not in NOT_OURS and d not in linked)
         found += [(Path(folder, n).relative_to(root).as_posix(), Path(folder, n))
-                  for n in sorted(names) if n not in NOT_OURS]
+                  for n in sorted([*names, *linked]) if n not in NOT_OURS]
     return found
