@@ -30,11 +30,13 @@ import json
 import os
 import pathlib
 import re
+import time
 import uuid
 
 __all__ = ["FACTORY_TIME", "SCHEMA_VERSION", "TASKS", "file_name", "observation", "save"]
 
 SCHEMA_VERSION = 1
+STALE_SECONDS = 3600  # a temporary file older than this was left by a save that died
 # The factories' time (Asia/Dhaka, which keeps no daylight saving time): file names are
 # written in it, whatever zone the tablet's clock is set to.
 FACTORY_TIME = datetime.timezone(datetime.timedelta(hours=6))
@@ -115,7 +117,8 @@ def save(folder, payload):
     """Write `payload` into `folder` under its contract name; the path written.
 
     The file appears whole or not at all. A file of that name already there (two tasks
-    started in the same second) is kept: this one is saved as `name (1).json`.
+    started in the same second) is kept: this one is saved as `name (1).json`. What an
+    interrupted save left behind (a `.….json.partial` over an hour old) is removed.
     """
     try:
         data = json.dumps(payload, ensure_ascii=False, indent=1, allow_nan=False)
@@ -129,6 +132,9 @@ def save(folder, payload):
         n += 1
         path = pathlib.Path(folder, "%s (%d).json" % (name[:-len(".json")], n))
     temp = path.with_name(".%s.partial" % path.name)
+    for left in pathlib.Path(folder).glob(".*.json.partial"):
+        if time.time() - left.stat().st_mtime > STALE_SECONDS:
+            left.unlink()
     try:
         with temp.open("wb") as handle:
             handle.write(data)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -175,6 +176,19 @@ def test_what_json_cannot_hold_and_keys_of_its_own_are_refused(tmp_path: Path) -
         kit.observation("roster", machines={}, schema_version=2, observation_id="x",
                         **common)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_what_a_dead_save_left_is_cleared_by_the_next(tmp_path: Path) -> None:
+    kit = _kit()
+    dead, live = tmp_path / ".old.json.partial", tmp_path / ".saving.json.partial"
+    dead.write_text("{")
+    live.write_text("{")
+    os.utime(dead, (0, time.time() - 2 * 3600))
+    start = datetime(2026, 11, 24, 10, 15, tzinfo=FACTORY_TZ)
+    kit.save(str(tmp_path), kit.observation("roster", factory="f01", department="knitting",
+                                            team="t", observer="obs03", started_at=start,
+                                            machines={}))
+    assert not dead.exists() and live.exists()  # another save may be writing that one
 
 
 def test_a_save_that_fails_leaves_nothing(tmp_path: Path) -> None:
