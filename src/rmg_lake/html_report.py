@@ -94,11 +94,12 @@ def render_html(lake: Lake, report: Report | None = None) -> str:
     trend = _wip_trend(lake.table("wip", start, end))
     completion = lake.completion(start, end)
     first: date = completion["day"].min() or start  # type: ignore[assignment]
+    batches = lake.table("batches")  # a row per log entry: the log is not read again
     env = Environment(loader=PackageLoader("rmg_lake"), autoescape=select_autoescape())
     return env.get_template("report.html").render(
         made=report.made.strftime("%Y-%m-%d %H:%M (factory time)"),
         start=start, end=end, today=report.made.date(), last_observed=report.last_observed,
-        quiet=report.quiet, entries=len(lake.entries()),
+        quiet=report.quiet, entries=batches.height,
         heat=_heat(completion), observers=_observers(observations, window),
         flag_day=report.check_day, flags=_frame_table(report.days_flags),
         flag_counts=_flag_counts(window),
@@ -106,7 +107,7 @@ def render_html(lake: Lake, report: Report | None = None) -> str:
         topics=_interactions(interactions, "topic"),
         initiators=_interactions(interactions, "initiator"),
         observer_days=_observer_days(observations),
-        batches=_frame_table(lake.table("batches").select(
+        batches=_frame_table(batches.select(
             "batch", "kind", pl.col("committed_at").dt.convert_time_zone(FACTORY_TZ.key)
             .dt.strftime("%Y-%m-%d %H:%M"), "source", "seen", "added", "duplicate",
             "quarantined", "rolled_back")),
