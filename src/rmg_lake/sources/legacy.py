@@ -77,10 +77,12 @@ class PilotFiles:
                     f"cannot be read ({err.strerror})", file=relative, evidence=b"",
                     hint="check its permissions, then import again")
                 yield SourceFile(relative, 0, datetime.now(UTC), f"unread {err.errno}")
-        rosters = [read_legacy(_name(relative), data, self.study)  # master files need them
-                   for relative, (data, _) in read.items() if operator_ids(_name(relative))]
+        rosters = {relative: read_legacy(_name(relative), data, self.study)  # master files
+                   for relative, (data, _) in read.items()       # take workers from them
+                   if operator_ids(_name(relative))}
         for relative, (data, mtime) in read.items():
-            legacy = read_legacy(_name(relative), data, self.study, rosters)
+            legacy = rosters.get(relative) or read_legacy(_name(relative), data, self.study,
+                                                          list(rosters.values()))
             yield from self._listed(relative, data, datetime.fromtimestamp(mtime, UTC),
                                     legacy)
 
