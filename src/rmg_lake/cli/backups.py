@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from rmg_lake.backup import open_target
-from rmg_lake.cli.shell import LakeOption, app, lake_from, lake_path, out, plural, track
+from rmg_lake.cli.shell import (
+    LakeOption,
+    about,
+    app,
+    lake_from,
+    lake_path,
+    out,
+    plural,
+    track,
+)
 from rmg_lake.config import load_config
 from rmg_lake.errors import LakeError
 
@@ -30,10 +39,10 @@ def backup(
     from rmg_lake.backup import backup as run
     from rmg_lake.backup import prune as run_prune
 
-    if to is None:  # rmg-lake.toml's folder is for its own lake, not one --lake names
+    if to is None:
         config = load_config()
-        if config and (lake is None or lake_path(lake, config) == config.lake.resolve()):
-            to = config.backup
+        own = about(config, lake_path(lake, config))
+        to = own.backup if own else None
     if to is None:
         raise LakeError("no backup folder given", hint="pass --to DIR (or dropbox:/path), "
                         "or set `backup` in rmg-lake.toml")

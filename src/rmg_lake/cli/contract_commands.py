@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from rmg_lake.cli.shell import LakeOption, app, lake_from, lake_path, out, track
+from rmg_lake.cli.shell import LakeOption, about, app, lake_from, lake_path, out, track
 from rmg_lake.config import load_config
 from rmg_lake.errors import LakeError
 from rmg_lake.files import write_atomic
@@ -72,6 +72,6 @@ def import_legacy(
     files = PilotFiles(path, Study(factory, observer, team,
                                    department.value if department else None))
     the_lake = lake_from(root, create=True)
-    ours = config is not None and config.lake.resolve() == the_lake.root
-    print_ingest(the_lake.ingest(files, settings=config.settings if config and ours
-                                 else None, track=track), the_lake)
+    own = about(config, the_lake.root)
+    print_ingest(the_lake.ingest(files, settings=own.settings if own else None, track=track),
+                 the_lake)

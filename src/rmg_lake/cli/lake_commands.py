@@ -15,6 +15,7 @@ from rmg_lake.cli.shell import (
     LISTED,
     Format,
     LakeOption,
+    about,
     app,
     err,
     lake_from,
@@ -59,14 +60,13 @@ def ingest(
     root = lake_path(lake, config)
     files = open_source(source, exclude=[root])  # before the lake: a wrong source makes none
     the_lake = lake_from(root, create=True)
-    # rmg-lake.toml's study settings are about its own lake, not one named by --lake
-    ours = config is not None and config.lake.resolve() == the_lake.root
-    settings = config.settings if config and ours else None
+    own = about(config, the_lake.root)
+    settings = own.settings if own else None
     max_size = int((config.max_file_mb if config else 10) * 2**20)
     print_ingest(the_lake.ingest(files, settings=settings, track=track, workers=workers,
                                   max_size=max_size), the_lake)
     if report:
-        _publish(the_lake, files, config.reports_to if config and ours else None)
+        _publish(the_lake, files, own.reports_to if own else None)
 
 
 def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:

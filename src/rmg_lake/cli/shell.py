@@ -27,8 +27,8 @@ from rmg_lake.lake import Lake, open_lake
 from rmg_lake.locking import Holder
 
 __all__ = [
-    "LISTED", "Format", "LakeOption", "app", "err", "lake_from", "lake_path", "main", "out",
-    "plural", "track",
+    "LISTED", "Format", "LakeOption", "about", "app", "err", "lake_from", "lake_path", "main",
+    "out", "plural", "track",
 ]
 
 LISTED = 10  # files listed in a summary before "… and N more"
@@ -72,6 +72,12 @@ def track(items: Iterable[T], total: int, what: str, *,
 def lake_path(lake: Path | None, config: Config | None) -> Path:
     """The lake `--lake` names, else the one rmg-lake.toml names, else ./lake."""
     return (lake or (config.lake if config else Path("lake"))).expanduser().resolve()
+
+
+def about(config: Config | None, root: Path) -> Config | None:
+    """rmg-lake.toml, if it is about the lake at `root`: its study settings, backup and
+    reports folders are for its own lake, not for one `--lake` names."""
+    return config if config is not None and config.lake.resolve() == root.resolve() else None
 
 
 def lake_from(lake: Path | None, *, create: bool = False) -> Lake:
