@@ -4,8 +4,9 @@
     backups/objects/ab/cdef…         the files' bytes, by sha256, shared by all versions
 
 Only what the log names is backed up (the log, `_meta.json`, and the raw, quarantined,
-attachment and events files its entries name): derived files are remade by `restore`.
-Each backup stores only objects the target lacks, yet every version restores on its own.
+attachment and events files and the corrections sheets its entries name): derived files
+are remade by `restore`. Each backup stores only objects the target lacks, yet every
+version restores on its own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.files import write_atomic, write_once
 from rmg_lake.lake import Lake, open_lake
-from rmg_lake.log import Batch
+from rmg_lake.log import Batch, Correction
 from rmg_lake.progress import Track
 from rmg_lake.store import sha256
 
@@ -110,7 +111,8 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
     entries = lake.entries()  # read once: a batch committed meanwhile waits for next time
     batches = [e for e in entries if isinstance(e, Batch)]
     known: dict[str, tuple[str | None, int | None]] = {
-        path: (digest, None) for b in batches for path, digest in b.named().items()}
+        path: (digest, None) for b in entries if isinstance(b, Batch | Correction)
+        for path, digest in b.named().items()}
     known |= {f.stored: (f.sha256, f.size) for b in batches for f in b.files}
     known |= {name: (None, None) for name in
               ("_meta.json", *(f"_log/{e.batch:06d}.json" for e in entries))}
@@ -121,7 +123,7 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
             if digest is None:  # the log's own files
                 data = (lake.root / path).read_bytes()
                 digest, size = sha256(data), len(data)
-            elif size is None:  # events files: their name is their sha256
+            elif size is None:  # events files and sheets: the log names no size
                 size = (lake.root / path).stat().st_size
             if _object_key(digest) not in present:
                 missing.append((path, digest, size))

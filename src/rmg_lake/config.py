@@ -127,6 +127,7 @@ class Config(Settings):
     backup: str | None = None  # where `rmg-lake backup` writes without --to
     reports_to: str | None = None  # a folder whose reports/ also gets `ingest --report`'s
     max_file_mb: float = Field(default=10, gt=0)  # larger files are kept, not parsed
+    by: str | None = None  # who applies corrections sheets (else the login name)
 
     @property
     def settings(self) -> Settings:

@@ -4,15 +4,18 @@
                                                one file per factory-local day
     frames/teams/<name>/<month>-<hash>.parquet  the team frames: one file per month
     frames/history/b<batch>-<hash>.parquet     what became of each file: one per ingest
-    frames/<frame>/all-<hash>.parquet          completion, batches, quarantine: whole
+    frames/<frame>/all-<hash>.parquet          completion, batches, quarantine,
+                                               corrections: whole
     _derived.json                              which files make up each frame now
 
 A file is named by its content's hash, so the same log gives the same names and bytes
-wherever it is derived. The rows come from the event store (`rmg_lake.events`). An update
-writes only the days whose current events changed, their months' team frames (and the
-small whole frames), then swaps in the catalog and `_derived.json`, the moment the new
-state becomes the lake's; files no longer named are deleted at the update after (a reader
-may still be using them). A rebuild derives every day again and trusts nothing derived.
+wherever it is derived. The rows come from the event store (`rmg_lake.events`), but for
+corrected observations, made again from their raw files (`rmg_lake.corrections`). An
+update writes only the days whose current events (or their corrections) changed, their
+months' team frames (and the small whole frames), then swaps in the catalog and
+`_derived.json`, the moment the new state becomes the lake's; files no longer named are
+deleted at the update after (a reader may still be using them). A rebuild derives every
+day again and trusts nothing derived.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ import orjson
 import polars as pl
 
 from rmg_lake.catalog import build_catalog
-from rmg_lake.events import EVENT_FRAMES, EVENT_SCHEMAS, read_events
+from rmg_lake.corrections import Patch, patches
+from rmg_lake.events import EVENT_FRAMES, corrected_rows, read_events
 from rmg_lake.faults import reached
 from rmg_lake.files import sync_all, write_atomic
 from rmg_lake.frames import (
     DETAIL,
     batches_frame,
     completion,
+    corrections_frame,
     current_frames,
     empty_frame,
     history_frame,
@@ -46,8 +51,9 @@ from rmg_lake.frames import (
 from rmg_lake.log import (
     Batch,
     Current,
-    Rollback,
+    LogEntry,
     Versions,
+    corrections_in_effect,
     current_versions,
     in_effect,
     settings_in_force,
@@ -58,11 +64,12 @@ from rmg_lake.store import sha256
 __all__ = ["STATE", "Derived", "derive", "load_state"]
 
 STATE = "_derived.json"
-FORMAT = 3  # frames' layout and columns: a state of another format is derived again
+FORMAT = 4  # frames' layout and columns: a state of another format is derived again
 BASE = ("observations", "roster", "wip", "interactions", "completion", "batches", "quarantine",
-        "history")
+        "corrections", "history")
 _WRITERS = 4  # partitions written at once (polars lets go of the GIL while it writes)
 _EMPTY, _WHOLE = "empty", "all"  # the keys of a frame with no partitions, of a whole frame
+_UNCORRECTED = [pl.lit(False).alias("corrected"), pl.lit(0, pl.Int64).alias("corrections")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +110,7 @@ def load_state(out: Path, *, whole: bool = True) -> Derived | None:
     return None
 
 
-def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
+def derive(lake: Path, entries: list[LogEntry], out: Path, *,
            previous: Derived | None = None, track: Track | None = None) -> Derived:
     """Bring the frames and catalog in `out` to the state after `entries`.
 
@@ -113,26 +120,36 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     """
     shown_before = load_state(out, whole=False)  # its files stay one more update
     batches = in_effect(entries)
+    corrections = corrections_in_effect(entries)
     frames: dict[str, dict[str, str]] = {}
     if previous is None:
         after = current_versions(batches)
-        touched = {c.record.day for c in after.values() if c.record.day is not None}
+        patched = patches(lake, corrections, after)
+        touched = {day for key, c in after.items()
+                   if (day := _day(c, patched.by_id.get(key))) is not None}
     else:
         frames = {name: dict(parts) for name, parts in previous.frames.items()}
-        after, touched = _changes(entries, previous.entries)
+        after, before = _changes(entries, previous.entries)
+        patched = patches(lake, corrections, after)
+        was = patches(lake, corrections_in_effect(entries[:previous.entries]),
+                      {k: c for k, c in before.items() if c is not None}, only=set(before))
+        touched = _changed_days({k: (c, was.by_id.get(k)) for k, c in before.items()},
+                                {k: (after.get(k), patched.by_id.get(k)) for k in before})
     by_month: dict[str, dict[date, list[Current]]] = defaultdict(lambda: defaultdict(list))
     for day in touched:
         by_month[day.isoformat()[:7]][day] = []
-    for current in after.values():
-        if current.record.day in touched:
-            by_month[current.record.day.isoformat()[:7]][current.record.day].append(current)
+    for key, current in after.items():
+        day = _day(current, patched.by_id.get(key))
+        if day in touched:
+            by_month[day.isoformat()[:7]][day].append(current)
     months: Iterable[str] = sorted(by_month)
     if track is not None:
         months = track(months, len(by_month), "Deriving frames")
     holders = _holders(entries)
     with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
         for month in months:
-            _derive_month(lake, out, frames, month, by_month[month], holders, pool)
+            _derive_month(lake, out, frames, month, by_month[month], holders, patched.by_id,
+                          pool)
     history = frames.setdefault("history", {})
     for batch in entries:
         if isinstance(batch, Batch) and batch.files and f"b{batch.batch:06d}" not in history:
@@ -143,7 +160,8 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
                          ["day", "factory", "task", "department", "team", "status"])
     for name, frame in (("completion", completion(observations, settings)),
                         ("batches", batches_frame(entries)),
-                        ("quarantine", quarantine_frame(batches))):
+                        ("quarantine", quarantine_frame(batches)),
+                        ("corrections", corrections_frame(entries, patched.applied))):
         frames[name] = {_WHOLE: _write(out, name, _WHOLE, frame)}
     configured = {f"teams/{team_frame_name(task, d, t)}" for task in DETAIL
                   for departments in settings.study.values()
@@ -161,7 +179,7 @@ def derive(lake: Path, entries: list[Batch | Rollback], out: Path, *,
     return state
 
 
-def _holders(entries: list[Batch | Rollback]) -> dict[str, Batch]:
+def _holders(entries: list[LogEntry]) -> dict[str, Batch]:
     """event id → the batch that first added it, whose events hold its rows (rolled back
     or not: a later duplicate of it may stand in)."""
     holders: dict[str, Batch] = {}
@@ -175,23 +193,33 @@ def _holders(entries: list[Batch | Rollback]) -> dict[str, Batch]:
 
 def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], month: str,
                   days: dict[date, list[Current]], holders: dict[str, Batch],
-                  pool: ThreadPoolExecutor) -> None:
-    """Write the partitions of `days` (of one `month`: the current events of each), then
-    the month's team frames."""
+                  patched: dict[str, Patch], pool: ThreadPoolExecutor) -> None:
+    """Write the partitions of `days` (of one `month`: the current events of each, on the
+    day they show, `patched` ones as corrected), then the month's team frames."""
     wanted: dict[int, tuple[Batch, set[str]]] = {}
+    corrected = []
     for currents in days.values():
-        for current in currents:
-            holder = holders[current.record.sha256]
-            wanted.setdefault(holder.batch, (holder, set()))[1].add(current.record.sha256)
+        for c in currents:
+            if (patch := patched.get(str(c.record.observation_id))) is not None:
+                assert patch.observation is not None  # (a withdrawn one shows on no day)
+                corrected.append((c.record.sha256, patch.observation, patch.fields))
+                continue
+            holder = holders[c.record.sha256]
+            wanted.setdefault(holder.batch, (holder, set()))[1].add(c.record.sha256)
     span = (min(days), max(days))
     found = [read_events(lake, *wanted[number], span) for number in sorted(wanted)]
-    rows = {name: pl.concat([part[name] for part in found]) if found
-            else pl.DataFrame(schema=EVENT_SCHEMAS[name]) for name in EVENT_FRAMES}
+    fixed = corrected_rows(corrected)
+    rows = {name: pl.concat([*(part[name].with_columns(_UNCORRECTED if name != "observations"
+                                                       else []) for part in found),
+                             fixed[name]])
+            for name in EVENT_FRAMES}
     log_side = pl.DataFrame(
-        [(c.record.sha256, c.batch, c.versions, c.record.path, c.first_saved)
-         for currents in days.values() for c in currents],
+        [(c.record.sha256, c.batch, c.versions, c.record.path, c.first_saved,
+          n > 0, n) for currents in days.values() for c in currents
+         for n in [_corrections(patched, c)]],
         schema={"event_id": pl.String, "batch": pl.Int64, "versions": pl.Int64,
-                "source_path": pl.String, "synced_at": pl.Datetime("us", "UTC")},
+                "source_path": pl.String, "synced_at": pl.Datetime("us", "UTC"),
+                "corrected": pl.Boolean, "corrections": pl.Int64},
         orient="row")
     for parts in frames.values():
         for day in days:
@@ -213,6 +241,11 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], mont
                                            team_frames(task, rows_of_month).items()])
 
 
+def _corrections(patched: dict[str, Patch], current: Current) -> int:
+    patch = patched.get(str(current.record.observation_id))
+    return len(patch.fields) if patch is not None else 0
+
+
 def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, str]],
                parts: list[tuple[str, str, pl.DataFrame]]) -> None:
     """Write each (frame, key, rows) as a partition of `frames`, a few at a time."""
@@ -221,38 +254,46 @@ def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, 
         frames.setdefault(name, {})[key] = relative
 
 
-def _changes(entries: list[Batch | Rollback], known: int,
-             ) -> tuple[dict[str, Current], set[date]]:
-    """The current events after `entries`, and the days that changed since the first
-    `known` of them. (New ingests alone only add to what was current: only the
-    observations they touch are compared.)"""
+def _changes(entries: list[LogEntry], known: int,
+             ) -> tuple[dict[str, Current], dict[str, Current | None]]:
+    """The current events after `entries`, and, of the observations that may have changed
+    since the first `known` of them, the current event before (None: it had none). New
+    ingests alone only add to what was current: only the observations they touch may."""
     new = entries[known:]
-    if any(isinstance(entry, Rollback) for entry in new):  # what counts before may change
+    if not all(isinstance(entry, Batch) for entry in new):  # what counted before may change
         after = current_versions(in_effect(entries))
-        return after, _changed_days(current_versions(in_effect(entries[:known])), after)
+        before = current_versions(in_effect(entries[:known]))
+        return after, {key: before.get(key) for key in before.keys() | after.keys()}
     versions = Versions()
     for batch in in_effect(entries[:known]):
         versions.add(batch)
-    before: dict[str, Current] = {}
-    touched: set[str] = set()
+    touched: dict[str, Current | None] = {}
     for entry in new:
         assert isinstance(entry, Batch)
         for observation_id, current in versions.add(entry).items():
-            if observation_id not in touched and current is not None:
-                before[observation_id] = current
-            touched.add(observation_id)
-    after = versions.current
-    return after, _changed_days(before, {key: after[key] for key in touched})
+            touched.setdefault(observation_id, current)
+    return versions.current, touched
 
 
-def _changed_days(before: dict[str, Current], after: dict[str, Current]) -> set[date]:
-    """The days on which some observation's current event (or its count of versions)
-    differs, on either side of the change."""
+Shown = tuple[Current | None, Patch | None]  # an observation's current event, as corrected
+
+
+def _day(current: Current | None, patch: Patch | None) -> date | None:
+    """The day an observation shows on: its corrected one; None if it is not shown."""
+    if patch is not None:
+        return patch.observation.day if patch.observation is not None else None
+    return current.record.day if current is not None else None
+
+
+def _changed_days(before: dict[str, Shown], after: dict[str, Shown]) -> set[date]:
+    """The days on which some observation's current event (its count of versions, or its
+    corrections) differs, on either side of the change."""
     days = set()
     for observation_id in before.keys() | after.keys():
-        old, new = before.get(observation_id), after.get(observation_id)
+        old, new = before.get(observation_id, (None, None)), after.get(observation_id,
+                                                                       (None, None))
         if old != new:
-            days |= {c.record.day for c in (old, new) if c is not None and c.record.day}
+            days |= {day for day in (_day(*old), _day(*new)) if day is not None}
     return days
 
 

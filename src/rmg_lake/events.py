@@ -35,11 +35,13 @@ from rmg_lake.frames import SCHEMAS, parquet_bytes
 from rmg_lake.log import Batch
 from rmg_lake.store import RawStore, sha256
 
-__all__ = ["EVENT_FRAMES", "EVENT_SCHEMAS", "EventRows", "keep_events", "read_events"]
+__all__ = ["EVENT_FRAMES", "EVENT_SCHEMAS", "EventRows", "corrected_rows", "keep_events",
+           "read_events"]
 
 FORMAT = 1  # what the rows hold: the frames' columns, as `_observation_row` & co. make them
 EVENT_FRAMES = ("observations", "roster", "wip", "interactions")
-_FROM_LOG = ("batch", "versions", "source_path", "synced_at")  # added when derived, from the log
+# added when derived, from the log
+_FROM_LOG = ("batch", "versions", "source_path", "synced_at", "corrected", "corrections")
 EVENT_SCHEMAS = {name: {column: kind for column, kind in SCHEMAS[name].items()
                         if column not in _FROM_LOG} for name in EVENT_FRAMES}
 _CHUNK = 2_000  # events held as Python rows before they become (compact) columns
@@ -74,6 +76,26 @@ class EventRows:
                     pl.DataFrame(rows, schema=EVENT_SCHEMAS[name], orient="row"))
                 rows.clear()
         self._held = 0
+
+
+def corrected_rows(corrected: list[tuple[str, Observation, tuple[str, ...]]],
+                   ) -> dict[str, pl.DataFrame]:
+    """The rows of corrected observations, from (event id, the observation as corrected,
+    the fields corrected): the detail frames with `corrected` and `corrections`, counting
+    the corrections of each row's own values (its machine's or interaction's, and the
+    observation's keys it repeats, e.g. team)."""
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in EVENT_FRAMES}
+    for event_id, observation, fields in corrected:
+        rows["observations"].append(_observation_row(event_id, observation))
+        for name, row in _detail_rows(event_id, observation):
+            own = f"machines.{row['machine']}." if "machine" in row \
+                else f"interactions.{row['seq']}."
+            n = sum(1 for f in fields if f.startswith(own) or ("." not in f and f in row))
+            rows[name].append({**row, "corrected": n > 0, "corrections": n})
+    counts = {"corrected": pl.Boolean, "corrections": pl.Int64}
+    return {name: pl.DataFrame(found, orient="row", schema={
+                **EVENT_SCHEMAS[name], **(counts if name != "observations" else {})})
+            for name, found in rows.items()}
 
 
 def keep_events(store: RawStore, rows: EventRows) -> dict[str, str]:

@@ -4,11 +4,14 @@
     roster         one row per machine of each roster
     wip            one row per machine of each wip round (both departments)
     interactions   one row per interaction
+                   (each with `corrected` and `corrections`: how many corrections changed it)
     teams/<task>_<department>_<team>   the same rows, one frame per team
     completion     day × factory × task × department × team against the protocol
     batches        one row per log entry (ingests and rollbacks)
     history        one row per file of each ingest: what became of it
     quarantine     the bad files of the batches in effect
+    corrections    one row per row of each corrections sheet: its outcome, and whether it
+                   is in effect
 
 `derive` decides which of them to make and where to keep them.
 """
@@ -22,12 +25,12 @@ from typing import Any
 import polars as pl
 
 from rmg_lake.config import Settings
-from rmg_lake.log import Batch, Rollback, rolled_back_by
+from rmg_lake.log import Batch, Correction, LogEntry, rolled_back_by
 
 __all__ = [
-    "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "current_frames",
-    "empty_frame", "history_frame", "parquet_bytes", "quarantine_frame", "team_frame_name",
-    "team_frames",
+    "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "corrections_frame",
+    "current_frames", "empty_frame", "history_frame", "parquet_bytes", "quarantine_frame",
+    "team_frame_name", "team_frames",
 ]
 
 TS = pl.Datetime("us", "UTC")
@@ -36,6 +39,7 @@ KEYS: dict[str, Any] = {
     "department": pl.String, "team": pl.String, "observer": pl.String, "day": pl.Date,
     "started_at": TS, "status": pl.String,
 }
+CORRECTED: dict[str, Any] = {"corrected": pl.Boolean, "corrections": pl.Int64}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "observations": {
         "event_id": pl.String, "observation_id": pl.String, "batch": pl.Int64,
@@ -44,17 +48,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "status": pl.String, "versions": pl.Int64, "source_path": pl.String,
         "synced_at": TS, "supervisor": pl.String, "left_floor_s": pl.List(pl.Int64),
         "app_version": pl.String, "device": pl.String, "notes": pl.String,
-        "extra_keys": pl.List(pl.String),
+        "extra_keys": pl.List(pl.String), **CORRECTED,
     },
-    "roster": {**KEYS, "machine": pl.String, "mc_status": pl.String, "worker_id": pl.String},
+    "roster": {**KEYS, "machine": pl.String, "mc_status": pl.String, "worker_id": pl.String,
+               **CORRECTED},
     "wip": {
         **KEYS, "machine": pl.String, "mc_status": pl.String, "worker_id": pl.String,
         "style": pl.String, "component": pl.String, "back": pl.Int64, "front": pl.Int64,
-        "sleeve": pl.Int64, "collar": pl.Int64, "wip": pl.Float64,
+        "sleeve": pl.Int64, "collar": pl.Int64, "wip": pl.Float64, **CORRECTED,
     },
     "interactions": {
         **KEYS, "supervisor": pl.String, "seq": pl.Int64, "interlocutor": pl.String,
-        "length_s": pl.Int64, "initiator": pl.String, "topic": pl.String,
+        "length_s": pl.Int64, "initiator": pl.String, "topic": pl.String, **CORRECTED,
     },
     "completion": {
         "day": pl.Date, "factory": pl.String, "task": pl.String, "department": pl.String,
@@ -70,6 +75,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "quarantine": {
         "batch": pl.Int64, "source_path": pl.String, "sha256": pl.String,
         "field": pl.String, "reason": pl.String, "stored": pl.String,
+    },
+    "corrections": {
+        "batch": pl.Int64, "committed_at": TS, "by": pl.String, "sheet": pl.String,
+        "row": pl.Int64, "observation_id": pl.String, "field": pl.String,
+        "old_value": pl.String, "new_value": pl.String, "reason": pl.String,
+        "outcome": pl.String, "detail": pl.String, "current": pl.String,
+        "rolled_back": pl.Boolean, "in_effect": pl.Boolean,
     },
     "history": {
         "batch": pl.Int64, "source": pl.String, "path": pl.String, "sha256": pl.String,
@@ -94,14 +106,16 @@ def current_frames(events: dict[str, pl.DataFrame], current: pl.DataFrame,
                    ) -> dict[str, pl.DataFrame]:
     """The frames of current events, in row order, from their rows (see `rmg_lake.events`)
     and, for each, what the log says of it: `current` has columns event_id, batch,
-    versions, source_path and synced_at (the file time of its first version)."""
+    versions, source_path, synced_at (the file time of its first version), corrected and
+    corrections; the detail frames' rows have their own `corrected` and `corrections`."""
     machine_no = pl.col("machine").str.slice(2).cast(pl.Int64)
     then_by = {"roster": [machine_no], "wip": [machine_no], "interactions": [pl.col("seq")]}
     frames = {}
     for name, rows in events.items():
         if name == "observations":
-            rows = rows.join(current, on="event_id").select(list(SCHEMAS[name]))
-        frames[name] = rows.sort([*_ROW_ORDER, *then_by.get(name, [])])
+            rows = rows.join(current, on="event_id")
+        frames[name] = rows.select(list(SCHEMAS[name])).sort(
+            [*_ROW_ORDER, *then_by.get(name, [])])
     return frames
 
 
@@ -170,15 +184,28 @@ def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     )
 
 
-def batches_frame(entries: list[Batch | Rollback]) -> pl.DataFrame:
+def batches_frame(entries: list[LogEntry]) -> pl.DataFrame:
     """One row per log entry; `rolled_back_by` names the rollback in effect, if any."""
     by = rolled_back_by(entries)
     rows = [{"batch": e.batch, "kind": e.kind, "committed_at": e.committed_at,
              "rolled_back": e.batch in by, "rolled_back_by": by.get(e.batch),
              **({"source": e.source, **e.counts} if isinstance(e, Batch)
-                else {"target": e.target, "reason": e.reason})}
+                else {"source": f"sheet {e.sheet}", "reason": f"by {e.by}"}
+                if isinstance(e, Correction) else {"target": e.target, "reason": e.reason})}
             for e in entries]
     return pl.DataFrame(rows, schema=SCHEMAS["batches"], orient="row")
+
+
+def corrections_frame(entries: list[LogEntry], in_effect: set[tuple[int, int]],
+                      ) -> pl.DataFrame:
+    """Every row of every corrections sheet; `in_effect`: the (batch, row) that apply."""
+    by = rolled_back_by(entries)
+    return pl.DataFrame(
+        [{"batch": e.batch, "committed_at": e.committed_at, "by": e.by, "sheet": e.sheet,
+          **row.model_dump(), "rolled_back": e.batch in by,
+          "in_effect": (e.batch, row.row) in in_effect}
+         for e in entries if isinstance(e, Correction) for row in e.rows],
+        schema=SCHEMAS["corrections"], orient="row")
 
 
 def history_frame(batch: Batch) -> pl.DataFrame:

@@ -13,7 +13,7 @@ from typing import Any
 from rmg_lake.config import Settings
 from rmg_lake.contract import InvalidObservation, Validated, original_name, validate_file
 from rmg_lake.events import EventRows, keep_events
-from rmg_lake.log import Batch, Deferred, FileRecord, Rollback, arrival, is_newer, retracted
+from rmg_lake.log import Batch, Deferred, FileRecord, LogEntry, arrival, is_newer, retracted
 from rmg_lake.progress import Track
 from rmg_lake.sources import (
     FileDeferred,
@@ -44,7 +44,7 @@ class Index:
     deferred: dict[str, dict[str, Deferred]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, entries: list[Batch | Rollback]) -> Index:
+    def of(cls, entries: list[LogEntry]) -> Index:
         """The index of a log. A rolled-back batch's files count as seen (they are not read
         again unless they change) but not as held: arriving again, they are new."""
         index, out = cls(), retracted(entries)

@@ -21,6 +21,7 @@ import polars as pl
 from rmg_lake.catalog import CATALOG
 from rmg_lake.checks import FLAG_SCHEMA
 from rmg_lake.config import Settings
+from rmg_lake.corrections import plan
 from rmg_lake.derive import Derived, derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.faults import reached
@@ -30,20 +31,26 @@ from rmg_lake.ingest import BATCH_FILES, MAX_SIZE, Index, collect, new_batch
 from rmg_lake.locking import WriterLock
 from rmg_lake.log import (
     Batch,
+    Correction,
+    CorrectionRow,
     FileRecord,
     Log,
+    LogEntry,
     Rollback,
+    corrections_in_effect,
+    current_versions,
     in_effect,
     retracted,
     rolled_back_by,
     settings_in_force,
 )
 from rmg_lake.progress import Track
+from rmg_lake.sheet import read_sheet
 from rmg_lake.sources import Source, open_source
-from rmg_lake.store import RawStore
+from rmg_lake.store import RawStore, sha256
 from rmg_lake.verify import Verified, remove_orphans, verify
 
-__all__ = ["LAYOUT", "IngestResult", "Lake", "RolledBack", "open_lake"]
+__all__ = ["LAYOUT", "Corrected", "IngestResult", "Lake", "RolledBack", "open_lake"]
 
 LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
 T = TypeVar("T")
@@ -53,8 +60,18 @@ _OURS = frozenset({"_meta.json", "_log"})  # what a lake being created already h
 @dataclass(frozen=True, slots=True)
 class RolledBack:
     entry: Rollback  # the new log entry
-    removed: list[int]  # ingest batches it took out of effect
-    restored: list[int]  # ingest batches it put back
+    removed: list[int]  # ingests and corrections it took out of effect
+    restored: list[int]  # ingests and corrections it put back
+
+
+@dataclass(frozen=True, slots=True)
+class Corrected:
+    rows: tuple[CorrectionRow, ...]  # every row of the sheet, with its outcome
+    entry: Correction | None  # the new log entry; None if nothing was applied
+    same_as: int | None = None  # the correction that applied this very sheet before
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for row in self.rows if row.outcome == outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +188,7 @@ class Lake:
                                 if entries else "the log is empty")
             entry = Rollback(batch=len(entries) + 1, committed_at=datetime.now(UTC),
                              target=target, reason=reason.strip())
-            before = {b.batch for b in in_effect(entries)}
-            after = {b.batch for b in in_effect([*entries, entry])}
+            before, after = _effective(entries), _effective([*entries, entry])
             if target in retracted(entries) or before == after:
                 raise LakeError(f"rolling back batch {target} changes nothing",
                                 hint=_standing(entries, target))
@@ -181,6 +197,34 @@ class Lake:
             reached("after-commit")
             self._derive([*entries, entry], None)
         return RolledBack(entry, sorted(before - after), sorted(after - before))
+
+    def correct(self, sheet: Path, *, by: str, partial: bool = False) -> Corrected:
+        """Apply a corrections sheet (CSV or XLSX; see `rmg_lake.corrections`) as one log
+        entry that keeps the sheet: all its rows, or with `partial` those not refused. A
+        sheet with nothing to apply, or applied before, commits nothing."""
+        data, rows = read_sheet(sheet)
+        digest = sha256(data)
+        with self._writing():
+            entries = self.log.entries()
+            corrections = corrections_in_effect(entries)
+            done = next((c for c in corrections if c.sha256 == digest), None)
+            if done is not None:
+                return Corrected(done.rows, None, same_as=done.batch)
+            records = tuple(plan(self.root, corrections, current_versions(in_effect(entries)),
+                                 rows))
+            result = Corrected(records, None)
+            if not result.count("applied") or (result.count("refused") and not partial):
+                return result
+            kept = self.store.put_sheet(sheet.name, digest, data)
+            entry = Correction(batch=len(entries) + 1, committed_at=datetime.now(UTC), by=by,
+                               sheet=sheet.name, sha256=digest, stored=kept.stored,
+                               partial=bool(result.count("refused")), rows=records)
+            sync_all()
+            reached("before-commit")
+            self.log.commit(entry)
+            reached("after-commit")
+            self._derive([*entries, entry], None)
+        return Corrected(records, entry)
 
     def rebuild(self, *, track: Track | None = None, as_of: int | None = None,
                 out: Path | None = None) -> Path:
@@ -221,11 +265,11 @@ class Lake:
             return state
         return None
 
-    def _refresh_locked(self, entries: list[Batch | Rollback]) -> Derived:
+    def _refresh_locked(self, entries: list[LogEntry]) -> Derived:
         # another process may have brought it up to date meanwhile
         return self._current(len(entries)) or self._derive(entries, None)
 
-    def _derive(self, entries: list[Batch | Rollback], track: Track | None, *,
+    def _derive(self, entries: list[LogEntry], track: Track | None, *,
                 full: bool = False) -> Derived:
         state = None if full else load_state(self.root)
         if state is not None and (state.entries > len(entries)
@@ -248,8 +292,8 @@ class Lake:
                 remove_orphans(self.root, verified)
         return verified
 
-    def entries(self) -> list[Batch | Rollback]:
-        """Every log entry: ingests and rollbacks."""
+    def entries(self) -> list[LogEntry]:
+        """Every log entry: ingests, corrections and rollbacks."""
         return self.log.entries()
 
     def batches(self) -> list[Batch]:
@@ -355,7 +399,13 @@ def _check_as_of_folder(folder: Path, lake: Path) -> None:
                         hint="give --out a new folder (or one an earlier --as-of wrote)")
 
 
-def _standing(entries: list[Batch | Rollback], target: int) -> str:
+def _effective(entries: list[LogEntry]) -> set[int]:
+    """The ingests and corrections in effect."""
+    return {e.batch for e in in_effect(entries)} | {
+        e.batch for e in corrections_in_effect(entries)}
+
+
+def _standing(entries: list[LogEntry], target: int) -> str:
     """Why rolling back `target` would change nothing: what stands in the way."""
     if (by := rolled_back_by(entries).get(target)) is not None:
         return f"batch {by} already rolled it back; roll back batch {by} to undo that"

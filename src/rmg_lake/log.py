@@ -2,11 +2,12 @@
 
     _log/000001.json, _log/000002.json, …
 
-An entry is an ingest (`Batch`: what became of every file it saw) or a `Rollback` of an
+An entry is an ingest (`Batch`: what became of every file it saw), a `Correction` (a
+sheet of fixes to observations' values, every row with its outcome) or a `Rollback` of an
 earlier entry. A batch exists only once its entry is committed; everything derived is
-rebuilt from the entries and the files they name (raw files, events). Nothing is ever
-deleted: a rollback takes a batch's events out of the frames, and a rollback of that
-rollback puts them back.
+rebuilt from the entries and the files they name (raw files, events, sheets). Nothing is
+ever deleted: a rollback takes a batch's events or corrections out of the frames, and a
+rollback of that rollback puts them back.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from rmg_lake.errors import LakeUnusable
 from rmg_lake.files import write_once
 
 __all__ = [
-    "Batch", "Current", "Deferred", "Entry", "FileRecord", "Log", "Outcome", "Rollback",
-    "Versions", "arrival", "current_versions", "in_effect", "is_newer", "read_entry",
+    "Batch", "Correction", "CorrectionRow", "Current", "Deferred", "Entry", "FileRecord",
+    "Log", "LogEntry", "Outcome", "Rollback", "RowOutcome", "Versions", "arrival",
+    "corrections_in_effect", "current_versions", "in_effect", "is_newer", "read_entry",
     "retracted", "rolled_back_by", "settings_in_force",
 ]
 
@@ -100,8 +102,8 @@ class Batch(BaseModel):
 
 
 class Rollback(BaseModel):
-    """Takes entry `target` (an ingest, or a rollback: which restores what it took) out of
-    effect. Its raw files stay; the frames are derived as if it had not happened."""
+    """Takes entry `target` (an ingest, a correction, or a rollback: which restores what it
+    took) out of effect. Its raw files stay; the frames are derived as if it had not happened."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -112,16 +114,62 @@ class Rollback(BaseModel):
     reason: str
 
 
-Entry = Annotated[Batch | Rollback, Field(discriminator="kind")]
-_entry: TypeAdapter[Batch | Rollback] = TypeAdapter(Entry)
+RowOutcome = Literal["applied", "already", "refused"]  # already: the value was new_value
 
 
-def read_entry(data: bytes) -> Batch | Rollback:
+class CorrectionRow(BaseModel):
+    """One row of a corrections sheet, and what became of it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    row: int  # its row in the sheet (the header is row 1)
+    observation_id: str
+    field: str  # a path into the payload: `team`, `machines.KN3.worker_id`, … ("" to DROP)
+    old_value: str  # as text; "" is null
+    new_value: str  # as text; "" is null, DROP withdraws the observation
+    reason: str
+    outcome: RowOutcome
+    detail: str | None = None  # refused: why (never a value: it may be a person's code)
+    current: str | None = None  # refused for a stale old_value: the value it found
+
+
+class Correction(BaseModel):
+    """One applied corrections sheet: who, which sheet (kept as evidence), every row."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch: int
+    kind: Literal["correction"] = "correction"
+    committed_at: AwareDatetime
+    by: str
+    sheet: str  # its file name, as given
+    sha256: str
+    stored: str  # where the sheet's bytes are kept, relative to the lake
+    partial: bool  # applied with some rows refused (--partial)
+    rows: tuple[CorrectionRow, ...]
+
+    def named(self) -> dict[str, str]:
+        """The file of the lake it names: the sheet."""
+        return {self.stored: self.sha256}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        tally = Counter(row.outcome for row in self.rows)
+        return {"rows": len(self.rows), "applied": tally["applied"],
+                "already": tally["already"], "refused": tally["refused"]}
+
+
+LogEntry = Batch | Correction | Rollback
+Entry = Annotated[LogEntry, Field(discriminator="kind")]
+_entry: TypeAdapter[Batch | Correction | Rollback] = TypeAdapter(Entry)
+
+
+def read_entry(data: bytes) -> LogEntry:
     """One log entry from its file's bytes (raises pydantic's ValidationError)."""
     return _entry.validate_json(data)
 
 
-def rolled_back_by(entries: list[Batch | Rollback]) -> dict[int, int]:
+def rolled_back_by(entries: list[LogEntry]) -> dict[int, int]:
     """Each entry a rollback in effect has taken out of effect → that rollback (the newest,
     should several).
 
@@ -135,15 +183,21 @@ def rolled_back_by(entries: list[Batch | Rollback]) -> dict[int, int]:
     return by
 
 
-def retracted(entries: list[Batch | Rollback]) -> set[int]:
+def retracted(entries: list[LogEntry]) -> set[int]:
     """The entries a rollback in effect has taken out of effect."""
     return set(rolled_back_by(entries))
 
 
-def in_effect(entries: list[Batch | Rollback]) -> list[Batch]:
+def in_effect(entries: list[LogEntry]) -> list[Batch]:
     """The ingests whose files count: every batch no rollback in effect has taken out."""
     out = retracted(entries)
     return [e for e in entries if isinstance(e, Batch) and e.batch not in out]
+
+
+def corrections_in_effect(entries: list[LogEntry]) -> list[Correction]:
+    """The corrections no rollback in effect has taken out, in log order."""
+    out = retracted(entries)
+    return [e for e in entries if isinstance(e, Correction) and e.batch not in out]
 
 
 class Log:
@@ -156,7 +210,7 @@ class Log:
             return []
         return sorted(p for p in self.dir.glob("*.json") if not p.name.startswith("."))
 
-    def entries(self) -> list[Batch | Rollback]:
+    def entries(self) -> list[LogEntry]:
         """Every committed entry, in order; refuses a log with gaps or unreadable entries."""
         batches = []
         for number, path in enumerate(self.paths(), start=1):
@@ -175,7 +229,7 @@ class Log:
         """How many batches are committed, without reading them."""
         return len(self.paths())
 
-    def commit(self, batch: Batch | Rollback) -> Path:
+    def commit(self, batch: LogEntry) -> Path:
         """Write the entry once and durably; this is the moment the batch exists."""
         path = self.dir / f"{batch.batch:06d}.json"
         data = batch.model_dump_json(exclude_none=True, indent=1).encode()

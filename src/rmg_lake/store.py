@@ -3,6 +3,7 @@
     raw/date=YYYY-MM-DD/<sha256>.json   valid observations, by factory-local day
     quarantine/<sha256><suffix>         files that break the contract (reason in the log)
     attachments/<sha256><suffix>        files that are not observations (photos)
+    corrections/<sha256><suffix>        the corrections sheets applied (rmg_lake.corrections)
     events/v<n>/<frame>/<sha256>.parquet   the rows of a batch's new events (rmg_lake.events)
 
 A stored file means nothing until a committed log entry names it. Writes are not synced
@@ -62,6 +63,9 @@ class RawStore:
 
     def put_attachment(self, source_path: str, digest: str, data: bytes) -> Kept:
         return self._put(f"attachments/{digest}{_suffix(source_path)}", digest, data)
+
+    def put_sheet(self, name: str, digest: str, data: bytes) -> Kept:
+        return self._put(f"corrections/{digest}{_suffix(name)}", digest, data)
 
     def put_events(self, folder: str, digest: str, data: bytes) -> Kept:
         return self._put(f"events/{folder}/{digest}.parquet", digest, data)

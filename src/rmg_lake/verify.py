@@ -17,13 +17,13 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from rmg_lake.log import Batch, Log, Rollback, read_entry
+from rmg_lake.log import Batch, Correction, Log, LogEntry, Rollback, read_entry
 from rmg_lake.progress import Track
 from rmg_lake.store import file_sha256
 
 __all__ = ["Finding", "Verified", "remove_orphans", "verify"]
 
-STORED = ("raw", "quarantine", "attachments", "events")
+STORED = ("raw", "quarantine", "attachments", "events", "corrections")
 
 Kind = Literal["log", "missing", "damaged", "orphan"]
 
@@ -55,7 +55,7 @@ class Verified:
         return not self.problems
 
 
-def _read_log(lake: Path, findings: list[Finding]) -> list[Batch | Rollback]:
+def _read_log(lake: Path, findings: list[Finding]) -> list[LogEntry]:
     batches = []
     for number, path in enumerate(Log(lake).paths(), start=1):
         name = f"_log/{path.name}"
@@ -93,7 +93,7 @@ def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verif
     """Check the lake at `lake` against its log (reads only; changes nothing)."""
     findings: list[Finding] = []
     batches = _read_log(lake, findings)
-    named = {path: digest for batch in batches if isinstance(batch, Batch)
+    named = {path: digest for batch in batches if isinstance(batch, Batch | Correction)
              for path, digest in batch.named().items()}
     stored = sorted(named)
     digests: Iterable[tuple[str, str | None]] = _digests(lake, stored, workers)

@@ -9,19 +9,21 @@ import orjson
 import typer
 from rich.table import Table
 
+from rmg_lake.cli.fixes import show_observation
 from rmg_lake.cli.shell import LakeOption, app, lake_from, out
+from rmg_lake.corrections import DROP, shown_field, shown_value
 from rmg_lake.errors import LakeError, shown
-from rmg_lake.log import Batch, Rollback, rolled_back_by
+from rmg_lake.log import Batch, Correction, CorrectionRow, LogEntry, Rollback, rolled_back_by
 
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON for programs, not a table.")]
 
 
-def _when(entry: Batch | Rollback) -> str:
+def _when(entry: LogEntry) -> str:
     """The commit time on this computer's clock (its zone named)."""
     return entry.committed_at.astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _state(entry: Batch | Rollback, by: dict[int, int]) -> str:
+def _state(entry: LogEntry, by: dict[int, int]) -> str:
     """`rolled back by 7`, `rollback of 3: reason`, or `` for a batch in effect."""
     parts = []
     if isinstance(entry, Rollback):
@@ -31,12 +33,14 @@ def _state(entry: Batch | Rollback, by: dict[int, int]) -> str:
     return "; ".join(parts)
 
 
-def _entry_json(entry: Batch | Rollback, by: dict[int, int]) -> dict[str, Any]:
+def _entry_json(entry: LogEntry, by: dict[int, int]) -> dict[str, Any]:
     common = {"batch": entry.batch, "kind": entry.kind,
               "committed_at": entry.committed_at.isoformat(),
               "rolled_back": entry.batch in by}
     if isinstance(entry, Rollback):
         return {**common, "target": entry.target, "reason": entry.reason}
+    if isinstance(entry, Correction):
+        return {**common, "sheet": entry.sheet, "by": entry.by, **entry.counts}
     return {**common, "source": entry.source, **entry.counts}
 
 
@@ -65,8 +69,12 @@ def log_(lake: LakeOption = None, json: JsonOption = False) -> None:
                                                 "attachment")] \
             if isinstance(e, Batch) else [""] * 5
         source = shown(e.source.removeprefix("local:")) if isinstance(e, Batch) \
+            else shown(f"sheet {e.sheet}") if isinstance(e, Correction) \
             else f"rollback of {e.target}"
         state = _state(e, by)
+        if isinstance(e, Correction):
+            state = "; ".join([f"{e.counts['applied']:,} applied, "
+                               f"{e.counts['refused']:,} refused", *filter(None, [state])])
         if isinstance(e, Rollback):  # the source column says what it rolls back
             state = state.removeprefix(f"rollback of {e.target}: ")
         table.add_row(str(e.batch), e.committed_at.astimezone().strftime("%d %b %H:%M"),
@@ -77,14 +85,33 @@ def log_(lake: LakeOption = None, json: JsonOption = False) -> None:
               "`rmg-lake show N` lists what a batch did, file by file)", style="dim")
 
 
+def _row_line(row: CorrectionRow) -> str:
+    """One row of a corrections sheet, its values shown only if they name no person."""
+    change = (f"{shown_field(row.field)}: {shown_value(row.field, row.old_value)} → "
+              if row.field else "") + (DROP if row.new_value == DROP
+                                       else shown_value(row.field, row.new_value))
+    why = f" — {row.detail}" if row.detail else ""
+    return shown(f"  {row.outcome:<8} row {row.row:<4} {row.observation_id[:8]}…  {change}"
+                 f"{why}")
+
+
 @app.command()
 def show(
-    batch: Annotated[int, typer.Argument(help="The batch's number (see `rmg-lake log`).")],
+    what: Annotated[str, typer.Argument(
+        metavar="BATCH|OBSERVATION_ID",
+        help="A batch's number (see `rmg-lake log`), or an observation's id (or its first "
+             "8 characters or more).", show_default=False)],
     lake: LakeOption = None,
     json: JsonOption = False,
 ) -> None:
-    """What one batch did, file by file: path, sha256, outcome and reason."""
-    entries = lake_from(lake).entries()
+    """What one batch did, file by file (or row by row); or one observation's story: the
+    files that brought it, the batches that superseded and corrected it, its values now."""
+    the_lake = lake_from(lake)
+    if not what.isdigit():
+        show_observation(the_lake, what, json)
+        return
+    batch = int(what)
+    entries = the_lake.entries()
     if not 1 <= batch <= len(entries):
         raise LakeError(f"there is no batch {batch}",
                         hint=f"the log holds batches 1 to {len(entries)}" if entries
@@ -93,13 +120,21 @@ def show(
     if json:
         files = [f.model_dump(mode="json", exclude_none=True) for f in entry.files] \
             if isinstance(entry, Batch) else []
-        sys.stdout.buffer.write(orjson.dumps({**_entry_json(entry, by), "files": files},
-                                             option=orjson.OPT_INDENT_2) + b"\n")
+        rows = {"rows": [r.model_dump(exclude_none=True) for r in entry.rows]} \
+            if isinstance(entry, Correction) else {}
+        sys.stdout.buffer.write(orjson.dumps({**_entry_json(entry, by), "files": files,
+                                              **rows}, option=orjson.OPT_INDENT_2) + b"\n")
         return
     state = _state(entry, by)
     out.print(f"Batch {entry.batch}, committed {_when(entry)}"
               + (f", from {shown(entry.source)}" if isinstance(entry, Batch) else "")
+              + (f", corrections from {shown(entry.sheet)} by {shown(entry.by)}"
+                 if isinstance(entry, Correction) else "")
               + (f" — {shown(state)}" if state else ""), highlight=False)
+    if isinstance(entry, Correction):
+        for row in entry.rows:
+            out.print(_row_line(row), highlight=False)
+        return
     if isinstance(entry, Rollback):
         return
     for f in entry.files:  # one line a file, the full path last: easy to read and to grep

@@ -19,7 +19,7 @@ from rmg_lake.contract.models import (
 from rmg_lake.contract.names import parse_name
 from rmg_lake.errors import LakeError
 
-__all__ = ["InvalidObservation", "Validated", "extra_keys", "validate_file"]
+__all__ = ["InvalidObservation", "Validated", "extra_keys", "validate_file", "validate_payload"]
 
 # A message repeats the input only where it cannot be a person's code: a number or a
 # boolean in a counting or coded field. Text never: whatever failed to parse may be a
@@ -87,6 +87,20 @@ def validate_file(path: str, data: bytes) -> Validated:
         field, message = problem
         raise InvalidObservation(message, file=path, field=field)
     return Validated(observation, tuple(extra_keys(observation)))
+
+
+def validate_payload(data: bytes, *, file: str) -> Observation:
+    """Validate an observation's JSON against the contract (its file name aside: a
+    corrected observation keeps the name it arrived with). Raises InvalidObservation."""
+    try:
+        observation = parse_observation(data)
+    except ValidationError as exc:
+        field, message = _first_problem(exc)
+        raise InvalidObservation(message, file=file, field=field) from None
+    problem = department_problem(observation)
+    if problem is not None:
+        raise InvalidObservation(problem[1], file=file, field=problem[0])
+    return observation
 
 
 def _first_problem(exc: ValidationError) -> tuple[str | None, str]:

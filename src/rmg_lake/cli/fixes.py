@@ -1,0 +1,138 @@
+"""Corrections: apply a sheet of fixes, and tell one observation's story."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from rmg_lake.cli.shell import LakeOption, about, app, err, lake_from, out, plural
+from rmg_lake.config import load_config
+from rmg_lake.corrections import DROP, shown_field, shown_value
+from rmg_lake.errors import LakeError, shown
+from rmg_lake.lake import Corrected, Lake
+from rmg_lake.log import CorrectionRow
+from rmg_lake.story import Fix, Story, story
+
+
+@app.command()
+def correct(
+    sheet: Annotated[Path, typer.Argument(
+        help="The sheet (.csv or .xlsx): observation_id, field, old_value, new_value, "
+             "reason.", show_default=False)],
+    lake: LakeOption = None,
+    partial: Annotated[bool, typer.Option(
+        "--partial", help="Apply the rows that can be, even if others are refused.")] = False,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Who corrects, kept in the log (default: `by` in rmg-lake.toml, else "
+                     "your login name).")] = None,
+) -> None:
+    """Fix observations' values from a sheet, guarded: a row applies only if the value is
+    still its old_value, and all rows apply or none (unless --partial).
+
+    `field` is a path into the observation (team, machines.KN3.worker_id,
+    interactions.4.topic); new_value DROP withdraws the observation. Raw files are never
+    changed: the sheet is kept, and the log records every row.
+    """
+    the_lake = lake_from(lake)
+    config = about(load_config(), the_lake.root)
+    who = (by or (config.by if config else None) or getpass.getuser()).strip()
+    if not who:
+        raise LakeError("say who corrects", hint="pass --by NAME")
+    done = the_lake.correct(sheet, by=who, partial=partial)
+    _summary(sheet, done, partial)
+
+
+def _summary(sheet: Path, done: Corrected, partial: bool) -> None:
+    name = shown(sheet.name)
+    if done.same_as is not None:
+        out.print(f"{name} was applied as batch {done.same_as}: nothing changes.",
+                  highlight=False)
+        return
+    refused = [row for row in done.rows if row.outcome == "refused"]
+    counts = (f"{plural(done.count('applied'), 'row')} applied, "
+              f"{done.count('already')} already so, {len(refused)} refused")
+    if done.entry is not None:
+        out.print(f"Batch {done.entry.batch} corrects from {name}: {counts}. The frames and "
+                  f"views show the corrected values (`rmg-lake rollback "
+                  f"{done.entry.batch} --reason …` undoes it).", highlight=False)
+    elif not refused:
+        out.print(f"{name} changes nothing: every value is already as it says ({counts}).",
+                  highlight=False)
+    for row in refused:
+        err.print(_refusal(row), highlight=False)
+    if done.entry is None and refused:
+        err.print(f"Nothing applied: {plural(done.count('applied'), 'row')} could apply, "
+                  f"{done.count('already')} already so, {len(refused)} refused." + (
+            "" if partial or not done.count("applied") else
+            " Fix the refused rows, or pass --partial to apply the others."),
+            highlight=False)
+        raise typer.Exit(1)
+
+
+def _refusal(row: CorrectionRow) -> str:
+    """`row 7, 3f2a9c1e…, team: old_value is not the current value (now 'control')`."""
+    field = shown_field(row.field) if row.field else DROP
+    now = f" (now {shown_value(row.field, row.current)})" if row.current is not None else ""
+    return shown(f"  row {row.row}, {row.observation_id[:8]}…, {field}: {row.detail}{now}")
+
+
+def show_observation(the_lake: Lake, key: str, json: bool) -> None:
+    """`rmg-lake show OBSERVATION_ID`: its files, its corrections, its values now."""
+    told = story(the_lake, key)
+    if json:
+        sys.stdout.buffer.write(orjson.dumps(_story_json(told), option=orjson.OPT_INDENT_2)
+                                + b"\n")
+        return
+    out.print(f"Observation {told.observation_id}: {told.state}", highlight=False)
+    out.print("Files:", style="bold")
+    for a in told.arrivals:
+        r = a.record
+        notes = [n for n, on in (("shown", a.current), ("rolled back", a.rolled_back)) if on]
+        if r.supersedes:
+            notes.append(f"supersedes {r.supersedes[:12]}…")
+        out.print(shown(f"  batch {a.batch:<4} {r.outcome:<9} {r.stored}  from {r.path}"
+                        + (f" — {', '.join(notes)}" if notes else "")), highlight=False)
+    if told.fixes:
+        out.print("Corrections:", style="bold")
+    for f in told.fixes:
+        row = f.row
+        change = (f"{shown_field(row.field)}: {shown_value(row.field, row.old_value)} → "
+                  if row.field else "") + (DROP if row.new_value == DROP
+                                           else shown_value(row.field, row.new_value))
+        state = _standing(f)
+        out.print(shown(f"  batch {f.entry.batch:<4} row {row.row:<4} {row.outcome:<8} "
+                        f"{change} — {row.reason} ({state}; by {f.entry.by})"),
+                  highlight=False)
+    if told.payload is not None:
+        out.print("Values now (worker and supervisor codes included):", style="bold")
+        out.print_json(orjson.dumps(told.payload).decode())
+
+
+def _standing(fix: Fix) -> str:
+    if fix.in_effect:
+        return "in effect"
+    if fix.rolled_back:
+        return "rolled back"
+    if fix.row.outcome == "refused":
+        return str(fix.row.detail)
+    if fix.row.outcome == "already":
+        return "it changed nothing"
+    return "not in effect: the version shown has another value"
+
+
+def _story_json(told: Story) -> dict[str, Any]:
+    return {
+        "observation_id": told.observation_id, "state": told.state,
+        "files": [{"batch": a.batch, "shown": a.current, "rolled_back": a.rolled_back,
+                   **a.record.model_dump(mode="json", exclude_none=True)}
+                  for a in told.arrivals],
+        "corrections": [{"batch": f.entry.batch, "by": f.entry.by, "sheet": f.entry.sheet,
+                         "in_effect": f.in_effect, "rolled_back": f.rolled_back,
+                         **f.row.model_dump(exclude_none=True)} for f in told.fixes],
+        "values": told.payload,
+    }
