@@ -224,11 +224,14 @@ def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.Monk
     readme = (REPO / "README.md").read_text()
     (code,) = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
     shutil.copytree(REPO / "examples" / "inbox", tmp_path / "examples" / "inbox")
+    shutil.copy(REPO / "examples" / "corrections.csv", tmp_path / "examples")
     shutil.copy(REPO / "rmg-lake.toml", tmp_path)
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
     exec(code, namespace)
     assert namespace["wip"].height > 0  # type: ignore[attr-defined]
+    corrections = namespace["lake"].table("corrections")  # type: ignore[attr-defined]
+    assert corrections["outcome"].to_list() == ["applied"] * 3  # the sample's sheet applies
 
 
 def test_readers_that_find_the_catalog_gone_rebuild_it_once_together(

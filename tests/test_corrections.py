@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import polars as pl
 import pytest
@@ -198,7 +199,7 @@ def test_a_sheet_of_every_kind_of_row(lake: Lake, tmp_path: Path) -> None:
     assert done.entry is not None and done.entry.batch == entries + 1
     for got, (_, outcome, detail) in zip(done.rows, sheet, strict=True):
         assert got.outcome == outcome, got
-        assert detail is None and got.detail is None or detail in str(got.detail), got
+        assert got.detail is None if detail is None else detail in str(got.detail), got
     assert done.rows[3].current == "W-NEW"  # a stale row shows the value it found
     assert done.rows[16].current == "complete"
     kept = lake.root / done.entry.stored  # the sheet is evidence, byte for byte
@@ -209,6 +210,25 @@ def test_a_sheet_of_every_kind_of_row(lake: Lake, tmp_path: Path) -> None:
     assert view.select("batch", "row", "outcome", "in_effect").rows() == [
         (done.entry.batch, n, outcome, outcome == "applied")
         for n, (_, outcome, _) in enumerate(sheet, start=2)]
+
+    # the DuckDB views, as the researcher queries them
+    con = duckdb.connect(str(lake.root / "lake.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT row, outcome, in_effect FROM corrections ORDER BY row"
+                           ).fetchall() == [(n, outcome, outcome == "applied") for n, (
+                               _, outcome, _) in enumerate(sheet, start=2)]
+        assert con.execute("SELECT worker_id, corrected, corrections FROM roster WHERE "
+                           "observation_id = ? AND machine = ?",
+                           [c.roster["observation_id"], c.manned]).fetchall() == [
+            ("W-NEW", True, 1)]
+        assert con.execute("SELECT count(*) FROM observations WHERE observation_id = ?",
+                           [c.dropped]).fetchall() == [(0,)]
+        team_view = f"roster_knitting_{c.to_team}".replace("-", "_")
+        assert con.execute(f"SELECT count(DISTINCT observation_id) FROM {team_view} "
+                           "WHERE observation_id = ?",
+                           [c.moved["observation_id"]]).fetchall() == [(1,)]
+    finally:
+        con.close()
 
     # the frames: corrected values, and how many corrections changed each row
     after = {name: lake.table(name) for name in (*DETAIL, "completion")}

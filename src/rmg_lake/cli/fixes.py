@@ -54,8 +54,9 @@ def _summary(sheet: Path, done: Corrected, partial: bool) -> None:
                   highlight=False)
         return
     refused = [row for row in done.rows if row.outcome == "refused"]
-    counts = (f"{plural(done.count('applied'), 'row')} applied, "
-              f"{done.count('already')} already so, {len(refused)} refused")
+    counts = ", ".join([f"{plural(done.count('applied'), 'row')} applied",
+                        *([f"{done.count('already')} already so"] if done.count("already")
+                          else []), *([f"{len(refused)} refused"] if refused else [])])
     if done.entry is not None:
         out.print(f"Batch {done.entry.batch} corrects from {name}: {counts}. The frames and "
                   f"views show the corrected values (`rmg-lake rollback "
