@@ -495,3 +495,18 @@ def test_the_kept_sheet_is_verified_and_backed_up(lake: Lake, tmp_path: Path) ->
     (lake.root / entry.stored).write_bytes(b"edited by hand")
     assert [f.kind for f in lake.verify().problems] == ["damaged"]
 
+
+
+def test_a_note_may_be_added_from_a_semicolon_sheet(lake: Lake, tmp_path: Path) -> None:
+    """Excel in many locales saves CSV with `;`; an absent optional key counts as null."""
+    obs = lake.table("observations").filter(pl.col("notes").is_null()).row(0, named=True)
+    raw = next(f for b in lake.batches() for f in b.files
+               if f.observation_id == obs["observation_id"] and f.outcome == "added")
+    assert "notes" not in orjson.loads((lake.root / raw.stored).read_bytes())
+    path = tmp_path / "notes.csv"
+    path.write_text(f"{';'.join(HEADER)}\n"
+                    f"{obs['observation_id']};notes;;machine KN4 was being repaired;"
+                    "from the observer's notebook\n", encoding="utf-8")
+    assert [r.outcome for r in lake.correct(path, by="r").rows] == ["applied"]
+    now = lake.table("observations").filter(pl.col("observation_id") == obs["observation_id"])
+    assert now.select("notes", "corrections").rows() == [("machine KN4 was being repaired", 1)]

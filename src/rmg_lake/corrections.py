@@ -43,6 +43,7 @@ DROP = "DROP"
 PERSONAL = frozenset({"worker_id", "supervisor"})  # their values are never printed
 _FIXED = {"observation_id": "an observation's id cannot be corrected (DROP it instead)",
           "schema_version": "the contract's version is not a value to correct"}
+_OPTIONAL = frozenset({"app_version", "device", "notes"})  # absent is null: may be set
 _WHOLE = frozenset({"back", "front", "sleeve", "collar", "length_s", "left_floor_s"})
 _NUMBER = frozenset({"wip"})
 _INSTANT = frozenset({"started_at", "ended_at"})
@@ -174,7 +175,7 @@ def _apply(payload: Payload, row: Row) -> Outcome:
             raise _Refused("a DROP without a field has no old_value")
         return Outcome("applied")
     node, key = _place(payload, row.field)
-    current = node[key]
+    current = node.get(key) if isinstance(node, dict) else node[key]
     new = None if row.new_value == DROP else _typed(row.field, row.new_value)
     if not _same(row.field, current, row.old_value):
         if row.new_value != DROP and _same(row.field, current, row.new_value):
@@ -196,6 +197,8 @@ def _place(payload: Payload, field: str) -> tuple[Any, Any]:
     node: Any = payload
     for part in parts[:-1]:
         node = node[_key(node, part)]
+    if len(parts) == 1 and field in _OPTIONAL:  # a note may be added where there was none
+        return node, field
     key = _key(node, parts[-1])
     if isinstance(node[key], dict | list):
         raise _Refused("not one value but a group of them: name a field inside it")

@@ -57,8 +57,10 @@ def _csv_cells(path: Path, data: bytes) -> list[list[str]]:
     except UnicodeDecodeError:
         raise SheetError("not UTF-8 text", file=str(path),
                          hint="in Excel, save as “CSV UTF-8”, or give the .xlsx") from None
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","  # Excel in some locales
     try:
-        return list(csv.reader(io.StringIO(text, newline="")))
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as err:
         raise SheetError(f"not a readable CSV file ({err})", file=str(path)) from None
 

@@ -40,7 +40,10 @@ def correct(
     """
     the_lake = lake_from(lake)
     config = about(load_config(), the_lake.root)
-    who = (by or (config.by if config else None) or getpass.getuser()).strip()
+    try:
+        who = (by or (config.by if config else None) or getpass.getuser()).strip()
+    except (OSError, KeyError):  # no login name to be had (some containers)
+        who = ""
     if not who:
         raise LakeError("say who corrects", hint="pass --by NAME")
     done = the_lake.correct(sheet, by=who, partial=partial)
