@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -32,8 +31,6 @@ from rmg_lake.locking import WriterLock
 from rmg_lake.log import (
     Batch,
     Correction,
-    CorrectionRow,
-    FileRecord,
     Log,
     LogEntry,
     Rollback,
@@ -45,6 +42,7 @@ from rmg_lake.log import (
     settings_in_force,
 )
 from rmg_lake.progress import Track
+from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sheet import read_sheet
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore, sha256
@@ -55,55 +53,6 @@ __all__ = ["LAYOUT", "Corrected", "IngestResult", "Lake", "RolledBack", "open_la
 LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
 T = TypeVar("T")
 _OURS = frozenset({"_meta.json", "_log"})  # what a lake being created already holds
-
-
-@dataclass(frozen=True, slots=True)
-class RolledBack:
-    entry: Rollback  # the new log entry
-    removed: list[int]  # ingests and corrections it took out of effect
-    restored: list[int]  # ingests and corrections it put back
-
-
-@dataclass(frozen=True, slots=True)
-class Corrected:
-    rows: tuple[CorrectionRow, ...]  # every row of the sheet, with its outcome
-    entry: Correction | None  # the new log entry; None if nothing was applied
-    same_as: int | None = None  # the correction that applied this very sheet before
-
-    def count(self, outcome: str) -> int:
-        return sum(1 for row in self.rows if row.outcome == outcome)
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    source: str
-    batches: tuple[Batch, ...]  # none when nothing was new and the settings were the same
-    vanished: int = 0  # files that went away while being read; taken if they come back
-    gone: tuple[str, ...] = ()  # deleted or moved away at the source: the lake keeps them
-    relisted: bool = False  # the source's stored cursor had expired: listed whole again
-
-    @property
-    def batch(self) -> Batch | None:
-        """The last batch committed (the only one, but for a very large ingest)."""
-        return self.batches[-1] if self.batches else None
-
-    @property
-    def files(self) -> list[FileRecord]:
-        return [record for batch in self.batches for record in batch.files]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return Batch.count(tuple(self.files),
-                           tuple(d for batch in self.batches for d in batch.deferred))
-
-    @property
-    def superseding(self) -> int:
-        """New versions that replace the current version of an observation."""
-        return sum(1 for f in self.files if f.supersedes)
-
-    @property
-    def with_unknown_keys(self) -> int:
-        return sum(1 for f in self.files if f.extra_keys)
 
 
 class Lake:

@@ -1,0 +1,58 @@
+"""What the lake's operations return: an ingest's batches, a rollback, a correction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rmg_lake.log import Batch, Correction, CorrectionRow, FileRecord, Rollback
+
+__all__ = ["Corrected", "IngestResult", "RolledBack"]
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    entry: Rollback  # the new log entry
+    removed: list[int]  # ingests and corrections it took out of effect
+    restored: list[int]  # ingests and corrections it put back
+
+
+@dataclass(frozen=True, slots=True)
+class Corrected:
+    rows: tuple[CorrectionRow, ...]  # every row of the sheet, with its outcome
+    entry: Correction | None  # the new log entry; None if nothing was applied
+    same_as: int | None = None  # the correction that applied this very sheet before
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for row in self.rows if row.outcome == outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    source: str
+    batches: tuple[Batch, ...]  # none when nothing was new and the settings were the same
+    vanished: int = 0  # files that went away while being read; taken if they come back
+    gone: tuple[str, ...] = ()  # deleted or moved away at the source: the lake keeps them
+    relisted: bool = False  # the source's stored cursor had expired: listed whole again
+
+    @property
+    def batch(self) -> Batch | None:
+        """The last batch committed (the only one, but for a very large ingest)."""
+        return self.batches[-1] if self.batches else None
+
+    @property
+    def files(self) -> list[FileRecord]:
+        return [record for batch in self.batches for record in batch.files]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return Batch.count(tuple(self.files),
+                           tuple(d for batch in self.batches for d in batch.deferred))
+
+    @property
+    def superseding(self) -> int:
+        """New versions that replace the current version of an observation."""
+        return sum(1 for f in self.files if f.supersedes)
+
+    @property
+    def with_unknown_keys(self) -> int:
+        return sum(1 for f in self.files if f.extra_keys)
