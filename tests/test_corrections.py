@@ -187,6 +187,7 @@ def test_a_sheet_of_every_kind_of_row(lake: Lake, tmp_path: Path) -> None:
     before = {name: lake.table(name) for name in (*DETAIL, "completion")}
     flags_before = lake.flags()
     entries = len(lake.entries())
+    evidence = {p: p.read_bytes() for p in (lake.root / "raw").rglob("*.json")}
 
     # refused rows: nothing is applied, nothing is logged
     tried = lake.correct(path, by="researcher")
@@ -292,6 +293,9 @@ def test_a_sheet_of_every_kind_of_row(lake: Lake, tmp_path: Path) -> None:
         & (pl.col("detail") == f"{c.manned}: another worker than in the roster")
     assert flags_before.filter(mismatch).is_empty() and not flags.filter(mismatch).is_empty()
 
+    # the raw files are as they arrived: not one byte or file more or less
+    assert {p: p.read_bytes() for p in (lake.root / "raw").rglob("*.json")} == evidence
+
     # the same sheet again changes nothing, and says so
     again = lake.correct(path, by="researcher", partial=True)
     assert again.entry is None and again.same_as == done.entry.batch
@@ -307,6 +311,10 @@ def test_an_excel_sheet_is_read_as_the_csv(lake: Lake, tmp_path: Path) -> None:
     as_csv = lake.correct(write_sheet(tmp_path / "a.csv", rows_of(sheet)), by="x")
     as_xlsx = lake.correct(write_sheet(tmp_path / "a.xlsx", rows_of(sheet)), by="x")
     assert as_csv.rows == as_xlsx.rows and as_xlsx.entry is None
+    good = [row for row, outcome, _ in sheet if outcome == "applied"]
+    done = lake.correct(write_sheet(tmp_path / "good.xlsx", good), by="x")
+    assert done.entry is not None and done.entry.stored.endswith(".xlsx")
+    assert [r.outcome for r in done.rows] == ["applied"] * len(good)
 
 
 def test_rolling_back_a_correction_restores_the_values(lake: Lake, tmp_path: Path) -> None:
@@ -403,6 +411,10 @@ def test_replaying_ingests_and_corrections_step_by_step_equals_rebuilding(
     steps.append((len(lake.entries()), frames(lake.root)))
     lake.rollback(steps[1][0], "the first sheet was wrong")
     steps.append((len(lake.entries()), frames(lake.root)))
+    undo = lake.rollback(1, "the first files came from the wrong folder")
+    steps.append((len(lake.entries()), frames(lake.root)))
+    lake.rollback(undo.entry.batch, "they were right")
+    steps.append((len(lake.entries()), frames(lake.root)))
     for entries, then in steps:
         assert frames(lake.rebuild(as_of=entries, out=tmp_path / f"as-of-{entries}")) == then
 
@@ -449,6 +461,12 @@ def test_the_commands(lake: Lake, tmp_path: Path) -> None:
     sheet = big_sheet(c)
     path = write_sheet(tmp_path / "fixes.csv", rows_of(sheet))
     root = str(lake.root)
+    code = c.roster["worker_id"]
+    shifted = run_cli("correct", str(write_sheet(tmp_path / "shifted.csv", [
+        (c.roster["observation_id"], code, "", "", "a row shifted by a cell"),
+        (code, "team", "a", "b", "an id column holding a worker's code")])), "--lake", root)
+    assert shifted.returncode == 1 and "row 3, <not an id>, team" in shifted.stderr
+    assert code not in shifted.stderr + shifted.stdout
     refused = run_cli("correct", str(path), "--lake", root, "--by", "researcher")
     assert refused.returncode == 1 and "Nothing applied" in refused.stderr
     assert "--partial" in refused.stderr and "row 5," in refused.stderr
@@ -466,6 +484,9 @@ def test_the_commands(lake: Lake, tmp_path: Path) -> None:
     assert listed.returncode == 0 and "by researcher" in listed.stdout
     assert listed.stdout.count("\n  ") == len(sheet)
     assert "W-NEW" not in listed.stdout
+    as_json = run_cli("show", "2", "--lake", root, "--json").stdout
+    assert "W-NEW" not in as_json and code not in as_json
+    assert len(orjson.loads(as_json)["rows"]) == len(sheet)
     story = run_cli("show", c.roster["observation_id"][:8], "--lake", root)
     assert story.returncode == 0, story.stderr
     assert f"Observation {c.roster['observation_id']}: corrected" in story.stdout
@@ -510,3 +531,112 @@ def test_a_note_may_be_added_from_a_semicolon_sheet(lake: Lake, tmp_path: Path) 
     assert [r.outcome for r in lake.correct(path, by="r").rows] == ["applied"]
     now = lake.table("observations").filter(pl.col("observation_id") == obs["observation_id"])
     assert now.select("notes", "corrections").rows() == [("machine KN4 was being repaired", 1)]
+
+
+def test_values_that_are_no_values_are_refused_not_a_crash(
+        lake: Lake, inbox: Path, tmp_path: Path) -> None:
+    c = choose(lake)
+    w, i = c.wip, c.talk
+    rows = [
+        (w["observation_id"], f"machines.{w['machine']}.back", str(w["back"]), "9" * 25, "big"),
+        (i["observation_id"], "interactions.².topic", i["topic"], "yarn", "superscript"),
+        (i["observation_id"], "interactions.0.length_s", str(i["length_s"]), "-5", "negative"),
+    ]
+    done = lake.correct(write_sheet(tmp_path / "odd.csv", rows), by="r", partial=True)
+    assert [(r.outcome, r.detail) for r in done.rows] == [
+        ("refused", "the corrected observation breaks the contract (machines."
+                    f"{w['machine']}.back: Input should be less than or equal to "
+                    "9223372036854775807 (got a number of 25 digits))"),
+        ("refused", "no such field in this observation"),
+        ("refused", "the corrected observation breaks the contract (interactions.0.length_s: "
+                    "Input should be greater than or equal to 0 (got -5))")]
+    assert done.entry is None
+
+
+def test_a_key_the_contract_lacks_may_hold_what_json_allows(
+        lake: Lake, inbox: Path, tmp_path: Path) -> None:
+    """Ingest keeps unknown keys as they are (here 1e400 and 2**70): corrections read the
+    raw file as ingest did, so such a file never stops the lake from deriving."""
+    c = choose(lake)
+    rid = c.moved["observation_id"]
+    folder = _new_version(inbox, lake, rid, {"notes": "re-saved"})
+    (saved,) = folder.rglob("*.json")
+    saved.write_bytes(saved.read_bytes()[:-1] + b', "future": 1e400, "big": '
+                      + str(2**70).encode() + b"}")
+    os.utime(saved, (saved.stat().st_mtime + 10,) * 2)
+    assert lake.ingest(folder).counts["added"] == 1
+    done = lake.correct(write_sheet(tmp_path / "t.csv", [
+        (rid, "team", c.moved["team"], c.to_team, "wrong team")]), by="r")
+    assert done.entry is not None
+    assert lake.table("observations").filter(pl.col("observation_id") == rid)[
+        "team"].to_list() == [c.to_team]
+    told = run_cli("show", rid, "--lake", str(lake.root), "--json")
+    assert told.returncode == 0, told.stderr
+    assert b'"big": 1180591620717411303424' in told.stdout.encode()
+    state = frames(lake.root)
+    lake.rebuild()
+    assert frames(lake.root) == state
+
+
+def test_a_damaged_workbook_is_one_line_of_error(lake: Lake, tmp_path: Path) -> None:
+    import zipfile
+
+    whole = write_sheet(tmp_path / "whole.xlsx", [(UNKNOWN, "team", "a", "b", "c")])
+    cut = tmp_path / "cut.xlsx"
+    with zipfile.ZipFile(whole) as src, zipfile.ZipFile(cut, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, data[: len(data) // 2] if "worksheets/" in item.filename
+                         else data)
+    done = run_cli("correct", str(cut), "--lake", str(lake.root))
+    assert done.returncode == 1 and "not a readable Excel workbook" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_row_found_already_so_still_guards_its_value(lake: Lake, tmp_path: Path) -> None:
+    """Two sheets make the same fix: the second finds it done. Rolling back the first
+    leaves the second's fix in effect: it is replayed, guarded as ever."""
+    c = choose(lake)
+    t = c.moved
+    row = (t["observation_id"], "team", t["team"], c.to_team, "wrong team")
+    first = lake.correct(write_sheet(tmp_path / "one.csv", [row]), by="a").entry
+    second = lake.correct(write_sheet(tmp_path / "two.csv", [(*row[:4], "also")]), by="b")
+    assert first is not None and second.entry is None  # nothing to change: not logged
+    second = lake.correct(write_sheet(tmp_path / "three.csv", [
+        (*row[:4], "also"), (c.dropped, "", "", "DROP", "not there")]), by="b")
+    assert [r.outcome for r in second.rows] == ["already", "applied"]
+    lake.rollback(first.batch, "undo the first")
+
+    def team() -> str:
+        return str(lake.table("observations").filter(
+            pl.col("observation_id") == t["observation_id"])["team"][0])
+
+    assert team() == c.to_team
+    assert lake.table("corrections").select("batch", "outcome", "in_effect").rows() == [
+        (first.batch, "applied", False), (second.entry.batch if second.entry else 0,
+                                          "already", True),
+        (second.entry.batch if second.entry else 0, "applied", True)]
+
+
+def test_a_withdrawn_observation_stays_withdrawn_in_new_versions(
+        lake: Lake, inbox: Path, tmp_path: Path) -> None:
+    c = choose(lake)
+    lake.correct(write_sheet(tmp_path / "drop.csv", [
+        (c.dropped, "", "", "DROP", "observer not there")]), by="r")
+    lake.ingest(_new_version(inbox, lake, c.dropped, {"notes": "re-saved"}))
+    assert c.dropped not in lake.table("observations")["observation_id"].to_list()
+    told = orjson.loads(run_cli("show", c.dropped, "--lake", str(lake.root), "--json").stdout)
+    assert told["state"] == "withdrawn" and len(told["files"]) == 2
+    assert [f["shown"] for f in told["files"]] == [False, True]
+
+
+def test_an_id_that_starts_with_digits_is_no_batch_number(
+        lake: Lake, inbox: Path, tmp_path: Path) -> None:
+    c = choose(lake)
+    folder = _new_version(inbox, lake, c.dropped, {})
+    (saved,) = folder.rglob("*.json")
+    numeric = "12345678-1234-4234-8234-123456789012"
+    saved.write_bytes(saved.read_bytes().replace(c.dropped.encode(), numeric.encode()))
+    lake.ingest(folder)
+    told = run_cli("show", numeric[:8], "--lake", str(lake.root))
+    assert told.returncode == 0 and f"Observation {numeric}: current" in told.stdout

@@ -27,17 +27,17 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
-import orjson
+import pydantic_core
 
 from rmg_lake.contract.models import Observation, shown_key
-from rmg_lake.contract.validate import InvalidObservation, validate_payload
+from rmg_lake.contract.validate import CONTRACT_KEYS, InvalidObservation, validate_payload
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.log import Correction, CorrectionRow, Current, RowOutcome
 from rmg_lake.sheet import SheetRow
 
 __all__ = ["DROP", "Patch", "Patches", "Replayed", "apply_rows", "as_text", "observation_key",
            "patches", "plan", "raw_payload", "replay", "shown_field",
-           "shown_value"]
+           "shown_id", "shown_row", "shown_value"]
 
 DROP = "DROP"
 PERSONAL = frozenset({"worker_id", "supervisor"})  # their values are never printed
@@ -106,17 +106,37 @@ def as_text(value: Any) -> str:
 
 
 def shown_field(field: str) -> str:
-    """A field path as a message may show it (a machine key may be a misplaced code)."""
-    parts = field.split(".")
-    if len(parts) > 1 and parts[0] == "machines":
-        parts[1] = shown_key(parts[1])
-    return ".".join(parts)
+    """A field path as a message may show it: its parts that are the contract's keys,
+    machine codes or positions (anything else may be a person's code in the wrong
+    column, described instead)."""
+    return ".".join(part if part in CONTRACT_KEYS or _position(part) or shown_key(part) == part
+                    else "<not a key of the contract>" for part in field.split("."))
 
 
-def shown_value(field: str, text: str) -> str:
+def shown_id(text: str) -> str:
+    """An observation id's first 8 characters, if it is an id (else it is not shown)."""
+    try:
+        return f"{UUID(text)}"[:8] + "…"
+    except ValueError:
+        return "<not an id>"
+
+
+def shown_row(row: CorrectionRow) -> dict[str, Any]:
+    """A logged row as output may show it: no worker's or supervisor's code."""
+    return {**row.model_dump(exclude_none=True), "field": shown_field(row.field),
+            "observation_id": row.observation_id if shown_id(row.observation_id)[0] != "<"
+            else "<not an id>",
+            **{key: shown_value(row.field, value, quoted=False)
+               for key in ("old_value", "new_value", "current")
+               if (value := getattr(row, key)) is not None}}
+
+
+def shown_value(field: str, text: str, *, quoted: bool = True) -> str:
     """A sheet's value as a message may show it: not a worker's or supervisor's code."""
     if _leaf(field) in PERSONAL and text not in ("", DROP):
         return "‹a person's code›"
+    if not quoted:
+        return text
     return repr(text) if text else "null"
 
 
@@ -153,7 +173,7 @@ def apply_rows(payload: Payload | None, rows: Sequence[Row], *, file: str,
     if work is None:
         return None, None, done
     try:
-        observation = validate_payload(orjson.dumps(work), file=file)
+        observation = validate_payload(pydantic_core.to_json(work), file=file)
     except InvalidObservation as bad:
         where = f"{bad.field}: " if bad.field else ""
         for i in applied:
@@ -208,15 +228,20 @@ def _place(payload: Payload, field: str) -> tuple[Any, Any]:
 def _key(node: Any, part: str) -> str | int:
     if isinstance(node, dict) and part in node:
         return part
-    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+    if isinstance(node, list) and _position(part) and int(part) < len(node):
         return int(part)
     raise _Refused("no such field in this observation")
+
+
+def _position(part: str) -> bool:
+    """Whether a part of a path is a position in a list: 0, 1, 2, …"""
+    return part.isascii() and part.isdigit()
 
 
 def _leaf(field: str) -> str:
     """The contract's name of the field: `left_floor_s` for `left_floor_s.2`."""
     parts = field.split(".")
-    return parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+    return parts[-2] if _position(parts[-1]) and len(parts) > 1 else parts[-1]
 
 
 def _typed(field: str, text: str) -> Any:
@@ -257,10 +282,12 @@ def _same(field: str, value: Any, text: str) -> bool:
 
 
 def raw_payload(lake: Path, record_stored: str) -> Payload:
-    """The payload of a raw file the log names, as JSON values."""
+    """The payload of a raw file the log names, as JSON values (read as ingest read it:
+    big whole numbers and Infinity in keys the contract lacks are kept)."""
     try:
-        loaded = orjson.loads((lake / record_stored).read_bytes().removeprefix(codecs.BOM_UTF8))
-    except (OSError, orjson.JSONDecodeError):
+        loaded = pydantic_core.from_json(  # the parser ingest validated it with
+            (lake / record_stored).read_bytes().removeprefix(codecs.BOM_UTF8))
+    except (OSError, ValueError):
         raise LakeUnusable("a raw file the log names is missing or damaged",
                            file=str(lake / record_stored),
                            hint="restore it from a backup (its name is its sha256)") from None
@@ -277,7 +304,7 @@ def replay(lake: Path, corrections: list[Correction], currents: dict[str, Curren
     for correction in corrections:
         mine: dict[str, list[CorrectionRow]] = {}
         for row in correction.rows:
-            if row.outcome == "applied" and row.observation_id in currents \
+            if row.outcome != "refused" and row.observation_id in currents \
                     and (only is None or row.observation_id in only):
                 mine.setdefault(row.observation_id, []).append(row)
         for observation_id, rows in mine.items():

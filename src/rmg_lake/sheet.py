@@ -72,14 +72,16 @@ def _xlsx_cells(path: Path, data: bytes) -> list[list[str]]:
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError):
+        try:
+            sheet = book["corrections"] if "corrections" in book.sheetnames \
+                else book.worksheets[0]
+            return [[_text(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
+        finally:
+            book.close()
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, IndexError, OSError,
+            ValueError, SyntaxError):  # (a cut-off sheet: XML's ParseError is a SyntaxError)
         raise SheetError("not a readable Excel workbook", file=str(path),
                          hint="save it again from Excel as .xlsx, or as CSV UTF-8") from None
-    try:
-        sheet = book["corrections"] if "corrections" in book.sheetnames else book.worksheets[0]
-        return [[_text(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
-    finally:
-        book.close()
 
 
 def _text(cell: object) -> str:

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
+import pydantic_core
 import typer
 
 from rmg_lake.cli.shell import LakeOption, about, app, err, lake_from, out, plural
 from rmg_lake.config import load_config
-from rmg_lake.corrections import DROP, shown_field, shown_value
+from rmg_lake.corrections import DROP, shown_field, shown_id, shown_value
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.lake import Corrected, Lake
 from rmg_lake.log import CorrectionRow
@@ -82,15 +82,16 @@ def _refusal(row: CorrectionRow) -> str:
     """`row 7, 3f2a9c1e…, team: old_value is not the current value (now 'control')`."""
     field = shown_field(row.field) if row.field else DROP
     now = f" (now {shown_value(row.field, row.current)})" if row.current is not None else ""
-    return shown(f"  row {row.row}, {row.observation_id[:8]}…, {field}: {row.detail}{now}")
+    return shown(f"  row {row.row}, {shown_id(row.observation_id)}, {field}: {row.detail}{now}")
 
 
 def show_observation(the_lake: Lake, key: str, json: bool) -> None:
     """`rmg-lake show OBSERVATION_ID`: its files, its corrections, its values now."""
     told = story(the_lake, key)
     if json:
-        sys.stdout.buffer.write(orjson.dumps(_story_json(told), option=orjson.OPT_INDENT_2)
-                                + b"\n")
+        # (pydantic's JSON: the values may hold what orjson refuses, e.g. 2**64 in an
+        # unknown key, as the raw file does)
+        sys.stdout.buffer.write(pydantic_core.to_json(_story_json(told), indent=2) + b"\n")
         return
     out.print(f"Observation {told.observation_id}: {told.state}", highlight=False)
     out.print("Files:", style="bold")
@@ -114,7 +115,7 @@ def show_observation(the_lake: Lake, key: str, json: bool) -> None:
                   highlight=False)
     if told.payload is not None:
         out.print("Values now (worker and supervisor codes included):", style="bold")
-        out.print_json(orjson.dumps(told.payload).decode())
+        out.print_json(pydantic_core.to_json(told.payload).decode())
 
 
 def _standing(fix: Fix) -> str:

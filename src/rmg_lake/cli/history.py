@@ -11,7 +11,7 @@ from rich.table import Table
 
 from rmg_lake.cli.fixes import show_observation
 from rmg_lake.cli.shell import LakeOption, app, lake_from, out
-from rmg_lake.corrections import DROP, shown_field, shown_value
+from rmg_lake.corrections import DROP, shown_field, shown_id, shown_row, shown_value
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.log import Batch, Correction, CorrectionRow, LogEntry, Rollback, rolled_back_by
 
@@ -91,7 +91,7 @@ def _row_line(row: CorrectionRow) -> str:
               if row.field else "") + (DROP if row.new_value == DROP
                                        else shown_value(row.field, row.new_value))
     why = f" — {row.detail}" if row.detail else ""
-    return shown(f"  {row.outcome:<8} row {row.row:<4} {row.observation_id[:8]}…  {change}"
+    return shown(f"  {row.outcome:<8} row {row.row:<4} {shown_id(row.observation_id)}  {change}"
                  f"{why}")
 
 
@@ -107,7 +107,7 @@ def show(
     """What one batch did, file by file (or row by row); or one observation's story: the
     files that brought it, the batches that superseded and corrected it, its values now."""
     the_lake = lake_from(lake)
-    if not what.isdigit():
+    if not (what.isascii() and what.isdigit() and len(what) <= 6):  # (_log/NNNNNN.json)
         show_observation(the_lake, what, json)
         return
     batch = int(what)
@@ -120,7 +120,7 @@ def show(
     if json:
         files = [f.model_dump(mode="json", exclude_none=True) for f in entry.files] \
             if isinstance(entry, Batch) else []
-        rows = {"rows": [r.model_dump(exclude_none=True) for r in entry.rows]} \
+        rows = {"rows": [shown_row(r) for r in entry.rows]} \
             if isinstance(entry, Correction) else {}
         sys.stdout.buffer.write(orjson.dumps({**_entry_json(entry, by), "files": files,
                                               **rows}, option=orjson.OPT_INDENT_2) + b"\n")

@@ -19,7 +19,8 @@ from rmg_lake.contract.models import (
 from rmg_lake.contract.names import parse_name
 from rmg_lake.errors import LakeError
 
-__all__ = ["InvalidObservation", "Validated", "extra_keys", "validate_file", "validate_payload"]
+__all__ = ["CONTRACT_KEYS", "InvalidObservation", "Validated", "extra_keys", "validate_file",
+           "validate_payload"]
 
 # A message repeats the input only where it cannot be a person's code: a number or a
 # boolean in a counting or coded field. Text never: whatever failed to parse may be a
@@ -32,6 +33,7 @@ _SHOWN = frozenset({
 _KEYS = _SHOWN | {"observation_id", "observer", "factory", "team", "started_at", "ended_at",
                   "app_version", "device", "notes", "machines", "worker_id", "style",
                   "supervisor", "interactions", "with", "left_floor_s"}
+CONTRACT_KEYS = _KEYS
 _NAME_HINT = "expected <task>_<department>_<team>_<observer>_<YYYYMMDD>T<HHMMSS>.json"
 
 
