@@ -262,9 +262,18 @@ class Lake:
                 .select("batch", "committed_at", pl.exclude("batch", "committed_at"))
         return frame
 
-    def frame(self, task: str, department: str, team: str) -> pl.DataFrame:
-        """The frame of one task, department and team (all factories)."""
-        return self._read(f"teams/{team_frame_name(task, department, team)}")
+    def frame(self, task: str, department: str, team: str, start: date | None = None,
+              end: date | None = None) -> pl.DataFrame:
+        """The frame of one task, department and team (all factories); with `start` or
+        `end`, only the rows of those days."""
+        return self._read(f"teams/{team_frame_name(task, department, team)}", start, end)
+
+    def team_frames(self) -> list[tuple[str, str, str]]:
+        """(task, department, team) of every team frame, in order."""
+        state = self.refresh()
+        return sorted((task, department, team) for task, department, team in (
+            name.removeprefix("teams/").split("_", 2) for name in state.frames
+            if name.startswith("teams/")))
 
     def completion(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
         return self.table("completion", start, end)

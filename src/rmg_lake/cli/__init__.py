@@ -1,7 +1,9 @@
 """`rmg-lake`: a thin shell over the library: parse, call, render, map errors to exit codes."""
 # ruff: noqa: I001  (the commands are listed in `--help` in the order they are imported)
 
-from rmg_lake.cli import lake_commands, history, fixes, backups, contract_commands  # noqa: F401
+from rmg_lake.cli import (  # noqa: F401
+    lake_commands, history, fixes, backups, sharing, contract_commands,
+)
 from rmg_lake.cli.shell import app, main
 
 __all__ = ["app", "main"]

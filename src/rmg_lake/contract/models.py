@@ -57,12 +57,15 @@ McStatus = Literal["manned", "unmanned"]
 class _Model(BaseModel):
     """Strict: no silent coercion ("4" is not 4); unknown keys kept, never dropped."""
 
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True,
+                              use_attribute_docstrings=True)  # (the schema's descriptions)
 
 
 class _Machine(_Model):
     mc_status: McStatus
+    """Whether a worker sat at the machine."""
     worker_id: Code | None
+    """The factory's code of the worker at the machine (null when unmanned)."""
 
     def _check_worker(self) -> None:
         if self.mc_status == "unmanned" and self.worker_id is not None:
@@ -107,11 +110,17 @@ class KnittingWipMachine(_Machine):
          "then": {"properties": dict.fromkeys(("back", "front", "sleeve"), _NULL)}}]})
 
     style: Code | None
+    """The style (design) the machine works on."""
     component: Literal["body", "collar"] | None
+    """What the machine knits: body panels or collars."""
     back: Count | None
+    """Back panels finished but not yet handed in (null: knitted elsewhere)."""
     front: Count | None
+    """Front panels finished but not yet handed in (null: knitted elsewhere)."""
     sleeve: Count | None
+    """Sleeves finished but not yet handed in (null: knitted elsewhere)."""
     collar: Count | None
+    """Collars finished but not yet handed in (null: knitted elsewhere)."""
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -141,8 +150,10 @@ class LinkingWipMachine(_Machine):
         {"worker_id": _TEXT, "wip": {"type": "number"}}))
 
     style: Code | None
+    """The style (design) the machine works on."""
     wip: Annotated[float, Field(ge=0, le=48, allow_inf_nan=False,
                                 json_schema_extra={"multipleOf": 0.25})] | None
+    """Pieces linked but not yet handed in, in steps of 0.25."""
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -158,17 +169,29 @@ class LinkingWipMachine(_Machine):
 
 class _Observation(_Model):
     schema_version: int = Field(json_schema_extra={"const": 1})  # (other versions: refused)
+    """The version of the file contract."""
     observation_id: UUID
+    """The observation's id, made on the tablet; a re-upload keeps it."""
     observer: Token
+    """The observer's code."""
     factory: Token
+    """The factory's code."""
     department: Department
+    """The section observed."""
     team: Token
+    """The team observed, one of the study's (e.g. treatment, control)."""
     started_at: AwareDatetime
+    """When the task started (with its UTC offset)."""
     ended_at: AwareDatetime
+    """When the task ended (with its UTC offset)."""
     status: Literal["complete", "partial", "aborted"]
+    """Whether the observer finished the task."""
     app_version: str | None = None
+    """The tablet app's version."""
     device: str | None = None
+    """The tablet's name."""
     notes: str | None = None
+    """The observer's free-text notes."""
 
     @property
     def day(self) -> date:
@@ -203,27 +226,41 @@ class RosterObservation(_Observation):
         "pattern": f"^{prefix}[1-9][0-9]*$"}}} for prefix in ("KN", "LI")))
 
     task: Literal["roster"]
+    """The task: the start-of-day roster."""
     machines: dict[str, RosterMachine] = _codes("^(KN|LI)[1-9][0-9]*$")
+    """The team's machines by code (KN1, KN2, … in knitting; LI1, LI2, … in linking)."""
 
 
 class KnittingWipObservation(_Observation):
     task: Literal["wip"]
+    """The task: a round counting work in progress."""
     department: Literal["knitting"]
+    """The section observed."""
     machines: dict[str, KnittingWipMachine] = _codes("^KN[1-9][0-9]*$")
+    """The team's machines by code (KN1, KN2, …)."""
 
 
 class LinkingWipObservation(_Observation):
     task: Literal["wip"]
+    """The task: a round counting work in progress."""
     department: Literal["linking"]
+    """The section observed."""
     machines: dict[str, LinkingWipMachine] = _codes("^LI[1-9][0-9]*$")
+    """The team's machines by code (LI1, LI2, …)."""
 
 
 class Interaction(_Model):
     with_: Code = Field(alias="with")
+    """Whom the supervisor talked with: a machine of the team, or OO other operator, OS
+    other supervisor, FIC floor in charge, PM production management, OM other
+    management, O other."""
     length_s: Seconds
+    """How long, in seconds."""
     initiator: Literal["supervisor", "interlocutor", "unclear"]
+    """Who started it."""
     topic: Literal["machine-configuration", "machine-function", "yarn", "pattern",
                    "other-work", "personal"]
+    """What it was about."""
 
 
 class InteractionsObservation(_Observation):
@@ -232,9 +269,13 @@ class InteractionsObservation(_Observation):
         for prefix in ("KN", "LI")))
 
     task: Literal["interactions"]
+    """The task: a window following the team's supervisor."""
     supervisor: Code
+    """The factory's code of the supervisor followed."""
     interactions: list[Interaction]
+    """The supervisor's interactions, in order."""
     left_floor_s: list[Seconds]
+    """Seconds the supervisor was away and could not be followed, each time."""
 
 
 def _kind(value: Any) -> str | None:
