@@ -71,6 +71,7 @@ def export(lake: Lake, out: Path, *, fmt: Format = "parquet", secret: StudySecre
     if track is not None:
         parts = track(parts, len(teams) + 2, "Exporting")
     make_private_dir(out)
+    out.chmod(0o700)  # (a folder made beforehand, too)
     rows, dictionary = {}, []
     for name, frame in parts:
         shared = _shareable(frame, secret, keep)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -46,7 +47,7 @@ from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sheet import read_sheet
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore, sha256
-from rmg_lake.verify import Verified, remove_orphans, verify
+from rmg_lake.verify import Verified, make_private, remove_orphans, verify
 
 __all__ = ["LAYOUT", "Corrected", "IngestResult", "Lake", "RolledBack", "open_lake"]
 
@@ -233,12 +234,16 @@ class Lake:
             yield
 
     def verify(self, *, repair: bool = False, track: Track | None = None) -> Verified:
-        """Re-hash every file the log names and look for orphans (see `rmg_lake.verify`);
-        `repair` then deletes the orphans, and nothing else."""
+        """Re-hash every file the log names, look for orphans and for files other users may
+        read (see `rmg_lake.verify`); `repair` then deletes the orphans and makes every
+        file private, and nothing else."""
         with self._writing():  # an ingest's files are orphans until its entry commits
             verified = verify(self.root, track=track)
             if repair:
                 remove_orphans(self.root, verified)
+                make_private(self.root)
+                verified = replace(verified, findings=tuple(
+                    f for f in verified.findings if f.kind != "mode"))
         return verified
 
     def entries(self) -> list[LogEntry]:
@@ -405,6 +410,7 @@ def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
                                hint="choose an empty or new folder for --lake")
         with _lake_errors(root):  # _meta.json first: it makes the folder a lake
             make_private_dir(root)
+            root.chmod(0o700)  # (a folder made beforehand, too)
             write_once(meta, orjson.dumps(
                 {"layout": LAYOUT, "created_at": datetime.now(UTC).isoformat()},
                 option=orjson.OPT_INDENT_2), durable=True)

@@ -3,12 +3,16 @@
 `verify` re-hashes every raw, quarantined, attachment and events file the log names,
 checks the log's numbering and each entry's own accounting, and lists *orphans*: stored
 files no entry names (a run that died before its commit leaves them; they are harmless,
-and the next ingest of the same bytes reuses them). Problems are everything else;
-`remove_orphans` deletes orphans, never anything a committed entry names.
+and the next ingest of the same bytes reuses them). It also finds files and folders
+other users may read (the lake is private: 0600 and 0700). Problems are everything but
+orphans; `remove_orphans` deletes orphans, never anything a committed entry names, and
+`make_private` takes the others' access away.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,11 +25,11 @@ from rmg_lake.log import Batch, Correction, Log, LogEntry, Rollback, read_entry
 from rmg_lake.progress import Track
 from rmg_lake.store import file_sha256
 
-__all__ = ["Finding", "Verified", "remove_orphans", "verify"]
+__all__ = ["Finding", "Verified", "make_private", "remove_orphans", "verify"]
 
 STORED = ("raw", "quarantine", "attachments", "events", "corrections")
 
-Kind = Literal["log", "missing", "damaged", "orphan"]
+Kind = Literal["log", "missing", "damaged", "orphan", "mode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,43 @@ def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verif
             name = path.relative_to(lake).as_posix()
             if path.is_file() and name not in named:
                 findings.append(Finding("orphan", name, "no log entry names it"))
+    findings += _open_to_others(lake)
     return Verified(len(batches), len(stored), tuple(findings))
+
+
+def _loose(lake: Path) -> Iterator[Path]:
+    """Every file and folder in the lake that other users may use (mode beyond 0700)."""
+    for folder, dirs, files in os.walk(lake):
+        for name in (*dirs, *files):
+            path = Path(folder, name)
+            if not path.is_symlink() and path.lstat().st_mode & 0o077:
+                yield path
+    if lake.stat().st_mode & 0o077:
+        yield lake
+
+
+def _open_to_others(lake: Path) -> list[Finding]:
+    """One finding per top-level file or folder holding anything open to other users."""
+    found: dict[str, list[Path]] = {}
+    for path in _loose(lake):
+        top = path.relative_to(lake).parts[0] if path != lake else "."
+        found.setdefault(top, []).append(path)
+    return [Finding("mode", top, f"{len(paths):,} "
+                                 f"{'file or folder' if len(paths) == 1 else 'files or folders'}"
+                                 " other users may read, "
+                                 f"e.g. {paths[0].relative_to(lake).as_posix() or '.'} "
+                                 f"(mode {stat.S_IMODE(paths[0].lstat().st_mode):o}); "
+                                 "`rmg-lake verify --repair` makes them private")
+            for top, paths in sorted(found.items())]
+
+
+def make_private(lake: Path) -> int:
+    """Take other users' access away from every file and folder of the lake; how many."""
+    changed = 0
+    for path in list(_loose(lake)):
+        path.chmod(stat.S_IMODE(path.lstat().st_mode) & 0o700)
+        changed += 1
+    return changed
 
 
 def remove_orphans(lake: Path, verified: Verified) -> int:

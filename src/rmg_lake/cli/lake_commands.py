@@ -258,9 +258,11 @@ def rebuild(
 def verify(
     lake: LakeOption = None,
     repair: Annotated[bool, typer.Option(
-        "--repair", help="Delete orphans (files no log entry names); nothing else.")] = False,
+        "--repair", help="Delete orphans (files no log entry names) and make every file "
+                         "private to you; nothing else.")] = False,
 ) -> None:
-    """Re-hash every file the log names; report damaged, missing and orphaned files."""
+    """Re-hash every file the log names; report damaged, missing and orphaned files, and
+    files other users may read."""
     the_lake = lake_from(lake)
     _print_verified(the_lake.verify(repair=repair, track=track), repaired=repair)
 

@@ -1,0 +1,263 @@
+"""Data protection: exports that can be shared, a lake private to its user, and output that
+never shows a person's code."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import orjson
+import polars as pl
+import pytest
+from openpyxl import load_workbook
+
+from rmg_lake import Lake, open_lake
+from rmg_lake.simulate import simulate
+
+
+def cli(*args: str, env: dict[str, str] | None = None, umask: int | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`rmg-lake ARGS` in a real subprocess, with extra environment and umask."""
+    return subprocess.run([sys.executable, "-m", "rmg_lake", *args], cwd=cwd,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=300, check=False,
+                          preexec_fn=None if umask is None else lambda: os.umask(umask))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Lake]:
+    """Five days of a two-factory study, bad files and all."""
+    root = tmp_path_factory.mktemp("privacy")
+    simulate(root / "inbox", days=5, seed=23, observers=3, start=date(2026, 11, 2))
+    lake = open_lake(root / "lake", create=True)
+    lake.ingest(root / "inbox")
+    return root, lake
+
+
+def people(lake: Lake) -> set[str]:
+    """Every worker and supervisor code in the lake's raw files, read from the JSON."""
+    codes: set[str] = set()
+    for path in (lake.root / "raw").rglob("*.json"):
+        payload = orjson.loads(path.read_bytes())
+        codes |= {m["worker_id"] for m in payload.get("machines", {}).values()
+                  if isinstance(m, dict) and m.get("worker_id")}
+        if payload.get("supervisor"):
+            codes.add(payload["supervisor"])
+    assert len(codes) > 50  # (workers of every team, and their supervisors)
+    return codes
+
+
+def texts(folder: Path) -> dict[str, str]:
+    """Every exported file as text: Parquet and Excel cell by cell, CSV and README whole."""
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".parquet":
+            frame = pl.read_parquet(path)
+            found[path.name] = "\n".join(
+                str(value) for column in frame.columns for value in frame[column].to_list())
+        elif path.suffix == ".xlsx":
+            book = load_workbook(path, read_only=True)
+            found[path.name] = "\n".join(str(cell) for sheet in book.worksheets
+                                         for row in sheet.iter_rows(values_only=True)
+                                         for cell in row)
+            book.close()
+        else:
+            found[path.name] = path.read_text(encoding="utf-8")
+    return found
+
+
+def hits(folder: Path, codes: set[str]) -> list[tuple[str, str]]:
+    return [(name, code) for name, text in texts(folder).items() for code in codes
+            if code in text]
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> dict[str, str]:
+    env = {"RMG_LAKE_SECRET": str(tmp_path / "config" / "rmg-lake" / "study-secret")}
+    made = cli("secret", "init", env=env, umask=0)
+    assert made.returncode == 0, made.stderr
+    return env
+
+
+def test_the_study_secret_is_made_once_private_and_never_shown(
+        secret: dict[str, str]) -> None:
+    path = Path(secret["RMG_LAKE_SECRET"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    key = path.read_text().strip()
+    status = cli("secret", "status", env=secret)
+    assert status.returncode == 0 and "key id" in status.stdout and key not in status.stdout
+    again = cli("secret", "init", env=secret)
+    assert again.returncode == 1 and "there is a study secret already" in again.stderr
+    assert path.read_text().strip() == key and key not in again.stderr + again.stdout
+    path.chmod(0o644)
+    loose = cli("secret", "status", env=secret)
+    assert loose.returncode == 1 and "readable by others" in loose.stderr
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "xlsx"])
+def test_a_pseudonymised_export_holds_no_code_of_a_person(
+        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path, fmt: str) -> None:
+    _, lake = study
+    codes = people(lake)
+    done = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "shared"),
+               "--format", fmt, "--pseudonymise", env=secret, umask=0)
+    assert done.returncode == 0, done.stderr
+    assert "pseudonymised (key id" in done.stdout and "notes left out" in done.stdout
+    assert hits(tmp_path / "shared", codes) == []
+    names = {p.name for p in (tmp_path / "shared").iterdir()}
+    assert {f"observations.{fmt}", f"completion.{fmt}", "README.txt",
+            f"roster_knitting_treatment.{fmt}", f"wip_linking_control.{fmt}"} <= names
+    # the scan finds codes where they are: the same export without pseudonyms
+    plain = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "plain"),
+                "--format", fmt)
+    assert plain.returncode == 0 and "as the factory wrote them" in plain.stdout
+    assert {code for _, code in hits(tmp_path / "plain", codes)} == codes
+
+
+def test_pseudonyms_are_stable_per_secret_and_notes_are_kept_on_purpose(
+        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path) -> None:
+    _, lake = study
+    for name in ("one", "two"):
+        cli("export", "--lake", str(lake.root), "--out", str(tmp_path / name),
+            "--pseudonymise", "--keep-notes", env=secret)
+    one, two = (pl.read_parquet(tmp_path / n / "roster_knitting_treatment.parquet")
+                for n in ("one", "two"))
+    assert one["worker_id"].equals(two["worker_id"])
+    manned = one.filter(pl.col("mc_status") == "manned")["worker_id"]
+    assert manned.str.contains(r"^p_[0-9a-f]{16}$").all()
+    original = lake.frame("roster", "knitting", "treatment")
+    assert manned.n_unique() == original.filter(
+        pl.col("mc_status") == "manned")["worker_id"].n_unique()  # no two codes share one
+    assert "notes" in pl.read_parquet(tmp_path / "one" / "observations.parquet").columns
+    other = {"RMG_LAKE_SECRET": str(tmp_path / "other-secret")}
+    cli("secret", "init", env=other)
+    cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "three"),
+        "--pseudonymise", env=other)
+    three = pl.read_parquet(tmp_path / "three" / "roster_knitting_treatment.parquet")
+    assert set(three["worker_id"].drop_nulls()).isdisjoint(set(manned))
+    assert "notes" not in pl.read_parquet(tmp_path / "three" / "observations.parquet").columns
+
+
+def test_the_data_dictionary_describes_every_column_of_every_file(
+        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path) -> None:
+    _, lake = study
+    done = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "csv"),
+               "--format", "csv", "--tasks", "wip,interactions", "--from", "2026-11-03",
+               "--to", "2026-11-04", "--pseudonymise", env=secret)
+    assert done.returncode == 0, done.stderr
+    readme = (tmp_path / "csv" / "README.txt").read_text()
+    files = sorted(p for p in (tmp_path / "csv").glob("*.csv"))
+    assert not any(p.name.startswith("roster_") for p in files)
+    for path in files:
+        frame = pl.read_csv(path, infer_schema=False)
+        section = readme.split(f"\n{path.name}\n", 1)[1].split("\n\n", 1)[0]
+        described = [line.split(" (", 1)[0] for line in section.splitlines()[1:]]
+        assert described == frame.columns, path.name
+        if "day" in frame.columns:
+            assert set(frame["day"]) <= {"2026-11-03", "2026-11-04"}
+    assert "topic (text): What it was about. Values: machine-configuration, " \
+           "machine-function, yarn, pattern, other-work, personal." in readme
+    assert "wip (number): Pieces linked but not yet handed in, in steps of 0.25. " \
+           "Values: 0 to 48, in steps of 0.25, or empty." in readme
+    assert "Pseudonymised: p_" in readme and "key id" in readme
+
+
+def test_exports_refuse_what_they_cannot_do_in_one_line(
+        study: tuple[Path, Lake], tmp_path: Path) -> None:
+    _, lake = study
+    no_secret = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "a"),
+                    "--pseudonymise", env={"RMG_LAKE_SECRET": str(tmp_path / "none")})
+    assert no_secret.returncode == 1 and "no study secret" in no_secret.stderr
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    full = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "full"))
+    assert full.returncode == 1 and "not empty" in full.stderr
+    inside = cli("export", "--lake", str(lake.root), "--out", str(lake.root / "share"))
+    assert inside.returncode == 1 and "outside the lake" in inside.stderr
+    task = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "b"),
+               "--tasks", "lunch")
+    assert task.returncode == 1 and "no task lunch" in task.stderr
+    for result in (no_secret, full, inside, task):
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def private(*folders: Path) -> list[str]:
+    """Whatever in `folders` other users may read or enter."""
+    loose = []
+    for folder in folders:
+        for path in [folder, *folder.rglob("*")]:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode != (0o700 if path.is_dir() else 0o600):
+                loose.append(f"{path.relative_to(folder.parent)} {mode:o}")
+    return loose
+
+
+def test_everything_rmg_lake_writes_is_private_whatever_the_umask(
+        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path) -> None:
+    root, _ = study
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    lake.chmod(0o777)  # made beforehand, open to all
+    steps = [("ingest", "--source", str(root / "inbox"), "--lake", str(lake), "--report"),
+             ("report", "--lake", str(lake), "--format", "html", "--out",
+              str(tmp_path / "page" / "report.html")),
+             ("rebuild", "--lake", str(lake), "--as-of", "1"),
+             ("export", "--lake", str(lake), "--out", str(tmp_path / "shared"),
+              "--pseudonymise"),
+             ("backup", "--lake", str(lake), "--to", str(tmp_path / "backups")),
+             ("restore", str(tmp_path / "backups"), "--lake", str(tmp_path / "restored"))]
+    for step in steps:
+        done = cli(*step, env=secret, umask=0)
+        assert done.returncode == 0, (step, done.stderr)
+    assert private(lake, tmp_path / "shared", tmp_path / "backups" / "backups",
+                   tmp_path / "restored", Path(secret["RMG_LAKE_SECRET"]).parent) == []
+    assert private(tmp_path / "page") == []  # (the report: wherever it is written)
+    verified = cli("verify", "--lake", str(lake))
+    assert verified.returncode == 0, verified.stdout
+
+
+def test_verify_reports_files_others_may_read_and_repair_makes_them_private(
+        study: tuple[Path, Lake], tmp_path: Path) -> None:
+    root, _ = study
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(root / "inbox")
+    raw = next((lake.root / "raw").rglob("*.json"))
+    raw.chmod(0o644)
+    (lake.root / "frames").chmod(0o755)
+    found = cli("verify", "--lake", str(lake.root))
+    assert found.returncode == 1
+    assert "mode frames — 1 file or folder other users may read" in found.stdout
+    assert f"e.g. {raw.relative_to(lake.root).as_posix()} (mode 644)" in found.stdout
+    repaired = cli("verify", "--lake", str(lake.root), "--repair")
+    assert repaired.returncode == 0, repaired.stdout
+    assert private(lake.root) == []
+
+
+def test_no_output_shows_a_person_s_code(study: tuple[Path, Lake], tmp_path: Path) -> None:
+    """A full ingest of a study with bad files, progress bars on, and the everyday
+    commands after it: not one worker or supervisor code in anything they print."""
+    root, known = study
+    codes = people(known)
+    lake = str(tmp_path / "lake")
+    terminal = {"FORCE_COLOR": "1", "COLUMNS": "200"}  # rich draws its progress bars
+    runs = [cli("ingest", "--source", str(root / "inbox"), "--lake", lake, env=terminal),
+            cli("report", "--lake", lake), cli("check", "--lake", lake, "--all"),
+            cli("check", "--lake", lake, "--all", "--format", "csv"),
+            cli("log", "--lake", lake), cli("show", "1", "--lake", lake),
+            cli("show", "1", "--lake", lake, "--json"),
+            cli("verify", "--lake", lake, env=terminal),
+            cli("rebuild", "--lake", lake, env=terminal)]
+    assert all(run.returncode == 0 for run in runs), [run.stderr for run in runs]
+    assert "quarantined" in runs[0].stdout  # the bad files were there, and said so
+    assert "Reading" in runs[0].stderr  # the progress bar was drawn
+    printed = "\n".join(run.stdout + run.stderr for run in runs)
+    printed = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", printed)  # colours may split a code
+    assert [code for code in codes if code in printed] == []
