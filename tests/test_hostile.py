@@ -317,7 +317,7 @@ def test_a_large_file_cut_short_by_a_crash_is_kept_whole_next_time(tmp_path: Pat
     digest = hashlib.sha256(video.read_bytes()).hexdigest()
     lake = open_lake(tmp_path / "lake", create=True)
     left = lake.root / "attachments" / f"{digest}.mp4"
-    left.parent.mkdir()
+    left.parent.mkdir(mode=0o700)  # (as rmg-lake makes its folders)
     left.write_bytes(b"")  # what a power cut before the sync can leave
     batch = lake.ingest(tmp_path / "inbox").batch
     assert batch is not None and batch.files[0].stored == f"attachments/{digest}.mp4"

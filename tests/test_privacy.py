@@ -31,9 +31,9 @@ def cli(*args: str, env: dict[str, str] | None = None, umask: int | None = None,
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Lake]:
-    """Five days of a two-factory study, bad files and all."""
+    """Three days of a two-factory study, bad files and all."""
     root = tmp_path_factory.mktemp("privacy")
-    simulate(root / "inbox", days=5, seed=23, observers=3, start=date(2026, 11, 2))
+    simulate(root / "inbox", days=3, seed=23, observers=3, start=date(2026, 11, 2))
     lake = open_lake(root / "lake", create=True)
     lake.ingest(root / "inbox")
     return root, lake

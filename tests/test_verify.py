@@ -54,6 +54,7 @@ def test_damaged_and_missing_files_are_problems(lake: Lake) -> None:
 def test_orphans_are_reported_and_repair_deletes_only_them(lake: Lake) -> None:
     orphan = lake.root / "raw" / "date=2026-11-02" / ("0" * 64 + ".json")
     orphan.write_bytes(b"{}")  # as a run killed before its commit leaves it
+    orphan.chmod(0o600)  # (rmg-lake writes nothing other users may read)
     before = sorted(p for p in lake.root.rglob("*") if p.is_file() and p != orphan)
     verified = lake.verify()
     assert verified.ok and [f.file for f in verified.orphans] == [
@@ -68,6 +69,7 @@ def test_a_gap_or_a_bad_entry_in_the_log_is_a_problem(lake: Lake) -> None:
     entry = lake.root / "_log" / "000001.json"
     shutil.copy(entry, lake.root / "_log" / "000003.json")
     (lake.root / "_log" / "000004.json").write_text("{")
+    (lake.root / "_log" / "000004.json").chmod(0o600)  # (only the log is wrong here)
     details = [(f.file, f.detail) for f in lake.verify().problems]
     assert details == [("_log/000003.json", "expected _log/000002.json here"),
                        ("_log/000003.json", "the entry says it is batch 1"),
