@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -81,15 +82,17 @@ def secret(tmp_path: Path) -> dict[str, str]:
     env = {"RMG_LAKE_SECRET": str(tmp_path / "config" / "rmg-lake" / "study-secret")}
     made = cli("secret", "init", env=env, umask=0)
     assert made.returncode == 0, made.stderr
+    (tmp_path / "secret-init.out").write_text(made.stdout + made.stderr)
     return env
 
 
 def test_the_study_secret_is_made_once_private_and_never_shown(
-        secret: dict[str, str]) -> None:
+        secret: dict[str, str], tmp_path: Path) -> None:
     path = Path(secret["RMG_LAKE_SECRET"])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     key = path.read_text().strip()
+    assert key[:16] not in (tmp_path / "secret-init.out").read_text()
     status = cli("secret", "status", env=secret)
     assert status.returncode == 0 and "key id" in status.stdout and key not in status.stdout
     again = cli("secret", "init", env=secret)
@@ -118,6 +121,45 @@ def test_a_pseudonymised_export_holds_no_code_of_a_person(
                 "--format", fmt)
     assert plain.returncode == 0 and "as the factory wrote them" in plain.stdout
     assert {code for _, code in hits(tmp_path / "plain", codes)} == codes
+
+
+def test_what_anyone_may_type_is_left_out_of_a_pseudonymised_export(
+        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path) -> None:
+    root, known = study
+    codes = sorted(people(known))
+    inbox = tmp_path / "inbox"
+    shutil.copytree(root / "inbox", inbox)
+    wip = next(inbox.rglob("wip_*.json"))
+    payload = {**orjson.loads(wip.read_bytes()), "device": f"tab-of-{codes[0]}",
+               "app_version": codes[1], codes[2]: 1, "notes": f"{codes[3]} left early",
+               "observation_id": "00000000-0000-4000-8000-000000000001"}
+    (inbox / codes[4]).mkdir()
+    (inbox / codes[4] / wip.name).write_bytes(orjson.dumps(payload))
+    lake = open_lake(tmp_path / "lake", create=True)
+    assert lake.ingest(inbox).counts["added"] == known.batches()[0].counts["added"] + 1
+    done = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "shared"),
+               "--format", "csv", "--pseudonymise", env=secret)
+    assert done.returncode == 0, done.stderr
+    assert hits(tmp_path / "shared", set(codes)) == []
+    readme = (tmp_path / "shared" / "README.txt").read_text()
+    assert "Also left out" in readme and "source_path, device, app_version, extra_keys" in readme
+
+
+def test_an_excel_export_keeps_text_as_text(study: tuple[Path, Lake], tmp_path: Path) -> None:
+    """A note starting with = is what the observer wrote, not a formula for Excel."""
+    root, _ = study
+    inbox = tmp_path / "inbox"
+    wip = next((root / "inbox").rglob("wip_*.json"))
+    inbox.mkdir()
+    (inbox / wip.name).write_bytes(orjson.dumps({**orjson.loads(wip.read_bytes()),
+                                                 "notes": "=> KN3 idle =1+1"}))
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(inbox)
+    assert cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "x"),
+               "--format", "xlsx").returncode == 0
+    sheet = load_workbook(tmp_path / "x" / "observations.xlsx").worksheets[0]
+    notes = next(cell for cell in sheet[2] if cell.value == "=> KN3 idle =1+1")
+    assert notes.data_type == "s"
 
 
 def test_pseudonyms_are_stable_per_secret_and_notes_are_kept_on_purpose(
@@ -184,7 +226,27 @@ def test_exports_refuse_what_they_cannot_do_in_one_line(
     task = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "b"),
                "--tasks", "lunch")
     assert task.returncode == 1 and "no task lunch" in task.stderr
-    for result in (no_secret, full, inside, task):
+    no_task = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "b"),
+                  "--tasks", ",")
+    assert no_task.returncode == 1 and "names no task" in no_task.stderr
+    backwards = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "b"),
+                    "--from", "2026-11-05", "--to", "2026-11-01")
+    assert backwards.returncode == 1 and "before --from" in backwards.stderr
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    onto = cli("export", "--lake", str(lake.root), "--out", str(a_file))
+    assert onto.returncode == 1 and "is a file, not a folder" in onto.stderr
+    under = cli("export", "--lake", str(lake.root), "--out", str(a_file / "sub"))
+    assert under.returncode == 1 and "cannot make the folder" in under.stderr
+    a_file.chmod(0o600)
+    empty = {"RMG_LAKE_SECRET": str(a_file)}
+    damaged = cli("secret", "status", env=empty)
+    assert damaged.returncode == 1 and "damaged" in damaged.stderr
+    folder = {"RMG_LAKE_SECRET": str(tmp_path)}
+    made = cli("secret", "init", env=folder)
+    assert made.returncode == 1 and "is a folder, not the study secret" in made.stderr
+    for result in (no_secret, full, inside, task, no_task, backwards, onto, under, damaged,
+                   made):
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
 
@@ -214,6 +276,8 @@ def test_everything_rmg_lake_writes_is_private_whatever_the_umask(
               "--pseudonymise"),
              ("backup", "--lake", str(lake), "--to", str(tmp_path / "backups")),
              ("restore", str(tmp_path / "backups"), "--lake", str(tmp_path / "restored"))]
+    (tmp_path / "restored").mkdir()
+    (tmp_path / "restored").chmod(0o777)  # made beforehand, open to all
     for step in steps:
         done = cli(*step, env=secret, umask=0)
         assert done.returncode == 0, (step, done.stderr)
@@ -241,21 +305,67 @@ def test_verify_reports_files_others_may_read_and_repair_makes_them_private(
     assert private(lake.root) == []
 
 
+def misplaced(inbox: Path, codes: list[str]) -> Path:
+    """Files with people's codes where no code belongs (each quarantined, or kept with a
+    key the contract lacks), beside the study's own."""
+    roster = next(inbox.rglob("roster_*.json"))
+    talk = next(inbox.rglob("interactions_*.json"))
+    base, window = orjson.loads(roster.read_bytes()), orjson.loads(talk.read_bytes())
+    machine = next(iter(base["machines"]))
+    variants = [
+        {**base, "machines": {codes[0]: base["machines"][machine]}},  # a code as a machine
+        {**base, "machines": {machine: {"mc_status": "manned", "worker_id": 7101}}},
+        {**base, "machines": {machine: {"mc_status": "manned", "worker_id": codes[1] * 20}}},
+        {**base, "machines": {machine: {"mc_status": "unmanned", "worker_id": codes[2]}}},
+        {**base, codes[3]: "a key named by a code"},
+        {**window, "supervisor": [codes[4]]},
+        {**window, "interactions": [{"with": codes[5], "length_s": 30,
+                                     "initiator": "supervisor", "topic": "yarn"}]},
+    ]
+    folder = inbox.parent / "misplaced"
+    shutil.copytree(inbox, folder)
+    for n, payload in enumerate(variants):
+        name = (roster if "machines" in payload else talk).name
+        (folder / f"bad{n}").mkdir()
+        (folder / f"bad{n}" / name).write_bytes(orjson.dumps(
+            {**payload, "observation_id": f"00000000-0000-4000-8000-{n:012d}"}))
+    return folder
+
+
 def test_no_output_shows_a_person_s_code(study: tuple[Path, Lake], tmp_path: Path) -> None:
-    """A full ingest of a study with bad files, progress bars on, and the everyday
-    commands after it: not one worker or supervisor code in anything they print."""
+    """A full ingest of a study with bad files (people's codes among them where no code
+    belongs), progress bars on, a corrections sheet, and the everyday commands after
+    them: not one worker or supervisor code in anything they print."""
     root, known = study
     codes = people(known)
+    inbox = misplaced(root / "inbox", sorted(codes))
     lake = str(tmp_path / "lake")
     terminal = {"FORCE_COLOR": "1", "COLUMNS": "200"}  # rich draws its progress bars
-    runs = [cli("ingest", "--source", str(root / "inbox"), "--lake", lake, env=terminal),
+    roster = known.table("roster").filter(pl.col("mc_status") == "manned").row(0, named=True)
+    sheet = tmp_path / "fixes.csv"
+    sheet.write_text("observation_id,field,old_value,new_value,reason\n"
+                     f"{roster['observation_id']},machines.{roster['machine']}.worker_id,"
+                     f"{roster['worker_id']},wNEW9999,typo\n"
+                     f"{roster['observation_id']},machines.{roster['machine']}.worker_id,"
+                     f"{roster['worker_id']},wNEW8888,stale\n"
+                     f"{roster['observation_id']},{roster['worker_id']},,,shifted\n")
+    codes |= {"wNEW9999", "wNEW8888"}
+    runs = [cli("ingest", "--source", str(inbox), "--lake", lake, env=terminal),
+            cli("correct", str(sheet), "--lake", lake, "--partial"),
             cli("report", "--lake", lake), cli("check", "--lake", lake, "--all"),
             cli("check", "--lake", lake, "--all", "--format", "csv"),
             cli("log", "--lake", lake), cli("show", "1", "--lake", lake),
             cli("show", "1", "--lake", lake, "--json"),
             cli("verify", "--lake", lake, env=terminal),
-            cli("rebuild", "--lake", lake, env=terminal)]
+            cli("rebuild", "--lake", lake, env=terminal),
+            cli("show", "2", "--lake", lake), cli("show", "2", "--lake", lake, "--json")]
     assert all(run.returncode == 0 for run in runs), [run.stderr for run in runs]
+
+    def run_of(*args: str) -> subprocess.CompletedProcess[str]:
+        return next(run for run in runs if run.args[3:3 + len(args)] == list(args))
+
+    listed = [line for line in run_of("show", "1").stdout.splitlines() if "bad" in line]
+    assert sum("quarantined" in line for line in listed) == 6, listed  # all but the extra key
     assert "quarantined" in runs[0].stdout  # the bad files were there, and said so
     assert "Reading" in runs[0].stderr  # the progress bar was drawn
     printed = "\n".join(run.stdout + run.stderr for run in runs)

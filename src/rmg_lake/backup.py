@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import orjson
 
 from rmg_lake.errors import LakeError, LakeUnusable
-from rmg_lake.files import write_atomic, write_once
+from rmg_lake.files import own_private_dir, write_atomic, write_once
 from rmg_lake.lake import Lake, open_lake
 from rmg_lake.log import Batch, Correction
 from rmg_lake.progress import Track
@@ -171,6 +171,7 @@ def restore(target: Target, lake_dir: Path, *, version: str | None = None,
     if lake_dir.exists() and any(lake_dir.iterdir()):
         raise LakeUnusable("the folder is not empty", file=str(lake_dir),
                            hint="restore into a new folder")
+    own_private_dir(lake_dir)  # (an empty folder made beforehand, too)
     items: Iterable[dict[str, Any]] = manifest["objects"]
     if track is not None:
         items = track(items, len(manifest["objects"]), "Restoring",

@@ -15,6 +15,7 @@ import duckdb
 from rmg_lake.checks import flags_sql
 from rmg_lake.config import Settings
 from rmg_lake.faults import reached
+from rmg_lake.files import private_umask
 
 __all__ = ["CATALOG", "build_catalog"]
 
@@ -35,6 +36,16 @@ def build_catalog(out: Path, frames: dict[str, dict[str, str]], settings: Settin
     out = out.absolute()
     target, temp = out / CATALOG, out / f".{CATALOG}.new"
     temp.unlink(missing_ok=True)
+    with private_umask():  # its file and write-ahead log, from the first byte
+        _write(temp, out, frames, settings)
+    temp.chmod(0o600)
+    reached("catalog-written")
+    temp.replace(target)
+    return target
+
+
+def _write(temp: Path, out: Path, frames: dict[str, dict[str, str]],
+           settings: Settings) -> None:
     con = duckdb.connect(str(temp))
     try:
         for name, parts in sorted(frames.items()):
@@ -48,7 +59,3 @@ def build_catalog(out: Path, frames: dict[str, dict[str, str]], settings: Settin
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    temp.chmod(0o600)
-    reached("catalog-written")
-    temp.replace(target)
-    return target

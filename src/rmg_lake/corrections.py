@@ -48,6 +48,7 @@ _WHOLE = frozenset({"back", "front", "sleeve", "collar", "length_s", "left_floor
 _NUMBER = frozenset({"wip"})
 _INSTANT = frozenset({"started_at", "ended_at"})
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_WORD = re.compile(r"[A-Za-z]+([_-][A-Za-z]+)*")  # a key's name, not a code
 
 Payload = dict[str, Any]
 
@@ -107,10 +108,11 @@ def as_text(value: Any) -> str:
 
 def shown_field(field: str) -> str:
     """A field path as a message may show it: its parts that are the contract's keys,
-    machine codes or positions (anything else may be a person's code in the wrong
-    column, described instead)."""
+    machine codes, positions or words without digits (anything else may be a person's
+    code in the wrong place, described instead)."""
     return ".".join(part if part in CONTRACT_KEYS or _position(part) or shown_key(part) == part
-                    else "<not a key of the contract>" for part in field.split("."))
+                    or _WORD.fullmatch(part) else "<not a key of the contract>"
+                    for part in field.split("."))
 
 
 def shown_id(text: str) -> str:

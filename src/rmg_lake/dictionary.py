@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from rmg_lake.contract.models import (
+    OTHER_INTERLOCUTORS,
     Interaction,
     InteractionsObservation,
     KnittingWipMachine,
@@ -42,9 +43,16 @@ _LAKE: dict[str, str] = {
     "corrections": "How many corrections changed this row's values.",
     "machine": "The machine's code: KN1, KN2, … in knitting; LI1, LI2, … in linking.",
     "seq": "The interaction's place in the window, from 0.",
+    "interlocutor": "Whom the supervisor talked with: a machine of the team, or OO other "
+                    "operator, OS other supervisor, FIC floor in charge, PM production "
+                    "management, OM other management, O other.",
     "expected": "Tasks the protocol asks of the team that day (0 on an off day).",
     "completed": "Observations of the task with status complete.",
     "attempted": "Observations of the task, whatever their status.",
+}
+_CODES = {
+    "machine": "KN1, KN2, … in knitting; LI1, LI2, … in linking",
+    "interlocutor": f"a machine's code, {', '.join(OTHER_INTERLOCUTORS)}",
 }
 _COMPLETION_STATUS = ("Against the protocol: done, partial, missing, or off (a day off).")
 _TYPES: dict[Any, str] = {pl.String: "text", pl.Int64: "whole number", pl.Float64: "number",
@@ -98,6 +106,8 @@ def described(column: str, frame: str) -> tuple[str, str]:
         return _COMPLETION_STATUS, "done, partial, missing, off"
     if column == "task":  # (each model allows its own)
         return _LAKE[column], "roster, wip, interactions"
+    if column in _CODES:
+        return _LAKE[column], _CODES[column]
     prop = _contract().get(_RENAMED.get(column, column))
     if column in _LAKE:
         return _LAKE[column], _allowed(prop) if prop else ""

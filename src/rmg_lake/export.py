@@ -5,9 +5,10 @@ pseudonymised on request.
     <out>/README.txt        what was exported, and every column: type, meaning, values
 
 Pseudonymised, every worker and supervisor code becomes `p_` and 16 hex digits of
-HMAC-SHA256 keyed by the study secret (`rmg_lake.secret`), and the observers' free-text
-notes are left out (people write names in them) unless kept on purpose. Interlocutors stay:
-they are machines and roles, not people's codes.
+HMAC-SHA256 keyed by the study secret (`rmg_lake.secret`), and what anyone could have
+typed outside the contract's codes is left out: the observers' notes (unless kept on
+purpose), the file's path in the sync folder, the device's and app's names and the keys
+the contract lacks. Interlocutors stay: they are machines and roles, not people.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import polars as pl
 
 from rmg_lake.dictionary import column_rows
 from rmg_lake.errors import LakeError
-from rmg_lake.files import make_private_dir, write_atomic
+from rmg_lake.files import own_private_dir, write_atomic
 from rmg_lake.frames import DETAIL, parquet_bytes, team_frame_name
 from rmg_lake.lake import Lake
 from rmg_lake.progress import Track
@@ -34,7 +35,9 @@ __all__ = ["FORMATS", "PERSONAL", "Exported", "export"]
 Format = Literal["parquet", "csv", "xlsx"]
 FORMATS: tuple[Format, ...] = ("parquet", "csv", "xlsx")
 PERSONAL = ("worker_id", "supervisor")  # columns holding codes of people studied
-FREE_TEXT = ("notes",)
+FREE_TEXT = ("notes",)  # left out when pseudonymised, unless kept on purpose
+UNCHECKED = ("source_path", "device", "app_version", "extra_keys")  # … and these, always
+_TIME = "%Y-%m-%dT%H:%M:%S%.6fZ"  # UTC, as text in CSV and Excel
 _EXCEL_ROWS = 1_048_575  # a worksheet's rows, the header aside
 
 
@@ -59,10 +62,13 @@ def export(lake: Lake, out: Path, *, fmt: Format = "parquet", secret: StudySecre
     if unknown := sorted(wanted - set(DETAIL)):
         raise LakeError(f"no task {', '.join(unknown)}", hint=f"one of {', '.join(DETAIL)}")
     out = out.expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise LakeError("is a file, not a folder", file=str(out),
+                        hint="give --out a new folder")
     if out.is_relative_to(lake.root):
         raise LakeError("an export goes outside the lake", file=str(out),
                         hint="give --out a folder outside the lake's")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and any(out.iterdir()):
         raise LakeError("the folder is not empty", file=str(out),
                         hint="give --out a new folder: an export is never mixed with another")
     keep = keep_notes or secret is None
@@ -70,8 +76,11 @@ def export(lake: Lake, out: Path, *, fmt: Format = "parquet", secret: StudySecre
     parts: Iterable[tuple[str, pl.DataFrame]] = _frames(lake, teams, wanted, start, end)
     if track is not None:
         parts = track(parts, len(teams) + 2, "Exporting")
-    make_private_dir(out)
-    out.chmod(0o700)  # (a folder made beforehand, too)
+    try:
+        own_private_dir(out)  # (an empty folder made beforehand, too)
+    except OSError as err:
+        raise LakeError(f"cannot make the folder ({err.strerror or err})",
+                        file=str(out)) from None
     rows, dictionary = {}, []
     for name, frame in parts:
         shared = _shareable(frame, secret, keep)
@@ -104,6 +113,7 @@ def _shareable(frame: pl.DataFrame, secret: StudySecret | None, keep_notes: bool
         frame = frame.drop(FREE_TEXT, strict=False)
     if secret is None:
         return frame
+    frame = frame.drop(UNCHECKED, strict=False)
     for column in PERSONAL:
         if column in frame.columns:
             codes = frame[column].drop_nulls().unique().to_list()
@@ -122,7 +132,7 @@ def _encode(frame: pl.DataFrame, fmt: Format, name: str) -> tuple[bytes, set[str
                               for c in sorted(joined))
     if fmt == "csv":
         buffer = io.BytesIO()
-        flat.write_csv(buffer, datetime_format="%Y-%m-%dT%H:%M:%SZ")
+        flat.write_csv(buffer, datetime_format=_TIME)
         return buffer.getvalue(), joined
     if flat.height > _EXCEL_ROWS:
         raise LakeError(f"{flat.height:,} rows are more than an Excel sheet holds",
@@ -132,14 +142,23 @@ def _encode(frame: pl.DataFrame, fmt: Format, name: str) -> tuple[bytes, set[str
 
 def _xlsx(frame: pl.DataFrame) -> bytes:
     from openpyxl import Workbook  # only Excel exports need it
+    from openpyxl.cell import WriteOnlyCell
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("data")
     sheet.append(frame.columns)
     times = [c for c, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)]
-    plain = frame.with_columns(pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in times)
+    plain = frame.with_columns(pl.col(c).dt.strftime(_TIME) for c in times)
+
+    def text(value: object) -> object:  # "=…" stays text: Excel would run it as a formula
+        if isinstance(value, str) and value.startswith("="):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"
+            return cell
+        return value
+
     for row in plain.iter_rows():
-        sheet.append(list(row))
+        sheet.append([text(value) for value in row])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -165,6 +184,8 @@ def _readme(lake: Lake, files: list[tuple[str, int, list[tuple[str, str, str, st
          "this export only as the study's ethics approval allows."),
         "The observers' notes are " + ("included." if notes else "left out (people write "
                                                                  "names in them)."),
+        *(["Also left out, as anyone may have typed anything there: "
+           f"{', '.join(UNCHECKED)}."] if secret else []),
         "", "Files", "",
     ]
     width = max(len(name) for name, _, _ in files)

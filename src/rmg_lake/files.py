@@ -5,9 +5,12 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["fsync_dir", "make_private_dir", "sync_all", "write_atomic", "write_once"]
+__all__ = ["fsync_dir", "make_private_dir", "own_private_dir", "private_umask", "sync_all",
+           "write_atomic", "write_once"]
 
 
 def make_private_dir(path: Path) -> None:
@@ -18,6 +21,24 @@ def make_private_dir(path: Path) -> None:
     for folder in reversed(missing):
         folder.mkdir(exist_ok=True)
         folder.chmod(0o700)
+
+
+def own_private_dir(path: Path) -> None:
+    """Make `path` a folder of rmg-lake's own, private to the user, even if it was made
+    beforehand (empty, or by rmg-lake)."""
+    make_private_dir(path)
+    path.chmod(0o700)
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files others' code creates meanwhile (DuckDB's) are private to the user from the
+    start. (The umask is the process's: it only takes access away, never gives it.)"""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 _serial = itertools.count()

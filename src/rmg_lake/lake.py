@@ -25,7 +25,7 @@ from rmg_lake.corrections import plan
 from rmg_lake.derive import Derived, derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.faults import reached
-from rmg_lake.files import fsync_dir, make_private_dir, sync_all, write_once
+from rmg_lake.files import fsync_dir, make_private_dir, own_private_dir, sync_all, write_once
 from rmg_lake.frames import FRAMES, team_frame_name
 from rmg_lake.ingest import BATCH_FILES, MAX_SIZE, Index, collect, new_batch
 from rmg_lake.locking import WriterLock
@@ -194,7 +194,7 @@ class Lake:
                                 hint=f"the log holds batches 1 to {len(entries)}")
             folder = (out or self.root / f"as-of-{as_of:06d}").expanduser().resolve()
             _check_as_of_folder(folder, self.root)
-            make_private_dir(folder)
+            own_private_dir(folder)
             derive(self.root, entries[:as_of], folder, track=track)
             return folder
 
@@ -409,8 +409,7 @@ def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
             raise LakeUnusable("the folder is not empty and holds no lake", file=str(path),
                                hint="choose an empty or new folder for --lake")
         with _lake_errors(root):  # _meta.json first: it makes the folder a lake
-            make_private_dir(root)
-            root.chmod(0o700)  # (a folder made beforehand, too)
+            own_private_dir(root)  # (a folder made beforehand, too)
             write_once(meta, orjson.dumps(
                 {"layout": LAYOUT, "created_at": datetime.now(UTC).isoformat()},
                 option=orjson.OPT_INDENT_2), durable=True)

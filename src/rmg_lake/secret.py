@@ -57,11 +57,20 @@ def secret_path() -> Path:
 def init_secret() -> StudySecret:
     """Make the study secret; refuses to replace one (its pseudonyms would all change)."""
     path = secret_path()
-    make_private_dir(path.parent)
+    if path.is_dir():
+        raise LakeError("is a folder, not the study secret", file=str(path),
+                        hint="RMG_LAKE_SECRET names the secret's file")
     key = secrets.token_bytes(_BYTES)
-    if not write_once(path, key.hex().encode() + b"\n", durable=True):
+    try:
+        make_private_dir(path.parent)  # (never a folder of the user's own: only made)
+        made = write_once(path, key.hex().encode() + b"\n", durable=True)
+    except OSError as err:
+        raise LakeError(f"cannot write the study secret ({err.strerror or err})",
+                        file=str(path)) from None
+    if not made:
         raise LakeError("there is a study secret already", file=str(path),
-                        hint="keep it: every export's pseudonyms come from it")
+                        hint="keep it: every export's pseudonyms come from it (`rmg-lake "
+                             "secret status` checks it)")
     return StudySecret(key, path)
 
 

@@ -118,8 +118,10 @@ def show(
                         else "the log is empty")
     entry, by = entries[batch - 1], rolled_back_by(entries)
     if json:
-        files = [f.model_dump(mode="json", exclude_none=True) for f in entry.files] \
-            if isinstance(entry, Batch) else []
+        files = [{**f.model_dump(mode="json", exclude_none=True),
+                  **({"extra_keys": [shown_field(k) for k in f.extra_keys]}
+                     if f.extra_keys else {})}
+                 for f in entry.files] if isinstance(entry, Batch) else []
         rows = {"rows": [shown_row(r) for r in entry.rows]} \
             if isinstance(entry, Correction) else {}
         sys.stdout.buffer.write(orjson.dumps({**_entry_json(entry, by), "files": files,

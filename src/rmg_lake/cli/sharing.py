@@ -48,6 +48,8 @@ def export(
     if first and last and last < first:
         raise LakeError("--to is before --from")
     chosen = [t.strip() for item in tasks or [] for t in item.split(",") if t.strip()]
+    if tasks and not chosen:
+        raise LakeError("--tasks names no task", hint=f"e.g. --tasks {','.join(DETAIL)}")
     secret = load_secret() if pseudonymise else None
     done = export_frames(lake_from(lake), to, fmt=fmt.value, secret=secret,
                          keep_notes=keep_notes, start=first, end=last, tasks=chosen,
