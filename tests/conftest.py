@@ -41,6 +41,23 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
     return Ingested(root / "inbox", manifest, lake, lake.ingest(root / "inbox"))
 
 
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`rmg-lake ARGS` through its entry point, in this process (quicker than a
+    subprocess, for what only prints): exit code, standard output, standard error."""
+    from rmg_lake.cli import main
+
+    argv, sys.argv = sys.argv, ["rmg-lake", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        sys.argv = argv
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`rmg-lake ARGS` in a real subprocess."""
     return subprocess.run([sys.executable, "-m", "rmg_lake", *args], cwd=cwd,

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,7 @@ import duckdb
 import orjson
 import polars as pl
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_main
 from openpyxl import Workbook
 
 from rmg_lake import Lake, open_lake
@@ -448,53 +449,58 @@ def test_a_correction_may_move_an_observation_to_another_day(
     (b"a\tb", "a.txt", "not a .csv or .xlsx file"),
 ])
 def test_a_sheet_that_is_no_sheet_is_one_line_of_error(
-        lake: Lake, tmp_path: Path, content: bytes, name: str, message: str) -> None:
+        lake: Lake, tmp_path: Path, content: bytes, name: str, message: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / name).write_bytes(content)
-    done = run_cli("correct", str(tmp_path / name), "--lake", str(lake.root))
-    assert done.returncode == 1 and message in done.stderr
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    code, _, err = run_main(capsys, "correct", str(tmp_path / name), "--lake", str(lake.root))
+    assert code == 1 and message in err and err.startswith("error: ")
+    assert len(err.strip().splitlines()) == 1
     assert len(lake.entries()) == 1
 
 
-def test_the_commands(lake: Lake, tmp_path: Path) -> None:
+def test_the_commands(lake: Lake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        code, stdout, stderr = run_main(capsys, *args)
+        return subprocess.CompletedProcess(args, code, stdout, stderr)
+
     c = choose(lake)
     sheet = big_sheet(c)
     path = write_sheet(tmp_path / "fixes.csv", rows_of(sheet))
     root = str(lake.root)
     code = c.roster["worker_id"]
-    shifted = run_cli("correct", str(write_sheet(tmp_path / "shifted.csv", [
+    shifted = run("correct", str(write_sheet(tmp_path / "shifted.csv", [
         (c.roster["observation_id"], code, "", "", "a row shifted by a cell"),
         (code, "team", "a", "b", "an id column holding a worker's code")])), "--lake", root)
     assert shifted.returncode == 1 and "row 3, <not an id>, team" in shifted.stderr
     assert code not in shifted.stderr + shifted.stdout
-    refused = run_cli("correct", str(path), "--lake", root, "--by", "researcher")
+    refused = run("correct", str(path), "--lake", root, "--by", "researcher")
     assert refused.returncode == 1 and "Nothing applied" in refused.stderr
     assert "--partial" in refused.stderr and "row 5," in refused.stderr
     assert "W-NEW" not in refused.stderr + refused.stdout  # a worker's code, never shown
     assert c.roster["worker_id"] not in refused.stderr + refused.stdout
-    applied = run_cli("correct", str(path), "--lake", root, "--by", "researcher", "--partial")
+    applied = run("correct", str(path), "--lake", root, "--by", "researcher", "--partial")
     assert applied.returncode == 0, applied.stderr
     assert "Batch 2 corrects from fixes.csv: 10 rows applied, 1 already so, 12 refused" \
         in applied.stdout
-    again = run_cli("correct", str(path), "--lake", root, "--partial")
+    again = run("correct", str(path), "--lake", root, "--partial")
     assert again.returncode == 0 and "applied as batch 2: nothing changes" in again.stdout
-    log = " ".join(run_cli("log", "--lake", root).stdout.split())  # as wrapped on 80 columns
+    log = " ".join(run("log", "--lake", root).stdout.split())  # as wrapped on 80 columns
     assert "sheet fixes.csv" in log and "10 applied, 12 refused" in log
-    listed = run_cli("show", "2", "--lake", root)
+    listed = run("show", "2", "--lake", root)
     assert listed.returncode == 0 and "by researcher" in listed.stdout
     assert listed.stdout.count("\n  ") == len(sheet)
     assert "W-NEW" not in listed.stdout
-    as_json = run_cli("show", "2", "--lake", root, "--json").stdout
+    as_json = run("show", "2", "--lake", root, "--json").stdout
     assert "W-NEW" not in as_json and code not in as_json
     assert len(orjson.loads(as_json)["rows"]) == len(sheet)
-    story = run_cli("show", c.roster["observation_id"][:8], "--lake", root)
+    story = run("show", c.roster["observation_id"][:8], "--lake", root)
     assert story.returncode == 0, story.stderr
     assert f"Observation {c.roster['observation_id']}: corrected" in story.stdout
     assert "in effect; by researcher" in story.stdout and '"W-NEW"' in story.stdout
-    told = orjson.loads(run_cli("show", c.dropped, "--lake", root, "--json").stdout)
+    told = orjson.loads(run("show", c.dropped, "--lake", root, "--json").stdout)
     assert told["state"] == "withdrawn" and told["values"] is None
     assert [f["outcome"] for f in told["corrections"]] == ["applied"]
-    unknown = run_cli("show", UNKNOWN, "--lake", root)
+    unknown = run("show", UNKNOWN, "--lake", root)
     assert unknown.returncode == 1 and "no observation with this id" in unknown.stderr
 
 

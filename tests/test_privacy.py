@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 import pytest
+from conftest import run_main
 from openpyxl import load_workbook
 
 from rmg_lake import Lake, open_lake
@@ -105,7 +106,8 @@ def test_the_study_secret_is_made_once_private_and_never_shown(
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "xlsx"])
 def test_a_pseudonymised_export_holds_no_code_of_a_person(
-        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path, fmt: str) -> None:
+        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path, fmt: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
     _, lake = study
     codes = people(lake)
     done = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "shared"),
@@ -117,9 +119,9 @@ def test_a_pseudonymised_export_holds_no_code_of_a_person(
     assert {f"observations.{fmt}", f"completion.{fmt}", "README.txt",
             f"roster_knitting_treatment.{fmt}", f"wip_linking_control.{fmt}"} <= names
     # the scan finds codes where they are: the same export without pseudonyms
-    plain = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "plain"),
-                "--format", fmt)
-    assert plain.returncode == 0 and "as the factory wrote them" in plain.stdout
+    code, stdout, _ = run_main(capsys, "export", "--lake", str(lake.root), "--out",
+                               str(tmp_path / "plain"), "--format", fmt)
+    assert code == 0 and "as the factory wrote them" in stdout
     assert {code for _, code in hits(tmp_path / "plain", codes)} == codes
 
 
@@ -163,11 +165,13 @@ def test_an_excel_export_keeps_text_as_text(study: tuple[Path, Lake], tmp_path: 
 
 
 def test_pseudonyms_are_stable_per_secret_and_notes_are_kept_on_purpose(
-        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path) -> None:
+        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _, lake = study
+    monkeypatch.setenv("RMG_LAKE_SECRET", secret["RMG_LAKE_SECRET"])
     for name in ("one", "two"):
-        cli("export", "--lake", str(lake.root), "--out", str(tmp_path / name),
-            "--pseudonymise", "--keep-notes", env=secret)
+        assert run_main(capsys, "export", "--lake", str(lake.root), "--out",
+                        str(tmp_path / name), "--pseudonymise", "--keep-notes")[0] == 0
     one, two = (pl.read_parquet(tmp_path / n / "roster_knitting_treatment.parquet")
                 for n in ("one", "two"))
     assert one["worker_id"].equals(two["worker_id"])
@@ -177,22 +181,25 @@ def test_pseudonyms_are_stable_per_secret_and_notes_are_kept_on_purpose(
     assert manned.n_unique() == original.filter(
         pl.col("mc_status") == "manned")["worker_id"].n_unique()  # no two codes share one
     assert "notes" in pl.read_parquet(tmp_path / "one" / "observations.parquet").columns
-    other = {"RMG_LAKE_SECRET": str(tmp_path / "other-secret")}
-    cli("secret", "init", env=other)
-    cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "three"),
-        "--pseudonymise", env=other)
+    monkeypatch.setenv("RMG_LAKE_SECRET", str(tmp_path / "other-secret"))
+    assert run_main(capsys, "secret", "init")[0] == 0
+    assert run_main(capsys, "export", "--lake", str(lake.root), "--out",
+                    str(tmp_path / "three"), "--pseudonymise")[0] == 0
     three = pl.read_parquet(tmp_path / "three" / "roster_knitting_treatment.parquet")
     assert set(three["worker_id"].drop_nulls()).isdisjoint(set(manned))
     assert "notes" not in pl.read_parquet(tmp_path / "three" / "observations.parquet").columns
 
 
 def test_the_data_dictionary_describes_every_column_of_every_file(
-        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path) -> None:
+        study: tuple[Path, Lake], secret: dict[str, str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _, lake = study
-    done = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "csv"),
-               "--format", "csv", "--tasks", "wip,interactions", "--from", "2026-11-03",
-               "--to", "2026-11-04", "--pseudonymise", env=secret)
-    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("RMG_LAKE_SECRET", secret["RMG_LAKE_SECRET"])
+    code, _, err = run_main(capsys, "export", "--lake", str(lake.root), "--out",
+                            str(tmp_path / "csv"), "--format", "csv", "--tasks",
+                            "wip,interactions", "--from", "2026-11-03", "--to", "2026-11-04",
+                            "--pseudonymise")
+    assert code == 0, err
     readme = (tmp_path / "csv" / "README.txt").read_text()
     files = sorted(p for p in (tmp_path / "csv").glob("*.csv"))
     assert not any(p.name.startswith("roster_") for p in files)
@@ -211,44 +218,37 @@ def test_the_data_dictionary_describes_every_column_of_every_file(
 
 
 def test_exports_refuse_what_they_cannot_do_in_one_line(
-        study: tuple[Path, Lake], tmp_path: Path) -> None:
+        study: tuple[Path, Lake], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     _, lake = study
-    no_secret = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "a"),
-                    "--pseudonymise", env={"RMG_LAKE_SECRET": str(tmp_path / "none")})
-    assert no_secret.returncode == 1 and "no study secret" in no_secret.stderr
+    root = str(lake.root)
+
+    def refused(*args: str, secret: Path | None = None) -> str:
+        monkeypatch.setenv("RMG_LAKE_SECRET", str(secret or tmp_path / "none"))
+        code, _, err = run_main(capsys, *args)
+        assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+        return err
+
+    assert "no study secret" in refused("export", "--lake", root, "--out",
+                                        str(tmp_path / "a"), "--pseudonymise")
     assert not (tmp_path / "a").exists()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    full = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "full"))
-    assert full.returncode == 1 and "not empty" in full.stderr
-    inside = cli("export", "--lake", str(lake.root), "--out", str(lake.root / "share"))
-    assert inside.returncode == 1 and "outside the lake" in inside.stderr
-    task = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "b"),
-               "--tasks", "lunch")
-    assert task.returncode == 1 and "no task lunch" in task.stderr
-    no_task = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "b"),
-                  "--tasks", ",")
-    assert no_task.returncode == 1 and "names no task" in no_task.stderr
-    backwards = cli("export", "--lake", str(lake.root), "--out", str(tmp_path / "b"),
-                    "--from", "2026-11-05", "--to", "2026-11-01")
-    assert backwards.returncode == 1 and "before --from" in backwards.stderr
+    assert "not empty" in refused("export", "--lake", root, "--out", str(tmp_path / "full"))
+    assert "outside the lake" in refused("export", "--lake", root, "--out", f"{root}/share")
+    b = str(tmp_path / "b")
+    assert "no task lunch" in refused("export", "--lake", root, "--out", b, "--tasks", "lunch")
+    assert "names no task" in refused("export", "--lake", root, "--out", b, "--tasks", ",")
+    assert "before --from" in refused("export", "--lake", root, "--out", b, "--from",
+                                      "2026-11-05", "--to", "2026-11-01")
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    onto = cli("export", "--lake", str(lake.root), "--out", str(a_file))
-    assert onto.returncode == 1 and "is a file, not a folder" in onto.stderr
-    under = cli("export", "--lake", str(lake.root), "--out", str(a_file / "sub"))
-    assert under.returncode == 1 and "cannot make the folder" in under.stderr
     a_file.chmod(0o600)
-    empty = {"RMG_LAKE_SECRET": str(a_file)}
-    damaged = cli("secret", "status", env=empty)
-    assert damaged.returncode == 1 and "damaged" in damaged.stderr
-    folder = {"RMG_LAKE_SECRET": str(tmp_path)}
-    made = cli("secret", "init", env=folder)
-    assert made.returncode == 1 and "is a folder, not the study secret" in made.stderr
-    for result in (no_secret, full, inside, task, no_task, backwards, onto, under, damaged,
-                   made):
-        assert "Traceback" not in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+    assert "is a file, not a folder" in refused("export", "--lake", root, "--out", str(a_file))
+    assert "cannot make the folder" in refused("export", "--lake", root, "--out",
+                                               str(a_file / "sub"))
+    assert "damaged" in refused("secret", "status", secret=a_file)
+    assert "is a folder, not the study secret" in refused("secret", "init", secret=tmp_path)
 
 
 def private(*folders: Path) -> list[str]:
