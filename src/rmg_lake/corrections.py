@@ -115,18 +115,23 @@ def shown_field(field: str) -> str:
                     for part in field.split("."))
 
 
+def _is_id(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def shown_id(text: str) -> str:
     """An observation id's first 8 characters, if it is an id (else it is not shown)."""
-    try:
-        return f"{UUID(text)}"[:8] + "…"
-    except ValueError:
-        return "<not an id>"
+    return f"{UUID(text)}"[:8] + "…" if _is_id(text) else "<not an id>"
 
 
 def shown_row(row: CorrectionRow) -> dict[str, Any]:
     """A logged row as output may show it: no worker's or supervisor's code."""
     return {**row.model_dump(exclude_none=True), "field": shown_field(row.field),
-            "observation_id": row.observation_id if shown_id(row.observation_id)[0] != "<"
+            "observation_id": row.observation_id if _is_id(row.observation_id)
             else "<not an id>",
             **{key: shown_value(row.field, value, quoted=False)
                for key in ("old_value", "new_value", "current")
