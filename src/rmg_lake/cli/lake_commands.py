@@ -17,6 +17,7 @@ from rmg_lake.cli.shell import (
     LakeOption,
     about,
     app,
+    day_option,
     err,
     lake_from,
     lake_path,
@@ -158,7 +159,7 @@ def report(
     to: Annotated[Path | None, typer.Option("--out", help="The HTML file to write.")] = None,
 ) -> None:
     """Which tasks were completed on which days, against the protocol."""
-    first, last = _day(start, "--from"), _day(end, "--to")
+    first, last = day_option(start, "--from"), day_option(end, "--to")
     if format is ReportFormat.html:
         _html_report(lake_from(lake), to, first, last)
         return
@@ -195,7 +196,7 @@ def check(
         for name, rule in check_rules(the_lake.settings()).items():
             out.print(Text.assemble((name, "bold"), f": {rule}"), highlight=False)
         return
-    first = last = _day(day, "--day")
+    first = last = day_option(day, "--day")
     if first is None and not every_day:  # today's tasks are not all done yet
         today = datetime.now(FACTORY_TZ).date()
         first = the_lake.last_day_observed(today)
@@ -222,14 +223,6 @@ def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | N
     except OSError as err:
         raise LakeError(f"cannot write the report ({err.strerror})", file=str(to)) from None
     out.print(f"Wrote the report to {to} ({len(page) // 1024:,} kB).")
-
-
-def _day(text: str | None, option: str) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        raise LakeError(f"{text!r} is not a date", field=option,
-                        hint="write it as YYYY-MM-DD") from None
 
 
 @app.command()

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rmg_lake.cli.lake_commands import _day
-from rmg_lake.cli.shell import LakeOption, app, lake_from, out, plural, track
+from rmg_lake.cli.shell import LakeOption, app, day_option, lake_from, out, plural, track
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.export import export as export_frames
 from rmg_lake.frames import DETAIL
@@ -44,7 +43,7 @@ def export(
 ) -> None:
     """Write the frames for sharing (observations, completion and each task's frame per
     department and team), one file each, with a README.txt data dictionary."""
-    first, last = _day(start, "--from"), _day(end, "--to")
+    first, last = day_option(start, "--from"), day_option(end, "--to")
     if first and last and last < first:
         raise LakeError("--to is before --from")
     chosen = [t.strip() for item in tasks or [] for t in item.split(",") if t.strip()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -27,7 +28,8 @@ from rmg_lake.lake import Lake, open_lake
 from rmg_lake.locking import Holder
 
 __all__ = [
-    "LISTED", "Format", "LakeOption", "about", "app", "err", "lake_from", "lake_path", "main",
+    "LISTED", "Format", "LakeOption", "about", "app", "day_option", "err", "lake_from",
+    "lake_path", "main",
     "out", "plural", "track",
 ]
 
@@ -67,6 +69,15 @@ def track(items: Iterable[T], total: int, what: str, *,
         for done, item in enumerate(items, 1):
             yield item
             bar.update(task, advance=size(item) if size else 1, done=done)
+
+
+def day_option(text: str | None, option: str) -> date | None:
+    """The day an option gives as YYYY-MM-DD (None if not given)."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise LakeError(f"{text!r} is not a date", field=option,
+                        hint="write it as YYYY-MM-DD") from None
 
 
 def lake_path(lake: Path | None, config: Config | None) -> Path:
