@@ -33,11 +33,25 @@ from rmg_lake.contract.models import Observation, shown_key
 from rmg_lake.contract.validate import CONTRACT_KEYS, InvalidObservation, validate_payload
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.log import Correction, CorrectionRow, Current, RowOutcome
-from rmg_lake.sheet import SheetRow
+from rmg_lake.sheet import SheetRow, as_text
 
-__all__ = ["DROP", "Patch", "Patches", "Replayed", "apply_rows", "as_text", "observation_key",
-           "patches", "plan", "raw_payload", "replay", "shown_field",
-           "shown_id", "shown_row", "shown_value"]
+__all__ = [
+    "DROP",
+    "Patch",
+    "Patches",
+    "Replayed",
+    "apply_rows",
+    "observation_key",
+    "patches",
+    "plan",
+    "raw_payload",
+    "replay",
+    "shown_change",
+    "shown_field",
+    "shown_id",
+    "shown_row",
+    "shown_value",
+]
 
 DROP = "DROP"
 PERSONAL = frozenset({"worker_id", "supervisor"})  # their values are never printed
@@ -95,17 +109,6 @@ class Patches(NamedTuple):
     applied: set[tuple[int, int]]  # (batch, row) of every row in effect
 
 
-def as_text(value: Any) -> str:
-    """A payload's value as a sheet shows it: "" for null, 12 and 0.25 for numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def shown_field(field: str) -> str:
     """A field path as a message may show it: its parts that are the contract's keys,
     machine codes, positions or words without digits (anything else may be a person's
@@ -136,6 +139,14 @@ def shown_row(row: CorrectionRow) -> dict[str, Any]:
             **{key: shown_value(row.field, value, quoted=False)
                for key in ("old_value", "new_value", "current")
                if (value := getattr(row, key)) is not None}}
+
+
+def shown_change(row: CorrectionRow) -> str:
+    """`team: 'treatment' → 'control'`, or `DROP`: what a row does, as output may show it."""
+    new = DROP if row.new_value == DROP else shown_value(row.field, row.new_value)
+    if not row.field:
+        return new
+    return f"{shown_field(row.field)}: {shown_value(row.field, row.old_value)} → {new}"
 
 
 def shown_value(field: str, text: str, *, quoted: bool = True) -> str:

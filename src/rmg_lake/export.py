@@ -173,7 +173,7 @@ def _readme(lake: Lake, files: list[tuple[str, int, list[tuple[str, str, str, st
         "RMG field study: exported frames",
         "",
         f"Exported {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by rmg-lake, from a lake of "
-        f"{len(lake.entries())} log entries; {days}; tasks {', '.join(tasks)}.",
+        f"{lake.log.count()} log entries; {days}; tasks {', '.join(tasks)}.",
         "Corrected values throughout (see `corrected` and `corrections`); days are factory "
         "days (Asia/Dhaka), times are UTC.",
         ("Worker and supervisor codes are pseudonymised: p_ and 16 hex digits of "

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rmg_lake.errors import LakeError
 
-__all__ = ["COLUMNS", "SheetError", "SheetRow", "read_sheet"]
+__all__ = ["COLUMNS", "SheetError", "SheetRow", "as_text", "read_sheet"]
 
 COLUMNS = ("observation_id", "field", "old_value", "new_value", "reason")
 SUFFIXES = (".csv", ".xlsx")
@@ -75,7 +75,7 @@ def _xlsx_cells(path: Path, data: bytes) -> list[list[str]]:
         try:
             sheet = book["corrections"] if "corrections" in book.sheetnames \
                 else book.worksheets[0]
-            return [[_text(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
+            return [[as_text(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
         finally:
             book.close()
     except (zipfile.BadZipFile, InvalidFileException, KeyError, IndexError, OSError,
@@ -84,8 +84,9 @@ def _xlsx_cells(path: Path, data: bytes) -> list[list[str]]:
                          hint="save it again from Excel as .xlsx, or as CSV UTF-8") from None
 
 
-def _text(cell: object) -> str:
-    """A cell's value as the text it shows: 12 for 12.0, ISO 8601 for dates and times."""
+def as_text(cell: object) -> str:
+    """A value as a sheet shows it: "" for null, 12 for 12.0, 0.25, ISO 8601 for dates and
+    times (a cell's, and a payload's value compared with one)."""
     if cell is None:
         return ""
     if isinstance(cell, bool):

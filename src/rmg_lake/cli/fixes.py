@@ -12,7 +12,7 @@ import typer
 
 from rmg_lake.cli.shell import LakeOption, about, app, err, lake_from, out, plural
 from rmg_lake.config import load_config
-from rmg_lake.corrections import DROP, shown_field, shown_id, shown_value
+from rmg_lake.corrections import DROP, shown_change, shown_field, shown_id, shown_value
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.lake import Corrected, Lake
 from rmg_lake.log import CorrectionRow
@@ -106,9 +106,7 @@ def show_observation(the_lake: Lake, key: str, json: bool) -> None:
         out.print("Corrections:", style="bold")
     for f in told.fixes:
         row = f.row
-        change = (f"{shown_field(row.field)}: {shown_value(row.field, row.old_value)} → "
-                  if row.field else "") + (DROP if row.new_value == DROP
-                                           else shown_value(row.field, row.new_value))
+        change = shown_change(row)
         state = _standing(f)
         out.print(shown(f"  batch {f.entry.batch:<4} row {row.row:<4} {row.outcome:<8} "
                         f"{change} — {row.reason} ({state}; by {f.entry.by})"),

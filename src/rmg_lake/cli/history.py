@@ -11,7 +11,7 @@ from rich.table import Table
 
 from rmg_lake.cli.fixes import show_observation
 from rmg_lake.cli.shell import LakeOption, app, lake_from, out
-from rmg_lake.corrections import DROP, shown_field, shown_id, shown_row, shown_value
+from rmg_lake.corrections import shown_change, shown_field, shown_id, shown_row
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.log import Batch, Correction, CorrectionRow, LogEntry, Rollback, rolled_back_by
 
@@ -87,9 +87,7 @@ def log_(lake: LakeOption = None, json: JsonOption = False) -> None:
 
 def _row_line(row: CorrectionRow) -> str:
     """One row of a corrections sheet, its values shown only if they name no person."""
-    change = (f"{shown_field(row.field)}: {shown_value(row.field, row.old_value)} → "
-              if row.field else "") + (DROP if row.new_value == DROP
-                                       else shown_value(row.field, row.new_value))
+    change = shown_change(row)
     why = f" — {row.detail}" if row.detail else ""
     return shown(f"  {row.outcome:<8} row {row.row:<4} {shown_id(row.observation_id)}  {change}"
                  f"{why}")
