@@ -44,6 +44,11 @@ torture:
 bench *options:
     python3 bench/run.py {{options}}
 
+# Run the 2014 pilot app (a checkout of RMGProjects/RMG-Observations) under CPython 2.7
+# through its scripted three days, writing tests/data/pilot/ again (same bytes)
+pilot app_dir:
+    "$(pyenv root)/versions/2.7.18/bin/python" tests/data/pilot/drive.py {{app_dir}} tests/data/pilot
+
 # Remake the bundled sample with the simulator (deterministic: same seed, same files)
 sample:
     @rm -rf examples/inbox
