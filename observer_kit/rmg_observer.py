@@ -18,7 +18,10 @@ tablets). Copy it next to the app and:
         }))
 
 `observation` fills what every file carries (`schema_version`, a new `observation_id`,
-timestamps with the tablet's UTC offset, `status`) and checks what it can; `save` writes
+timestamps with the tablet's UTC offset, `status`) and checks what it can (contract 1.1:
+a manned machine whose worker is not known has worker_id None, and the observation is
+then "partial"; a knitting machine may give its WIP as one number, `wip`, with
+`component` and the panels None); `save` writes
 the file under the contract's name, whole or not at all (a temporary file, then a
 rename), so a half-written file never reaches Dropbox. The contract is rmg-lake's
 shared/CONTRACT.md; its JSON Schema is in `schema/` beside this file (`rmg-lake schema`
@@ -78,6 +81,12 @@ def observation(task, factory, department, team, observer, started_at, ended_at=
     taken = sorted(set(body) & set(_COMMON))
     if taken:
         raise ValueError("%s: set by observation() itself" % ", ".join(taken))
+    machines = body.get("machines") if task != "interactions" else None
+    for code, machine in sorted((machines or {}).items()):
+        if isinstance(machine, dict) and machine.get("mc_status") == "manned" \
+                and machine.get("worker_id") is None and status != "partial":
+            raise ValueError("machines.%s: manned, its worker not known (worker_id None): "
+                             "the status must be partial" % code)
     start = _aware(started_at, "started_at")
     now = datetime.datetime.now(datetime.timezone.utc).astimezone()  # the tablet's zone
     end = _aware(ended_at if ended_at is not None else now, "ended_at")

@@ -140,7 +140,7 @@ def test_team_frames_are_kept_by_month(parts: list[Path], tmp_path: Path) -> Non
              if name.startswith("teams/")}
     assert {key for keys in teams.values() for key in keys} == {"2026-11", "2026-12"}
     wip = lake.table("wip")
-    team = wip.filter(department="knitting", team="treatment").drop("wip")
+    team = wip.filter(department="knitting", team="treatment")
     assert lake.frame("wip", "knitting", "treatment").equals(team)
     lake.ingest(parts[2])  # a later week: November's team files are not written again
     assert {name: keys for name, keys in lake.refresh().frames.items()

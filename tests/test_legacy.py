@@ -1,9 +1,10 @@
-"""The 2014 pilot's files: kept as they are, each round an observation of the contract.
+"""The 2014 pilot's files as its design documents had them: kept as they are, each round
+an observation of the contract.
 
-The fixtures in tests/data/legacy/pilot are written as the pilot wrote them (Python 2's
-`json.dump`): per-task wip files of both departments (with "null", "" and "WIP"), an
+The fixtures in tests/data/legacy/pilot are written as the design documents say (Python
+2's `json.dump`): per-task wip files of both departments (with "null", "" and "WIP"), an
 operator-ID file, master files that grew round by round, coded interactions, and a file
-that is none of these.
+that is none of these. The app's own output is tests/test_pilot_app.py's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from conftest import REPO, run_cli
 
 from rmg_lake import open_lake
-from rmg_lake.legacy import IMPORTER, Study
+from rmg_lake.pilot import IMPORTER, Study
 from rmg_lake.sources.legacy import PilotFiles
 
 PILOT = REPO / "tests" / "data" / "legacy" / "pilot"
@@ -39,13 +40,13 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_file_is_kept_and_every_round_accounted_for(imported: Path) -> None:
     said = (imported / "first-run.txt").read_text()
     assert "18 files seen" in said  # 8 files, and 10 rounds in them
-    assert "7 new events" in said and "4 quarantined" in said and "7 attachments" in said
+    assert "9 new events" in said and "1 quarantined" in said and "8 attachments" in said
     lake = open_lake(imported)
     history = lake.table("history")
     kept = {row["path"]: row["sha256"] for row in history.iter_rows(named=True)
             if row["outcome"] == "attachment"}
     assert kept == {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                    for p in PILOT.iterdir() if p.name != "notes.txt"}
+                    for p in PILOT.iterdir()}  # notes.txt too: kept as it is
     for path, digest in kept.items():  # byte for byte: the evidence
         (stored,) = history.filter(history["path"] == path)["stored"]
         assert (imported / stored).read_bytes() == (PILOT / path).read_bytes()
@@ -59,17 +60,23 @@ def test_rounds_become_observations_of_the_contract(imported: Path) -> None:
         ("wip", "knitting", "complete"), ("wip", "linking", "complete"),
         ("wip", "knitting", "partial"),  # Style "" and sleeve "null" on a manned machine
         ("roster", "linking", "complete"), ("wip", "linking", "complete"),
-        ("interactions", "knitting", "complete"), ("wip", "linking", "complete")]
+        ("wip", "knitting", "partial"),  # no operator-ID file of knitting: worker not known
+        ("interactions", "knitting", "complete"), ("wip", "linking", "complete"),
+        ("wip", "linking", "partial")]  # no operator-ID file that day: workers not known
     assert set(observations["factory"]) == {"f01"} and set(observations["team"]) == {
         "treatment"}
     assert str(observations["started_at"][0]) == "2014-01-14 08:36:00+00:00"  # 14:36 Dhaka
     wip = lake.table("wip")
     # a master file's rounds take their workers from the day's operator-ID file
     ids = json.loads((PILOT / "Linking_id-2014_01_15_07_55").read_bytes())
-    master = wip.filter(wip["day"].cast(str) == "2014-01-15", wip["mc_status"] == "manned")
+    master = wip.filter(wip["day"].cast(str) == "2014-01-15", wip["mc_status"] == "manned",
+                        wip["department"] == "linking")
     assert {(m, w) for m, w in master.select("machine", "worker_id").rows()} == {
         (code, ids[code]["worker_id"]) for code in ("LI1", "LI2")} | {("LI1", "qux")}
     assert sorted(master["wip"]) == [2.5, 4.25, 6.0]
+    knitting = wip.filter(wip["department"] == "knitting", wip["wip"].is_not_null())
+    assert knitting.select("machine", "worker_id", "component", "wip").rows() == [
+        ("KN1", None, None, 31.0)]  # contract 1.1: one number, and a worker not known
     (window,) = lake.table("interactions").group_by("observation_id").len()["len"]
     assert window == 2
 
@@ -77,15 +84,11 @@ def test_rounds_become_observations_of_the_contract(imported: Path) -> None:
 def test_what_cannot_be_mapped_is_quarantined_with_its_reason(imported: Path) -> None:
     quarantine = open_lake(imported).table("quarantine")
     reasons = dict(quarantine.select("source_path", "reason").rows())
-    assert reasons.keys() == {"Linking_wip.json/round 3", "Knitting_wip.json/round 1",
-                              "Knitting_interact.json/round 2", "notes.txt"}
-    assert "no operator-ID file of linking on 2014-01-16" in reasons["Linking_wip.json/round 3"]
-    assert "knitting WIP is one number" in reasons["Knitting_wip.json/round 1"]
+    assert reasons.keys() == {"Knitting_interact.json/round 2"}
     assert "topic 1–6" in reasons["Knitting_interact.json/round 2"]
-    assert "not read as the pilot's: not JSON" in reasons["notes.txt"]
-    (stored,) = quarantine.filter(quarantine["source_path"] == "Linking_wip.json/round 3")[
-        "stored"]
-    assert json.loads((imported / stored).read_bytes())["date_time"] == "2014_01_16_10_00"
+    (stored,) = quarantine["stored"]  # the round as the pilot wrote it, and the reason
+    assert json.loads((imported / stored).read_bytes().split(b"\n}")[0] + b"\n}")[
+        "date_time"] == "2014_01_15_14_00"
 
 
 def test_importing_again_adds_nothing(imported: Path, tmp_path: Path) -> None:
@@ -97,10 +100,10 @@ def test_importing_again_adds_nothing(imported: Path, tmp_path: Path) -> None:
     assert copied.returncode == 0 and "Nothing new" in copied.stdout
     (moved / "Linking_wip.json").rename(moved / "Linking_wip (copy).json")  # read again:
     renamed = run_cli("import-legacy", str(moved), *STUDY, "--lake", str(imported))
-    assert renamed.returncode == 0, renamed.stderr  # the same rounds, the same bytes
-    assert "0 new events" in renamed.stdout and "4 duplicates" in renamed.stdout  # and
-    # the file itself, and its unmappable round (the same bytes, the same reason)
-    assert open_lake(imported).table("observations").height == 7
+    assert renamed.returncode == 0, renamed.stderr  # the same rounds, the same bytes;
+    assert "0 new events" in renamed.stdout and "3 duplicates" in renamed.stdout  # the
+    assert "1 attachment" in renamed.stdout  # file itself: a pilot file's name says what it is
+    assert open_lake(imported).table("observations").height == 9
 
 
 def test_a_round_s_id_is_what_it_is_so_a_grown_master_file_adds_its_new_rounds(
@@ -174,8 +177,14 @@ MANNED = {"mc_status": "Manned", "worker_id": "w", "Style": "s"}
      "quarantined", "LI1 is manned but its wip is empty"),
     ({"DateTime": "01/14/2014 09:00", "LI1": {**MANNED, "WIP": float("inf")}},
      "quarantined", "LI1.wip: not a number"),
-    ({"DateTime": "01/14/2014 09:00", "LI1": {**MANNED, "worker_id": ""}},
-     "quarantined", "LI1 is manned but its worker_id is empty"),
+    ({"DateTime": "01/14/2014 09:00", "LI1": {**MANNED, "worker_id": "", "wip": 2}},
+     "added", "partial"),  # contract 1.1: a worker not known
+    ({"DateTime": "01/14/2014 09:00", "LI1": {**MANNED, "worker_id": "w"}},
+     "quarantined", "LI1 is manned but its wip is empty"),
+    ({"DateTime": "01/14/2014 09:00", "KN1": {**MANNED, "WIP": 2.75}}, "added", "complete"),
+    ({"DateTime": "01/14/2014 09:00", "KN1": {**MANNED, "component": "body", "back": 1,
+                                              "front": 1, "sleeve": 1, "wip": 2}},
+     "quarantined", "KN1 has both panels and WIP counted"),
     ({"DateTime": "01/14/2014 09:00", "LI1": {"mc_status": "Unmanned", "worker_id": "w"}},
      "quarantined", "LI1 is unmanned but has worker_id written"),
     ({"DateTime": "01/14/2014 09:00", "KN1": {**MANNED, "component": "body", "collar": 4}},
@@ -230,18 +239,20 @@ def test_two_rounds_of_one_minute_are_both_kept(tmp_path: Path) -> None:
     assert lake.table("observations")["versions"].to_list() == [2]
 
 
-def test_a_name_and_department_that_disagree_are_not_guessed(tmp_path: Path) -> None:
+def test_another_department_is_left_out_and_links_are_not_followed(tmp_path: Path) -> None:
     folder = tmp_path / "pilot"
     folder.mkdir()
     (folder / "Linking_wip.json").write_text(json.dumps({"date_time": []}))
+    (folder / "Knitting_wip.json").write_text(json.dumps({"date_time": []}))
     (folder / "link").symlink_to(folder / "Linking_wip.json")
     (folder / "linked-folder").symlink_to(tmp_path)
     (folder / "unreadable.json").write_text("{}")
     (folder / "unreadable.json").chmod(0)
     lake = open_lake(tmp_path / "lake", create=True)
-    study = Study("f01", "obs01", "t", department="knitting")
-    records = {r.path: r for r in lake.ingest(PilotFiles(folder, study)).files}
-    assert "its name says linking, not knitting" in (records["Linking_wip.json"].reason or "")
+    files = PilotFiles(folder, Study("f01", "obs01", "t", department="knitting"))
+    records = {r.path: r for r in lake.ingest(files).files}
+    assert "Linking_wip.json" not in records and files.left_out == ["Linking_wip.json"]
+    assert records["Knitting_wip.json"].outcome == "attachment"
     assert records["link"].reason == records["linked-folder"].reason == \
         "a symbolic link: not followed"
     if os.geteuid() != 0:  # root reads any file

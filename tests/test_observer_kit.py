@@ -48,6 +48,11 @@ saved = [
                                      machines=knit, notes="KN2 broken", **common)),
     kit.save(folder, kit.observation("wip", department="knitting", team="treatment",
                                      machines=knit, status="partial", **common)),
+    kit.save(folder, kit.observation(  # contract 1.1: WIP as one number, a worker not known
+        "wip", department="knitting", team="same-floor", status="partial",
+        machines={"KN1": {"mc_status": "manned", "worker_id": None, "style": "S1",
+                          "component": None, "back": None, "front": None, "sleeve": None,
+                          "collar": None, "wip": 2.75}}, **common)),
     kit.save(folder, kit.observation(
         "wip", department="linking", team="control", factory="f01", observer="obs03",
         started_at=datetime.datetime(2026, 11, 24, 11, 0, tzinfo=datetime.timezone(
@@ -118,7 +123,7 @@ def test_everything_the_kit_saves_is_accepted(saved: dict[str, list[Path]],
     inbox = next(iter(saved.values()))[0].parent.parent
     lake = open_lake(tmp_path / "lake", create=True)
     counts = lake.ingest(inbox).counts
-    assert counts == {**counts, "seen": 10, "added": 10, "quarantined": 0}
+    assert counts == {**counts, "seen": 12, "added": 12, "quarantined": 0}
     names = sorted(p.name for paths in saved.values() for p in paths)
     assert "wip_knitting_treatment_obs03_20261124T101500 (1).json" in names  # same second
     rows = lake.table("observations").sort("source_path")
@@ -130,6 +135,13 @@ def test_everything_the_kit_saves_is_accepted(saved: dict[str, list[Path]],
     assert set(dhaka.filter(dhaka["task"] == "roster")["started_at"].dt.hour()) == {4}
     assert set(utc.filter(utc["task"] == "roster")["started_at"].dt.hour()) == {10}
     assert set(rows["status"]) == {"complete", "partial"}
+
+
+def test_good_files_meet_the_json_schema() -> None:
+    schemas = contract_schemas()
+    for case in sorted((REPO / "tests" / "data" / "good").glob("*/*.json")):
+        payload = orjson.loads(case.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+        jsonschema.validate(payload, schemas[payload["task"]], format_checker=FORMATS)
 
 
 def test_what_the_kit_saves_meets_the_json_schema(saved: dict[str, list[Path]]) -> None:
@@ -211,6 +223,8 @@ def test_a_save_that_fails_leaves_nothing(tmp_path: Path) -> None:
     ({"machines": None, "task": "interactions"}, "a interactions needs supervisor"),
     ({"ended_at": datetime(2026, 11, 24, 9, 0, tzinfo=FACTORY_TZ)}, "ended_at is before"),
     ({"started_at": "2026-11-24 10:15"}, "started_at must be a datetime"),
+    ({"machines": {"KN2": {"mc_status": "manned", "worker_id": None}}},
+     "machines.KN2: manned, its worker not known .* the status must be partial"),
 ])
 def test_a_wrong_value_is_refused_naming_the_key(change: dict[str, object],
                                                   message: str) -> None:

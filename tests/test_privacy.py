@@ -212,8 +212,10 @@ def test_the_data_dictionary_describes_every_column_of_every_file(
             assert set(frame["day"]) <= {"2026-11-03", "2026-11-04"}
     assert "topic (text): What it was about. Values: machine-configuration, " \
            "machine-function, yarn, pattern, other-work, personal." in readme
-    assert "wip (number): Pieces linked but not yet handed in, in steps of 0.25. " \
-           "Values: 0 to 48, in steps of 0.25, or empty." in readme
+    assert "wip (number): Pieces finished but not yet handed in, in steps of 0.25: a " \
+           "linking machine's, and a knitting machine's when counted as one number instead " \
+           "of panels (contract 1.1; then component and the panels are empty). Values: 0 to " \
+           "48, in steps of 0.25, or empty." in readme
     assert "Pseudonymised: p_" in readme and "key id" in readme
 
 

@@ -144,7 +144,7 @@ CHECKS: tuple[Check, ...] = (
               > epoch(o.ended_at - o.started_at)"""),
     Check("roster_mismatch", "A wip round without a note has another worker at a machine "
           "than the day's roster (its last complete one, else its last), or mans a machine "
-          "the roster has unmanned.", """
+          "the roster has unmanned (a worker not known is no other worker).", """
         WITH chosen AS (
             SELECT observation_id FROM observations WHERE task = 'roster'
             QUALIFY row_number() OVER (
@@ -163,7 +163,10 @@ CHECKS: tuple[Check, ...] = (
           ON r.day = w.day AND r.factory = w.factory AND r.department = w.department
          AND r.team = w.team AND r.machine = w.machine
         WHERE w.mc_status = 'manned' AND coalesce(trim(o.notes), '') = ''
-          AND (r.mc_status = 'unmanned' OR w.worker_id IS DISTINCT FROM r.worker_id)"""),
+          AND (r.mc_status = 'unmanned'
+               OR (w.worker_id IS NOT NULL AND r.worker_id IS NOT NULL
+                   AND w.worker_id <> r.worker_id))
+        """),
     Check("wip_outlier", "A machine's count of a panel (or linking wip) is far from its "
           "own history (of 10 rounds or more): a robust z-score over {wip_z}, against its "
           "median.", """
@@ -215,10 +218,17 @@ CHECKS: tuple[Check, ...] = (
                observation_id, format('{}: {} versions', task, versions)
         FROM observations WHERE versions > 1"""),
     Check("quarantined", "A file was quarantined (on the day, factory time, it was "
-          "ingested).", """
-        SELECT 'quarantined', 'error', CAST(b.committed_at ${local} AS DATE), NULL, NULL,
-               NULL, NULL, NULL,
-               format('{}: {}{}', q.source_path, coalesce(q.field || ': ', ''), q.reason)
+          "ingested); once a later batch took it in, or quarantined it again, info.", """
+        SELECT 'quarantined', CASE WHEN q.resolved_by IS NULL THEN 'error' ELSE 'info' END,
+               CAST(b.committed_at ${local} AS DATE), NULL, NULL, NULL, NULL, NULL,
+               format('{}: {}{}{}', q.source_path, coalesce(q.field || ': ', ''), q.reason,
+                      CASE q.resolution
+                           WHEN 'quarantined' THEN format(' (quarantined again by batch {})',
+                                                          q.resolved_by)
+                           WHEN 'added' THEN format(' (taken in by batch {})', q.resolved_by)
+                           WHEN 'attachment' THEN format(' (kept as an attachment by batch {})',
+                                                         q.resolved_by)
+                           ELSE '' END)
         FROM quarantine q JOIN batches b USING (batch)"""),
 )
 

@@ -64,7 +64,7 @@ from rmg_lake.store import sha256
 __all__ = ["STATE", "Derived", "derive", "load_state"]
 
 STATE = "_derived.json"
-FORMAT = 4  # frames' layout and columns: a state of another format is derived again
+FORMAT = 5  # frames' layout and columns: a state of another format is derived again
 BASE = ("observations", "roster", "wip", "interactions", "completion", "batches", "quarantine",
         "corrections", "history")
 _WRITERS = 4  # partitions written at once (polars lets go of the GIL while it writes)

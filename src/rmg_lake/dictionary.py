@@ -46,6 +46,9 @@ _LAKE: dict[str, str] = {
     "interlocutor": "Whom the supervisor talked with: a machine of the team, or OO other "
                     "operator, OS other supervisor, FIC floor in charge, PM production "
                     "management, OM other management, O other.",
+    "wip": "Pieces finished but not yet handed in, in steps of 0.25: a linking machine's, "
+           "and a knitting machine's when counted as one number instead of panels "
+           "(contract 1.1; then component and the panels are empty).",
     "expected": "Tasks the protocol asks of the team that day (0 on an off day).",
     "completed": "Observations of the task with status complete.",
     "attempted": "Observations of the task, whatever their status.",

@@ -9,7 +9,8 @@
     completion     day × factory × task × department × team against the protocol
     batches        one row per log entry (ingests and rollbacks)
     history        one row per file of each ingest: what became of it
-    quarantine     the bad files of the batches in effect
+    quarantine     the bad files of the batches in effect, and whether a later batch
+                   resolved them (took them in, or quarantined them again)
     corrections    one row per row of each corrections sheet: its outcome, and whether it
                    is in effect
 
@@ -26,6 +27,7 @@ import polars as pl
 
 from rmg_lake.config import Settings
 from rmg_lake.log import Batch, Correction, LogEntry, rolled_back_by
+from rmg_lake.resolved import resolutions
 
 __all__ = [
     "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "corrections_frame",
@@ -75,6 +77,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "quarantine": {
         "batch": pl.Int64, "source_path": pl.String, "sha256": pl.String,
         "field": pl.String, "reason": pl.String, "stored": pl.String,
+        "resolved_by": pl.Int64, "resolution": pl.String,
     },
     "corrections": {
         "batch": pl.Int64, "committed_at": TS, "by": pl.String, "sheet": pl.String,
@@ -92,8 +95,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 FRAMES = tuple(SCHEMAS)
 DETAIL = ("roster", "wip", "interactions")  # the tasks, each with its team frames
-# Columns a team frame leaves out because its department has none of them.
-_NOT_IN = {"knitting": ("wip",), "linking": ("component", "back", "front", "sleeve", "collar")}
+# Columns a team frame leaves out because its department has none of them (knitting
+# keeps `wip`: contract 1.1 lets a machine give its WIP as one number instead of panels).
+_NOT_IN = {"knitting": (), "linking": ("component", "back", "front", "sleeve", "collar")}
 _ROW_ORDER = ("factory", "department", "team", "started_at", "observation_id")
 
 
@@ -219,9 +223,14 @@ def history_frame(batch: Batch) -> pl.DataFrame:
 
 
 def quarantine_frame(batches: list[Batch]) -> pl.DataFrame:
-    """The quarantined files of `batches` (pass those in effect)."""
+    """The quarantined files of `batches` (pass those in effect), each with the later
+    batch that resolved it, if one did: took it in (`added`, `attachment`) or quarantined
+    it again (`quarantined`: a new version, or another reason)."""
+    resolved = resolutions(batches)
     return pl.DataFrame(
         [{"batch": b.batch, "source_path": f.path, "sha256": f.sha256, "field": f.field,
-          "reason": f.reason, "stored": f.stored}
+          "reason": f.reason, "stored": f.stored,
+          **({"resolved_by": by.batch, "resolution": by.outcome}
+             if (by := resolved.get((b.batch, f.path))) else {})}
          for b in batches for f in b.files if f.outcome == "quarantined"],
         schema=SCHEMAS["quarantine"], orient="row")

@@ -26,7 +26,12 @@ from rmg_lake.sources import (
 )
 from rmg_lake.store import Kept, RawStore, sha256
 
-__all__ = ["BATCH_FILES", "MAX_SIZE", "Collected", "Index", "collect", "new_batch"]
+__all__ = ["BATCH_FILES", "MAX_SIZE", "READER", "Collected", "Index", "collect", "new_batch"]
+
+# How this rmg-lake reads files: contract 1.1's models and the pilot's importer 2 (1: 1.0
+# and importer 1). A batch records it; a quarantine an older reader decided is examined
+# again (see rmg_lake.reexamine).
+READER = 2
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Index:
     events: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → added record
     current: dict[str, FileRecord] = field(default_factory=dict)  # observation_id → record
     attachments: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → record
+    # (file name, sha256) → record: evidence, whose name says what it is (a pilot file)
+    evidence: dict[tuple[str, str], FileRecord] = field(default_factory=dict)
     # (file name, sha256, reason) → record: the same bad file again, maybe in another folder
     quarantined: dict[tuple[str, str, str | None], FileRecord] = field(default_factory=dict)
 
@@ -64,6 +71,7 @@ class Index:
             return
         if record.outcome == "attachment":
             self.attachments.setdefault(record.sha256, record)
+            self.evidence.setdefault((_name(record.path), record.sha256), record)
         elif record.outcome == "quarantined":
             self.quarantined.setdefault(_bad_key(record.path, record.sha256, record.reason),
                                         record)
@@ -264,19 +272,25 @@ def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
 def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> FileRecord:
     common = _common(file, large.digest, large.size)
     if not _observation(file):
-        return _attachment(common, large.stored, index)
+        return _attachment(file, common, large.stored, index)
     reason = (f"larger than {_size(max_size)} ({_size(large.size)}): kept, not read as an "
               "observation (max_file_mb in rmg-lake.toml)")
     return _quarantined(common, "(file)", reason, large.stored, index)
 
 
-def _attachment(common: dict[str, Any], stored: str, index: Index) -> FileRecord:
-    """A file that is no observation: new, or bytes the lake holds already."""
+def _attachment(file: SourceFile, common: dict[str, Any], stored: str,
+                index: Index) -> FileRecord:
+    """A file that is no observation: new, or bytes the lake holds already (evidence: under
+    the same name, which says what it is, such as the day of an operator-ID file). Its
+    record keeps what the source says of it, and the observation it documents."""
     digest = common["sha256"]
-    if (known := index.attachments.get(digest)) is not None:
+    known = index.evidence.get((_name(file.path), digest)) if file.evidence \
+        else index.attachments.get(digest)
+    said = {"reason": file.note, "observation_id": file.attached_to}
+    if known is not None:
         return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
-                          **common)
-    return FileRecord(outcome="attachment", stored=stored, **common)
+                          **said, **common)
+    return FileRecord(outcome="attachment", stored=stored, **said, **common)
 
 
 def _quarantined(common: dict[str, Any], field: str | None, reason: str, stored: str,
@@ -301,7 +315,7 @@ def _decide(file: SourceFile, read: _Read, index: Index) -> FileRecord:
     digest = read.digest
     common = _common(file, digest, read.size)
     if read.valid is None and read.invalid is None:
-        return _attachment(common, read.kept.stored, index)
+        return _attachment(file, common, read.kept.stored, index)
     if read.invalid is not None:
         return _quarantined(common, read.invalid.field, read.invalid.message,
                             read.kept.stored, index)
@@ -321,11 +335,18 @@ def _decide(file: SourceFile, read: _Read, index: Index) -> FileRecord:
 
 
 def _bad_key(path: str, digest: str, reason: str | None) -> tuple[str, str, str | None]:
-    return original_name(path.rsplit("/", 1)[-1]), digest, reason
+    return _name(path), digest, reason
 
 
-def new_batch(number: int, source: Source, settings: Settings | None, got: Collected) -> Batch:
+def _name(path: str) -> str:
+    """A file's name, without the suffixes Dropbox adds to clashing uploads."""
+    return original_name(path.rsplit("/", 1)[-1])
+
+
+def new_batch(number: int, source: Source, settings: Settings | None, got: Collected, *,
+              examines: int | None = None) -> Batch:
     return Batch(batch=number, committed_at=datetime.now(UTC), source=source.name,
                  cursor=source.cursor if got.last else None, settings=settings,
                  counts=Batch.count(got.records, got.deferred), files=got.records,
-                 deferred=got.deferred, events=got.events)
+                 deferred=got.deferred, events=got.events, reader=READER,
+                 examines=examines)

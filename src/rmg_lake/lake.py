@@ -43,6 +43,7 @@ from rmg_lake.log import (
     settings_in_force,
 )
 from rmg_lake.progress import Track
+from rmg_lake.reexamine import reexaminations
 from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sheet import read_sheet
 from rmg_lake.sources import Source, open_source
@@ -72,7 +73,8 @@ class Lake:
 
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
                track: Track | None = None, workers: int | None = None,
-               max_size: int = MAX_SIZE, batch_files: int = BATCH_FILES) -> IngestResult:
+               max_size: int = MAX_SIZE, batch_files: int = BATCH_FILES,
+               check: Callable[[list[LogEntry]], None] | None = None) -> IngestResult:
         """Take every new file from `source` into the lake as one batch, or, past
         `batch_files` new files, one batch per `batch_files`, each committed and derived
         as soon as it is read (the frames grow as a large import goes on).
@@ -85,6 +87,10 @@ class Lake:
         when they differ from those in force (and always in a new lake), and shape the
         frames from then on; None keeps the lake's. New settings alone make a batch of no
         files.
+
+        First, the quarantine of each batch an older rmg-lake read is examined again, as a
+        batch of its own (see `rmg_lake.reexamine`). `check(entries)` may refuse the
+        ingest, given the log, before anything is read (by raising a LakeError).
         """
         if batch_files < 1:
             raise ValueError(f"batch_files must be at least 1, not {batch_files}")
@@ -92,38 +98,55 @@ class Lake:
             source = open_source(str(source), exclude=[self.root])
         with self._writing():
             entries = self.log.entries()
+            if check is not None:
+                check(entries)
             if not entries:
                 settings = settings or Settings()  # the first batch always records them
             elif settings == settings_in_force(in_effect(entries)):
                 settings = None
+            healed: list[Batch] = []
+            for examined, again in reexaminations(self.root, entries):
+                healed += self._take(again, entries, None, track=None, workers=2,
+                                     max_size=max_size, batch_files=batch_files,
+                                     examines=examined)[0]
             source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
                                 and e.source == source.name and e.cursor), None))
-            batches: list[Batch] = []
-            vanished = 0
-            with closing(collect(source, self.store, Index.of(entries), track=track,
-                                 workers=workers or source.readers, max_size=max_size,
-                                 batch_files=batch_files)) as parts:
-                for got in parts:
-                    vanished += got.vanished
-                    # a part with nothing to record is left out, unless it is the last of
-                    # several (its batch records where the source's listing ended)
-                    if not got.records and not got.deferred and settings is None \
-                            and not (got.last and batches and source.cursor):
-                        continue
-                    batch = new_batch(len(entries) + 1, source, settings, got)
-                    sync_all()  # every file the entry names is on disk before the entry is
-                    reached("before-commit")
-                    self.log.commit(batch)
-                    reached("after-commit")
-                    entries.append(batch)
-                    batches.append(batch)
-                    settings = None  # recorded with the first
-                    # readers wait for one part's derive at most, not the whole ingest
-                    self._derive(entries, track if got.last else None)
-            if not batches:
+            batches, vanished = self._take(source, entries, settings, track=track,
+                                           workers=workers or source.readers,
+                                           max_size=max_size, batch_files=batch_files)
+            if not batches and not healed:
                 self._refresh_locked(entries)
         return IngestResult(source.name, tuple(batches), vanished, tuple(source.gone),
-                            source.relisted)
+                            source.relisted, tuple(healed))
+
+    def _take(self, source: Source, entries: list[LogEntry], settings: Settings | None, *,
+              track: Track | None, workers: int, max_size: int, batch_files: int,
+              examines: int | None = None) -> tuple[list[Batch], int]:
+        """Commit the new files of `source` as batches (appended to `entries`), deriving
+        after each; the batches, and how many files went away while being read."""
+        batches: list[Batch] = []
+        vanished = 0
+        with closing(collect(source, self.store, Index.of(entries), track=track,
+                             workers=workers, max_size=max_size,
+                             batch_files=batch_files)) as parts:
+            for got in parts:
+                vanished += got.vanished
+                # a part with nothing to record is left out, unless it is the last of
+                # several (its batch records where the source's listing ended)
+                if not got.records and not got.deferred and settings is None \
+                        and not (got.last and batches and source.cursor):
+                    continue
+                batch = new_batch(len(entries) + 1, source, settings, got, examines=examines)
+                sync_all()  # every file the entry names is on disk before the entry is
+                reached("before-commit")
+                self.log.commit(batch)
+                reached("after-commit")
+                entries.append(batch)
+                batches.append(batch)
+                settings = None  # recorded with the first
+                # readers wait for one part's derive at most, not the whole ingest
+                self._derive(entries, track if got.last else None)
+        return batches, vanished
 
     def rollback(self, target: int, reason: str) -> RolledBack:
         """Take entry `target` out of effect by appending a rollback entry; its raw files

@@ -47,12 +47,13 @@ class FileRecord(BaseModel):
     outcome: Outcome
     stored: str  # where the bytes are kept, relative to the lake
     event_id: str | None = None  # added: the new event's id (its sha256: events are content)
-    observation_id: str | None = None  # added, and a duplicate of an observation
+    # added, and a duplicate of an observation; evidence: the observation it documents
+    observation_id: str | None = None
     day: date | None = None  # added: factory-local day of the observation
     supersedes: str | None = None  # added: the event of the same observation it replaces
     duplicate_of: str | None = None  # duplicate: sha256 of the stored file it repeats
     field: str | None = None  # quarantined: where the problem is
-    reason: str | None = None  # quarantined: what it is
+    reason: str | None = None  # quarantined: what it is; evidence: what the file is
     extra_keys: tuple[str, ...] | None = None  # added: keys the contract lacks (kept in raw)
 
 
@@ -86,6 +87,8 @@ class Batch(BaseModel):
     # frame → `events/v<format>/<frame>/<sha256>.parquet`: the rows of the events it added
     # (see rmg_lake.events; an entry written before the event store names none)
     events: dict[str, str] = Field(default_factory=dict)
+    reader: int | None = None  # how its files were read (rmg_lake.ingest.READER); None: 1
+    examines: int | None = None  # the batch whose quarantine it examined again, if any
 
     def named(self) -> dict[str, str]:
         """Every file of the lake it names (path → sha256): the files kept, and its events."""

@@ -33,6 +33,8 @@ class IngestResult:
     vanished: int = 0  # files that went away while being read; taken if they come back
     gone: tuple[str, ...] = ()  # deleted or moved away at the source: the lake keeps them
     relisted: bool = False  # the source's stored cursor had expired: listed whole again
+    # batches that examined again what an older rmg-lake quarantined (rmg_lake.reexamine)
+    reexamined: tuple[Batch, ...] = ()
 
     @property
     def batch(self) -> Batch | None:

@@ -1,5 +1,5 @@
-"""One observation's story, from the log: the files that brought it, the corrections of
-it, and what it holds now.
+"""One observation's story, from the log: the files that brought it, the files attached to
+it (a pilot round's photo), the corrections of it, and what it holds now.
 
     >>> story(open_lake("lake"), "3f2a9c1e")      # an id, or the start of one
 """
@@ -50,6 +50,7 @@ class Story:
     arrivals: tuple[Arrival, ...]
     fixes: tuple[Fix, ...]
     payload: dict[str, Any] | None  # its values now, corrected; None: not shown
+    attached: tuple[Arrival, ...] = ()  # evidence of it, such as the photo ending a round
 
     @property
     def state(self) -> str:
@@ -71,7 +72,11 @@ def story(lake: Lake, key: str) -> Story:
         Arrival(e.batch, r, e.batch in by, current is not None and current.batch == e.batch
                 and r.path == current.record.path)
         for e in entries if isinstance(e, Batch) for r in e.files
-        if r.observation_id == observation_id and r.outcome in ("added", "duplicate"))
+        if r.observation_id == observation_id and r.stored.startswith("raw/"))
+    attached = tuple(Arrival(e.batch, r, e.batch in by, False)
+                     for e in entries if isinstance(e, Batch) for r in e.files
+                     if r.observation_id == observation_id
+                     and r.stored.startswith("attachments/"))
     payload: dict[str, Any] | None = None
     applied: set[tuple[int, int]] = set()
     if current is not None:
@@ -82,7 +87,7 @@ def story(lake: Lake, key: str) -> Story:
     fixes = tuple(Fix(e, row, e.batch in by, (e.batch, row.row) in applied)
                   for e in entries if isinstance(e, Correction) for row in e.rows
                   if row.observation_id == observation_id)
-    return Story(observation_id, arrivals, fixes, payload)
+    return Story(observation_id, arrivals, fixes, payload, attached)
 
 
 def _resolve(entries: list[Any], key: str) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from rmg_lake.cli.shell import LakeOption, about, app, lake_from, lake_path, out, track
+from rmg_lake.cli.shell import LISTED, LakeOption, about, app, lake_from, lake_path, out, track
 from rmg_lake.config import load_config
 from rmg_lake.errors import LakeError
 from rmg_lake.files import write_atomic
@@ -51,18 +51,23 @@ def import_legacy(
     path: Annotated[Path, typer.Argument(help="A file of the 2014 pilot app, or a folder.")],
     factory: Annotated[str, typer.Option(help="Factory code of the files, e.g. f01.")],
     observer: Annotated[str, typer.Option(help="Observer code, e.g. obs01.")],
-    team: Annotated[str, typer.Option(help="Team, e.g. treatment.")],
+    team: Annotated[str, typer.Option(
+        help="The team the app's rounds are of, e.g. treatment (the pilot's same_floor and "
+             "different are same-floor and other-floor).")],
     department: Annotated[Department | None, typer.Option(
-        help="knitting or linking (default: from each file's name or machine codes).")
-    ] = None,
+        help="Only this department's files (those that do not say, read as of it); "
+             "default: every file, of the department its name or machines say.")] = None,
     lake: LakeOption = None,
 ) -> None:
-    """Take the pilot app's files into the lake: each file kept as it is, each round it
-    holds as an observation of the contract (what cannot be mapped is quarantined)."""
+    """Take the pilot app's files into the lake: each file kept as it is (photos too),
+    each round it holds as an observation of the contract (what cannot be mapped is
+    quarantined with the reason)."""
     from rmg_lake.cli.lake_commands import print_ingest
-    from rmg_lake.legacy import Study
+    from rmg_lake.doubles import refuse_doubles
+    from rmg_lake.pilot import Study
     from rmg_lake.sources.legacy import PilotFiles
 
+    team = {"same_floor": "same-floor", "different": "other-floor"}.get(team, team)
     for option, value in (("--factory", factory), ("--observer", observer), ("--team", team)):
         if not re.fullmatch(r"[a-z0-9-]+", value):
             raise LakeError("must be lower-case letters, digits and '-'", field=option,
@@ -73,5 +78,15 @@ def import_legacy(
                                    department.value if department else None))
     the_lake = lake_from(root, create=True)
     own = about(config, the_lake.root)
-    print_ingest(the_lake.ingest(files, settings=own.settings if own else None, track=track),
-                 the_lake)
+    print_ingest(the_lake.ingest(files, settings=own.settings if own else None, track=track,
+                                 check=refuse_doubles(files)), the_lake)
+    if files.left_out:
+        out.print(f"  Left out, of another department than {department}: "
+                  f"{', '.join(files.left_out[:LISTED])}"
+                  + (f" and {len(files.left_out) - LISTED} more" if len(files.left_out)
+                     > LISTED else "")
+                  + f" (import them with --department {_other(department)})", highlight=False)
+
+
+def _other(department: Department | None) -> str:
+    return "linking" if department is Department.knitting else "knitting"

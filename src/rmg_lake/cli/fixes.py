@@ -102,6 +102,13 @@ def show_observation(the_lake: Lake, key: str, json: bool) -> None:
             notes.append(f"supersedes {r.supersedes[:12]}…")
         out.print(shown(f"  batch {a.batch:<4} {r.outcome:<9} {r.stored}  from {r.path}"
                         + (f" — {', '.join(notes)}" if notes else "")), highlight=False)
+    if told.attached:
+        out.print("Attached (kept as evidence):", style="bold")
+    for a in told.attached:
+        r = a.record
+        out.print(shown(f"  batch {a.batch:<4} {r.outcome:<10} {r.stored}  from {r.path}"
+                        + (f" — {r.reason}" if r.reason else "")
+                        + (" (rolled back)" if a.rolled_back else "")), highlight=False)
     if told.fixes:
         out.print("Corrections:", style="bold")
     for f in told.fixes:
@@ -134,6 +141,9 @@ def _story_json(told: Story) -> dict[str, Any]:
         "files": [{"batch": a.batch, "shown": a.current, "rolled_back": a.rolled_back,
                    **a.record.model_dump(mode="json", exclude_none=True)}
                   for a in told.arrivals],
+        "attached": [{"batch": a.batch, "rolled_back": a.rolled_back,
+                      **a.record.model_dump(mode="json", exclude_none=True)}
+                     for a in told.attached],
         "corrections": [{"batch": f.entry.batch, "by": f.entry.by, "sheet": f.entry.sheet,
                          "in_effect": f.in_effect, "rolled_back": f.rolled_back,
                          **f.row.model_dump(exclude_none=True)} for f in told.fixes],

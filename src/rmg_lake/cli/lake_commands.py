@@ -30,6 +30,7 @@ from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.files import write_atomic
 from rmg_lake.lake import IngestResult, Lake
+from rmg_lake.log import FileRecord
 from rmg_lake.report import completion_csv, completion_json, render_completion
 from rmg_lake.sources import Source, open_source
 
@@ -96,6 +97,16 @@ def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
 
 def print_ingest(result: IngestResult, lake: Lake) -> None:
     where = result.source.removeprefix("local:")
+    for batch in result.reexamined:
+        still = [f for f in batch.files if f.outcome == "quarantined"
+                 or (f.outcome == "duplicate" and f.stored.startswith("quarantine/"))]
+        added = sum(1 for f in batch.files if f.outcome == "added")
+        out.print(f"Batch {batch.batch}: the quarantine of batch {batch.examines} examined "
+                  f"again by this rmg-lake: {plural(len(batch.files), 'file')}, "
+                  f"{len(batch.files) - len(still):,} taken in ({plural(added, 'new event')}"
+                  f", {plural(batch.counts['attachment'], 'attachment')}), {len(still):,} "
+                  "still quarantined", highlight=False)
+        _print_quarantined([f for f in still if f.outcome == "quarantined"])
     if result.vanished:
         out.print(f"{plural(result.vanished, 'file')} went away while being read (a sync in "
                   "progress?); the next ingest takes them if they come back.")
@@ -129,7 +140,10 @@ def print_ingest(result: IngestResult, lake: Lake) -> None:
     if result.with_unknown_keys:
         out.print(f"  {result.with_unknown_keys:,} observations carry keys the contract does not "
                   "know (kept in raw; see extra_keys in observations)")
-    bad = [f for f in result.files if f.outcome == "quarantined"]
+    _print_quarantined([f for f in result.files if f.outcome == "quarantined"])
+
+
+def _print_quarantined(bad: list[FileRecord]) -> None:
     for record in bad[:LISTED]:
         field = f"{record.field}: " if record.field else ""
         out.print(Text.assemble("  ", ("quarantined", "yellow"),

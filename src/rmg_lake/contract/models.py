@@ -1,4 +1,5 @@
-"""Pydantic models of the observation file contract, version 1 (shared/CONTRACT.md)."""
+"""Pydantic models of the observation file contract, version 1 with the 1.1 additions
+(shared/CONTRACT.md): a knitting machine's WIP as one number, a worker not known."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ __all__ = [
     "observation_adapter",
     "parse_observation",
     "shown_key",
+    "worker_problem",
 ]
 
 FACTORY_TZ = ZoneInfo("Asia/Dhaka")
@@ -65,13 +67,14 @@ class _Machine(_Model):
     mc_status: McStatus
     """Whether a worker sat at the machine."""
     worker_id: Code | None
-    """The factory's code of the worker at the machine (null when unmanned)."""
+    """The factory's code of the worker at the machine (null when unmanned, and when
+    manned in a partial observation whose worker is not known: contract 1.1)."""
 
     def _check_worker(self) -> None:
+        # (manned with worker_id null, the worker not known: only in a partial
+        # observation, which the observation checks: see _known_workers)
         if self.mc_status == "unmanned" and self.worker_id is not None:
             raise ValueError("an unmanned machine cannot have a worker_id")
-        if self.mc_status == "manned" and self.worker_id is None:
-            raise ValueError("a manned machine needs a worker_id")
 
 
 def _rule(unmanned: dict[str, Any], manned: dict[str, Any]) -> dict[str, Any]:
@@ -89,9 +92,20 @@ def _codes(pattern: str) -> Any:
     return Field(json_schema_extra={"propertyNames": {"pattern": pattern}})
 
 
+_WORKER: Any = {"type": ["string", "null"]}  # manned: null when the worker is not known
+# 0.25 to 48 pieces, in steps of 0.25: linking's wip, and knitting's when one number
+Pieces = Annotated[float, Field(ge=0, le=48, allow_inf_nan=False,
+                                json_schema_extra={"multipleOf": 0.25})]
+
+
+def _in_steps(wip: float | None) -> None:
+    if wip is not None and (wip * 4) != int(wip * 4):
+        raise ValueError(f"wip {wip} is not in steps of 0.25")
+
+
 class RosterMachine(_Machine):
     model_config = ConfigDict(json_schema_extra=_rule({"worker_id": _NULL},
-                                                      {"worker_id": _TEXT}))
+                                                      {"worker_id": _WORKER}))
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -99,11 +113,17 @@ class RosterMachine(_Machine):
         return self
 
 
+_PANELS = ("back", "front", "sleeve", "collar")
+
+
 class KnittingWipMachine(_Machine):
     model_config = ConfigDict(json_schema_extra={"allOf": [
-        _rule(dict.fromkeys(("worker_id", "style", "component", "back", "front", "sleeve",
-                             "collar"), _NULL),
-              {"worker_id": _TEXT, "component": {"enum": ["body", "collar"]}}),
+        _rule(dict.fromkeys(("worker_id", "style", "component", *_PANELS, "wip"), _NULL),
+              {"worker_id": _WORKER}),
+        {"if": {"properties": {"mc_status": {"const": "manned"}}}, "then": {"oneOf": [
+            {"properties": {"component": {"enum": ["body", "collar"]}, "wip": _NULL}},
+            {"properties": {"component": _NULL, "wip": {"type": "number"},
+                            **dict.fromkeys(_PANELS, _NULL)}, "required": ["wip"]}]}},
         {"if": {"properties": {"component": {"const": "body"}}},
          "then": {"properties": {"collar": _NULL}}},
         {"if": {"properties": {"component": {"const": "collar"}}},
@@ -121,20 +141,31 @@ class KnittingWipMachine(_Machine):
     """Sleeves finished but not yet handed in (null: knitted elsewhere)."""
     collar: Count | None
     """Collars finished but not yet handed in (null: knitted elsewhere)."""
+    wip: Pieces | None = None
+    """Pieces knitted but not yet handed in, in steps of 0.25, when the WIP was counted
+    as one number instead of panels (contract 1.1; then component and panels are null)."""
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
         self._check_worker()
         panels = {"back": self.back, "front": self.front, "sleeve": self.sleeve,
                   "collar": self.collar}
+        _in_steps(self.wip)
         if self.mc_status == "unmanned":
             set_ = [k for k, v in {"style": self.style, "component": self.component,
-                                   **panels}.items() if v is not None]
+                                   **panels, "wip": self.wip}.items() if v is not None]
             if set_:
                 raise ValueError(f"an unmanned machine has {', '.join(set_)} set; "
                                  "they must be null")
+        elif self.wip is not None:
+            set_ = [k for k, v in {"component": self.component, **panels}.items()
+                    if v is not None]
+            if set_:
+                raise ValueError(f"a machine gives panels or wip, never both: wip is set, "
+                                 f"so {', '.join(set_)} must be null")
         elif self.component is None:
-            raise ValueError("a manned knitting machine needs a component (body or collar)")
+            raise ValueError("a manned knitting machine needs a component (body or collar), "
+                             "or its wip as one number")
         elif self.component == "body" and self.collar is not None:
             raise ValueError("component is body, so the collar count must be null")
         elif self.component == "collar" and any(
@@ -147,12 +178,11 @@ class KnittingWipMachine(_Machine):
 class LinkingWipMachine(_Machine):
     model_config = ConfigDict(json_schema_extra=_rule(
         dict.fromkeys(("worker_id", "style", "wip"), _NULL),
-        {"worker_id": _TEXT, "wip": {"type": "number"}}))
+        {"worker_id": _WORKER, "wip": {"type": "number"}}))
 
     style: Code | None
     """The style (design) the machine works on."""
-    wip: Annotated[float, Field(ge=0, le=48, allow_inf_nan=False,
-                                json_schema_extra={"multipleOf": 0.25})] | None
+    wip: Pieces | None
     """Pieces linked but not yet handed in, in steps of 0.25."""
 
     @model_validator(mode="after")
@@ -162,8 +192,7 @@ class LinkingWipMachine(_Machine):
             raise ValueError("an unmanned machine must have style and wip null")
         if self.mc_status == "manned" and self.wip is None:
             raise ValueError("a manned linking machine needs a wip count")
-        if self.wip is not None and (self.wip * 4) != int(self.wip * 4):
-            raise ValueError(f"wip {self.wip} is not in steps of 0.25")
+        _in_steps(self.wip)
         return self
 
 
@@ -214,16 +243,26 @@ class _Observation(_Model):
         return value
 
 
-def _by_department(knitting: Any, linking: Any) -> ConfigDict:
+def _by_department(knitting: Any, linking: Any) -> dict[str, Any]:
     """JSON Schema for what depends on the department (`department_problem` checks it)."""
-    return ConfigDict(json_schema_extra={
-        "if": {"properties": {"department": {"const": "knitting"}}},
-        "then": {"properties": knitting}, "else": {"properties": linking}})
+    return {"if": {"properties": {"department": {"const": "knitting"}}},
+            "then": {"properties": knitting}, "else": {"properties": linking}}
+
+
+# JSON Schema: a manned machine's worker_id may be null only in a partial observation
+_KNOWN_WORKERS: Any = {
+    "if": {"not": {"properties": {"status": {"const": "partial"}}}},
+    "then": {"properties": {"machines": {"additionalProperties": {
+        "if": {"properties": {"mc_status": {"const": "manned"}}},
+        "then": {"properties": {"worker_id": _TEXT}}}}}}}
+
 
 
 class RosterObservation(_Observation):
-    model_config = _by_department(*({"machines": {"propertyNames": {
-        "pattern": f"^{prefix}[1-9][0-9]*$"}}} for prefix in ("KN", "LI")))
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _by_department(*({"machines": {"propertyNames": {
+            "pattern": f"^{prefix}[1-9][0-9]*$"}}} for prefix in ("KN", "LI"))),
+        _KNOWN_WORKERS]})
 
     task: Literal["roster"]
     """The task: the start-of-day roster."""
@@ -231,7 +270,10 @@ class RosterObservation(_Observation):
     """The team's machines by code (KN1, KN2, … in knitting; LI1, LI2, … in linking)."""
 
 
+
 class KnittingWipObservation(_Observation):
+    model_config = ConfigDict(json_schema_extra=_KNOWN_WORKERS)
+
     task: Literal["wip"]
     """The task: a round counting work in progress."""
     department: Literal["knitting"]
@@ -240,13 +282,17 @@ class KnittingWipObservation(_Observation):
     """The team's machines by code (KN1, KN2, …)."""
 
 
+
 class LinkingWipObservation(_Observation):
+    model_config = ConfigDict(json_schema_extra=_KNOWN_WORKERS)
+
     task: Literal["wip"]
     """The task: a round counting work in progress."""
     department: Literal["linking"]
     """The section observed."""
     machines: dict[str, LinkingWipMachine] = _codes("^LI[1-9][0-9]*$")
     """The team's machines by code (LI1, LI2, …)."""
+
 
 
 class Interaction(_Model):
@@ -264,9 +310,10 @@ class Interaction(_Model):
 
 
 class InteractionsObservation(_Observation):
-    model_config = _by_department(*({"interactions": {"items": {"properties": {"with": {
-        "pattern": f"^({prefix}[1-9][0-9]*|{'|'.join(OTHER_INTERLOCUTORS)})$"}}}}}
-        for prefix in ("KN", "LI")))
+    model_config = ConfigDict(json_schema_extra=_by_department(*(
+        {"interactions": {"items": {"properties": {"with": {
+            "pattern": f"^({prefix}[1-9][0-9]*|{'|'.join(OTHER_INTERLOCUTORS)})$"}}}}}
+        for prefix in ("KN", "LI"))))
 
     task: Literal["interactions"]
     """The task: a window following the team's supervisor."""
@@ -337,6 +384,21 @@ def department_problem(observation: Observation) -> tuple[str, str] | None:
         if not machine.fullmatch(code):
             return (f"machines.{shown_key(code)}",
                     f"not a {department} machine code ({prefix}1, {prefix}2, …)")
+    return None
+
+
+def worker_problem(observation: Observation) -> tuple[str, str] | None:
+    """The first manned machine whose worker is not known (worker_id null) in an
+    observation that is not partial, and why that cannot be; None if there is none.
+
+    Contract 1.1: a worker not known makes the observation partial, never complete."""
+    if observation.status == "partial" or isinstance(observation, InteractionsObservation):
+        return None
+    for code, machine in observation.machines.items():
+        if machine.mc_status == "manned" and machine.worker_id is None:
+            return (f"machines.{shown_key(code)}.worker_id",
+                    f"a manned machine needs a worker_id; null (the worker not known) only "
+                    f"in a partial observation, and this one is {observation.status}")
     return None
 
 

@@ -29,10 +29,13 @@ _COMMON = ("Contract v{v}: one completed task as saved by the tablet (shared/CON
            "Unknown keys are allowed and kept. ")
 _RULES = {
     "roster": "Machine codes are KN1, KN2, … in knitting and LI1, LI2, … in linking. "
-              "Unmanned: worker_id null; manned: worker_id set.",
+              "Unmanned: worker_id null; manned: worker_id set, or null in a partial "
+              "observation (the worker not known, contract 1.1).",
     "wip": "Machine codes are KN1, KN2, … in knitting and LI1, LI2, … in linking. "
-           "Unmanned: every other value null; manned: worker_id set. Knitting: a body "
-           "has collar null, a collar has back, front and sleeve null. Linking: wip in "
+           "Unmanned: every other value null; manned: worker_id set, or null in a partial "
+           "observation (the worker not known, contract 1.1). Knitting: a body has "
+           "collar null, a collar has back, front and sleeve null; or (contract 1.1) wip "
+           "as one number with component and panels null, never both. Linking: wip in "
            "steps of 0.25, required when manned.",
     "interactions": "`with` is a machine code of the team, or OO, OS, FIC, PM, OM or O. "
                     "The lengths and left_floor_s should fit in the window (checked "

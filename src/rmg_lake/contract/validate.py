@@ -15,6 +15,7 @@ from rmg_lake.contract.models import (
     department_problem,
     parse_observation,
     shown_key,
+    worker_problem,
 )
 from rmg_lake.contract.names import parse_name
 from rmg_lake.errors import LakeError
@@ -84,7 +85,7 @@ def validate_file(path: str, data: bytes) -> Validated:
                 f"the file name says {getattr(parsed, token)!r} but the payload says {said}",
                 file=path, field="started_at" if token == "stamp" else token,
                 hint="the name and the payload must agree; check the tablet's export")
-    problem = department_problem(observation)
+    problem = department_problem(observation) or worker_problem(observation)
     if problem is not None:
         field, message = problem
         raise InvalidObservation(message, file=path, field=field)
@@ -99,7 +100,7 @@ def validate_payload(data: bytes, *, file: str) -> Observation:
     except ValidationError as exc:
         field, message = _first_problem(exc)
         raise InvalidObservation(message, file=file, field=field) from None
-    problem = department_problem(observation)
+    problem = department_problem(observation) or worker_problem(observation)
     if problem is not None:
         raise InvalidObservation(problem[1], file=file, field=problem[0])
     return observation

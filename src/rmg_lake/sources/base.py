@@ -47,6 +47,8 @@ class SourceFile:
     modified: datetime  # UTC-aware: when this version was saved; orders versions
     fingerprint: str  # changes whenever the content may have changed
     evidence: bool = False  # kept as it is, never read as an observation (a pilot file)
+    note: str | None = None  # evidence: what it is (kept with its record)
+    attached_to: str | None = None  # evidence: the observation it documents (a photo)
 
 
 class Source(Protocol):

@@ -1,57 +1,68 @@
 """The 2014 pilot's files as a source: each file kept as it is, each round a contract file.
 
-Listing reads every file under the path (the pilot's data is small) and lists, for each:
+Listing reads every file under the path (the pilot's data is small; see `rmg_lake.pilot`)
+and lists, for each:
 
     Knitting_wip.json                                       the file itself: evidence, kept
                                                             byte for byte as an attachment
-    Knitting_wip.json/round 1/wip_knitting_t_obs01_20140114T143600.json   a round, as
-                                                            the contract file it would be
+    Knitting_wip.json/round 1/wip_knitting_t_obs01_20140210T080300.json   a round, as the
+                                                            contract file it would be
 
 A round the contract has no place for is read as refused, so it is quarantined with the
 reason and the round as the pilot wrote it (`…/round 3`); a file of no pilot shape is
 quarantined whole, and a symbolic link is never followed. The source's name records the
-importer's version and the options, and so does each batch it makes. Fingerprints are
-the sha256 of what is listed (the file, each round as made), so importing the same
-files the same way again reads nothing.
+importer's version and the options, and so does each batch it makes. Fingerprints hold
+the sha256 of what is listed, the importer and the options, so the same files read the
+same way again are seen already, and read another way (`--department` given this time)
+are read again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rmg_lake.errors import SourceError
-from rmg_lake.legacy import IMPORTER, Legacy, Problem, Study, operator_ids, read_legacy
+from rmg_lake.pilot import IMPORTER, Listed, PilotFile, Study, read_pilot
 from rmg_lake.sources.base import FileRefused, SourceFile
 from rmg_lake.sources.local import NOT_OURS
 
-__all__ = ["PilotFiles"]
+__all__ = ["PilotFiles", "legacy_name"]
+
+
+def legacy_name(path: Path | str, study: Study) -> str:
+    """How the log names an import of the pilot files at `path` read as `study` says."""
+    return f"legacy:{path} (import-legacy, importer {IMPORTER}: {study.options})"
 
 
 class PilotFiles:
-    """A pilot file, or a folder of them (walked recursively)."""
+    """A pilot file, or a folder of them (walked recursively); or, with `kept`, files the
+    lake holds already, listed again as this importer reads them (`only` those paths)."""
 
     readers = 2
+    cursor = None  # read whole each time; what was seen is skipped by fingerprint
+    relisted = False
 
-    def __init__(self, path: str | Path, study: Study) -> None:
-        self.path = Path(path).expanduser().resolve()
-        if not self.path.exists():
+    def __init__(self, path: str | Path, study: Study, *,
+                 kept: list[PilotFile] | None = None, name: str | None = None,
+                 only: set[str] | None = None) -> None:
+        self.path = Path(path).expanduser().resolve() if kept is None else Path(path)
+        if kept is None and not self.path.exists():
             raise SourceError("no such file or folder", file=str(path))
         self.study = study
-        self.options = (f"factory={study.factory} observer={study.observer} "
-                        f"team={study.team} department={study.department or '(from files)'}")
+        self._name = name or legacy_name(self.path, study)
+        self._kept, self._only = kept, only
+        self._listing: list[SourceFile] | None = None
         self._bytes: dict[str, bytes] = {}
         self._refused: dict[str, FileRefused] = {}
+        self.rounds: list[Listed] = []  # the rounds listed, with their ids and origins
+        self.left_out: list[str] = []  # of another department than --department
 
     @property
     def name(self) -> str:
-        return f"legacy:{self.path} (import-legacy, importer {IMPORTER}: {self.options})"
-
-    cursor = None  # read whole each time; what was seen is skipped by fingerprint
-    relisted = False
+        return self._name
 
     def resume(self, cursor: str | None) -> None:
         pass
@@ -61,56 +72,41 @@ class PilotFiles:
         return []
 
     def list(self) -> Iterator[SourceFile]:
-        read = {}
-        for relative, path in _files(self.path):
-            if path.is_symlink():  # never followed, as in a sync folder
-                target = str(path.readlink()).encode("utf-8", "surrogateescape")
-                self._refused[relative] = FileRefused(
-                    "a symbolic link: not followed", file=relative, evidence=target)
-                yield SourceFile(relative, len(target), datetime.now(UTC),
-                                 f"link {target.hex()}")
-                continue
-            try:
-                read[relative] = (path.read_bytes(), path.stat().st_mtime)
-            except OSError as err:  # kept as what it is: a file that could not be read
-                self._refused[relative] = FileRefused(
-                    f"cannot be read ({err.strerror})", file=relative, evidence=b"",
-                    hint="check its permissions, then import again")
-                yield SourceFile(relative, 0, datetime.now(UTC), f"unread {err.errno}")
-        rosters = {relative: read_legacy(_name(relative), data, self.study)  # master files
-                   for relative, (data, _) in read.items()       # take workers from them
-                   if operator_ids(_name(relative))}
-        for relative, (data, mtime) in read.items():
-            legacy = rosters.get(relative) or read_legacy(_name(relative), data, self.study,
-                                                          list(rosters.values()))
-            yield from self._listed(relative, data, datetime.fromtimestamp(mtime, UTC),
-                                    legacy)
+        """Every file and round (read once, then the same listing each time asked)."""
+        if self._listing is None:
+            self._listing = list(self._read())
+        return iter(self._listing)
 
-    def _listed(self, relative: str, data: bytes, modified: datetime,
-                legacy: Legacy) -> Iterator[SourceFile]:
-        evidence = f"{hashlib.sha256(data).hexdigest()} importer {IMPORTER}"
-        if legacy.unknown is not None:
-            self._refused[relative] = FileRefused(
-                f"not read as the pilot's: {legacy.unknown}", file=relative,
-                evidence=data, hint="check the file, or the path given to import-legacy")
-            yield SourceFile(relative, len(data), modified, evidence)
-            return
-        self._bytes[relative] = data
-        yield SourceFile(relative, len(data), modified, evidence, evidence=True)
-        for found in legacy.rounds:
-            path = f"{relative}/round {found.index + 1}"
-            if isinstance(found, Problem):
-                self._refused[path] = FileRefused(
-                    f"round {found.index + 1} cannot be put in the contract: {found.reason}",
-                    file=path, evidence=found.evidence, hint="fix the pilot file, or leave "
-                    "the round out: it is kept in quarantine")
-                content = found.evidence + found.reason.encode()
+    def _read(self) -> Iterator[SourceFile]:
+        files: list[PilotFile] = []
+        if self._kept is not None:
+            files = self._kept
+        else:
+            for relative, path in _files(self.path):
+                found = _read_file(relative, path)
+                if isinstance(found, PilotFile):
+                    files.append(found)
+                    continue
+                self._refused[relative] = found
+                yield SourceFile(relative, len(found.evidence), datetime.now(UTC),
+                                 f"{found.message} {found.evidence.hex()}")
+        reading = read_pilot(files, self.study)
+        self.left_out = reading.left_out
+        for entry in reading.listed:
+            if self._only is not None and not any(
+                    entry.path == p or entry.path.startswith(f"{p}/") for p in self._only):
+                continue
+            if entry.refused is not None:
+                self._refused[entry.path] = FileRefused(
+                    entry.refused, file=entry.path, evidence=entry.content,
+                    hint="fix the pilot file, or leave it out: it is kept in quarantine")
             else:
-                path, content = f"{path}/{found.name}", found.payload
-                self._bytes[path] = content
-            # the round's own bytes: the same round read the same way is seen already
-            yield SourceFile(path, len(content), modified,
-                             f"{hashlib.sha256(content).hexdigest()} importer {IMPORTER}")
+                self._bytes[entry.path] = entry.content
+            if entry.observation_id is not None:
+                self.rounds.append(entry)
+            yield SourceFile(entry.path, len(entry.content), entry.modified,
+                             entry.fingerprint, evidence=entry.evidence, note=entry.note,
+                             attached_to=entry.attached_to)
 
     def read(self, file: SourceFile) -> bytes:
         if file.path in self._refused:
@@ -121,8 +117,18 @@ class PilotFiles:
         yield self.read(file)
 
 
-def _name(relative: str) -> str:
-    return relative.rsplit("/", 1)[-1]
+def _read_file(relative: str, path: Path) -> PilotFile | FileRefused:
+    """A file's bytes and time; or, quarantined as what it is, a link (never followed) or
+    a file that cannot be read."""
+    if path.is_symlink():
+        target = str(path.readlink()).encode("utf-8", "surrogateescape")
+        return FileRefused("a symbolic link: not followed", file=relative, evidence=target)
+    try:
+        return PilotFile(relative, path.read_bytes(),
+                         datetime.fromtimestamp(path.stat().st_mtime, UTC))
+    except OSError as err:
+        return FileRefused(f"cannot be read ({err.strerror})", file=relative, evidence=b"",
+                           hint="check its permissions, then import again")
 
 
 def _files(root: Path) -> list[tuple[str, Path]]:

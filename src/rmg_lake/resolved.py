@@ -1,0 +1,84 @@
+"""Which quarantined files a later batch took in, or quarantined again.
+
+A quarantined file stays in the log as it was; it is *resolved* by the first later batch
+in effect from the same source that holds a file at the same path, or, for a pilot round,
+under it (`Knitting_wip.json/round 3` by `Knitting_wip.json/round 3/wip_….json`), and
+by a batch that examines its batch's quarantine again (`rmg_lake.reexamine`):
+
+    added         taken in as an observation (a fixed version, or read by a newer reader)
+    attachment    kept as an attachment (a pilot file read by a newer importer)
+    quarantined   quarantined again: a new version of it, or another reason
+
+An import of the pilot's files is one source whatever its options, so a round that an
+import refused and a later one takes in (with the day's operator-ID file, or
+`--department`) is resolved by it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from rmg_lake.log import Batch, FileRecord
+
+__all__ = ["Resolution", "family", "resolutions"]
+
+_LEGACY = " (import-legacy"
+
+
+class Resolution(NamedTuple):
+    batch: int
+    outcome: str  # added, attachment or quarantined
+
+
+def family(source: str) -> str:
+    """A source's name without what may differ between reads of the same files: an import
+    of the pilot's files is named by its path, whatever its importer and options."""
+    if source.startswith("legacy:") and _LEGACY in source:
+        return source[:source.index(_LEGACY)]
+    return source
+
+
+def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
+    """(batch, path) of each quarantined file of `batches` (pass those in effect, in
+    order) that a later one resolved → how. A batch that examines another's quarantine
+    again resolves that batch's files (even those a newer version has superseded since)."""
+    refused: dict[str, dict[str, list[int]]] = {}  # family → path → batches that refused it
+    found: dict[tuple[int, str], Resolution] = {}
+    for batch in batches:
+        paths = refused.get(family(batch.source))
+        for record in batch.files if paths else ():
+            assert paths is not None
+            outcome = _taken(record)
+            for path in _and_above(record.path) if outcome is not None else ():
+                for earlier in paths.get(path, ()):
+                    was = found.get((earlier, path))
+                    if (batch.examines is None and was is None) or (
+                            batch.examines == earlier
+                            and (was is None or was.outcome == "quarantined")):
+                        found[earlier, path] = Resolution(batch.batch, outcome or "")
+        for record in batch.files:
+            if record.outcome == "quarantined":
+                refused.setdefault(family(batch.source), {}).setdefault(
+                    record.path, []).append(batch.batch)
+    return found
+
+
+def _taken(record: FileRecord) -> str | None:
+    """What a record does to a quarantined file at its path: None if nothing (the same
+    bad bytes seen again)."""
+    if record.outcome in ("added", "attachment", "quarantined"):
+        return record.outcome
+    if record.outcome == "duplicate" and record.stored.startswith("raw/"):
+        return "added"
+    if record.outcome == "duplicate" and record.stored.startswith("attachments/"):
+        return "attachment"
+    return None
+
+
+def _and_above(path: str) -> list[str]:
+    """`a/b/c`, `a/b`, `a`: the path and the paths it lies under."""
+    found = [path]
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        found.append(path)
+    return found
