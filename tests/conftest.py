@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,6 +17,19 @@ from rmg_lake import IngestResult, Lake, open_lake
 from rmg_lake.simulate import SimulationManifest, simulate
 
 REPO = Path(__file__).parent.parent  # the project's checkout
+PILOT_APP = REPO / "tests" / "data" / "pilot"  # the 2014 pilot app's own output
+
+
+def pilot_day(day: int, folder: Path) -> Path:
+    """The pilot app's folder as Dropbox had it at the end of `day` (1 to 3), written into
+    `folder` with each file's time (git keeps none)."""
+    times = json.loads((PILOT_APP / "mtimes.json").read_bytes())
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted((PILOT_APP / f"day-{day}").iterdir()):
+        shutil.copyfile(path, folder / path.name)
+        stamp = times[f"day-{day}/{path.name}"]
+        os.utime(folder / path.name, (stamp, stamp))
+    return folder
 
 
 @dataclass(frozen=True)

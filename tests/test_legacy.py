@@ -276,3 +276,65 @@ def test_a_missing_path_is_one_line(tmp_path: Path) -> None:
                      "--lake", str(tmp_path / "lake"))
     assert result.returncode == 1 and "no such file or folder" in result.stderr
     assert not (tmp_path / "lake").exists()
+
+
+def _quarantine(lake: Path) -> list[tuple[object, ...]]:
+    return open_lake(lake).table("quarantine").select(
+        "batch", "source_path", "resolved_by", "resolution").sort("batch").rows()
+
+
+def _flags(lake: Path) -> list[tuple[object, ...]]:
+    flags = open_lake(lake).flags().filter(check_name="quarantined")
+    return flags.select("severity", "detail").rows()
+
+
+def test_a_file_of_no_department_is_taken_in_with_department(tmp_path: Path) -> None:
+    folder = tmp_path / "pilot"
+    folder.mkdir()
+    (folder / "interact.json").write_text(json.dumps({
+        "DateTime": "01/14/2014 09:00", "supervisor": "s", "left_floor": [5],
+        "interactions": [{"interaction_id": "FIC", "interaction_length": 5, "initiator": 1,
+                          "topic": 2}]}))
+    lake = tmp_path / "lake"
+    first = run_cli("import-legacy", str(folder), *STUDY, "--lake", str(lake))
+    assert "interact.json — (file): its department cannot be told" in first.stdout
+    assert "import it with --department" in first.stdout
+    hinted = run_cli("import-legacy", str(folder), *STUDY, "--department", "knitting",
+                     "--lake", str(lake))  # what the hint says: now the file is read
+    assert hinted.returncode == 0 and "1 new event" in hinted.stdout, hinted.stdout
+    assert _quarantine(lake) == [(1, "interact.json", 2, "added")]  # its round is
+    (severity, detail), = _flags(lake)
+    assert severity == "info" and detail.endswith("(taken in by batch 2)")
+
+
+def test_roll_back_and_import_again_keeps_the_quarantine(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    wrong = run_cli("import-legacy", str(PILOT), "--factory", "f01", "--observer", "obs01",
+                    "--team", "control", "--lake", str(lake))
+    assert wrong.returncode == 0, wrong.stderr
+    refused = run_cli("import-legacy", str(PILOT), *STUDY, "--lake", str(lake))
+    assert refused.returncode == 1 and "rollback 1" in refused.stderr  # (it would double)
+    assert run_cli("rollback", "1", "--reason", "wrong team", "--lake", str(lake)
+                   ).returncode == 0
+    again = run_cli("import-legacy", str(PILOT), *STUDY, "--lake", str(lake))
+    assert again.returncode == 0, again.stderr
+    assert "9 new events" in again.stdout and "8 attachments" in again.stdout
+    assert _quarantine(lake) == [(3, "Knitting_interact.json/round 2", None, None)]
+    (severity, detail), = _flags(lake)
+    assert severity == "error" and detail.startswith("Knitting_interact.json/round 2")
+    assert set(open_lake(lake).table("observations")["team"]) == {"treatment"}
+
+
+def test_a_quarantined_round_taken_in_later_is_resolved(tmp_path: Path) -> None:
+    folder = tmp_path / "pilot"
+    shutil.copytree(PILOT, folder)
+    lake = tmp_path / "lake"
+    assert run_cli("import-legacy", str(folder), *STUDY, "--lake", str(lake)).returncode == 0
+    windows = json.loads((folder / "Knitting_interact.json").read_bytes())
+    windows["interactions"][1][0]["topic"] = 4  # the observer's code 9, put right
+    (folder / "Knitting_interact.json").write_text(json.dumps(windows))
+    fixed = run_cli("import-legacy", str(folder), *STUDY, "--lake", str(lake))
+    assert fixed.returncode == 0 and "1 new event " in fixed.stdout, fixed.stdout
+    assert _quarantine(lake) == [(1, "Knitting_interact.json/round 2", 2, "added")]
+    (severity, detail), = _flags(lake)
+    assert severity == "info" and detail.endswith("(taken in by batch 2)")

@@ -59,19 +59,21 @@ class Index:
             if not isinstance(batch, Batch):
                 continue
             pending = index.deferred.setdefault(batch.source, {})
+            evidence = batch.source.startswith("legacy:")  # (a pilot import's files)
             for record in batch.files:
-                index.note(record, held=batch.batch not in out)
+                index.note(record, held=batch.batch not in out, evidence=evidence)
                 pending.pop(record.path, None)
             pending.update({d.path: d for d in batch.deferred})
         return index
 
-    def note(self, record: FileRecord, *, held: bool = True) -> None:
+    def note(self, record: FileRecord, *, held: bool = True, evidence: bool = False) -> None:
         self.seen.add((record.path, record.fingerprint))
         if not held:
             return
         if record.outcome == "attachment":
             self.attachments.setdefault(record.sha256, record)
-            self.evidence.setdefault((_name(record.path), record.sha256), record)
+            if evidence:
+                self.evidence.setdefault((_name(record.path), record.sha256), record)
         elif record.outcome == "quarantined":
             self.quarantined.setdefault(_bad_key(record.path, record.sha256, record.reason),
                                         record)
@@ -194,7 +196,7 @@ def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Ind
                 store.take_back(data.kept)  # a duplicate kept under another name
             if record.outcome == "added" and isinstance(data, _Read) and data.valid:
                 rows.add(record.sha256, data.valid.observation)
-            index.note(record)
+            index.note(record, evidence=file.evidence)
             records.append(record)
     return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows), last)
 

@@ -43,11 +43,11 @@ def reexaminations(lake: Path, entries: list[LogEntry]) -> list[tuple[int, Sourc
     batches = in_effect(entries)
     examined = {e.examines for e in entries if isinstance(e, Batch)
                 and e.examines is not None and (e.reader or 1) >= READER}
-    resolved = resolutions(batches)
+    older = [b for b in batches if (b.reader or 1) < READER and b.batch not in examined
+             and b.counts.get("quarantined")]
+    resolved = resolutions(batches) if older else {}
     found: list[tuple[int, Source]] = []
-    for batch in batches:
-        if (batch.reader or 1) >= READER or batch.batch in examined:
-            continue
+    for batch in older:
         waiting = [r for r in batch.files if r.outcome == "quarantined" and (
             (done := resolved.get((batch.batch, r.path))) is None
             or done.outcome == "quarantined")]  # (a newer version refused: this one waits)

@@ -54,7 +54,9 @@ def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
                     was = found.get((earlier, path))
                     if (batch.examines is None and was is None) or (
                             batch.examines == earlier
-                            and (was is None or was.outcome == "quarantined")):
+                            and (was is None or was.outcome == "quarantined")) or (
+                            was == (batch.batch, "attachment") and outcome == "added"):
+                        # (a file kept, and a round of it taken in: it was taken in)
                         found[earlier, path] = Resolution(batch.batch, outcome or "")
         for record in batch.files:
             if record.outcome == "quarantined":

@@ -1,0 +1,111 @@
+"""A lake written by the release before contract 1.1 (tests/data/old-lake: see its
+README) heals on upgrade: the next ingest examines again what that release quarantined,
+takes in what this one reads, and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import REPO, run_cli
+
+from rmg_lake import Lake, open_lake
+
+OLD = REPO / "tests" / "data" / "old-lake"
+
+
+def _private(root: Path) -> None:
+    """As rmg-lake keeps a lake (git keeps no such modes)."""
+    root.chmod(0o700)
+    for path in root.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def _files(lake: Path) -> dict[str, str]:
+    """Every file the old release wrote, by path → sha256."""
+    return {p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in ("_log", "raw", "quarantine", "attachments", "events", "_meta.json")
+            for p in ([lake / folder] if (lake / folder).is_file()
+                      else sorted((lake / folder).rglob("*"))) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Path, str]:
+    """The old lake before (as of its last batch) and after the next ingest."""
+    root = tmp_path_factory.mktemp("upgrade")
+    shutil.copytree(OLD / "lake", root / "lake")
+    _private(root)
+    (root / "inbox").mkdir()
+    lake = open_lake(root / "lake")
+    assert len(lake.entries()) == 4
+    before = lake.rebuild(as_of=4, out=root / "before")  # what the old release showed
+    (root / "old-files.json").write_text(json.dumps(_files(root / "lake")))
+    result = run_cli("ingest", "--source", str(root / "inbox"), "--lake", str(root / "lake"))
+    assert result.returncode == 0, result.stderr
+    return lake, before, result.stdout
+
+
+def test_what_the_old_release_quarantined_is_taken_in(upgraded: tuple[Lake, Path, str]) -> None:
+    lake, _, said = upgraded
+    assert "Batch 5: the quarantine of batch 1 examined again by this rmg-lake: 4 files, " \
+           "2 taken in (2 new events, 0 attachments), 2 still quarantined" in said
+    for batch in (6, 7, 8):
+        assert f"Batch {batch}: the quarantine of batch {batch - 4} examined again" in said
+        assert "0 still quarantined" in said.split(f"Batch {batch}:")[1].split("\n")[0]
+    assert "Nothing new" in said
+    quarantine = lake.table("quarantine")
+    still = quarantine.filter(pl.col("resolved_by").is_null())
+    assert sorted(still["source_path"]) == [
+        "wip_linking_treatment_obs03_20261124T103500.json",  # complete: a worker not known
+        "wip_linking_treatment_obs03_20261124T140000.json"]  # not JSON
+    (again,) = still.filter(batch=5)["reason"]
+    assert "null (the worker not known) only in a partial observation" in again
+    knitting = lake.table("wip").filter(department="knitting", team="treatment",
+                                        factory="f01", observer="obs01")
+    assert knitting["observation_id"].n_unique() == 9  # every knitting round of the pilot
+    assert knitting.filter(mc_status="manned")["wip"].null_count() == 0
+    assert lake.table("observations").filter(pl.col("app_version") == "tablet 1.1").height == 3
+
+
+def test_nothing_else_changes(upgraded: tuple[Lake, Path, str]) -> None:
+    lake, before, _ = upgraded
+    old = json.loads((before.parent / "old-files.json").read_text())
+    assert {path: sha for path, sha in _files(lake.root).items() if path in old} == old
+    was = pl.read_parquet(before / "frames" / "observations" / "*.parquet")
+    now = lake.table("observations")
+    kept = now.filter(pl.col("event_id").is_in(was["event_id"].to_list()))
+    columns = [c for c in was.columns if c not in ("batch",)]
+    assert kept.select(columns).sort("event_id").equals(was.select(columns).sort("event_id"))
+    new = now.filter(~pl.col("event_id").is_in(was["event_id"].to_list()))
+    assert set(new["batch"]) == {5, 6, 7, 8} and new["versions"].max() == 1
+
+
+def test_the_heal_happens_once(upgraded: tuple[Lake, Path, str], tmp_path: Path) -> None:
+    lake, _, _ = upgraded
+    again = run_cli("ingest", "--source", str(tmp_path), "--lake", str(lake.root))
+    assert again.returncode == 0 and "examined again" not in again.stdout
+    assert "Nothing new" in again.stdout and len(lake.entries()) == 8
+    assert run_cli("verify", "--lake", str(lake.root)).returncode == 0
+
+
+def test_a_heal_rolled_back_is_not_made_again(tmp_path: Path) -> None:
+    shutil.copytree(OLD / "lake", tmp_path / "lake")
+    _private(tmp_path)
+    lake = open_lake(tmp_path / "lake")
+    healed = lake.ingest(_empty(tmp_path))
+    assert [b.examines for b in healed.reexamined] == [1, 2, 3, 4]
+    lake.rollback(5, "not yet")
+    again = lake.ingest(_empty(tmp_path))
+    assert again.reexamined == () and again.batch is None
+    quarantine = lake.table("quarantine").filter(batch=1)
+    assert quarantine["resolved_by"].null_count() == 4  # as the old release had it
+
+
+def _empty(root: Path) -> Path:
+    (root / "inbox").mkdir(exist_ok=True)
+    return root / "inbox"
