@@ -338,3 +338,28 @@ def test_a_quarantined_round_taken_in_later_is_resolved(tmp_path: Path) -> None:
     assert _quarantine(lake) == [(1, "Knitting_interact.json/round 2", 2, "added")]
     (severity, detail), = _flags(lake)
     assert severity == "info" and detail.endswith("(taken in by batch 2)")
+
+
+def test_a_photo_ends_its_own_round_only(tmp_path: Path) -> None:
+    folder = tmp_path / "pilot"
+    folder.mkdir()
+    (folder / "Knitting_wip.json").write_text(json.dumps({
+        "date_time": ["2014_02_10_09_00", "2014_02_10_09_30"],
+        "KN1": {"Attendance": ["Present", "Absent"], "Style": ["a", "a"],  # (absent, and
+                "WIP": [2.5, 3]}}))                              # a count: refused)
+    for stamp in ("2014_02_10_09_05", "2014_02_10_09_33", "2014_02_10_11_00"):
+        (folder / f"Knitting_wip_{stamp}.jpg").write_bytes(b"\xff\xd8" + stamp.encode())
+    lake = open_lake(tmp_path / "lake", create=True)
+    records = {r.path: r for r in lake.ingest(PilotFiles(folder, Study(
+        "f01", "obs01", "t"))).files}
+    first = records["Knitting_wip_2014_02_10_09_05.jpg"]
+    assert first.observation_id is not None and first.reason == \
+        "the photo that ended Knitting_wip.json/round 1 (at 09:05)"
+    second = records["Knitting_wip_2014_02_10_09_33.jpg"]
+    assert second.observation_id is None and second.reason == \
+        "the photo that ended Knitting_wip.json/round 2 (at 09:33), which is quarantined"
+    late = records["Knitting_wip_2014_02_10_11_00.jpg"]
+    assert late.observation_id is None and "no round of it started in the hour" in (
+        late.reason or "")
+    (ended,) = lake.table("observations")["ended_at"]
+    assert ended.isoformat() == "2014-02-10T03:05:00+00:00"

@@ -104,14 +104,14 @@ class Lake:
                 settings = settings or Settings()  # the first batch always records them
             elif settings == settings_in_force(in_effect(entries)):
                 settings = None
-            healed: list[Batch] = []
+            index, healed = Index.of(entries), []
             for examined, again in reexaminations(self.root, entries):
-                healed += self._take(again, entries, None, track=None, workers=2,
+                healed += self._take(again, entries, index, None, track=None, workers=2,
                                      max_size=max_size, batch_files=batch_files,
                                      examines=examined)[0]
             source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
                                 and e.source == source.name and e.cursor), None))
-            batches, vanished = self._take(source, entries, settings, track=track,
+            batches, vanished = self._take(source, entries, index, settings, track=track,
                                            workers=workers or source.readers,
                                            max_size=max_size, batch_files=batch_files)
             if not batches and not healed:
@@ -119,14 +119,16 @@ class Lake:
         return IngestResult(source.name, tuple(batches), vanished, tuple(source.gone),
                             source.relisted, tuple(healed))
 
-    def _take(self, source: Source, entries: list[LogEntry], settings: Settings | None, *,
-              track: Track | None, workers: int, max_size: int, batch_files: int,
-              examines: int | None = None) -> tuple[list[Batch], int]:
-        """Commit the new files of `source` as batches (appended to `entries`), deriving
-        after each; the batches, and how many files went away while being read."""
+    def _take(self, source: Source, entries: list[LogEntry], index: Index,
+              settings: Settings | None, *, track: Track | None, workers: int,
+              max_size: int, batch_files: int, examines: int | None = None,
+              ) -> tuple[list[Batch], int]:
+        """Commit the new files of `source` as batches (appended to `entries`; `index` is
+        theirs, and learns each file decided), deriving after each; the batches, and how
+        many files went away while being read."""
         batches: list[Batch] = []
         vanished = 0
-        with closing(collect(source, self.store, Index.of(entries), track=track,
+        with closing(collect(source, self.store, index, track=track,
                              workers=workers, max_size=max_size,
                              batch_files=batch_files)) as parts:
             for got in parts:

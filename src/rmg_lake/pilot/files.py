@@ -247,31 +247,35 @@ def _roster_for(rosters: list[Roster], department: str, written: dict[str, Any],
 
 def _photos_end_rounds(files: list[_File]) -> None:
     """A photo of a task ends its latest round that started within the hour before it:
-    the round's `ended_at`, and the photo is attached to it."""
-    by_task: dict[tuple[str, str], list[_Round]] = defaultdict(list)
+    the round's `ended_at`, and the photo is attached to it (unless that round could not
+    be taken in: then the photo is kept, saying so)."""
+    by_task: dict[tuple[str, str], list[tuple[datetime, _Round]]] = defaultdict(list)
     for found in files:
         for one in found.rounds:
-            if one.payload is not None:
-                by_task[one.payload["department"], one.payload["task"]].append(one)
+            if found.kind == "rounds" and (start := _start(one)) is not None:
+                kind = "interactions" if "interactions" in one.written else "wip"
+                by_task[found.department, kind].append((start, one))
     ended: set[str] = set()
     photos = [(f, f.photo) for f in files if f.photo is not None]
     for found, (department, task, at) in sorted(photos, key=lambda fp: fp[1][2]):
-        started = [r for r in by_task.get((department, task or ""), [])
-                   if r.payload is not None and _start(r) <= at]
+        started = [(start, r) for start, r in by_task.get((department, task or ""), [])
+                   if start <= at]
         if task is None or not started:
             found.note = f"a photo after a {department} {task or 'other'} task at " \
                          f"{at:%H:%M}, which the app saved no round of"
             continue
-        last = max(started, key=_start)
-        if last.path in ended or at - _start(last) >= _AFTER:
+        start, last = max(started, key=lambda sr: sr[0])
+        if last.path in ended or at - start >= _AFTER:
             found.note = f"a photo after a {department} {task} task at {at:%H:%M}: no " \
                          "round of it started in the hour before"
-            continue
-        assert last.payload is not None
+        elif last.payload is None:
+            found.note = f"the photo that ended {last.path} (at {at:%H:%M}), which is " \
+                         "quarantined"
+        else:
+            last.payload["ended_at"] = at.isoformat()
+            found.note = f"the photo that ended {last.path} (at {at:%H:%M})"
+            found.attached_to = last.payload["observation_id"]
         ended.add(last.path)
-        last.payload["ended_at"] = at.isoformat()
-        found.note = f"the photo that ended {last.path} (at {at:%H:%M})"
-        found.attached_to = last.payload["observation_id"]
 
 
 def _listed(found: _File, options: str) -> list[Listed]:
@@ -304,9 +308,14 @@ def _listed(found: _File, options: str) -> list[Listed]:
     return entries
 
 
-def _start(one: _Round) -> datetime:
-    assert one.payload is not None
-    return datetime.fromisoformat(one.payload["started_at"])
+def _start(one: _Round) -> datetime | None:
+    """When a round of wip or interactions started (None: its time cannot be read)."""
+    if one.payload is not None:
+        return datetime.fromisoformat(one.payload["started_at"])
+    try:
+        return values.time(one.written.get("date_time", one.written.get("DateTime")))
+    except (Unmappable, AttributeError):
+        return None
 
 
 def _department(name: str, doc: dict[str, Any], study: Study) -> str | None:
