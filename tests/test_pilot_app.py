@@ -252,3 +252,38 @@ def test_one_department_at_a_time(tmp_path: Path) -> None:
                   for p in (lake, tmp_path / "whole"))
     assert both.drop("batch").equals(once.drop("batch"))
     assert open_lake(lake).table("quarantine").is_empty()
+
+
+def test_a_wrong_team_rolled_back_and_imported_again_loses_nothing(
+        imported: tuple[Lake, Path, list[str]], tmp_path: Path) -> None:
+    """The folder holds only the last start-of-day form: the lake's copies of the
+    earlier ones are read again with the rest."""
+    lake = tmp_path / "lake"
+    for day in (1, 2):
+        pilot_day(day, tmp_path / "Dropbox")
+        wrong = run_cli("import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
+                        "same-floor", "--lake", str(lake))
+        assert wrong.returncode == 0, wrong.stderr
+    pilot_day(3, tmp_path / "Dropbox")
+    refused = run_cli("import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
+                      "treatment", "--lake", str(lake))
+    assert refused.returncode == 1 and "batches 1 and 2" in refused.stderr
+    for batch in ("2", "1"):
+        assert run_cli("rollback", batch, "--reason", "wrong team", "--lake", str(lake)
+                       ).returncode == 0
+    again = run_cli("import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
+                    "treatment", "--lake", str(lake))
+    assert again.returncode == 0, again.stderr
+    columns = [c for c in imported[0].table("observations").columns if c != "batch"]
+    now, day_by_day = (open_lake(p).table("observations").select(columns).sort(
+        "observation_id") for p in (lake, imported[0].root))
+    assert now.equals(day_by_day)  # the forms of the first two days too
+
+
+def test_pandas_reads_the_frames(imported: tuple[Lake, Path, list[str]]) -> None:
+    lake, _, _ = imported
+    wip = lake.frame("wip", "knitting", "treatment").to_pandas()
+    manned = wip[wip["mc_status"] == "manned"]
+    assert str(wip["wip"].dtype) == "float64" and manned["wip"].notna().all()
+    assert str(wip["started_at"].dt.tz) == "UTC"
+    assert len(wip) == 9 * 4  # nine rounds of four machines

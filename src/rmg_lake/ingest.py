@@ -42,8 +42,9 @@ class Index:
     events: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → added record
     current: dict[str, FileRecord] = field(default_factory=dict)  # observation_id → record
     attachments: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → record
-    # (file name, sha256) → record: evidence, whose name says what it is (a pilot file)
-    evidence: dict[tuple[str, str], FileRecord] = field(default_factory=dict)
+    # (file name, sha256, time) → record: evidence, whose name and time say what it is (a
+    # pilot's operator-ID file is named by its day; its start-of-day form, of its time)
+    evidence: dict[tuple[str, str, datetime], FileRecord] = field(default_factory=dict)
     # (file name, sha256, reason) → record: the same bad file again, maybe in another folder
     quarantined: dict[tuple[str, str, str | None], FileRecord] = field(default_factory=dict)
 
@@ -73,7 +74,8 @@ class Index:
         if record.outcome == "attachment":
             self.attachments.setdefault(record.sha256, record)
             if evidence:
-                self.evidence.setdefault((_name(record.path), record.sha256), record)
+                self.evidence.setdefault(_evidence_key(record.path, record.sha256,
+                                                       record.modified), record)
         elif record.outcome == "quarantined":
             self.quarantined.setdefault(_bad_key(record.path, record.sha256, record.reason),
                                         record)
@@ -283,11 +285,11 @@ def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> File
 def _attachment(file: SourceFile, common: dict[str, Any], stored: str,
                 index: Index) -> FileRecord:
     """A file that is no observation: new, or bytes the lake holds already (evidence: under
-    the same name, which says what it is, such as the day of an operator-ID file). Its
-    record keeps what the source says of it, and the observation it documents."""
+    the same name and time, which say what it is, such as the day of an operator-ID file).
+    Its record keeps what the source says of it, and the observation it documents."""
     digest = common["sha256"]
-    known = index.evidence.get((_name(file.path), digest)) if file.evidence \
-        else index.attachments.get(digest)
+    known = index.evidence.get(_evidence_key(file.path, digest, file.modified)) \
+        if file.evidence else index.attachments.get(digest)
     said = {"reason": file.note, "observation_id": file.attached_to}
     if known is not None:
         return FileRecord(outcome="duplicate", stored=known.stored, duplicate_of=digest,
@@ -338,6 +340,10 @@ def _decide(file: SourceFile, read: _Read, index: Index) -> FileRecord:
 
 def _bad_key(path: str, digest: str, reason: str | None) -> tuple[str, str, str | None]:
     return _name(path), digest, reason
+
+
+def _evidence_key(path: str, digest: str, modified: datetime) -> tuple[str, str, datetime]:
+    return _name(path), digest, modified
 
 
 def _name(path: str) -> str:

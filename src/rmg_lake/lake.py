@@ -74,7 +74,7 @@ class Lake:
     def ingest(self, source: Source | str | Path, *, settings: Settings | None = None,
                track: Track | None = None, workers: int | None = None,
                max_size: int = MAX_SIZE, batch_files: int = BATCH_FILES,
-               check: Callable[[list[LogEntry]], None] | None = None) -> IngestResult:
+               before: Callable[[list[LogEntry]], None] | None = None) -> IngestResult:
         """Take every new file from `source` into the lake as one batch, or, past
         `batch_files` new files, one batch per `batch_files`, each committed and derived
         as soon as it is read (the frames grow as a large import goes on).
@@ -89,8 +89,8 @@ class Lake:
         files.
 
         First, the quarantine of each batch an older rmg-lake read is examined again, as a
-        batch of its own (see `rmg_lake.reexamine`). `check(entries)` may refuse the
-        ingest, given the log, before anything is read (by raising a LakeError).
+        batch of its own (see `rmg_lake.reexamine`). `before(entries)` is given the log
+        before anything is read: it may prepare the source, or refuse (a LakeError).
         """
         if batch_files < 1:
             raise ValueError(f"batch_files must be at least 1, not {batch_files}")
@@ -98,8 +98,8 @@ class Lake:
             source = open_source(str(source), exclude=[self.root])
         with self._writing():
             entries = self.log.entries()
-            if check is not None:
-                check(entries)
+            if before is not None:
+                before(entries)
             if not entries:
                 settings = settings or Settings()  # the first batch always records them
             elif settings == settings_in_force(in_effect(entries)):

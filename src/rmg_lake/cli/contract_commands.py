@@ -63,8 +63,8 @@ def import_legacy(
     each round it holds as an observation of the contract (what cannot be mapped is
     quarantined with the reason)."""
     from rmg_lake.cli.lake_commands import print_ingest
-    from rmg_lake.doubles import refuse_doubles
     from rmg_lake.pilot import Study
+    from rmg_lake.reimport import before_import
     from rmg_lake.sources.legacy import PilotFiles
 
     team = {"same_floor": "same-floor", "different": "other-floor"}.get(team, team)
@@ -79,7 +79,7 @@ def import_legacy(
     the_lake = lake_from(root, create=True)
     own = about(config, the_lake.root)
     print_ingest(the_lake.ingest(files, settings=own.settings if own else None, track=track,
-                                 check=refuse_doubles(files)), the_lake)
+                                 before=before_import(the_lake.root, files)), the_lake)
     if files.left_out:
         out.print(f"  Left out, of another department than {department}: "
                   f"{', '.join(files.left_out[:LISTED])}"

@@ -98,15 +98,16 @@ def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
 def print_ingest(result: IngestResult, lake: Lake) -> None:
     where = result.source.removeprefix("local:")
     for batch in result.reexamined:
-        still = [f for f in batch.files if f.outcome == "quarantined"
-                 or (f.outcome == "duplicate" and f.stored.startswith("quarantine/"))]
-        added = sum(1 for f in batch.files if f.outcome == "added")
+        same = sum(1 for f in batch.files if f.outcome == "duplicate"
+                   and f.stored.startswith("quarantine/"))  # refused for the same reason
+        still = batch.counts["quarantined"] + same
+        added = batch.counts["added"]
         out.print(f"Batch {batch.batch}: the quarantine of batch {batch.examines} examined "
                   f"again by this rmg-lake: {plural(len(batch.files), 'file')}, "
-                  f"{len(batch.files) - len(still):,} taken in ({plural(added, 'new event')}"
-                  f", {plural(batch.counts['attachment'], 'attachment')}), {len(still):,} "
-                  "still quarantined", highlight=False)
-        _print_quarantined([f for f in still if f.outcome == "quarantined"])
+                  f"{len(batch.files) - still:,} taken in ({plural(added, 'new event')}"
+                  f", {plural(batch.counts['attachment'], 'attachment')}), {still:,} "
+                  f"still quarantined ({same:,} for the same reason)", highlight=False)
+        _print_quarantined([f for f in batch.files if f.outcome == "quarantined"])
     if result.vanished:
         out.print(f"{plural(result.vanished, 'file')} went away while being read (a sync in "
                   "progress?); the next ingest takes them if they come back.")
@@ -117,8 +118,10 @@ def print_ingest(result: IngestResult, lake: Lake) -> None:
         out.print(f"{plural(len(result.gone), 'file')} deleted or moved away at the source; the "
                   "lake keeps everything it has.")
     if result.batch is None:
-        n = len(lake.batches())
-        out.print(f"Nothing new in {where}: the lake is unchanged ({plural(n, 'batch')} so far).")
+        n = lake.log.count()
+        out.print(f"Nothing new in {where}" + (
+            "." if result.reexamined else
+            f": the lake is unchanged ({plural(n, 'log entry')} so far)."))
         return
     c = result.counts
     if not c["seen"] and result.batch.batch == 1:

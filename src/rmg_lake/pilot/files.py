@@ -110,6 +110,7 @@ def read_pilot(files: list[PilotFile], study: Study) -> Reading:
     for found in kept:
         if found.kind in ("rounds", "form"):
             _read_rounds(found, study, rosters, left_out)
+    _once(kept)
     _photos_end_rounds(kept)
     options = hashlib.sha256(study.options.encode()).hexdigest()[:16]
     listed = [entry for found in sorted(kept, key=lambda k: k.file.path)
@@ -120,11 +121,12 @@ def read_pilot(files: list[PilotFile], study: Study) -> Reading:
 def _kind(file: PilotFile, study: Study, left_out: list[str]) -> _File | None:
     """What a file is (None: of another department, left out); its rounds come later."""
     name = file.path.rsplit("/", 1)[-1]
+    if study.department is not None and (named := _named(name)) \
+            and study.department not in named:
+        left_out.append(file.path)
+        return None
     if photo := _PHOTO.fullmatch(name):
         department = photo[1].lower()
-        if study.department not in (None, department):
-            left_out.append(file.path)
-            return None
         try:
             at = values.time(photo[3])
         except Unmappable:
@@ -211,6 +213,16 @@ def _master_round(written: dict[str, Any], study: Study, department: str,
                   rosters: list[Roster]) -> dict[str, Any]:
     return rounds.master_round(written, study, department,
                                _roster_for(rosters, department, written))
+
+
+def _once(files: list[_File]) -> None:
+    """A round that several versions of a file hold (a master file that grew) is listed
+    under the first of them only: when it was first saved."""
+    first: dict[tuple[str, str], _File] = {}
+    for found in sorted(files, key=lambda f: f.file.modified, reverse=True):
+        first |= {(one.path, one.origin): found for one in found.rounds}
+    for found in files:
+        found.rounds = [one for one in found.rounds if first[one.path, one.origin] is found]
 
 
 def _one(path: str, written: Any, make: Callable[[], dict[str, Any]]) -> _Round:
@@ -321,7 +333,7 @@ def _start(one: _Round) -> datetime | None:
 def _department(name: str, doc: dict[str, Any], study: Study) -> str | None:
     """The department of a file of rounds: its name's, else its machines'; None if it is
     another than --department."""
-    named = {m.lower() for m in _NAMED.findall(name)}
+    named = _named(name)
     codes = {key[:2].upper() for key in doc if MACHINE.fullmatch(key)}
     found = named or {{"KN": "knitting", "LI": "linking"}[c] for c in codes}
     if len(found) > 1:
@@ -334,6 +346,11 @@ def _department(name: str, doc: dict[str, Any], study: Study) -> str | None:
         return study.department
     department = found.pop()
     return department if study.department in (None, department) else None
+
+
+def _named(name: str) -> set[str]:
+    """The departments a file's name says: `Knitting_wip.json` → knitting."""
+    return {m.lower() for m in _NAMED.findall(name)}
 
 
 def _is_form(doc: Any) -> bool:

@@ -19,6 +19,7 @@ are read again.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -54,9 +55,11 @@ class PilotFiles:
         self.study = study
         self._name = name or legacy_name(self.path, study)
         self._kept, self._only = kept, only
+        self._earlier: list[PilotFile] = []
         self._listing: list[SourceFile] | None = None
-        self._bytes: dict[str, bytes] = {}
-        self._refused: dict[str, FileRefused] = {}
+        # (path, fingerprint): two versions of a file may be listed at one path
+        self._bytes: dict[tuple[str, str], bytes] = {}
+        self._refused: dict[tuple[str, str], FileRefused] = {}
         self.rounds: list[Listed] = []  # the rounds listed, with their ids and origins
         self.left_out: list[str] = []  # of another department than --department
 
@@ -70,6 +73,12 @@ class PilotFiles:
     @property
     def gone(self) -> list[str]:
         return []
+
+    def recall(self, earlier: list[PilotFile]) -> None:
+        """Read `earlier` versions of the folder's files too (kept by the lake), those the
+        folder no longer holds: the start-of-day form of a day before, say."""
+        self._earlier = earlier
+        self._listing = None
 
     def list(self) -> Iterator[SourceFile]:
         """Every file and round (read once, then the same listing each time asked)."""
@@ -87,21 +96,25 @@ class PilotFiles:
                 if isinstance(found, PilotFile):
                     files.append(found)
                     continue
-                self._refused[relative] = found
+                fingerprint = f"{found.message} {found.evidence.hex()}"
+                self._refused[relative, fingerprint] = found
                 yield SourceFile(relative, len(found.evidence), datetime.now(UTC),
-                                 f"{found.message} {found.evidence.hex()}")
+                                 fingerprint)
+            held = {_version(f) for f in files}
+            files += [f for f in self._earlier if _version(f) not in held]
         reading = read_pilot(files, self.study)
         self.left_out = reading.left_out
         for entry in reading.listed:
             if self._only is not None and not any(
                     entry.path == p or entry.path.startswith(f"{p}/") for p in self._only):
                 continue
+            key = (entry.path, entry.fingerprint)
             if entry.refused is not None:
-                self._refused[entry.path] = FileRefused(
+                self._refused[key] = FileRefused(
                     entry.refused, file=entry.path, evidence=entry.content,
                     hint="fix the pilot file, or leave it out: it is kept in quarantine")
             else:
-                self._bytes[entry.path] = entry.content
+                self._bytes[key] = entry.content
             if entry.observation_id is not None:
                 self.rounds.append(entry)
             yield SourceFile(entry.path, len(entry.content), entry.modified,
@@ -109,12 +122,18 @@ class PilotFiles:
                              attached_to=entry.attached_to)
 
     def read(self, file: SourceFile) -> bytes:
-        if file.path in self._refused:
-            raise self._refused[file.path]
-        return self._bytes[file.path]
+        key = (file.path, file.fingerprint)
+        if key in self._refused:
+            raise self._refused[key]
+        return self._bytes[key]
 
     def chunks(self, file: SourceFile) -> Iterator[bytes]:
         yield self.read(file)
+
+
+def _version(file: PilotFile) -> tuple[str, str, int]:
+    """A version of a pilot file: its path, bytes and time (the form's time is its own)."""
+    return file.path, hashlib.sha256(file.data).hexdigest(), int(file.modified.timestamp())
 
 
 def _read_file(relative: str, path: Path) -> PilotFile | FileRefused:

@@ -1,4 +1,11 @@
-"""An import of the pilot's files that would count its rounds twice is refused.
+"""Importing a pilot folder again: what the lake keeps of it is read too, and rounds that
+would count twice are refused.
+
+The app overwrote some files every day (the start-of-day form) and grew others; the lake
+keeps every version an import saw. An import reads, beside the folder, the versions of
+its files the lake keeps that the folder no longer holds: seen already they add nothing,
+but after a rollback (an import with the wrong options, rolled back and made again) they
+come back with the rest.
 
 A round's id is what it is (factory, observer, department, team, task, time), so the same
 files imported again with another `--team` (or factory, observer) make new observations
@@ -12,16 +19,52 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 
 from rmg_lake.errors import LakeError
 from rmg_lake.log import Batch, LogEntry, in_effect
+from rmg_lake.pilot import PilotFile
+from rmg_lake.resolved import family
 from rmg_lake.sources.legacy import PilotFiles
 
-__all__ = ["refuse_doubles"]
+__all__ = ["before_import", "refuse_doubles"]
 
 _ORIGIN = re.compile(r" round ([0-9a-f]{64})$")
 _OPTIONS = re.compile(r"importer \d+: (.*)\)$")
 Key = tuple[str, ...]  # ("origin", sha256) or ("file", name, sha256, "round <n>")
+
+
+def before_import(lake: Path, files: PilotFiles) -> Callable[[list[LogEntry]], None]:
+    """What `Lake.ingest` does with the log before it reads `files`, an import of the
+    pilot's folder into the lake at `lake`: recall what the lake keeps of the folder,
+    then refuse to count rounds twice."""
+    refuse = refuse_doubles(files)
+
+    def before(entries: list[LogEntry]) -> None:
+        files.recall(kept_versions(lake, entries, files.name))
+        refuse(entries)
+
+    return before
+
+
+def kept_versions(lake: Path, entries: list[LogEntry], name: str) -> list[PilotFile]:
+    """Every version of a file of the pilot folder an import named `name` reads, as the
+    lake keeps it (evidence of any import of that folder, rolled back or not)."""
+    found: dict[tuple[str, str, datetime], PilotFile] = {}
+    for batch in entries:
+        if not isinstance(batch, Batch) or family(batch.source) != family(name):
+            continue
+        for record in batch.files:
+            key = (record.path, record.sha256, record.modified)  # (the form: its time too)
+            if key in found or not record.stored.startswith("attachments/"):
+                continue
+            try:
+                found[key] = PilotFile(record.path, (lake / record.stored).read_bytes(),
+                                       record.modified)
+            except OSError:  # `rmg-lake verify` tells of a kept file gone missing
+                continue
+    return list(found.values())
 
 
 def refuse_doubles(files: PilotFiles) -> Callable[[list[LogEntry]], None]:
