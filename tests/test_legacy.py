@@ -313,7 +313,7 @@ def test_roll_back_and_import_again_keeps_the_quarantine(tmp_path: Path) -> None
                     "--team", "control", "--lake", str(lake))
     assert wrong.returncode == 0, wrong.stderr
     refused = run_cli("import-legacy", str(PILOT), *STUDY, "--lake", str(lake))
-    assert refused.returncode == 1 and "rollback 1" in refused.stderr  # (it would double)
+    assert refused.returncode == 1 and "--instead-of 1" in refused.stderr  # (it'd double)
     assert run_cli("rollback", "1", "--reason", "wrong team", "--lake", str(lake)
                    ).returncode == 0
     again = run_cli("import-legacy", str(PILOT), *STUDY, "--lake", str(lake))
@@ -323,6 +323,11 @@ def test_roll_back_and_import_again_keeps_the_quarantine(tmp_path: Path) -> None
     (severity, detail), = _flags(lake)
     assert severity == "error" and detail.startswith("Knitting_interact.json/round 2")
     assert set(open_lake(lake).table("observations")["team"]) == {"treatment"}
+    instead = run_cli("import-legacy", str(PILOT), *STUDY[:-1], "other", "--instead-of",
+                      "3", "--lake", str(lake))  # and so, in one command
+    assert instead.returncode == 0, instead.stderr
+    assert _quarantine(lake) == [(5, "Knitting_interact.json/round 2", None, None)]
+    assert set(open_lake(lake).table("observations")["team"]) == {"other"}
 
 
 def test_a_quarantined_round_taken_in_later_is_resolved(tmp_path: Path) -> None:
@@ -363,3 +368,32 @@ def test_a_photo_ends_its_own_round_only(tmp_path: Path) -> None:
         late.reason or "")
     (ended,) = lake.table("observations")["ended_at"]
     assert ended.isoformat() == "2014-02-10T03:05:00+00:00"
+
+
+def test_what_would_break_a_reading_is_refused_with_its_reason(tmp_path: Path) -> None:
+    folder = tmp_path / "pilot"
+    folder.mkdir()
+    (folder / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (folder / "Linking_wip.json").write_text(json.dumps({  # a key it knows not, too big
+        "date_time": ["2014_02_10_09_00"], "LI1": {"Attendance": ["Present"],
+                                                   "Style": ["a"], "WIP": [2],
+                                                   "Speed": [2**70]}}))
+    os.mkfifo(folder / "pipe")  # read, it would wait for ever
+    result = run_cli("import-legacy", str(folder), *STUDY, "--lake", str(tmp_path / "lake"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    reasons = dict(open_lake(tmp_path / "lake").table("quarantine").select(
+        "source_path", "reason").rows())
+    assert reasons["deep.json"] == "not JSON the pilot wrote (nested too deeply)"
+    assert "a value the contract does not know cannot be written" in reasons[
+        "Linking_wip.json/round 1"]
+    assert reasons["pipe"].startswith("not a regular file")
+
+
+def test_a_round_of_year_one_is_refused_for_its_time_not_its_name(tmp_path: Path) -> None:
+    document = {"DateTime": "01/01/0001 00:05", "LI1": {**MANNED, "wip": 1}}
+    outcome, reason = _one_file(tmp_path, "round_linking.json", document)
+    assert outcome == "quarantined" and "valid datetime" in reason  # (before 1 AD in UTC)
+    (record,) = [r for r in open_lake(tmp_path / "lake").table("quarantine").iter_rows(
+        named=True)]
+    assert record["source_path"].endswith("_00010101T000500.json")
+    assert record["field"] == "started_at"

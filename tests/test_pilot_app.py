@@ -226,7 +226,7 @@ def test_importing_again_as_another_team_is_refused_naming_the_batches(
                                    "batches 1, 2 and 3 (factory=f01 observer=obs01 "
                                    "team=treatment department=(from files)): imported again "
                                    "as factory=f01 observer=obs01 team=control")
-    assert "rmg-lake rollback 3" in again.stderr
+    assert "add --instead-of 1,2,3 (those batches are rolled back" in again.stderr
     assert len(lake.entries()) == before
 
 
@@ -268,16 +268,49 @@ def test_a_wrong_team_rolled_back_and_imported_again_loses_nothing(
     refused = run_cli("import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
                       "treatment", "--lake", str(lake))
     assert refused.returncode == 1 and "batches 1 and 2" in refused.stderr
-    for batch in ("2", "1"):
-        assert run_cli("rollback", batch, "--reason", "wrong team", "--lake", str(lake)
-                       ).returncode == 0
+    assert "--instead-of 1,2" in refused.stderr
     again = run_cli("import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
-                    "treatment", "--lake", str(lake))
+                    "treatment", "--instead-of", "1,2", "--lake", str(lake))
     assert again.returncode == 0, again.stderr
     columns = [c for c in imported[0].table("observations").columns if c != "batch"]
     now, day_by_day = (open_lake(p).table("observations").select(columns).sort(
         "observation_id") for p in (lake, imported[0].root))
     assert now.equals(day_by_day)  # the forms of the first two days too
+    reasons = open_lake(lake).table("batches").filter(kind="rollback")["reason"]
+    assert reasons.to_list() == ["imported again as factory=f01 observer=obs01 "
+                                 "team=treatment department=(from files)"] * 2
+
+
+def test_a_folder_rolled_back_stays_out(tmp_path: Path) -> None:
+    """Files of a rolled-back import are not read again, even when the same folder later
+    holds others: only --instead-of reads what a batch kept."""
+    lake = tmp_path / "lake"
+    folder = pilot_day(3, tmp_path / "Dropbox")
+    assert run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment", "--lake",
+                   str(lake)).returncode == 0
+    assert run_cli("rollback", "1", "--reason", "wrong folder", "--lake", str(lake)
+                   ).returncode == 0
+    for path in folder.iterdir():
+        path.unlink()
+    pilot_day(1, folder)  # what the folder held on the first day
+    again = run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment",
+                    "--lake", str(lake))
+    assert again.returncode == 0, again.stderr
+    observations = open_lake(lake).table("observations")  # (day 1's rounds, unchanged,
+    assert set(observations["day"].cast(str)) == {"2014-02-10"}  # stay out too: only the
+    assert set(observations["task"]) == {"roster"}  # form of day 1 is new, as its time)
+    bad = run_cli("import-legacy", str(folder), *STUDY, "--team", "control",
+                  "--instead-of", "9", "--lake", str(lake))
+    assert bad.returncode == 1 and "--instead-of: batch 9 is no import of" in bad.stderr
+
+
+def test_a_file_imported_on_its_own_is_read_with_what_the_lake_knows(
+        imported: tuple[Lake, Path, list[str]]) -> None:
+    lake, folder, _ = imported
+    alone = run_cli("import-legacy", str(folder / "Knitting_wip.json"), *STUDY, "--team",
+                    "treatment", "--lake", str(lake.root))
+    assert alone.returncode == 0, alone.stderr
+    assert "Nothing new" in alone.stdout  # the same rounds: workers, ends and all
 
 
 def test_pandas_reads_the_frames(imported: tuple[Lake, Path, list[str]]) -> None:
@@ -287,3 +320,17 @@ def test_pandas_reads_the_frames(imported: tuple[Lake, Path, list[str]]) -> None
     assert str(wip["wip"].dtype) == "float64" and manned["wip"].notna().all()
     assert str(wip["started_at"].dt.tz) == "UTC"
     assert len(wip) == 9 * 4  # nine rounds of four machines
+
+
+def test_a_photo_ends_the_round_not_the_roster_of_the_same_minute(tmp_path: Path) -> None:
+    folder = pilot_day(2, tmp_path / "Dropbox")
+    (folder / "Knitting_id-2014_02_11_08_00").rename(folder / "Knitting_id-2014_02_11_08_01")
+    result = run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment",
+                     "--lake", str(tmp_path / "lake"))
+    assert result.returncode == 0, result.stderr
+    lake = open_lake(tmp_path / "lake")
+    (row,) = lake.table("history").filter(
+        path="Knitting_wip_2014_02_11_08_03.jpg").iter_rows(named=True)
+    assert row["reason"] == "the photo that ended Knitting_wip.json/round 4 (at 08:03)"
+    rosters = lake.table("observations").filter(task="roster")
+    assert (rosters["ended_at"] == rosters["started_at"]).all()

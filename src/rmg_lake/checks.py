@@ -167,7 +167,7 @@ CHECKS: tuple[Check, ...] = (
                OR (w.worker_id IS NOT NULL AND r.worker_id IS NOT NULL
                    AND w.worker_id <> r.worker_id))
         """),
-    Check("wip_outlier", "A machine's count of a panel (or linking wip) is far from its "
+    Check("wip_outlier", "A machine's count of a panel (or its wip) is far from its "
           "own history (of 10 rounds or more): a robust z-score over {wip_z}, against its "
           "median.", """
         WITH counts AS (SELECT * FROM ${panels}),
@@ -187,7 +187,7 @@ CHECKS: tuple[Check, ...] = (
                       s.centre)
         FROM counts c JOIN spread s USING (factory, department, team, machine, panel)
         WHERE s.scale > 0 AND abs(c.pieces - s.centre) / s.scale > ${wip_z}"""),
-    Check("wip_jump", "A machine's count of a panel (or linking wip) rose by more than "
+    Check("wip_jump", "A machine's count of a panel (or its wip) rose by more than "
           "{wip_jump} from one round to the next the same day (a drop is work handed in).",
           """
         SELECT 'wip_jump', 'warning', day, factory, department, team, observer,

@@ -352,7 +352,7 @@ def _name(path: str) -> str:
 
 
 def new_batch(number: int, source: Source, settings: Settings | None, got: Collected, *,
-              examines: int | None = None) -> Batch:
+              examines: tuple[int, ...] | None = None) -> Batch:
     return Batch(batch=number, committed_at=datetime.now(UTC), source=source.name,
                  cursor=source.cursor if got.last else None, settings=settings,
                  counts=Batch.count(got.records, got.deferred), files=got.records,

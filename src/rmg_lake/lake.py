@@ -104,11 +104,18 @@ class Lake:
                 settings = settings or Settings()  # the first batch always records them
             elif settings == settings_in_force(in_effect(entries)):
                 settings = None
-            index, healed = Index.of(entries), []
+            index, healed, unexamined = Index.of(entries), [], []
             for examined, again in reexaminations(self.root, entries):
-                healed += self._take(again, entries, index, None, track=None, workers=2,
-                                     max_size=max_size, batch_files=batch_files,
-                                     examines=examined)[0]
+                try:
+                    healed += self._take(again, entries, index, None, track=None,
+                                         workers=2, max_size=max_size,
+                                         batch_files=batch_files, examines=examined)[0]
+                except LakeUnusable:
+                    raise
+                except Exception as err:  # the ingest goes on without it, and says so
+                    unexamined.append(f"the quarantine of batch {examined[0]}"
+                                      f"{'…' if len(examined) > 1 else ''} could not be "
+                                      f"examined again ({type(err).__name__}: {err})")
             source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
                                 and e.source == source.name and e.cursor), None))
             batches, vanished = self._take(source, entries, index, settings, track=track,
@@ -117,11 +124,11 @@ class Lake:
             if not batches and not healed:
                 self._refresh_locked(entries)
         return IngestResult(source.name, tuple(batches), vanished, tuple(source.gone),
-                            source.relisted, tuple(healed))
+                            source.relisted, tuple(healed), tuple(unexamined))
 
     def _take(self, source: Source, entries: list[LogEntry], index: Index,
               settings: Settings | None, *, track: Track | None, workers: int,
-              max_size: int, batch_files: int, examines: int | None = None,
+              max_size: int, batch_files: int, examines: tuple[int, ...] | None = None,
               ) -> tuple[list[Batch], int]:
         """Commit the new files of `source` as batches (appended to `entries`; `index` is
         theirs, and learns each file decided), deriving after each; the batches, and how

@@ -88,7 +88,7 @@ class Batch(BaseModel):
     # (see rmg_lake.events; an entry written before the event store names none)
     events: dict[str, str] = Field(default_factory=dict)
     reader: int | None = None  # how its files were read (rmg_lake.ingest.READER); None: 1
-    examines: int | None = None  # the batch whose quarantine it examined again, if any
+    examines: tuple[int, ...] | None = None  # batches whose quarantine it examined again
 
     def named(self) -> dict[str, str]:
         """Every file of the lake it names (path → sha256): the files kept, and its events."""

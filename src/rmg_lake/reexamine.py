@@ -2,67 +2,72 @@
 
 When rmg-lake reads files differently (a new version of the contract's models, a new
 pilot importer: `READER`), the quarantined files of batches an older reader made may now
-be taken in. Each such batch in effect gets a batch of its own, from the same source,
-that examines again its quarantined files that no later batch has taken in (see
-`rmg_lake.resolved`), from the bytes the lake kept:
+be taken in. The batches in effect of each source that an older reader made get one
+batch, from that source, that examines again their quarantined files that no later batch
+has taken in (see `rmg_lake.resolved`), from the bytes the lake kept:
 
     a sync folder's file         its bytes, validated again
     a pilot import's round/file  the import's files (kept as evidence), read again by
                                  this importer with the options of that import
 
 A file taken in now is added (its quarantine resolved); one refused again keeps its
-quarantine, under its new reason if that changed. The new batch names the one it
+quarantine, under its new reason if that changed. The new batch names the batches it
 `examines`: this happens once per batch and reader, and a rolled-back examination is not
 made again (roll the rollback back to have it again).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from rmg_lake.ingest import READER
 from rmg_lake.log import Batch, FileRecord, LogEntry, in_effect
-from rmg_lake.pilot import PilotFile, Study
+from rmg_lake.pilot import PilotFile
 from rmg_lake.resolved import family, resolutions
 from rmg_lake.sources import FileGone, Source, SourceFile
-from rmg_lake.sources.legacy import PilotFiles
+from rmg_lake.sources.legacy import PilotFiles, study_of
 
 __all__ = ["KeptQuarantine", "reexaminations"]
 
-_OPTIONS = re.compile(r"factory=(\S+) observer=(\S+) team=(\S+) "
-                      r"department=([a-z]+|\(from files\))\)$")
 # a pilot import's refusals of what is no file to read (links, unreadable files)
-_NO_FILE = ("a symbolic link", "cannot be read")
+_NO_FILE = ("a symbolic link", "cannot be read", "not a regular file")
 
 
-def reexaminations(lake: Path, entries: list[LogEntry]) -> list[tuple[int, Source]]:
-    """(batch, the source of its quarantine to examine again) for each batch in effect
-    that an older reader made, with quarantined files no later batch has resolved."""
+def reexaminations(lake: Path, entries: list[LogEntry],
+                   ) -> list[tuple[tuple[int, ...], Source]]:
+    """(the batches, the source of their quarantine to examine again) for the batches in
+    effect of each source that an older reader made, with quarantined files no later batch
+    has taken in."""
     batches = in_effect(entries)
-    examined = {e.examines for e in entries if isinstance(e, Batch)
-                and e.examines is not None and (e.reader or 1) >= READER}
+    examined = {number for e in entries if isinstance(e, Batch) and e.examines
+                and (e.reader or 1) >= READER for number in e.examines}
     older = [b for b in batches if (b.reader or 1) < READER and b.batch not in examined
              and b.counts.get("quarantined")]
     resolved = resolutions(batches) if older else {}
-    found: list[tuple[int, Source]] = []
+    by_source: dict[str, list[Batch]] = {}  # (in the order of their first batch)
     for batch in older:
-        waiting = [r for r in batch.files if r.outcome == "quarantined" and (
-            (done := resolved.get((batch.batch, r.path))) is None
+        by_source.setdefault(batch.source, []).append(batch)
+    found: list[tuple[tuple[int, ...], Source]] = []
+    for name, group in by_source.items():
+        waiting = [r for b in group for r in b.files if r.outcome == "quarantined" and (
+            (done := resolved.get((b.batch, r.path))) is None
             or done.outcome == "quarantined")]  # (a newer version refused: this one waits)
+        numbers = tuple(b.batch for b in group)
         if not waiting:
             continue
-        if family(batch.source) == batch.source:
-            found.append((batch.batch, KeptQuarantine(lake, batch.source, waiting)))
-        elif (source := _pilot(lake, batch, batches, waiting)) is not None:
-            found.append((batch.batch, source))
+        if family(name) == name:
+            found.append((numbers, KeptQuarantine(lake, name, waiting)))
+        elif (source := _pilot(lake, group, batches, waiting)) is not None:
+            found.append((numbers, source))
     return found
 
 
 class KeptQuarantine:
-    """Quarantined files of a sync folder, listed again from the lake's copies (files
-    refused for what they are, such as links or files over the size limit, are not)."""
+    """Quarantined files of a sync folder, listed again from the lake's copies: not the
+    files refused for what they are (links, files over the size limit) or for their name
+    (as the lake shows a name that is not UTF-8, it is no longer the file's)."""
 
     readers = 2
     cursor = None
@@ -70,7 +75,8 @@ class KeptQuarantine:
 
     def __init__(self, lake: Path, name: str, records: list[FileRecord]) -> None:
         self.lake, self.name = lake, name
-        self.records = {r.path: r for r in records if r.field != "(file)"}
+        self.records = {(r.path, _again(r)): r for r in records
+                        if r.field not in ("(file)", "(file name)") and "\\" not in r.path}
 
     def resume(self, cursor: str | None) -> None:
         pass
@@ -80,13 +86,12 @@ class KeptQuarantine:
         return []
 
     def list(self) -> Iterator[SourceFile]:
-        for r in self.records.values():
-            yield SourceFile(r.path, r.size, r.modified,
-                             f"{r.fingerprint} examined again by reader {READER}")
+        for (path, fingerprint), r in self.records.items():
+            yield SourceFile(path, r.size, r.modified, fingerprint)
 
     def read(self, file: SourceFile) -> bytes:
         try:
-            return (self.lake / self.records[file.path].stored).read_bytes()
+            return (self.lake / self.records[file.path, file.fingerprint].stored).read_bytes()
         except OSError:  # `rmg-lake verify` tells of a kept file gone missing
             raise FileGone("the quarantined copy is missing", file=file.path) from None
 
@@ -94,35 +99,38 @@ class KeptQuarantine:
         yield self.read(file)
 
 
-def _pilot(lake: Path, batch: Batch, batches: list[Batch],
+def _again(record: FileRecord) -> str:
+    return f"{record.fingerprint} examined again by reader {READER}"
+
+
+def _pilot(lake: Path, group: list[Batch], batches: list[Batch],
            waiting: list[FileRecord]) -> PilotFiles | None:
-    """An import's quarantine, read again: its files and those of the earlier imports of
-    the same folder (the operator-ID files its rounds take workers from), with its
+    """Imports' quarantine, read again: their files and those of the earlier imports of
+    the same folder (the operator-ID files their rounds take workers from), with their
     options."""
-    options = _OPTIONS.search(batch.source)
-    if options is None:
+    study = study_of(group[0].source)
+    if study is None:
         return None
-    factory, observer, team, department = options.groups()
-    study = Study(factory, observer, team, None if department.startswith("(") else department)
-    files: dict[str, PilotFile] = {}
+    last, ours = group[-1].batch, {b.batch for b in group}
+    files: dict[tuple[str, str, datetime], PilotFile] = {}  # every version
     for earlier in batches:
-        if earlier.batch > batch.batch or family(earlier.source) != family(batch.source):
+        if earlier.batch > last or family(earlier.source) != family(group[0].source):
             continue
         kept = {r.path: r for r in earlier.files if r.stored.startswith("attachments/")}
-        if earlier is batch:  # and the files it refused whole (not the rounds under one)
+        if earlier.batch in ours:  # and the files it refused whole (not rounds under one)
             kept |= {r.path: r for r in earlier.files if r.outcome == "quarantined"
                      and not any(p in kept for p in _above(r.path))
                      and not (r.reason or "").startswith(_NO_FILE)}
         for record in kept.values():
             try:
-                files[record.path] = PilotFile(record.path, (lake / record.stored).read_bytes(),
-                                               record.modified)
+                files[record.path, record.sha256, record.modified] = PilotFile(
+                    record.path, (lake / record.stored).read_bytes(), record.modified)
             except OSError:  # `rmg-lake verify` tells of a kept file gone missing
                 continue
     if not files:
         return None
-    return PilotFiles(family(batch.source).removeprefix("legacy:"), study,
-                      kept=[files[p] for p in sorted(files)], name=batch.source,
+    return PilotFiles(family(group[0].source).removeprefix("legacy:"), study,
+                      kept=list(files.values()), name=group[0].source,
                       only={r.path for r in waiting})
 
 

@@ -1,77 +1,63 @@
-"""Importing a pilot folder again: what the lake keeps of it is read too, and rounds that
-would count twice are refused.
+"""Importing the pilot's files into a lake that holds some already.
 
-The app overwrote some files every day (the start-of-day form) and grew others; the lake
-keeps every version an import saw. An import reads, beside the folder, the versions of
-its files the lake keeps that the folder no longer holds: seen already they add nothing,
-but after a rollback (an import with the wrong options, rolled back and made again) they
-come back with the rest.
+A file imported on its own is read with what the lake knows of its rounds: the operator-ID
+files and photos of earlier imports by the same factory and observer (`context`), so its
+rounds come out as they did with the folder, not as poorer new versions.
 
 A round's id is what it is (factory, observer, department, team, task, time), so the same
-files imported again with another `--team` (or factory, observer) make new observations
-of the same rounds. Before anything is read, the rounds to be listed are held against
-those in effect: a round already taken in, from the same bytes as the app wrote it (its
-origin, in the fingerprint) or from the same file and place, under another id, means the
-earlier import must be rolled back first.
+files imported again with another `--team` (or factory, observer) would make new
+observations of the same rounds. The rounds to be listed are held against those in
+effect: a round already taken in, from the same bytes as the app wrote it (its origin, in
+the fingerprint) or from the same file and place, under another id, refuses the import,
+naming the batches. `instead_of` those batches, the import rolls them back first and
+lists again the versions of the folder's files they kept: the folder holds only the last
+start-of-day form, and the lake the earlier ones.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 
+from rmg_lake.config import Settings
 from rmg_lake.errors import LakeError
-from rmg_lake.log import Batch, LogEntry, in_effect
-from rmg_lake.pilot import PilotFile
+from rmg_lake.lake import IngestResult, Lake
+from rmg_lake.log import Batch, LogEntry, in_effect, retracted
+from rmg_lake.pilot import ID_FILE, PilotFile
+from rmg_lake.progress import Track
 from rmg_lake.resolved import family
-from rmg_lake.sources.legacy import PilotFiles
+from rmg_lake.sources.legacy import PilotFiles, study_of
 
-__all__ = ["before_import", "refuse_doubles"]
+__all__ = ["import_pilot", "refuse_doubles"]
 
 _ORIGIN = re.compile(r" round ([0-9a-f]{64})$")
-_OPTIONS = re.compile(r"importer \d+: (.*)\)$")
+_PHOTO = re.compile(r"(?i).*\.(jpe?g|png)$")
 Key = tuple[str, ...]  # ("origin", sha256) or ("file", name, sha256, "round <n>")
 
 
-def before_import(lake: Path, files: PilotFiles) -> Callable[[list[LogEntry]], None]:
-    """What `Lake.ingest` does with the log before it reads `files`, an import of the
-    pilot's folder into the lake at `lake`: recall what the lake keeps of the folder,
-    then refuse to count rounds twice."""
-    refuse = refuse_doubles(files)
-
-    def before(entries: list[LogEntry]) -> None:
-        files.recall(kept_versions(lake, entries, files.name))
-        refuse(entries)
-
-    return before
-
-
-def kept_versions(lake: Path, entries: list[LogEntry], name: str) -> list[PilotFile]:
-    """Every version of a file of the pilot folder an import named `name` reads, as the
-    lake keeps it (evidence of any import of that folder, rolled back or not)."""
-    found: dict[tuple[str, str, datetime], PilotFile] = {}
-    for batch in entries:
-        if not isinstance(batch, Batch) or family(batch.source) != family(name):
-            continue
-        for record in batch.files:
-            key = (record.path, record.sha256, record.modified)  # (the form: its time too)
-            if key in found or not record.stored.startswith("attachments/"):
-                continue
-            try:
-                found[key] = PilotFile(record.path, (lake / record.stored).read_bytes(),
-                                       record.modified)
-            except OSError:  # `rmg-lake verify` tells of a kept file gone missing
-                continue
-    return list(found.values())
+def import_pilot(lake: Lake, files: PilotFiles, *, instead_of: Collection[int] = (),
+                 settings: Settings | None = None, track: Track | None = None,
+                 ) -> IngestResult:
+    """Import the pilot's `files` (`rmg-lake import-legacy`), `instead_of` those earlier
+    imports of the same folder (rolled back first: the import that replaces them)."""
+    entries = lake.entries()
+    replaced = _replaced(entries, files, set(instead_of))
+    files.recall(_kept(lake.root, replaced), _context(lake.root, entries, files))
+    refuse_doubles(files, also_out=set(instead_of))(entries)  # (before rolling back)
+    for batch in sorted(set(instead_of) - retracted(entries)):
+        lake.rollback(batch, f"imported again as {files.study.options}")
+    return lake.ingest(files, settings=settings, track=track, before=refuse_doubles(files))
 
 
-def refuse_doubles(files: PilotFiles) -> Callable[[list[LogEntry]], None]:
-    """A check for `Lake.ingest`: refuses if importing `files` would count rounds twice."""
+def refuse_doubles(files: PilotFiles, *, also_out: Collection[int] = (),
+                   ) -> Callable[[list[LogEntry]], None]:
+    """A check for `Lake.ingest`: refuses if importing `files` would count rounds twice
+    (as if the batches `also_out` were rolled back)."""
 
     def check(entries: list[LogEntry]) -> None:
-        taken = _taken(in_effect(entries))
+        taken = _taken([b for b in in_effect(entries) if b.batch not in also_out])
         listed = list(files.list())
         shas = {f.path: f.fingerprint.split()[0] for f in listed if f.evidence}
         clash: set[int] = set()  # the batches that hold rounds it would count twice
@@ -83,25 +69,72 @@ def refuse_doubles(files: PilotFiles) -> Callable[[list[LogEntry]], None]:
             clash |= found
             twice += bool(found)
         if clash:
-            first, numbers = min(clash), sorted(clash)
-            said = _OPTIONS.search(next(e.source for e in entries
-                                        if isinstance(e, Batch) and e.batch == first))
-            where = f"batch {first}" if len(numbers) == 1 else \
+            numbers = sorted(clash)
+            said = study_of(next(e.source for e in entries
+                                 if isinstance(e, Batch) and e.batch == numbers[0]))
+            where = f"batch {numbers[0]}" if len(numbers) == 1 else \
                 f"batches {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
             raise LakeError(
                 f"{twice} of these rounds were imported already, in {where}"
-                f"{f' ({said[1]})' if said else ''}: imported again as "
+                f"{f' ({said.options})' if said else ''}: imported again as "
                 f"{files.study.options}, they would count twice",
-                hint=f"if {'it was' if len(numbers) == 1 else 'they were'} imported with "
-                     f"the wrong options, roll {'it' if len(numbers) == 1 else 'each'} back "
-                     f"first (rmg-lake rollback {numbers[-1]} --reason \"wrong options\""
-                     f"{', …' if len(numbers) > 1 else ''}), then import again")
+                hint=f"to import them as you ask now instead, add --instead-of "
+                     f"{','.join(map(str, numbers))} (those batches are rolled back, and "
+                     "what they kept of the folder read again)")
 
     return check
 
 
+def _replaced(entries: list[LogEntry], files: PilotFiles, batches: set[int]) -> list[Batch]:
+    """The imports of the same folder that `batches` name, or a one-line error."""
+    found = {e.batch: e for e in entries if isinstance(e, Batch)}
+    for number in sorted(batches):
+        batch = found.get(number)
+        if batch is None or family(batch.source) != family(files.name):
+            raise LakeError(f"batch {number} is no import of {files.path}", field="--instead-of",
+                            hint="name the batches the refusal named (see `rmg-lake log`)")
+    return [found[n] for n in sorted(batches)]
+
+
+def _kept(lake: Path, batches: list[Batch]) -> list[PilotFile]:
+    """Every version of a pilot file that `batches` kept as evidence."""
+    found: dict[tuple[str, str, datetime], PilotFile] = {}
+    for batch in batches:
+        for record in batch.files:
+            key = (record.path, record.sha256, record.modified)  # (the form: its time too)
+            if key not in found and record.stored.startswith("attachments/") \
+                    and (kept := _read(lake, record.stored, record.path, record.modified)):
+                found[key] = kept
+    return list(found.values())
+
+
+def _context(lake: Path, entries: list[LogEntry], files: PilotFiles) -> list[PilotFile]:
+    """The operator-ID files and photos that imports in effect of the same factory and
+    observer kept: who worked at a machine that day, and when a round ended."""
+    found: dict[tuple[str, str], PilotFile] = {}
+    for batch in in_effect(entries):
+        study = study_of(batch.source)
+        if study is None or (study.factory, study.observer) != (files.study.factory,
+                                                                files.study.observer):
+            continue
+        for record in batch.files:
+            name = record.path.rsplit("/", 1)[-1]
+            if record.stored.startswith("attachments/") and (name, record.sha256) not in \
+                    found and (ID_FILE.fullmatch(name) or _PHOTO.fullmatch(name)) \
+                    and (kept := _read(lake, record.stored, record.path, record.modified)):
+                found[name, record.sha256] = kept
+    return list(found.values())
+
+
+def _read(lake: Path, stored: str, path: str, modified: datetime) -> PilotFile | None:
+    try:
+        return PilotFile(path, (lake / stored).read_bytes(), modified)
+    except OSError:  # `rmg-lake verify` tells of a kept file gone missing
+        return None
+
+
 def _taken(batches: list[Batch]) -> dict[Key, dict[int, str]]:
-    """Each round taken in by an import in effect → the batches that hold it → its
+    """Each round taken in by an import in `batches` → the batches that hold it → its
     observation id there."""
     taken: dict[Key, dict[int, str]] = {}
     for batch in batches:

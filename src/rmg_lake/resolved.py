@@ -40,8 +40,8 @@ def family(source: str) -> str:
 
 def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
     """(batch, path) of each quarantined file of `batches` (pass those in effect, in
-    order) that a later one resolved → how. A batch that examines another's quarantine
-    again resolves that batch's files (even those a newer version has superseded since)."""
+    order) that a later one resolved → how. A batch that examines others' quarantine
+    again resolves their files (even those a newer version has superseded since)."""
     refused: dict[str, dict[str, list[int]]] = {}  # family → path → batches that refused it
     found: dict[tuple[int, str], Resolution] = {}
     for batch in batches:
@@ -53,7 +53,7 @@ def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
                 for earlier in paths.get(path, ()):
                     was = found.get((earlier, path))
                     if (batch.examines is None and was is None) or (
-                            batch.examines == earlier
+                            earlier in (batch.examines or ())
                             and (was is None or was.outcome == "quarantined")) or (
                             was == (batch.batch, "attachment") and outcome == "added"):
                         # (a file kept, and a round of it taken in: it was taken in)

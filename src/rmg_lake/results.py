@@ -35,6 +35,7 @@ class IngestResult:
     relisted: bool = False  # the source's stored cursor had expired: listed whole again
     # batches that examined again what an older rmg-lake quarantined (rmg_lake.reexamine)
     reexamined: tuple[Batch, ...] = ()
+    unexamined: tuple[str, ...] = ()  # examinations that failed: why (the ingest went on)
 
     @property
     def batch(self) -> Batch | None:

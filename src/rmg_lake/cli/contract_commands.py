@@ -57,6 +57,11 @@ def import_legacy(
     department: Annotated[Department | None, typer.Option(
         help="Only this department's files (those that do not say, read as of it); "
              "default: every file, of the department its name or machines say.")] = None,
+    instead_of: Annotated[str | None, typer.Option(
+        "--instead-of", metavar="BATCHES",
+        help="Earlier imports of the same folder this one replaces (e.g. 1,2,3: made with "
+             "the wrong --team): they are rolled back, and what they kept is read "
+             "again.")] = None,
     lake: LakeOption = None,
 ) -> None:
     """Take the pilot app's files into the lake: each file kept as it is (photos too),
@@ -64,7 +69,7 @@ def import_legacy(
     quarantined with the reason)."""
     from rmg_lake.cli.lake_commands import print_ingest
     from rmg_lake.pilot import Study
-    from rmg_lake.reimport import before_import
+    from rmg_lake.reimport import import_pilot
     from rmg_lake.sources.legacy import PilotFiles
 
     team = {"same_floor": "same-floor", "different": "other-floor"}.get(team, team)
@@ -72,20 +77,32 @@ def import_legacy(
         if not re.fullmatch(r"[a-z0-9-]+", value):
             raise LakeError("must be lower-case letters, digits and '-'", field=option,
                             hint="as the contract writes codes: f01, obs01, treatment")
+    replaced = _batches(instead_of)
     config = load_config()
     root = lake_path(lake, config)
     files = PilotFiles(path, Study(factory, observer, team,
                                    department.value if department else None))
     the_lake = lake_from(root, create=True)
     own = about(config, the_lake.root)
-    print_ingest(the_lake.ingest(files, settings=own.settings if own else None, track=track,
-                                 before=before_import(the_lake.root, files)), the_lake)
+    print_ingest(import_pilot(the_lake, files, instead_of=replaced, track=track,
+                              settings=own.settings if own else None), the_lake)
     if files.left_out:
         out.print(f"  Left out, of another department than {department}: "
                   f"{', '.join(files.left_out[:LISTED])}"
                   + (f" and {len(files.left_out) - LISTED} more" if len(files.left_out)
                      > LISTED else "")
                   + f" (import them with --department {_other(department)})", highlight=False)
+
+
+def _batches(text: str | None) -> list[int]:
+    """`1,2,3` → [1, 2, 3], or a one-line error."""
+    if text is None:
+        return []
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise LakeError("batch numbers separated by commas, such as 1,2,3",
+                        field="--instead-of") from None
 
 
 def _other(department: Department | None) -> str:

@@ -102,12 +102,22 @@ def print_ingest(result: IngestResult, lake: Lake) -> None:
                    and f.stored.startswith("quarantine/"))  # refused for the same reason
         still = batch.counts["quarantined"] + same
         added = batch.counts["added"]
-        out.print(f"Batch {batch.batch}: the quarantine of batch {batch.examines} examined "
+        examined = list(map(str, batch.examines or ()))
+        which = f"batch {examined[0]}" if len(examined) == 1 else \
+            f"batches {', '.join(examined[:-1])} and {examined[-1]}"
+        out.print(f"Batch {batch.batch}: the quarantine of {which} examined "
                   f"again by this rmg-lake: {plural(len(batch.files), 'file')}, "
                   f"{len(batch.files) - still:,} taken in ({plural(added, 'new event')}"
                   f", {plural(batch.counts['attachment'], 'attachment')}), {still:,} "
                   f"still quarantined ({same:,} for the same reason)", highlight=False)
         _print_quarantined([f for f in batch.files if f.outcome == "quarantined"])
+        if batch.source.startswith("legacy:") and added:
+            out.print("  (its rounds taken in before stay as they were read: import the "
+                      "pilot's folder again to read them all as this rmg-lake does)",
+                      highlight=False)
+    for failed in result.unexamined:
+        err.print(Text.assemble(("warning: ", "bold yellow"), failed,
+                                "; please report it"), highlight=False)
     if result.vanished:
         out.print(f"{plural(result.vanished, 'file')} went away while being read (a sync in "
                   "progress?); the next ingest takes them if they come back.")

@@ -101,17 +101,21 @@ class _File:
     attached_to: str | None = None  # a photo: the observation whose round it ended
 
 
-def read_pilot(files: list[PilotFile], study: Study) -> Reading:
-    """The listing of a pilot folder's `files`, read as `study` says."""
+def read_pilot(files: list[PilotFile], study: Study, *,
+               context: list[PilotFile] | None = None) -> Reading:
+    """The listing of a pilot folder's `files`, read as `study` says; `context` (the
+    lake's operator-ID files and photos) only says who worked at a machine, and when a
+    round ended."""
     left_out: list[str] = []
-    kinds = [_kind(f, study, left_out) for f in files]
-    kept = [k for k in kinds if k is not None]
-    rosters = [r for k in kept for r in _rosters(k, study)]
+    kept = [k for k in (_kind(f, study, left_out) for f in files) if k is not None]
+    known = [k for k in (_kind(f, study, []) for f in context or []) if k is not None
+             and (k.photo is not None or ID_FILE.fullmatch(k.file.path.rsplit("/", 1)[-1]))]
+    rosters = [r for k in [*kept, *known] for r in _rosters(k, study)]
     for found in kept:
         if found.kind in ("rounds", "form"):
             _read_rounds(found, study, rosters, left_out)
     _once(kept)
-    _photos_end_rounds(kept)
+    _photos_end_rounds(kept, [k for k in known if k.photo is not None])
     options = hashlib.sha256(study.options.encode()).hexdigest()[:16]
     listed = [entry for found in sorted(kept, key=lambda k: k.file.path)
               for entry in _listed(found, options)]
@@ -138,6 +142,8 @@ def _kind(file: PilotFile, study: Study, left_out: list[str]) -> _File | None:
         doc = json.loads(file.data.decode("utf-8-sig"))  # Python 2 wrote NaN; json reads it
     except (UnicodeDecodeError, ValueError) as err:
         return _File(file, "refused", refused=f"not JSON ({err})")
+    except RecursionError:
+        return _File(file, "refused", refused="not JSON the pilot wrote (nested too deeply)")
     if doc is None:
         return _File(file, "kept", note="holds nothing (null): the app saves null for its "
                                         "interactions and other tasks, which it never had")
@@ -257,18 +263,20 @@ def _roster_for(rosters: list[Roster], department: str, written: dict[str, Any],
     return before[-1] if before else None
 
 
-def _photos_end_rounds(files: list[_File]) -> None:
+def _photos_end_rounds(files: list[_File], known: list[_File]) -> None:
     """A photo of a task ends its latest round that started within the hour before it:
     the round's `ended_at`, and the photo is attached to it (unless that round could not
-    be taken in: then the photo is kept, saying so)."""
+    be taken in: then the photo is kept, saying so). `known` are photos the lake holds."""
     by_task: dict[tuple[str, str], list[tuple[datetime, _Round]]] = defaultdict(list)
     for found in files:
+        if found.kind != "rounds" or ID_FILE.fullmatch(found.file.path.rsplit("/", 1)[-1]):
+            continue  # (a roster is no task a photo ends)
         for one in found.rounds:
-            if found.kind == "rounds" and (start := _start(one)) is not None:
+            if (start := _start(one)) is not None:
                 kind = "interactions" if "interactions" in one.written else "wip"
                 by_task[found.department, kind].append((start, one))
     ended: set[str] = set()
-    photos = [(f, f.photo) for f in files if f.photo is not None]
+    photos = [(f, f.photo) for f in [*files, *known] if f.photo is not None]
     for found, (department, task, at) in sorted(photos, key=lambda fp: fp[1][2]):
         started = [(start, r) for start, r in by_task.get((department, task or ""), [])
                    if start <= at]
@@ -298,8 +306,10 @@ def _listed(found: _File, options: str) -> list[Listed]:
                        f"{_sha(file.data)} {common}", refused=found.refused)]
     # the form's time is its file's: a new version of the same bytes is a new roster
     when = f" modified {file.modified.timestamp():.0f}" if found.kind == "form" else ""
+    # a photo's: the round it ends (its link is listed again when that changes)
+    ends = f" ends {found.attached_to or 'none'}" if found.photo is not None else ""
     entries = [Listed(file.path, file.modified, file.data, f"{_sha(file.data)} {common}"
-                      f"{when}", evidence=True, note=found.note,
+                      f"{when}{ends}", evidence=True, note=found.note,
                       attached_to=found.attached_to)]
     for one in found.rounds:
         if one.payload is None:
@@ -312,8 +322,17 @@ def _listed(found: _File, options: str) -> list[Listed]:
             continue
         payload, at = one.payload, datetime.fromisoformat(one.payload["started_at"])
         name = (f"{payload['task']}_{payload['department']}_{payload['team']}_"
-                f"{payload['observer']}_{at:%Y%m%dT%H%M%S}.json")
-        content = orjson.dumps(payload, option=orjson.OPT_INDENT_2)
+                f"{payload['observer']}_{at.year:04d}{at:%m%dT%H%M%S}.json")
+        try:
+            content = orjson.dumps(payload, option=orjson.OPT_INDENT_2)
+        except TypeError as err:  # a key it does not know holds what JSON cannot
+            evidence = _dump(one.written) + str(err).encode()
+            entries.append(Listed(
+                one.path, file.modified, evidence,
+                f"{_sha(evidence)} {common} round {one.origin}", origin=one.origin,
+                refused=f"{one.path.rsplit('/', 1)[-1]} cannot be put in the contract: "
+                        f"a value the contract does not know cannot be written ({err})"))
+            continue
         entries.append(Listed(f"{one.path}/{name}", file.modified, content,
                               f"{_sha(content)} {common} round {one.origin}",
                               observation_id=payload["observation_id"], origin=one.origin))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +32,10 @@ from rmg_lake.pilot import IMPORTER, Listed, PilotFile, Study, read_pilot
 from rmg_lake.sources.base import FileRefused, SourceFile
 from rmg_lake.sources.local import NOT_OURS
 
-__all__ = ["PilotFiles", "legacy_name"]
+__all__ = ["PilotFiles", "legacy_name", "study_of"]
+
+_OPTIONS = re.compile(r" \(import-legacy, importer \d+: factory=(\S+) observer=(\S+) "
+                      r"team=(\S+) department=([a-z]+|\(from files\))\)$")
 
 
 def legacy_name(path: Path | str, study: Study) -> str:
@@ -38,9 +43,23 @@ def legacy_name(path: Path | str, study: Study) -> str:
     return f"legacy:{path} (import-legacy, importer {IMPORTER}: {study.options})"
 
 
+def study_of(source: str) -> Study | None:
+    """The options an import of the pilot's files was made with, from its source's name
+    (None: it is no such import)."""
+    found = _OPTIONS.search(source) if source.startswith("legacy:") else None
+    if found is None:
+        return None
+    factory, observer, team, department = found.groups()
+    return Study(factory, observer, team, None if department.startswith("(") else department)
+
+
 class PilotFiles:
     """A pilot file, or a folder of them (walked recursively); or, with `kept`, files the
-    lake holds already, listed again as this importer reads them (`only` those paths)."""
+    lake holds already, listed again as this importer reads them (`only` those paths).
+
+    `recall` adds versions of the folder's files the lake keeps, to be listed too;
+    `context` adds files read only for what they say of the listed rounds (the lake's
+    operator-ID files and photos, for a file imported on its own)."""
 
     readers = 2
     cursor = None  # read whole each time; what was seen is skipped by fingerprint
@@ -56,6 +75,7 @@ class PilotFiles:
         self._name = name or legacy_name(self.path, study)
         self._kept, self._only = kept, only
         self._earlier: list[PilotFile] = []
+        self._context: list[PilotFile] = []
         self._listing: list[SourceFile] | None = None
         # (path, fingerprint): two versions of a file may be listed at one path
         self._bytes: dict[tuple[str, str], bytes] = {}
@@ -74,10 +94,11 @@ class PilotFiles:
     def gone(self) -> list[str]:
         return []
 
-    def recall(self, earlier: list[PilotFile]) -> None:
-        """Read `earlier` versions of the folder's files too (kept by the lake), those the
-        folder no longer holds: the start-of-day form of a day before, say."""
-        self._earlier = earlier
+    def recall(self, earlier: list[PilotFile], context: list[PilotFile]) -> None:
+        """List `earlier` versions of the folder's files too (kept by the lake), those the
+        folder no longer holds, such as the start-of-day form of a day before; and read
+        `context` for the rounds' workers and ends, without listing it."""
+        self._earlier, self._context = earlier, context
         self._listing = None
 
     def list(self) -> Iterator[SourceFile]:
@@ -87,6 +108,7 @@ class PilotFiles:
         return iter(self._listing)
 
     def _read(self) -> Iterator[SourceFile]:
+        self.rounds = []
         files: list[PilotFile] = []
         if self._kept is not None:
             files = self._kept
@@ -102,7 +124,9 @@ class PilotFiles:
                                  fingerprint)
             held = {_version(f) for f in files}
             files += [f for f in self._earlier if _version(f) not in held]
-        reading = read_pilot(files, self.study)
+        named = {(f.path.rsplit("/", 1)[-1], f.data) for f in files}
+        reading = read_pilot(files, self.study, context=[
+            f for f in self._context if (f.path.rsplit("/", 1)[-1], f.data) not in named])
         self.left_out = reading.left_out
         for entry in reading.listed:
             if self._only is not None and not any(
@@ -143,6 +167,9 @@ def _read_file(relative: str, path: Path) -> PilotFile | FileRefused:
         target = str(path.readlink()).encode("utf-8", "surrogateescape")
         return FileRefused("a symbolic link: not followed", file=relative, evidence=target)
     try:
+        if not stat.S_ISREG(path.lstat().st_mode):  # (reading a named pipe would wait)
+            return FileRefused("not a regular file (a named pipe or a device): not read",
+                               file=relative, evidence=b"")
         return PilotFile(relative, path.read_bytes(),
                          datetime.fromtimestamp(path.stat().st_mtime, UTC))
     except OSError as err:
