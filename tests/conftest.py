@@ -74,6 +74,13 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
+def run_in(capsys: pytest.CaptureFixture[str], *args: str,
+           ) -> subprocess.CompletedProcess[str]:
+    """`rmg-lake ARGS` in this process, answered as `run_cli` answers."""
+    code, out, err = run_main(capsys, *args)
+    return subprocess.CompletedProcess(["rmg-lake", *args], code, out, err)
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`rmg-lake ARGS` in a real subprocess."""
     return subprocess.run([sys.executable, "-m", "rmg_lake", *args], cwd=cwd,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, run_in
 
 from rmg_lake import open_lake
 from rmg_lake.pilot import IMPORTER, Study
@@ -91,15 +91,16 @@ def test_what_cannot_be_mapped_is_quarantined_with_its_reason(imported: Path) ->
         "date_time"] == "2014_01_15_14_00"
 
 
-def test_importing_again_adds_nothing(imported: Path, tmp_path: Path) -> None:
-    again = run_cli("import-legacy", str(PILOT), *STUDY, "--lake", str(imported))
+def test_importing_again_adds_nothing(
+        imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    again = run_in(capsys, "import-legacy", str(PILOT), *STUDY, "--lake", str(imported))
     assert again.returncode == 0 and "Nothing new" in again.stdout
     moved = tmp_path / "elsewhere"  # the same files, from another folder: seen already
     shutil.copytree(PILOT, moved)
-    copied = run_cli("import-legacy", str(moved), *STUDY, "--lake", str(imported))
+    copied = run_in(capsys, "import-legacy", str(moved), *STUDY, "--lake", str(imported))
     assert copied.returncode == 0 and "Nothing new" in copied.stdout
     (moved / "Linking_wip.json").rename(moved / "Linking_wip (copy).json")  # read again:
-    renamed = run_cli("import-legacy", str(moved), *STUDY, "--lake", str(imported))
+    renamed = run_in(capsys, "import-legacy", str(moved), *STUDY, "--lake", str(imported))
     assert renamed.returncode == 0, renamed.stderr  # the same rounds, the same bytes;
     assert "0 new events" in renamed.stdout and "3 duplicates" in renamed.stdout  # the
     assert "1 attachment" in renamed.stdout  # file itself: a pilot file's name says what it is
@@ -107,8 +108,7 @@ def test_importing_again_adds_nothing(imported: Path, tmp_path: Path) -> None:
 
 
 def test_a_round_s_id_is_what_it_is_so_a_grown_master_file_adds_its_new_rounds(
-    imported: Path, tmp_path: Path,
-) -> None:
+    imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     namespace = uuid.UUID("0f05c5dc-8d91-4ba3-ac88-60518f5d5054")
     observations = open_lake(imported).table("observations")
     first = observations.filter(observations["source_path"].str.starts_with(
@@ -126,7 +126,7 @@ def test_a_round_s_id_is_what_it_is_so_a_grown_master_file_adds_its_new_rounds(
     later.mkdir()
     (later / "Linking_wip.json").write_text(json.dumps(grown))
     shutil.copy(PILOT / "Linking_id-2014_01_15_07_55", later)
-    result = run_cli("import-legacy", str(later), *STUDY, "--lake", str(imported))
+    result = run_in(capsys, "import-legacy", str(later), *STUDY, "--lake", str(imported))
     assert result.returncode == 0, result.stderr
     assert "1 new event " in result.stdout and "0 superseding" in result.stdout
 
@@ -264,15 +264,16 @@ def test_another_department_is_left_out_and_links_are_not_followed(tmp_path: Pat
     (["--factory", "f01", "--observer", "obs01", "--team", "t", "--department", "sewing"],
      "sewing"),
 ])
-def test_wrong_options_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
-    result = run_cli("import-legacy", str(PILOT), *args, "--lake", str(tmp_path / "lake"))
+def test_wrong_options_are_one_line(
+        args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_in(capsys, "import-legacy", str(PILOT), *args, "--lake", str(tmp_path / "lake"))
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "lake").exists()
 
 
-def test_a_missing_path_is_one_line(tmp_path: Path) -> None:
-    result = run_cli("import-legacy", str(tmp_path / "nowhere"), *STUDY,
+def test_a_missing_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_in(capsys, "import-legacy", str(tmp_path / "nowhere"), *STUDY,
                      "--lake", str(tmp_path / "lake"))
     assert result.returncode == 1 and "no such file or folder" in result.stderr
     assert not (tmp_path / "lake").exists()
@@ -288,7 +289,8 @@ def _flags(lake: Path) -> list[tuple[object, ...]]:
     return flags.select("severity", "detail").rows()
 
 
-def test_a_file_of_no_department_is_taken_in_with_department(tmp_path: Path) -> None:
+def test_a_file_of_no_department_is_taken_in_with_department(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "pilot"
     folder.mkdir()
     (folder / "interact.json").write_text(json.dumps({
@@ -296,10 +298,10 @@ def test_a_file_of_no_department_is_taken_in_with_department(tmp_path: Path) -> 
         "interactions": [{"interaction_id": "FIC", "interaction_length": 5, "initiator": 1,
                           "topic": 2}]}))
     lake = tmp_path / "lake"
-    first = run_cli("import-legacy", str(folder), *STUDY, "--lake", str(lake))
+    first = run_in(capsys, "import-legacy", str(folder), *STUDY, "--lake", str(lake))
     assert "interact.json — (file): its department cannot be told" in first.stdout
     assert "import it with --department" in first.stdout
-    hinted = run_cli("import-legacy", str(folder), *STUDY, "--department", "knitting",
+    hinted = run_in(capsys, "import-legacy", str(folder), *STUDY, "--department", "knitting",
                      "--lake", str(lake))  # what the hint says: now the file is read
     assert hinted.returncode == 0 and "1 new event" in hinted.stdout, hinted.stdout
     assert _quarantine(lake) == [(1, "interact.json", 2, "added")]  # its round is
@@ -307,38 +309,40 @@ def test_a_file_of_no_department_is_taken_in_with_department(tmp_path: Path) -> 
     assert severity == "info" and detail.endswith("(taken in by batch 2)")
 
 
-def test_roll_back_and_import_again_keeps_the_quarantine(tmp_path: Path) -> None:
+def test_roll_back_and_import_again_keeps_the_quarantine(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lake = tmp_path / "lake"
-    wrong = run_cli("import-legacy", str(PILOT), "--factory", "f01", "--observer", "obs01",
+    wrong = run_in(capsys, "import-legacy", str(PILOT), "--factory", "f01", "--observer", "obs01",
                     "--team", "control", "--lake", str(lake))
     assert wrong.returncode == 0, wrong.stderr
-    refused = run_cli("import-legacy", str(PILOT), *STUDY, "--lake", str(lake))
+    refused = run_in(capsys, "import-legacy", str(PILOT), *STUDY, "--lake", str(lake))
     assert refused.returncode == 1 and "--instead-of 1" in refused.stderr  # (it'd double)
-    assert run_cli("rollback", "1", "--reason", "wrong team", "--lake", str(lake)
+    assert run_in(capsys, "rollback", "1", "--reason", "wrong team", "--lake", str(lake)
                    ).returncode == 0
-    again = run_cli("import-legacy", str(PILOT), *STUDY, "--lake", str(lake))
+    again = run_in(capsys, "import-legacy", str(PILOT), *STUDY, "--lake", str(lake))
     assert again.returncode == 0, again.stderr
     assert "9 new events" in again.stdout and "8 attachments" in again.stdout
     assert _quarantine(lake) == [(3, "Knitting_interact.json/round 2", None, None)]
     (severity, detail), = _flags(lake)
     assert severity == "error" and detail.startswith("Knitting_interact.json/round 2")
     assert set(open_lake(lake).table("observations")["team"]) == {"treatment"}
-    instead = run_cli("import-legacy", str(PILOT), *STUDY[:-1], "other", "--instead-of",
+    instead = run_in(capsys, "import-legacy", str(PILOT), *STUDY[:-1], "other", "--instead-of",
                       "3", "--lake", str(lake))  # and so, in one command
     assert instead.returncode == 0, instead.stderr
     assert _quarantine(lake) == [(5, "Knitting_interact.json/round 2", None, None)]
     assert set(open_lake(lake).table("observations")["team"]) == {"other"}
 
 
-def test_a_quarantined_round_taken_in_later_is_resolved(tmp_path: Path) -> None:
+def test_a_quarantined_round_taken_in_later_is_resolved(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "pilot"
     shutil.copytree(PILOT, folder)
     lake = tmp_path / "lake"
-    assert run_cli("import-legacy", str(folder), *STUDY, "--lake", str(lake)).returncode == 0
+    assert run_in(capsys, "import-legacy", str(folder), *STUDY, "--lake", str(lake)).returncode == 0
     windows = json.loads((folder / "Knitting_interact.json").read_bytes())
     windows["interactions"][1][0]["topic"] = 4  # the observer's code 9, put right
     (folder / "Knitting_interact.json").write_text(json.dumps(windows))
-    fixed = run_cli("import-legacy", str(folder), *STUDY, "--lake", str(lake))
+    fixed = run_in(capsys, "import-legacy", str(folder), *STUDY, "--lake", str(lake))
     assert fixed.returncode == 0 and "1 new event " in fixed.stdout, fixed.stdout
     assert _quarantine(lake) == [(1, "Knitting_interact.json/round 2", 2, "added")]
     (severity, detail), = _flags(lake)
@@ -370,7 +374,8 @@ def test_a_photo_ends_its_own_round_only(tmp_path: Path) -> None:
     assert ended.isoformat() == "2014-02-10T03:05:00+00:00"
 
 
-def test_what_would_break_a_reading_is_refused_with_its_reason(tmp_path: Path) -> None:
+def test_what_would_break_a_reading_is_refused_with_its_reason(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "pilot"
     folder.mkdir()
     (folder / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
@@ -379,7 +384,7 @@ def test_what_would_break_a_reading_is_refused_with_its_reason(tmp_path: Path) -
                                                    "Style": ["a"], "WIP": [2],
                                                    "Speed": [2**70]}}))
     os.mkfifo(folder / "pipe")  # read, it would wait for ever
-    result = run_cli("import-legacy", str(folder), *STUDY, "--lake", str(tmp_path / "lake"))
+    result = run_in(capsys, "import-legacy", str(folder), *STUDY, "--lake", str(tmp_path / "lake"))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     reasons = dict(open_lake(tmp_path / "lake").table("quarantine").select(
         "source_path", "reason").rows())

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import PILOT_APP, pilot_day, run_cli
+from conftest import PILOT_APP, pilot_day, run_cli, run_in
 
 from rmg_lake import Lake, open_lake
 from rmg_lake.contract.models import FACTORY_TZ
@@ -187,39 +187,40 @@ def test_a_photo_ends_its_round_and_is_attached_to_it(
     assert "which the app saved no round of" in others["reason"][0]
 
 
-def test_show_links_the_photo_to_its_round(imported: tuple[Lake, Path, list[str]]) -> None:
+def test_show_links_the_photo_to_its_round(
+        imported: tuple[Lake, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     lake, _, _ = imported
     (photo,) = lake.table("history").filter(
         path="Linking_wip_2014_02_11_11_33.jpg")["observation_id"]
-    shown = run_cli("show", photo[:8], "--lake", str(lake.root))
+    shown = run_in(capsys, "show", photo[:8], "--lake", str(lake.root))
     assert shown.returncode == 0, shown.stderr
     assert "Linking_wip.json/round 5/wip_linking_treatment_obs01_20140211T113000.json" in \
         shown.stdout
     assert "Attached (kept as evidence):" in shown.stdout
     assert "from Linking_wip_2014_02_11_11_33.jpg — the photo that ended Linking_wip.json/" \
            "round 5 (at 11:33)" in shown.stdout
-    as_json = json.loads(run_cli("show", photo, "--lake", str(lake.root), "--json").stdout)
+    as_json = json.loads(run_in(capsys, "show", photo, "--lake", str(lake.root), "--json").stdout)
     assert [a["path"] for a in as_json["attached"]] == ["Linking_wip_2014_02_11_11_33.jpg"]
 
 
 def test_a_day_s_import_adds_that_day_and_nothing_twice(
-        imported: tuple[Lake, Path, list[str]]) -> None:
+        imported: tuple[Lake, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     lake, folder, said = imported
     observations = lake.table("observations")
     assert observations["versions"].max() == 1  # a grown master file: new rounds only
     by_batch = observations.group_by("batch").len().sort("batch")["len"].to_list()
     assert by_batch == [14, 14, 14]  # each day: 6 rounds, 2 operator-ID files, the form
-    again = run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment",
+    again = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
                     "--lake", str(lake.root))
     assert again.returncode == 0 and "Nothing new" in again.stdout
     assert not any(code in "".join(said) for code in ("1201", "1204", "2301", "2521"))
 
 
 def test_importing_again_as_another_team_is_refused_naming_the_batches(
-        imported: tuple[Lake, Path, list[str]]) -> None:
+        imported: tuple[Lake, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     lake, folder, _ = imported
     before = len(lake.entries())
-    again = run_cli("import-legacy", str(folder), *STUDY, "--team", "control",
+    again = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "control",
                     "--lake", str(lake.root))
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert again.stderr.startswith("error: 24 of these rounds were imported already, in "
@@ -230,10 +231,10 @@ def test_importing_again_as_another_team_is_refused_naming_the_batches(
     assert len(lake.entries()) == before
 
 
-def test_one_department_at_a_time(tmp_path: Path) -> None:
+def test_one_department_at_a_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = pilot_day(3, tmp_path / "Dropbox")
     lake = tmp_path / "lake"
-    knitting = run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment",
+    knitting = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
                        "--department", "knitting", "--lake", str(lake))
     assert knitting.returncode == 0, knitting.stderr
     assert " 0 quarantined" in knitting.stdout
@@ -241,11 +242,11 @@ def test_one_department_at_a_time(tmp_path: Path) -> None:
         knitting.stdout and "(import them with --department linking)" in knitting.stdout
     observations = open_lake(lake).table("observations")
     assert set(observations["department"]) == {"knitting"}
-    linking = run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment",
+    linking = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
                       "--department", "linking", "--lake", str(lake))
     assert linking.returncode == 0, linking.stderr
     assert " 0 quarantined" in linking.stdout
-    whole = run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment",
+    whole = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
                     "--lake", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     both, once = (open_lake(p).table("observations").sort("observation_id")
@@ -255,21 +256,22 @@ def test_one_department_at_a_time(tmp_path: Path) -> None:
 
 
 def test_a_wrong_team_rolled_back_and_imported_again_loses_nothing(
-        imported: tuple[Lake, Path, list[str]], tmp_path: Path) -> None:
+        imported: tuple[Lake, Path, list[str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """The folder holds only the last start-of-day form: the lake's copies of the
     earlier ones are read again with the rest."""
     lake = tmp_path / "lake"
     for day in (1, 2):
         pilot_day(day, tmp_path / "Dropbox")
-        wrong = run_cli("import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
+        wrong = run_in(capsys, "import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
                         "same-floor", "--lake", str(lake))
         assert wrong.returncode == 0, wrong.stderr
     pilot_day(3, tmp_path / "Dropbox")
-    refused = run_cli("import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
+    refused = run_in(capsys, "import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
                       "treatment", "--lake", str(lake))
     assert refused.returncode == 1 and "batches 1 and 2" in refused.stderr
     assert "--instead-of 1,2" in refused.stderr
-    again = run_cli("import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
+    again = run_in(capsys, "import-legacy", str(tmp_path / "Dropbox"), *STUDY, "--team",
                     "treatment", "--instead-of", "1,2", "--lake", str(lake))
     assert again.returncode == 0, again.stderr
     columns = [c for c in imported[0].table("observations").columns if c != "batch"]
@@ -281,33 +283,33 @@ def test_a_wrong_team_rolled_back_and_imported_again_loses_nothing(
                                  "team=treatment department=(from files)"] * 2
 
 
-def test_a_folder_rolled_back_stays_out(tmp_path: Path) -> None:
+def test_a_folder_rolled_back_stays_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Files of a rolled-back import are not read again, even when the same folder later
     holds others: only --instead-of reads what a batch kept."""
     lake = tmp_path / "lake"
     folder = pilot_day(3, tmp_path / "Dropbox")
-    assert run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment", "--lake",
+    assert run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment", "--lake",
                    str(lake)).returncode == 0
-    assert run_cli("rollback", "1", "--reason", "wrong folder", "--lake", str(lake)
+    assert run_in(capsys, "rollback", "1", "--reason", "wrong folder", "--lake", str(lake)
                    ).returncode == 0
     for path in folder.iterdir():
         path.unlink()
     pilot_day(1, folder)  # what the folder held on the first day
-    again = run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment",
+    again = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
                     "--lake", str(lake))
     assert again.returncode == 0, again.stderr
     observations = open_lake(lake).table("observations")  # (day 1's rounds, unchanged,
     assert set(observations["day"].cast(str)) == {"2014-02-10"}  # stay out too: only the
     assert set(observations["task"]) == {"roster"}  # form of day 1 is new, as its time)
-    bad = run_cli("import-legacy", str(folder), *STUDY, "--team", "control",
+    bad = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "control",
                   "--instead-of", "9", "--lake", str(lake))
     assert bad.returncode == 1 and "--instead-of: batch 9 is no import of" in bad.stderr
 
 
 def test_a_file_imported_on_its_own_is_read_with_what_the_lake_knows(
-        imported: tuple[Lake, Path, list[str]]) -> None:
+        imported: tuple[Lake, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     lake, folder, _ = imported
-    alone = run_cli("import-legacy", str(folder / "Knitting_wip.json"), *STUDY, "--team",
+    alone = run_in(capsys, "import-legacy", str(folder / "Knitting_wip.json"), *STUDY, "--team",
                     "treatment", "--lake", str(lake.root))
     assert alone.returncode == 0, alone.stderr
     assert "Nothing new" in alone.stdout  # the same rounds: workers, ends and all
@@ -322,10 +324,11 @@ def test_pandas_reads_the_frames(imported: tuple[Lake, Path, list[str]]) -> None
     assert len(wip) == 9 * 4  # nine rounds of four machines
 
 
-def test_a_photo_ends_the_round_not_the_roster_of_the_same_minute(tmp_path: Path) -> None:
+def test_a_photo_ends_the_round_not_the_roster_of_the_same_minute(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = pilot_day(2, tmp_path / "Dropbox")
     (folder / "Knitting_id-2014_02_11_08_00").rename(folder / "Knitting_id-2014_02_11_08_01")
-    result = run_cli("import-legacy", str(folder), *STUDY, "--team", "treatment",
+    result = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
                      "--lake", str(tmp_path / "lake"))
     assert result.returncode == 0, result.stderr
     lake = open_lake(tmp_path / "lake")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, run_in
 
 from rmg_lake import Lake, open_lake
 
@@ -88,12 +88,13 @@ def test_nothing_else_changes(upgraded: tuple[Lake, Path, str]) -> None:
     assert set(new["batch"]) == {5, 6} and new["versions"].max() == 1
 
 
-def test_the_heal_happens_once(upgraded: tuple[Lake, Path, str], tmp_path: Path) -> None:
+def test_the_heal_happens_once(upgraded: tuple[Lake, Path, str], tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
     lake, _, _ = upgraded
-    again = run_cli("ingest", "--source", str(tmp_path), "--lake", str(lake.root))
+    again = run_in(capsys, "ingest", "--source", str(tmp_path), "--lake", str(lake.root))
     assert again.returncode == 0 and "examined again" not in again.stdout
     assert "Nothing new" in again.stdout and len(lake.entries()) == 6
-    assert run_cli("verify", "--lake", str(lake.root)).returncode == 0
+    assert run_in(capsys, "verify", "--lake", str(lake.root)).returncode == 0
 
 
 def test_a_heal_rolled_back_is_not_made_again(tmp_path: Path) -> None:
