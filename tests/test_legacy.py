@@ -372,6 +372,16 @@ def test_a_photo_ends_its_own_round_only(tmp_path: Path) -> None:
         late.reason or "")
     (ended,) = lake.table("observations")["ended_at"]
     assert ended.isoformat() == "2014-02-10T03:05:00+00:00"
+    fixed = json.loads((folder / "Knitting_wip.json").read_bytes())  # round 2 put right:
+    fixed["KN1"]["Attendance"][1] = "Present"  # its photo is listed again, attached
+    (folder / "Knitting_wip.json").write_text(json.dumps(fixed))
+    again = {r.path: r for r in lake.ingest(PilotFiles(folder, Study(
+        "f01", "obs01", "t"))).files}
+    relinked = again["Knitting_wip_2014_02_10_09_33.jpg"]
+    assert relinked.outcome == "duplicate" and relinked.observation_id is not None
+    (row,) = lake.table("observations").filter(observation_id=relinked.observation_id
+                                               ).iter_rows(named=True)
+    assert row["ended_at"].isoformat() == "2014-02-10T03:33:00+00:00"
 
 
 def test_what_would_break_a_reading_is_refused_with_its_reason(
