@@ -45,7 +45,6 @@ _PHOTO = re.compile(r"(?i)(knitting|linking)_(wip|interact|other)_"
                     r"(\d{4}_\d\d_\d\d_\d\d_\d\d)\.(jpe?g|png)")
 _NAMED = re.compile(r"(?i)(?:^|[^a-z])(knitting|linking)(?:[^a-z]|$)")
 _FORM = re.compile(r"(?i)(knitting|linking)_(treatment|same_floor|different|[a-z0-9]+)")
-_TEAMS = {"same_floor": "same-floor", "different": "other-floor"}  # contract 1.1
 _TASKS = {"wip": "wip", "interact": "interactions"}  # a photo's task → the round's
 _AFTER = timedelta(hours=1)  # a photo this long after a round's start is no longer its end
 
@@ -178,7 +177,7 @@ def _read_rounds(found: _File, study: Study, rosters: list[Roster],
             found.note = "the start-of-day form's machine counts: no operators yet"
             return
         for group in sorted(doc):
-            department, team = _group(group)
+            department, team = rounds.team_of(group)
             if study.department not in (None, department):
                 left_out.append(f"{file.path} ({group})")
                 continue
@@ -196,29 +195,23 @@ def _read_rounds(found: _File, study: Study, rosters: list[Roster],
                                  partial(rounds.per_task, doc, study, department)))
     else:
         try:
-            _aligned(doc)
+            rounds.aligned(doc)
         except Unmappable as err:
             found.refused = str(err)
             return
         if not doc["date_time"]:
             found.note = "no rounds yet: the file as the app made it when set up"
         for i in range(len(doc["date_time"])):
-            one = _nth(doc, i)
+            one = rounds.nth(doc, i)
             found.rounds.append(_one(
                 f"{file.path}/round {i + 1}", one,
                 partial(rounds.window, one, study, department) if "interactions" in doc
-                else partial(_master_round, one, study, department, rosters)))
+                else partial(rounds.master_round, one, study, department, rosters)))
 
 
 def _id_roster(doc: dict[str, Any], study: Study, department: str,
                stamp: str) -> dict[str, Any]:
     return rounds.id_roster(doc, study, department, values.time(stamp))
-
-
-def _master_round(written: dict[str, Any], study: Study, department: str,
-                  rosters: list[Roster]) -> dict[str, Any]:
-    return rounds.master_round(written, study, department,
-                               _roster_for(rosters, department, written))
 
 
 def _once(files: list[_File]) -> None:
@@ -252,15 +245,6 @@ def _rosters(found: _File, study: Study) -> list[Roster]:
         return []
     return [Roster(name, payload["department"], values.time(id_file[2]),
                    payload["machines"])]
-
-
-def _roster_for(rosters: list[Roster], department: str, written: dict[str, Any],
-                ) -> Roster | None:
-    """The latest operator-ID file of the round's day and department at or before it."""
-    at = values.time(written["date_time"])
-    before = sorted((r for r in rosters if r.department == department
-                     and r.at.date() == at.date() and r.at <= at), key=lambda r: r.at)
-    return before[-1] if before else None
 
 
 def _photos_end_rounds(files: list[_File], known: list[_File]) -> None:
@@ -384,35 +368,8 @@ def _is_counts(doc: dict[str, Any]) -> bool:
                              and isinstance(n, int) for key, n in doc.items())
 
 
-def _group(key: str) -> tuple[str, str]:
-    """A form group's department and team: knitting_same_floor → knitting, same-floor."""
-    department, team = key.lower().split("_", 1)
-    return department, _TEAMS.get(team, team.replace("_", "-"))
-
-
 def _json(file: PilotFile) -> Any:
     return json.loads(file.data.decode("utf-8-sig"))
-
-
-def _aligned(doc: dict[str, Any]) -> None:
-    """A master file's lists line up with `date_time`, or no round can be trusted."""
-    count = len(doc["date_time"])
-    lists: dict[str, Any] = {key: value for key, value in doc.items()
-                             if isinstance(value, list)}
-    for code, written in rounds.machines(doc):
-        lists |= {f"{code}'s {key}": value for key, value in written.items()}
-    for key, written in lists.items():
-        if not isinstance(written, list) or len(written) != count:
-            said = len(written) if isinstance(written, list) else "no list of"
-            raise Unmappable(f"{key} has {said} values for {count} times: the rounds "
-                             "cannot be lined up")
-
-
-def _nth(doc: dict[str, Any], i: int) -> dict[str, Any]:
-    """Round `i` of a master file, as a file of its own would hold it."""
-    return {key: ({k: v[i] for k, v in value.items()} if MACHINE.fullmatch(key)
-                  else value[i] if isinstance(value, list) else value)
-            for key, value in doc.items()}
 
 
 def _sha(data: bytes) -> str:

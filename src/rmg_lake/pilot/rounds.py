@@ -23,8 +23,8 @@ from typing import Any
 from rmg_lake.pilot import values
 from rmg_lake.pilot.values import Unmappable
 
-__all__ = ["IMPORTER", "Roster", "Study", "group_roster", "id_roster", "machines",
-           "master_round", "per_task", "window"]
+__all__ = ["IMPORTER", "Roster", "Study", "aligned", "group_roster", "id_roster",
+           "machines", "master_round", "nth", "per_task", "team_of", "window"]
 
 IMPORTER = 2  # the version of this reading: recorded with each import's batch
 _NAMESPACE = uuid.UUID("0f05c5dc-8d91-4ba3-ac88-60518f5d5054")  # of the pilot's rounds
@@ -35,6 +35,7 @@ _TOPIC = {1: "machine-configuration", 2: "machine-function", 3: "yarn", 4: "patt
 _KNOWN = {"mc_status", "worker_id", "style", "component", "back", "front", "sleeve",
           "collar", "wip", "attendance"}  # a machine's keys (lower case) that are mapped
 _PANELS = ("back", "front", "sleeve", "collar")
+_TEAMS = {"same_floor": "same-floor", "different": "other-floor"}  # contract 1.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +76,14 @@ def per_task(doc: dict[str, Any], study: Study, department: str) -> dict[str, An
 
 
 def master_round(doc: dict[str, Any], study: Study, department: str,
-                 roster: Roster | None) -> dict[str, Any]:
+                 rosters: list[Roster]) -> dict[str, Any]:
     """A round of a master file (`Knitting_wip.json`: one element of each list), its
-    workers from `roster`, the day's operator-ID file before it (None: none was)."""
+    workers from the latest of `rosters` (operator-ID files) of its day and department
+    at or before it (none: the workers are not known)."""
     at, found, gaps = values.time(doc["date_time"]), {}, False
-    known = roster.machines if roster is not None else {}
+    before = sorted((r for r in rosters if r.department == department
+                     and r.at.date() == at.date() and r.at <= at), key=lambda r: r.at)
+    known = before[-1].machines if before else {}
     for code, written in machines(doc):
         row = {key.lower(): value for key, value in written.items()}
         status = values.status(code, row.pop("attendance", row.pop("mc_status", None)))
@@ -238,3 +242,31 @@ def machines(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     if len(set(codes)) < len(codes):
         raise Unmappable("a machine code written twice (in other letter cases)")
     return found
+
+
+def team_of(group: str) -> tuple[str, str]:
+    """A start-of-day form group's department and team: knitting_same_floor → knitting,
+    same-floor (the contract's names for the pilot's, 1.1)."""
+    department, team = group.lower().split("_", 1)
+    return department, _TEAMS.get(team, team.replace("_", "-"))
+
+
+def aligned(doc: dict[str, Any]) -> None:
+    """A master file's lists line up with `date_time`, or no round can be trusted."""
+    count = len(doc["date_time"])
+    lists: dict[str, Any] = {key: value for key, value in doc.items()
+                             if isinstance(value, list)}
+    for code, written in machines(doc):
+        lists |= {f"{code}'s {key}": value for key, value in written.items()}
+    for key, written in lists.items():
+        if not isinstance(written, list) or len(written) != count:
+            said = len(written) if isinstance(written, list) else "no list of"
+            raise Unmappable(f"{key} has {said} values for {count} times: the rounds "
+                             "cannot be lined up")
+
+
+def nth(doc: dict[str, Any], i: int) -> dict[str, Any]:
+    """Round `i` of a master file, as a file of its own would hold it."""
+    return {key: ({k: v[i] for k, v in value.items()} if MACHINE.fullmatch(key)
+                  else value[i] if isinstance(value, list) else value)
+            for key, value in doc.items()}
