@@ -19,8 +19,8 @@ def make_private_dir(path: Path) -> None:
         return
     missing = [p for p in (path, *path.parents) if not p.exists()]
     for folder in reversed(missing):
-        folder.mkdir(exist_ok=True)
-        folder.chmod(0o700)
+        folder.mkdir(mode=0o700, exist_ok=True)  # private from the start (a run killed
+        folder.chmod(0o700)  # before the chmod leaves none open); the chmod, whatever umask
 
 
 def own_private_dir(path: Path) -> None:
