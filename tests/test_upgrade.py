@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO, run_cli, run_in
 
 from rmg_lake import Lake, open_lake
+from rmg_lake.events import keep_events
 
 OLD = REPO / "tests" / "data" / "old-lake"
 
@@ -131,7 +132,7 @@ def test_an_examination_that_fails_leaves_the_ingest_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(OLD / "lake", tmp_path / "lake")
     _private(tmp_path)
-    monkeypatch.setattr("rmg_lake.lake.reexaminations",
+    monkeypatch.setattr("rmg_lake.reexamine.reexaminations",
                         lambda root, entries: [((1,), _Broken())])
     inbox = _empty(tmp_path)
     (inbox / "notes.txt").write_text("a file the ingest still takes")
@@ -141,9 +142,11 @@ def test_an_examination_that_fails_leaves_the_ingest_alone(
     assert result.counts["attachment"] == 1
 
 
-def test_a_name_that_is_not_utf8_is_not_examined_again(tmp_path: Path) -> None:
+def test_a_name_that_is_not_utf8_is_examined_again_as_it_is(tmp_path: Path) -> None:
     inbox = _empty(tmp_path)
-    (inbox / os.fsdecode(b"roster_\xffknitting.json")).write_text("{}")
+    folder = inbox / os.fsdecode(b"caf\xe9 back\\slash")  # (a folder of such a name too)
+    folder.mkdir()
+    (folder / os.fsdecode(b"roster_\xffknitting.json")).write_text("{}")
     lake = open_lake(tmp_path / "lake", create=True)
     assert lake.ingest(inbox).counts["quarantined"] == 1
     entry = tmp_path / "lake" / "_log" / "000001.json"  # as a release before it wrote it
@@ -151,5 +154,34 @@ def test_a_name_that_is_not_utf8_is_not_examined_again(tmp_path: Path) -> None:
     del written["reader"]
     entry.write_text(json.dumps(written))
     again = lake.ingest(inbox)
-    assert again.reexamined == () and again.batch is None
-    assert lake.table("quarantine")["source_path"].to_list() == ["roster_\\xffknitting.json"]
+    (examined,) = again.reexamined
+    (record,) = examined.files  # under its own name, refused for the same reason
+    assert record.outcome == "duplicate" and record.path == written["files"][0]["path"]
+    assert lake.table("quarantine")["source_path"].to_list() == [
+        "caf\\xe9 back\\\\slash/roster_\\xffknitting.json"]
+    assert lake.ingest(inbox).reexamined == ()  # once
+
+
+def test_an_examination_that_fails_half_way_leaves_no_trace(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It decided files before it failed: the ingest after it knows nothing of them."""
+    shutil.copytree(OLD / "lake", tmp_path / "lake")
+    _private(tmp_path)
+    inbox = _empty(tmp_path)
+    name = "wip_knitting_treatment_obs03_20261124T101500"
+    shutil.copy(OLD / "inbox" / f"{name}.json", inbox / f"{name} (1).json")  # a copy of
+    calls = []  # a file the examination takes in
+
+    def fails_once(*args: object) -> dict[str, str]:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("the disk hiccuped")
+        return keep_events(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("rmg_lake.ingest.keep_events", fails_once)
+    lake = open_lake(tmp_path / "lake")
+    result = lake.ingest(inbox)
+    assert result.unexamined and "RuntimeError: the disk hiccuped" in result.unexamined[0]
+    (record,) = result.files
+    assert record.outcome == "added"  # not a duplicate of an event no entry holds
+    assert lake.rebuild() == lake.root and lake.verify().ok

@@ -43,7 +43,7 @@ from rmg_lake.log import (
     settings_in_force,
 )
 from rmg_lake.progress import Track
-from rmg_lake.reexamine import reexaminations
+from rmg_lake.reexamine import heal
 from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sheet import read_sheet
 from rmg_lake.sources import Source, open_source
@@ -88,9 +88,9 @@ class Lake:
         frames from then on; None keeps the lake's. New settings alone make a batch of no
         files.
 
-        First, the quarantine of each batch an older rmg-lake read is examined again, as a
-        batch of its own (see `rmg_lake.reexamine`). `before(entries)` is given the log
-        before anything is read: it may prepare the source, or refuse (a LakeError).
+        First, what an older rmg-lake quarantined is examined again, a batch per source
+        (see `rmg_lake.reexamine`). Then `before(entries)` is given the log before
+        anything of `source` is read: it may prepare the source, or refuse (a LakeError).
         """
         if batch_files < 1:
             raise ValueError(f"batch_files must be at least 1, not {batch_files}")
@@ -98,24 +98,14 @@ class Lake:
             source = open_source(str(source), exclude=[self.root])
         with self._writing():
             entries = self.log.entries()
+            index = Index.of(entries)
+            healed, unexamined, index = self._reexamine(entries, index, max_size)
             if before is not None:
                 before(entries)
             if not entries:
                 settings = settings or Settings()  # the first batch always records them
             elif settings == settings_in_force(in_effect(entries)):
                 settings = None
-            index, healed, unexamined = Index.of(entries), [], []
-            for examined, again in reexaminations(self.root, entries):
-                try:
-                    healed += self._take(again, entries, index, None, track=None,
-                                         workers=2, max_size=max_size,
-                                         batch_files=batch_files, examines=examined)[0]
-                except LakeUnusable:
-                    raise
-                except Exception as err:  # the ingest goes on without it, and says so
-                    unexamined.append(f"the quarantine of batch {examined[0]}"
-                                      f"{'…' if len(examined) > 1 else ''} could not be "
-                                      f"examined again ({type(err).__name__}: {err})")
             source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
                                 and e.source == source.name and e.cursor), None))
             batches, vanished = self._take(source, entries, index, settings, track=track,
@@ -124,7 +114,27 @@ class Lake:
             if not batches and not healed:
                 self._refresh_locked(entries)
         return IngestResult(source.name, tuple(batches), vanished, tuple(source.gone),
-                            source.relisted, tuple(healed), tuple(unexamined))
+                            source.relisted, healed, unexamined)
+
+    def reexamine(self) -> tuple[tuple[Batch, ...], tuple[str, ...]]:
+        """Examine again what an older rmg-lake quarantined (`ingest` does it first; see
+        `rmg_lake.reexamine`): the batches that did, and why any could not."""
+        with self._writing():
+            entries = self.log.entries()
+            healed, unexamined, _ = self._reexamine(entries, Index.of(entries), MAX_SIZE)
+            if not healed:
+                self._refresh_locked(entries)
+        return healed, unexamined
+
+    def _reexamine(self, entries: list[LogEntry], index: Index, max_size: int,
+                   ) -> tuple[tuple[Batch, ...], tuple[str, ...], Index]:
+        """`heal` (see `rmg_lake.reexamine`), each examination committed as `_take` does."""
+        def take(source: Source, examines: tuple[int, ...], known: Index) -> list[Batch]:
+            return self._take(source, entries, known, None, track=None, workers=2,
+                              max_size=max_size, batch_files=BATCH_FILES,
+                              examines=examines)[0]
+
+        return heal(self.root, entries, index, take)
 
     def _take(self, source: Source, entries: list[LogEntry], index: Index,
               settings: Settings | None, *, track: Track | None, workers: int,

@@ -18,21 +18,44 @@ made again (roll the rollback back to have it again).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from rmg_lake.ingest import READER
+from rmg_lake.errors import LakeUnusable
+from rmg_lake.ingest import READER, Index
 from rmg_lake.log import Batch, FileRecord, LogEntry, in_effect
 from rmg_lake.pilot import PilotFile
 from rmg_lake.resolved import family, resolutions
-from rmg_lake.sources import FileGone, Source, SourceFile
-from rmg_lake.sources.legacy import PilotFiles, study_of
+from rmg_lake.sources import FileGone, Source, SourceFile, unprintable
+from rmg_lake.sources.legacy import PilotFiles, legacy_path, study_of
 
-__all__ = ["KeptQuarantine", "reexaminations"]
+__all__ = ["KeptQuarantine", "heal", "reexaminations"]
 
 # a pilot import's refusals of what is no file to read (links, unreadable files)
 _NO_FILE = ("a symbolic link", "cannot be read", "not a regular file")
+
+
+def heal(lake: Path, entries: list[LogEntry], index: Index,
+         take: Callable[[Source, tuple[int, ...], Index], list[Batch]],
+         ) -> tuple[tuple[Batch, ...], tuple[str, ...], Index]:
+    """Examine again what older readers quarantined: `take(source, batches examined,
+    index)` commits each examination. The batches committed, why any examination failed
+    (said, not raised, unless the lake is unusable: the ingest goes on), and the index
+    to go on with (without what a failed one decided)."""
+    healed: list[Batch] = []
+    unexamined: list[str] = []
+    for examined, again in reexaminations(lake, entries):
+        try:
+            healed += take(again, examined, index)
+        except (LakeUnusable, OSError):
+            raise
+        except Exception as err:  # (a reading that fails: reported by the caller)
+            unexamined.append(f"the quarantine of batch {examined[0]}"
+                              f"{'…' if len(examined) > 1 else ''} could not be "
+                              f"examined again ({type(err).__name__}: {err})")
+            index = Index.of(entries)
+    return tuple(healed), tuple(unexamined), index
 
 
 def reexaminations(lake: Path, entries: list[LogEntry],
@@ -57,7 +80,7 @@ def reexaminations(lake: Path, entries: list[LogEntry],
         numbers = tuple(b.batch for b in group)
         if not waiting:
             continue
-        if family(name) == name:
+        if not name.startswith("legacy:"):
             found.append((numbers, KeptQuarantine(lake, name, waiting)))
         elif (source := _pilot(lake, group, batches, waiting)) is not None:
             found.append((numbers, source))
@@ -65,9 +88,9 @@ def reexaminations(lake: Path, entries: list[LogEntry],
 
 
 class KeptQuarantine:
-    """Quarantined files of a sync folder, listed again from the lake's copies: not the
-    files refused for what they are (links, files over the size limit) or for their name
-    (as the lake shows a name that is not UTF-8, it is no longer the file's)."""
+    """Quarantined files of a sync folder, listed again from the lake's copies, under
+    their paths as the source gave them (not the files refused for what they are: links,
+    files over the size limit)."""
 
     readers = 2
     cursor = None
@@ -75,8 +98,8 @@ class KeptQuarantine:
 
     def __init__(self, lake: Path, name: str, records: list[FileRecord]) -> None:
         self.lake, self.name = lake, name
-        self.records = {(r.path, _again(r)): r for r in records
-                        if r.field not in ("(file)", "(file name)") and "\\" not in r.path}
+        self.records = {(unprintable(r.path), _again(r)): r for r in records
+                        if r.field != "(file)"}
 
     def resume(self, cursor: str | None) -> None:
         pass
@@ -129,9 +152,8 @@ def _pilot(lake: Path, group: list[Batch], batches: list[Batch],
                 continue
     if not files:
         return None
-    return PilotFiles(family(group[0].source).removeprefix("legacy:"), study,
-                      kept=list(files.values()), name=group[0].source,
-                      only={r.path for r in waiting})
+    return PilotFiles(legacy_path(group[0].source), study, kept=list(files.values()),
+                      name=group[0].source, only={r.path for r in waiting})
 
 
 def _above(path: str) -> Iterator[str]:

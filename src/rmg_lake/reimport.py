@@ -10,14 +10,15 @@ observations of the same rounds. The rounds to be listed are held against those 
 effect: a round already taken in, from the same bytes as the app wrote it (its origin, in
 the fingerprint) or from the same file and place, under another id, refuses the import,
 naming the batches. `instead_of` those batches, the import rolls them back first and
-lists again the versions of the folder's files they kept: the folder holds only the last
-start-of-day form, and the lake the earlier ones.
+reads everything again, with the versions of the folder's files they kept: the folder
+holds only the last start-of-day form, and the lake the earlier ones.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -27,12 +28,11 @@ from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.log import Batch, LogEntry, in_effect, retracted
 from rmg_lake.pilot import ID_FILE, PilotFile
 from rmg_lake.progress import Track
-from rmg_lake.resolved import family
 from rmg_lake.sources.legacy import PilotFiles, study_of
 
 __all__ = ["import_pilot", "refuse_doubles"]
 
-_ORIGIN = re.compile(r" round ([0-9a-f]{64})$")
+_ORIGIN = re.compile(r" round ([0-9a-f]{64})(?: |$)")
 _PHOTO = re.compile(r"(?i).*\.(jpe?g|png)$")
 Key = tuple[str, ...]  # ("origin", sha256) or ("file", name, sha256, "round <n>")
 
@@ -41,14 +41,21 @@ def import_pilot(lake: Lake, files: PilotFiles, *, instead_of: Collection[int] =
                  settings: Settings | None = None, track: Track | None = None,
                  ) -> IngestResult:
     """Import the pilot's `files` (`rmg-lake import-legacy`), `instead_of` those earlier
-    imports of the same folder (rolled back first: the import that replaces them)."""
+    imports (rolled back first: the import that replaces them). What an older rmg-lake
+    quarantined is examined again first, so that the import is held against it."""
+    healed, unexamined = lake.reexamine()
     entries = lake.entries()
-    replaced = _replaced(entries, files, set(instead_of))
+    replaced = _replaced(entries, set(instead_of))
+    if replaced:  # read again all it lists, though the batches replaced saw it
+        files.salt = f" instead of {','.join(str(b.batch) for b in replaced)}"
     files.recall(_kept(lake.root, replaced), _context(lake.root, entries, files))
     refuse_doubles(files, also_out=set(instead_of))(entries)  # (before rolling back)
     for batch in sorted(set(instead_of) - retracted(entries)):
         lake.rollback(batch, f"imported again as {files.study.options}")
-    return lake.ingest(files, settings=settings, track=track, before=refuse_doubles(files))
+    result = lake.ingest(files, settings=settings, track=track,
+                         before=refuse_doubles(files))
+    return replace(result, reexamined=healed + result.reexamined,
+                   unexamined=unexamined + result.unexamined)
 
 
 def refuse_doubles(files: PilotFiles, *, also_out: Collection[int] = (),
@@ -85,13 +92,14 @@ def refuse_doubles(files: PilotFiles, *, also_out: Collection[int] = (),
     return check
 
 
-def _replaced(entries: list[LogEntry], files: PilotFiles, batches: set[int]) -> list[Batch]:
-    """The imports of the same folder that `batches` name, or a one-line error."""
+def _replaced(entries: list[LogEntry], batches: set[int]) -> list[Batch]:
+    """The imports of the pilot's files that `batches` name, or a one-line error."""
     found = {e.batch: e for e in entries if isinstance(e, Batch)}
     for number in sorted(batches):
         batch = found.get(number)
-        if batch is None or family(batch.source) != family(files.name):
-            raise LakeError(f"batch {number} is no import of {files.path}", field="--instead-of",
+        if batch is None or study_of(batch.source) is None:
+            raise LakeError(f"batch {number} is no import of the pilot's files",
+                            field="--instead-of",
                             hint="name the batches the refusal named (see `rmg-lake log`)")
     return [found[n] for n in sorted(batches)]
 
@@ -119,9 +127,12 @@ def _context(lake: Path, entries: list[LogEntry], files: PilotFiles) -> list[Pil
             continue
         for record in batch.files:
             name = record.path.rsplit("/", 1)[-1]
-            if record.stored.startswith("attachments/") and (name, record.sha256) not in \
-                    found and (ID_FILE.fullmatch(name) or _PHOTO.fullmatch(name)) \
-                    and (kept := _read(lake, record.stored, record.path, record.modified)):
+            if not record.stored.startswith("attachments/") or (name, record.sha256) in found:
+                continue
+            if _PHOTO.fullmatch(name):  # (its name and time are all it says)
+                found[name, record.sha256] = PilotFile(record.path, b"", record.modified)
+            elif ID_FILE.fullmatch(name) and (
+                    kept := _read(lake, record.stored, record.path, record.modified)):
                 found[name, record.sha256] = kept
     return list(found.values())
 

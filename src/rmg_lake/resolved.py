@@ -9,20 +9,22 @@ by a batch that examines its batch's quarantine again (`rmg_lake.reexamine`):
     attachment    kept as an attachment (a pilot file read by a newer importer)
     quarantined   quarantined again: a new version of it, or another reason
 
-An import of the pilot's files is one source whatever its options, so a round that an
-import refused and a later one takes in (with the day's operator-ID file, or
-`--department`) is resolved by it.
+The imports of the pilot's files of one factory and observer are one source whatever
+their folder and options (one tablet's files), so a round that an import refused and a
+later one takes in (with the day's operator-ID file, `--department`, or the file put
+right and imported alone) is resolved by it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from rmg_lake.log import Batch, FileRecord
 
 __all__ = ["Resolution", "family", "resolutions"]
 
-_LEGACY = " (import-legacy"
+_PILOT = re.compile(r"^legacy:.* \(import-legacy, importer \d+: (factory=\S+ observer=\S+) ")
 
 
 class Resolution(NamedTuple):
@@ -32,10 +34,10 @@ class Resolution(NamedTuple):
 
 def family(source: str) -> str:
     """A source's name without what may differ between reads of the same files: an import
-    of the pilot's files is named by its path, whatever its importer and options."""
-    if source.startswith("legacy:") and _LEGACY in source:
-        return source[:source.index(_LEGACY)]
-    return source
+    of the pilot's files by its factory and observer, whatever its folder, importer and
+    other options."""
+    found = _PILOT.match(source)
+    return f"legacy: {found[1]}" if found else source
 
 
 def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:

@@ -20,13 +20,14 @@ from rmg_lake.sources.base import (
     SourceFile,
     ours,
     printable,
+    unprintable,
     utf8,
 )
 from rmg_lake.sources.local import LocalFolder
 
 __all__ = [
     "OUR_FOLDERS", "FileDeferred", "FileGone", "FileRefused", "LocalFolder", "Source",
-    "SourceFile", "open_source", "ours", "printable", "utf8",
+    "SourceFile", "open_source", "ours", "printable", "unprintable", "utf8",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from rmg_lake.errors import SourceError
 
 __all__ = [
     "OUR_FOLDERS", "FileDeferred", "FileGone", "FileRefused", "Source", "SourceFile", "ours",
-    "printable", "utf8",
+    "printable", "unprintable", "utf8",
 ]
 
 # The folders at the top of a sync folder that rmg-lake itself writes (`backup --to` the
@@ -98,6 +99,16 @@ def printable(path: str) -> str:
     become `\\xNN`, and a backslash of the name itself is doubled."""
     escaped = path.replace("\\", "\\\\")
     return escaped.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def unprintable(shown: str) -> str:
+    """The path `printable` made `shown` from (its bytes that are not UTF-8, as the file
+    system gives them: surrogate escapes)."""
+    return _ESCAPED.sub(lambda m: "\\" if m[1] == "\\" else chr(0xDC00 + int(m[1][1:], 16)),
+                        shown)
+
+
+_ESCAPED = re.compile(r"\\(\\|x[0-9a-f]{2})")
 
 
 def utf8(name: str) -> bool:

@@ -32,7 +32,7 @@ from rmg_lake.pilot import IMPORTER, Listed, PilotFile, Study, read_pilot
 from rmg_lake.sources.base import FileRefused, SourceFile
 from rmg_lake.sources.local import NOT_OURS
 
-__all__ = ["PilotFiles", "legacy_name", "study_of"]
+__all__ = ["PilotFiles", "legacy_name", "legacy_path", "study_of"]
 
 _OPTIONS = re.compile(r" \(import-legacy, importer \d+: factory=(\S+) observer=(\S+) "
                       r"team=(\S+) department=([a-z]+|\(from files\))\)$")
@@ -41,6 +41,11 @@ _OPTIONS = re.compile(r" \(import-legacy, importer \d+: factory=(\S+) observer=(
 def legacy_name(path: Path | str, study: Study) -> str:
     """How the log names an import of the pilot files at `path` read as `study` says."""
     return f"legacy:{path} (import-legacy, importer {IMPORTER}: {study.options})"
+
+
+def legacy_path(source: str) -> str:
+    """The path an import of the pilot's files was made from, from its source's name."""
+    return source.removeprefix("legacy:").split(" (import-legacy", 1)[0]
 
 
 def study_of(source: str) -> Study | None:
@@ -71,6 +76,9 @@ class PilotFiles:
         self.path = Path(path).expanduser().resolve() if kept is None else Path(path)
         if kept is None and not self.path.exists():
             raise SourceError("no such file or folder", file=str(path))
+        if kept is None and not (self.path.is_dir() or self.path.is_file()):
+            raise SourceError("not a file or folder (a named pipe or a device)",
+                              file=str(path))
         self.study = study
         self._name = name or legacy_name(self.path, study)
         self._kept, self._only = kept, only
@@ -82,6 +90,7 @@ class PilotFiles:
         self._refused: dict[tuple[str, str], FileRefused] = {}
         self.rounds: list[Listed] = []  # the rounds listed, with their ids and origins
         self.left_out: list[str] = []  # of another department than --department
+        self.salt = ""  # added to every fingerprint: to read again what was seen
 
     @property
     def name(self) -> str:
@@ -132,7 +141,7 @@ class PilotFiles:
             if self._only is not None and not any(
                     entry.path == p or entry.path.startswith(f"{p}/") for p in self._only):
                 continue
-            key = (entry.path, entry.fingerprint)
+            key = (entry.path, entry.fingerprint + self.salt)
             if entry.refused is not None:
                 self._refused[key] = FileRefused(
                     entry.refused, file=entry.path, evidence=entry.content,
@@ -142,8 +151,8 @@ class PilotFiles:
             if entry.observation_id is not None:
                 self.rounds.append(entry)
             yield SourceFile(entry.path, len(entry.content), entry.modified,
-                             entry.fingerprint, evidence=entry.evidence, note=entry.note,
-                             attached_to=entry.attached_to)
+                             entry.fingerprint + self.salt, evidence=entry.evidence,
+                             note=entry.note, attached_to=entry.attached_to)
 
     def read(self, file: SourceFile) -> bytes:
         key = (file.path, file.fingerprint)
