@@ -337,3 +337,42 @@ def test_a_photo_ends_the_round_not_the_roster_of_the_same_minute(
     assert row["reason"] == "the photo that ended Knitting_wip.json/round 4 (at 08:03)"
     rosters = lake.table("observations").filter(task="roster")
     assert (rosters["ended_at"] == rosters["started_at"]).all()
+
+
+def test_instead_of_an_import_with_the_same_options_reads_it_all_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = pilot_day(1, tmp_path / "Dropbox")
+    lake = tmp_path / "lake"
+    first = run_in(capsys, "import-legacy", str(folder / "Knitting_wip.json"), *STUDY,
+                   "--team", "control", "--lake", str(lake))
+    assert first.returncode == 0, first.stderr
+    refused = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
+                     "--lake", str(lake))
+    assert refused.returncode == 1 and "--instead-of 1 " in refused.stderr  # (a file
+    again = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
+                   "--instead-of", "1", "--lake", str(lake))  # imported alone, a folder)
+    assert again.returncode == 0, again.stderr
+    back = run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
+                  "--instead-of", "3", "--lake", str(lake))  # its own options again
+    assert back.returncode == 0, back.stderr
+    observations = open_lake(lake).table("observations")
+    assert observations.height == 14 and set(observations["batch"]) == {5}
+
+
+def test_a_round_put_right_and_imported_alone_is_resolved(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = pilot_day(1, tmp_path / "Dropbox")
+    lake = tmp_path / "lake"
+    master = json.loads((folder / "Knitting_wip.json").read_bytes())
+    master["KN1"]["Attendance"][1] = "Maybe"  # a slip: round 2 cannot be read
+    (folder / "Knitting_wip.json").write_text(json.dumps(master))
+    assert run_in(capsys, "import-legacy", str(folder), *STUDY, "--team", "treatment",
+                  "--lake", str(lake)).returncode == 0
+    master["KN1"]["Attendance"][1] = "Present"
+    (folder / "Knitting_wip.json").write_text(json.dumps(master))
+    alone = run_in(capsys, "import-legacy", str(folder / "Knitting_wip.json"), *STUDY,
+                   "--team", "treatment", "--lake", str(lake))
+    assert alone.returncode == 0 and "1 new event " in alone.stdout, alone.stdout
+    quarantine = open_lake(lake).table("quarantine")
+    assert quarantine.select("source_path", "resolved_by", "resolution").rows() == [
+        ("Knitting_wip.json/round 2", 2, "added")]

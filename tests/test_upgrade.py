@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import REPO, run_cli, run_in
+from conftest import REPO, pilot_day, run_cli, run_in
 
 from rmg_lake import Lake, open_lake
 from rmg_lake.events import keep_events
@@ -185,3 +185,20 @@ def test_an_examination_that_fails_half_way_leaves_no_trace(
     (record,) = result.files
     assert record.outcome == "added"  # not a duplicate of an event no entry holds
     assert lake.rebuild() == lake.root and lake.verify().ok
+
+
+def test_an_import_after_the_upgrade_is_held_against_the_heal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The upgrade's examination comes first: a file of the folder imported alone as
+    another team is refused, and as the same team adds no round, nor a poorer version."""
+    shutil.copytree(OLD / "lake", tmp_path / "lake")
+    _private(tmp_path)
+    folder = pilot_day(3, tmp_path / "Dropbox")
+    study = ("--factory", "f01", "--observer", "obs01", "--lake", str(tmp_path / "lake"))
+    other = run_in(capsys, "import-legacy", str(folder / "Knitting_wip.json"), *study,
+                   "--team", "other")
+    assert other.returncode == 1 and "9 of these rounds were imported already" in other.stderr
+    same = run_in(capsys, "import-legacy", str(folder / "Knitting_wip.json"), *study,
+                  "--team", "treatment")
+    assert same.returncode == 0 and "0 new events (0 superseding" in same.stdout, same.stdout
+    assert "examined again" not in same.stdout  # (the refused import had made it)
