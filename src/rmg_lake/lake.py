@@ -98,8 +98,8 @@ class Lake:
             source = open_source(str(source), exclude=[self.root])
         with self._writing():
             entries = self.log.entries()
-            index = Index.of(entries)
-            healed, unexamined, index = self._reexamine(entries, index, max_size)
+            healed, unexamined, known = self._reexamine(entries, None, max_size)
+            index = known or Index.of(entries)
             if before is not None:
                 before(entries)
             if not entries:
@@ -121,13 +121,13 @@ class Lake:
         `rmg_lake.reexamine`): the batches that did, and why any could not."""
         with self._writing():
             entries = self.log.entries()
-            healed, unexamined, _ = self._reexamine(entries, Index.of(entries), MAX_SIZE)
+            healed, unexamined, _ = self._reexamine(entries, None, MAX_SIZE)
             if not healed:
                 self._refresh_locked(entries)
         return healed, unexamined
 
-    def _reexamine(self, entries: list[LogEntry], index: Index, max_size: int,
-                   ) -> tuple[tuple[Batch, ...], tuple[str, ...], Index]:
+    def _reexamine(self, entries: list[LogEntry], index: Index | None, max_size: int,
+                   ) -> tuple[tuple[Batch, ...], tuple[str, ...], Index | None]:
         """`heal` (see `rmg_lake.reexamine`), each examination committed as `_take` does."""
         def take(source: Source, examines: tuple[int, ...], known: Index) -> list[Batch]:
             return self._take(source, entries, known, None, track=None, workers=2,

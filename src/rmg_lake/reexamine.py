@@ -26,26 +26,28 @@ from rmg_lake.errors import LakeUnusable
 from rmg_lake.ingest import READER, Index
 from rmg_lake.log import Batch, FileRecord, LogEntry, in_effect
 from rmg_lake.pilot import PilotFile
-from rmg_lake.resolved import family, resolutions
+from rmg_lake.resolved import and_above, family, resolutions
 from rmg_lake.sources import FileGone, Source, SourceFile, unprintable
 from rmg_lake.sources.legacy import PilotFiles, legacy_path, study_of
 
-__all__ = ["KeptQuarantine", "heal", "reexaminations"]
+__all__ = ["KeptQuarantine", "heal", "kept_file", "reexaminations"]
 
 # a pilot import's refusals of what is no file to read (links, unreadable files)
 _NO_FILE = ("a symbolic link", "cannot be read", "not a regular file")
 
 
-def heal(lake: Path, entries: list[LogEntry], index: Index,
+def heal(lake: Path, entries: list[LogEntry], index: Index | None,
          take: Callable[[Source, tuple[int, ...], Index], list[Batch]],
-         ) -> tuple[tuple[Batch, ...], tuple[str, ...], Index]:
+         ) -> tuple[tuple[Batch, ...], tuple[str, ...], Index | None]:
     """Examine again what older readers quarantined: `take(source, batches examined,
-    index)` commits each examination. The batches committed, why any examination failed
-    (said, not raised, unless the lake is unusable: the ingest goes on), and the index
-    to go on with (without what a failed one decided)."""
+    index)` commits each examination (`index`: the log's, made here if None and needed).
+    The batches committed, why any examination failed (said, not raised, unless the lake
+    is unusable: the ingest goes on), and the index to go on with (without what a failed
+    one decided)."""
     healed: list[Batch] = []
     unexamined: list[str] = []
     for examined, again in reexaminations(lake, entries):
+        index = index or Index.of(entries)
         try:
             healed += take(again, examined, index)
         except (LakeUnusable, OSError):
@@ -142,22 +144,22 @@ def _pilot(lake: Path, group: list[Batch], batches: list[Batch],
         kept = {r.path: r for r in earlier.files if r.stored.startswith("attachments/")}
         if earlier.batch in ours:  # and the files it refused whole (not rounds under one)
             kept |= {r.path: r for r in earlier.files if r.outcome == "quarantined"
-                     and not any(p in kept for p in _above(r.path))
+                     and not any(p in kept for p in and_above(r.path)[1:])
                      and not (r.reason or "").startswith(_NO_FILE)}
         for record in kept.values():
-            try:
-                files[record.path, record.sha256, record.modified] = PilotFile(
-                    record.path, (lake / record.stored).read_bytes(), record.modified)
-            except OSError:  # `rmg-lake verify` tells of a kept file gone missing
-                continue
+            if (file := kept_file(lake, record)) is not None:
+                files[record.path, record.sha256, record.modified] = file
     if not files:
         return None
     return PilotFiles(legacy_path(group[0].source), study, kept=list(files.values()),
                       name=group[0].source, only={r.path for r in waiting})
 
 
-def _above(path: str) -> Iterator[str]:
-    """The paths `path` lies under: `a/b/c` → `a/b`, `a`."""
-    while "/" in path:
-        path = path.rsplit("/", 1)[0]
-        yield path
+def kept_file(lake: Path, record: FileRecord, *, data: bool = True) -> PilotFile | None:
+    """The pilot file `record` names, as the lake keeps it (without its bytes, unless
+    `data`); None if the copy is missing (`rmg-lake verify` tells of it)."""
+    try:
+        return PilotFile(record.path, (lake / record.stored).read_bytes() if data else b"",
+                         record.modified)
+    except OSError:
+        return None

@@ -28,6 +28,7 @@ from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.log import Batch, LogEntry, in_effect, retracted
 from rmg_lake.pilot import ID_FILE, PilotFile
 from rmg_lake.progress import Track
+from rmg_lake.reexamine import kept_file
 from rmg_lake.sources.legacy import PilotFiles, study_of
 
 __all__ = ["import_pilot", "refuse_doubles"]
@@ -111,7 +112,7 @@ def _kept(lake: Path, batches: list[Batch]) -> list[PilotFile]:
         for record in batch.files:
             key = (record.path, record.sha256, record.modified)  # (the form: its time too)
             if key not in found and record.stored.startswith("attachments/") \
-                    and (kept := _read(lake, record.stored, record.path, record.modified)):
+                    and (kept := kept_file(lake, record)):
                 found[key] = kept
     return list(found.values())
 
@@ -129,19 +130,11 @@ def _context(lake: Path, entries: list[LogEntry], files: PilotFiles) -> list[Pil
             name = record.path.rsplit("/", 1)[-1]
             if not record.stored.startswith("attachments/") or (name, record.sha256) in found:
                 continue
-            if _PHOTO.fullmatch(name):  # (its name and time are all it says)
-                found[name, record.sha256] = PilotFile(record.path, b"", record.modified)
-            elif ID_FILE.fullmatch(name) and (
-                    kept := _read(lake, record.stored, record.path, record.modified)):
+            photo = bool(_PHOTO.fullmatch(name))  # (its name and time are all it says)
+            if (photo or ID_FILE.fullmatch(name)) and (
+                    kept := kept_file(lake, record, data=not photo)):
                 found[name, record.sha256] = kept
     return list(found.values())
-
-
-def _read(lake: Path, stored: str, path: str, modified: datetime) -> PilotFile | None:
-    try:
-        return PilotFile(path, (lake / stored).read_bytes(), modified)
-    except OSError:  # `rmg-lake verify` tells of a kept file gone missing
-        return None
 
 
 def _taken(batches: list[Batch]) -> dict[Key, dict[int, str]]:

@@ -17,14 +17,13 @@ right and imported alone) is resolved by it.
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 from rmg_lake.log import Batch, FileRecord
+from rmg_lake.sources.legacy import study_of
 
-__all__ = ["Resolution", "family", "resolutions"]
+__all__ = ["Resolution", "and_above", "family", "resolutions"]
 
-_PILOT = re.compile(r"^legacy:.* \(import-legacy, importer \d+: (factory=\S+ observer=\S+) ")
 
 
 class Resolution(NamedTuple):
@@ -36,8 +35,8 @@ def family(source: str) -> str:
     """A source's name without what may differ between reads of the same files: an import
     of the pilot's files by its factory and observer, whatever its folder, importer and
     other options."""
-    found = _PILOT.match(source)
-    return f"legacy: {found[1]}" if found else source
+    study = study_of(source)
+    return f"legacy: factory={study.factory} observer={study.observer}" if study else source
 
 
 def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
@@ -51,7 +50,7 @@ def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
         for record in batch.files if paths else ():
             assert paths is not None
             outcome = _taken(record)
-            for path in _and_above(record.path) if outcome is not None else ():
+            for path in and_above(record.path) if outcome is not None else ():
                 for earlier in paths.get(path, ()):
                     was = found.get((earlier, path))
                     if (batch.examines is None and was is None) or (
@@ -79,7 +78,7 @@ def _taken(record: FileRecord) -> str | None:
     return None
 
 
-def _and_above(path: str) -> list[str]:
+def and_above(path: str) -> list[str]:
     """`a/b/c`, `a/b`, `a`: the path and the paths it lies under."""
     found = [path]
     while "/" in path:

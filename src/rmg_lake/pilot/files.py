@@ -227,9 +227,16 @@ def _once(files: list[_File]) -> None:
 def _one(path: str, written: Any, make: Callable[[], dict[str, Any]]) -> _Round:
     found = _Round(path, written, origin=hashlib.sha256(_dump(written)).hexdigest())
     try:
-        found.payload = make()
+        payload = make()
     except (Unmappable, OverflowError, TypeError) as err:
         found.reason = str(err)
+        return found
+    try:
+        orjson.dumps(payload)
+    except TypeError as err:  # a key it does not know holds what JSON cannot
+        found.reason = f"a value the contract does not know cannot be written ({err})"
+        return found
+    found.payload = payload
     return found
 
 
@@ -307,16 +314,7 @@ def _listed(found: _File, options: str) -> list[Listed]:
         payload, at = one.payload, datetime.fromisoformat(one.payload["started_at"])
         name = (f"{payload['task']}_{payload['department']}_{payload['team']}_"
                 f"{payload['observer']}_{at.year:04d}{at:%m%dT%H%M%S}.json")
-        try:
-            content = orjson.dumps(payload, option=orjson.OPT_INDENT_2)
-        except TypeError as err:  # a key it does not know holds what JSON cannot
-            evidence = _dump(one.written) + str(err).encode()
-            entries.append(Listed(
-                one.path, file.modified, evidence,
-                f"{_sha(evidence)} {common} round {one.origin}", origin=one.origin,
-                refused=f"{one.path.rsplit('/', 1)[-1]} cannot be put in the contract: "
-                        f"a value the contract does not know cannot be written ({err})"))
-            continue
+        content = orjson.dumps(payload, option=orjson.OPT_INDENT_2)
         entries.append(Listed(f"{one.path}/{name}", file.modified, content,
                               f"{_sha(content)} {common} round {one.origin}",
                               observation_id=payload["observation_id"], origin=one.origin))

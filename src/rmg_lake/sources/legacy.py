@@ -127,7 +127,7 @@ class PilotFiles:
                 if isinstance(found, PilotFile):
                     files.append(found)
                     continue
-                fingerprint = f"{found.message} {found.evidence.hex()}"
+                fingerprint = f"{found.message} {found.evidence.hex()}{self.salt}"
                 self._refused[relative, fingerprint] = found
                 yield SourceFile(relative, len(found.evidence), datetime.now(UTC),
                                  fingerprint)
