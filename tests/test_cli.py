@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import REPO, Ingested, run_cli
+from conftest import REPO, Ingested, run_cli, run_in
 from typer.testing import CliRunner
 
 from rmg_lake.cli import app
@@ -103,6 +103,28 @@ def test_report_table_fits_80_columns_in_a_pipe(ingested: Ingested) -> None:
     assert "\x1b[" not in result.stdout  # no colour codes when piped
     assert any(line.startswith("f01 - knitting") for line in lines)
     assert any(re.match(r"\| Fr 2026-11-06 \|\s+-", line) for line in lines)
+
+
+def test_the_table_shows_the_last_14_days_observed_and_all_with_all(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    simulate(tmp_path / "inbox", days=25, observers=2, seed=12)  # 1 to 25 November
+    lake = str(tmp_path / "lake")
+    assert run_in(capsys, "ingest", "--source", str(tmp_path / "inbox"), "--lake",
+                  lake).returncode == 0
+    days = lambda text: sorted(set(re.findall(r"2026-11-\d\d", text)))  # noqa: E731
+    table = run_in(capsys, "report", "--lake", lake)
+    assert table.returncode == 0
+    assert days(table.stdout) == [f"2026-11-{d}" for d in range(12, 26)]
+    assert "The last 14 days, from 2026-11-12 to 2026-11-25: --all for every day" in \
+        table.stderr
+    every = run_in(capsys, "report", "--lake", lake, "--all")
+    assert days(every.stdout) == [f"2026-11-{d:02d}" for d in range(1, 26)]
+    assert every.stderr == ""
+    some = run_in(capsys, "report", "--lake", lake, "--from", "2026-11-02", "--to",
+                  "2026-11-20")
+    assert days(some.stdout) == [f"2026-11-{d:02d}" for d in range(2, 21)]
+    as_csv = run_in(capsys, "report", "--lake", lake, "--format", "csv")  # everything
+    assert days(as_csv.stdout) == days(every.stdout)
 
 
 def test_an_empty_range_says_so(ingested: Ingested) -> None:

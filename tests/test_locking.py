@@ -99,3 +99,49 @@ def test_an_open_reader_neither_blocks_the_writer_nor_breaks(lake: Path, tmp_pat
         assert fresh.execute("select max(batch) from batches").fetchone() == (2,)
     finally:
         fresh.close()
+
+
+SLOW_INGEST = """
+import sys, time
+from pathlib import Path
+from rmg_lake import open_lake
+from rmg_lake.sources.local import LocalFolder
+
+class Slow(LocalFolder):  # a sync folder on a slow disk: 50 ms a file
+    def read(self, file):
+        time.sleep(0.05)
+        return super().read(file)
+
+lake = open_lake(Path(sys.argv[1]))
+result = lake.ingest(Slow(sys.argv[2]), batch_files=15, workers=1)
+print(len(result.batches), flush=True)
+"""
+
+
+def test_a_reader_reads_the_last_derived_state_at_once_while_a_slow_ingest_writes(
+        lake: Path, tmp_path: Path) -> None:
+    from rmg_lake.simulate import simulate
+
+    simulate(tmp_path / "more", days=3, observers=2, seed=96)
+    before = open_lake(lake).table("observations").height
+    writer = subprocess.Popen([sys.executable, "-c", SLOW_INGEST, str(lake),
+                               str(tmp_path / "more")], stdout=subprocess.PIPE, text=True)
+    reads: list[tuple[float, int, bool]] = []  # (seconds, rows, the writer held the lock)
+    try:
+        while writer.poll() is None:
+            writing = (lake / ".lock.holder").exists()
+            started = time.monotonic()
+            rows = open_lake(lake).table("observations").height  # as in a notebook
+            reads.append((time.monotonic() - started, rows, writing))
+            time.sleep(0.1)
+        batches = int(writer.communicate(timeout=60)[0])
+    finally:
+        writer.kill()
+    assert writer.returncode == 0 and batches >= 3  # several batches, each derived
+    during = [read for read in reads if read[2]]
+    assert max(seconds for seconds, _, _ in reads) < 1.5, reads  # nobody waited for it
+    assert len(during) >= 10, reads  # the ingest took seconds, read all along
+    rows = [n for _, n, _ in reads]
+    assert rows == sorted(rows) and rows[0] == before  # committed states, in order
+    assert len(set(rows)) >= 2  # the frames grew as the ingest went on
+    assert open_lake(lake).table("observations").height > rows[-1] or rows[-1] > before

@@ -353,6 +353,7 @@ def test_a_frame_without_a_column_is_refused(completion: pl.DataFrame):
 
 def test_public_names():
     assert sorted(report.__all__) == [
-        "COLUMNS", "EMPTY_MESSAGE", "completion_csv", "completion_json", "render_completion",
+        "COLUMNS", "EMPTY_MESSAGE", "TABLE_DAYS", "completion_csv", "completion_json",
+        "render_completion",
     ]
     assert all(hasattr(report, name) for name in report.__all__)

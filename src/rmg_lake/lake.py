@@ -242,17 +242,23 @@ class Lake:
 
     def refresh(self) -> Derived:
         """Bring the derived files up to date if they are missing, behind the log, or moved;
-        the state they are in."""
+        the state they are in. While another run writes, the last state it derived is
+        read as it is (readers never wait for a writer): only a lake with none waits."""
         state = self._current(self.log.count())
-        if state is None:
-            with self._writing():
-                state = self._refresh_locked(self.log.entries())
-        return state
+        if state is not None:
+            return state
+        last = self._current(None)
+        if last is not None:
+            with self.lock.taken() as mine, _lake_errors(self.root):
+                return self._refresh_locked(self.log.entries()) if mine else last
+        with self._writing():
+            return self._refresh_locked(self.log.entries())
 
-    def _current(self, entries: int) -> Derived | None:
-        """The derived state, if it is that of `entries` log entries in this folder."""
+    def _current(self, entries: int | None) -> Derived | None:
+        """The derived state, if it is that of `entries` log entries (None: of any) in
+        this folder."""
         state = load_state(self.root)
-        if state is not None and state.entries == entries \
+        if state is not None and entries in (None, state.entries) \
                 and state.root == str(self.root) and (self.root / CATALOG).is_file():
             return state
         return None
@@ -379,15 +385,11 @@ class Lake:
                  damaged: LakeUnusable) -> T:
         """`read` the derived files; if it fails with `stale` (a writer swapped in new
         files since), bring them up to date and read once more, then say `damaged`."""
-        state = self.refresh()
-        for attempt in range(2):
+        for _ in range(2):
             try:
-                return read(state)
+                return read(self.refresh())
             except stale:
                 pass
-            if attempt == 0:
-                with self._writing():
-                    state = self._refresh_locked(self.log.entries())
         raise damaged
 
 

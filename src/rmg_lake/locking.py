@@ -85,6 +85,25 @@ class WriterLock:
                 self._holder.unlink(missing_ok=True)
             self._lock.release()
 
+    @contextmanager
+    def taken(self) -> Iterator[bool]:
+        """Hold the lock if no other run does (True), without waiting; else (False) go on
+        without it."""
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        outermost = self._lock.lock_counter == 1
+        try:
+            if outermost:
+                self._take_over()
+            yield True
+        finally:
+            if outermost:
+                self._holder.unlink(missing_ok=True)
+            self._lock.release()
+
     def _take_over(self) -> None:
         """Name this run as the holder, after saying so if a killed run was the last."""
         stale = self.holder()

@@ -18,7 +18,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["COLUMNS", "EMPTY_MESSAGE", "completion_csv", "completion_json", "render_completion"]
+__all__ = ["COLUMNS", "EMPTY_MESSAGE", "TABLE_DAYS", "completion_csv", "completion_json",
+           "render_completion"]
+
+TABLE_DAYS = 14  # the terminal table's days (up to the last one observed) unless told
 
 COLUMNS = (
     "day", "factory", "task", "department", "team", "expected", "completed", "attempted", "status",

@@ -138,12 +138,12 @@ class _Folder:
 def simulate(
     root: Path, *, days: int = 21, observers: int = 4, seed: int = 0,
     start: date = date(2026, 11, 1), factories: int = 2, bad_files: bool = True,
-    holidays: Sequence[date] = (),
+    holidays: Sequence[date] = (), photos: bool = True,
 ) -> SimulationManifest:
     """Write `days` calendar days of the study from `start` into the empty folder `root`.
 
-    Fridays and `holidays` are off. Raises ValueError for impossible arguments and
-    LakeError if `root` holds files already.
+    Fridays and `holidays` are off; without `photos`, only JSON files are written.
+    Raises ValueError for impossible arguments and LakeError if `root` holds files already.
     """
     if days < 0 or observers < 1 or factories < 1:
         raise ValueError("need days >= 0, observers >= 1 and factories >= 1")
@@ -158,7 +158,7 @@ def simulate(
     working = [d for d in (start + timedelta(i) for i in range(days))
                if d.weekday() != 4 and d not in off]
     folder = _Folder()
-    observations = _observe(rng, folder, teams, working, workers)
+    observations = _observe(rng, folder, teams, working, workers, PHOTO if photos else 0.0)
     current, duplicates, superseded = _reupload(rng, folder, observations)
     bad = _bad(rng, folder, teams, working or [start], set(current)) if bad_files else {}
     folder.write(root)
@@ -167,7 +167,7 @@ def simulate(
 
 
 def _observe(rng: random.Random, folder: _Folder, teams: list[_Team], working: list[date],
-             workers: set[str]) -> list[_Obs]:
+             workers: set[str], photo_share: float) -> list[_Obs]:
     """Every team's observations of every working day, with the photos taken."""
     observations = []
     for day in working:
@@ -177,7 +177,7 @@ def _observe(rng: random.Random, folder: _Folder, teams: list[_Team], working: l
                 synced = _synced_ns(rng, payload["ended_at"])
                 path = folder.put(_join(sub, _name(payload)), _dump(payload), synced)
                 observations.append(_Obs(payload, path, synced))
-                if rng.random() < PHOTO:
+                if rng.random() < photo_share:
                     local = datetime.fromisoformat(payload["started_at"])
                     photo = f"{payload['task']}_{local:%Y_%m_%d_%H_%M}.jpg"
                     folder.put(_join(sub, photo), _jpeg(rng),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import polars as pl
 import typer
 from rich.text import Text
 
@@ -31,7 +32,7 @@ from rmg_lake.errors import LakeError, shown
 from rmg_lake.files import write_atomic
 from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.log import FileRecord
-from rmg_lake.report import completion_csv, completion_json, render_completion
+from rmg_lake.report import TABLE_DAYS, completion_csv, completion_json, render_completion
 from rmg_lake.sources import Source, open_source
 
 if TYPE_CHECKING:
@@ -184,6 +185,9 @@ def report(
         help="table, csv, json, or html (a page to read on a phone too).")
     ] = ReportFormat.table,
     to: Annotated[Path | None, typer.Option("--out", help="The HTML file to write.")] = None,
+    every_day: Annotated[bool, typer.Option(
+        "--all", help=f"Every day (table: by default the last {TABLE_DAYS} days observed; "
+                      "csv and json always give every day).")] = False,
 ) -> None:
     """Which tasks were completed on which days, against the protocol."""
     first, last = day_option(start, "--from"), day_option(end, "--to")
@@ -191,6 +195,14 @@ def report(
         _html_report(lake_from(lake), to, first, last)
         return
     frame = lake_from(lake).completion(first, last)
+    if format is ReportFormat.table and not (every_day or first or last) and frame.height:
+        earliest: date = frame["day"].min()  # type: ignore[assignment]
+        latest: date = frame["day"].max()  # type: ignore[assignment]
+        first = latest - timedelta(days=TABLE_DAYS - 1)
+        if earliest < first:
+            frame = frame.filter(pl.col("day") >= first)
+            err.print(f"The last {TABLE_DAYS} days, from {first} to {latest}: --all for every "
+                      "day, or --from and --to.")
     if format is ReportFormat.csv:
         sys.stdout.write(completion_csv(frame))
     elif format is ReportFormat.json:
