@@ -15,6 +15,7 @@ from rmg_lake.contract import InvalidObservation, Validated, original_name, vali
 from rmg_lake.events import EventRows, keep_events
 from rmg_lake.log import Batch, Deferred, FileRecord, LogEntry, arrival, is_newer, retracted
 from rmg_lake.progress import Track
+from rmg_lake.records import record_bytes
 from rmg_lake.sources import (
     FileDeferred,
     FileGone,
@@ -96,6 +97,7 @@ class Collected:
     vanished: int  # listed, then gone before they could be read: taken when they return
     events: dict[str, str]  # frame → the kept events file of the events added
     last: bool  # the listing is taken whole: the batch may record the source's cursor
+    stored: str | None = None  # the kept Parquet file of `records` (None if there are none)
 
 
 MAX_SIZE = 10 * 2**20  # bytes: a larger file is kept as it is, never held whole or parsed
@@ -200,7 +202,12 @@ def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Ind
                 rows.add(record.sha256, data.valid.observation)
             index.note(record, evidence=file.evidence)
             records.append(record)
-    return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows), last)
+    stored = None
+    if records:
+        table = record_bytes(records)
+        stored = store.put_records(sha256(table), table).stored
+    return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows), last,
+                     stored)
 
 
 def _read_ahead(
@@ -355,6 +362,6 @@ def new_batch(number: int, source: Source, settings: Settings | None, got: Colle
               examines: tuple[int, ...] | None = None) -> Batch:
     return Batch(batch=number, committed_at=datetime.now(UTC), source=source.name,
                  cursor=source.cursor if got.last else None, settings=settings,
-                 counts=Batch.count(got.records, got.deferred), files=got.records,
-                 deferred=got.deferred, events=got.events, reader=READER,
+                 counts=Batch.count(got.records, got.deferred), inline=got.records,
+                 records=got.stored, deferred=got.deferred, events=got.events, reader=READER,
                  examines=examines)

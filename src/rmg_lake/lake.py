@@ -48,11 +48,11 @@ from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sheet import read_sheet
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore, sha256
+from rmg_lake.upgrade import LAYOUT, READABLE, upgrade
 from rmg_lake.verify import Verified, make_private, remove_orphans, verify
 
 __all__ = ["LAYOUT", "Corrected", "IngestResult", "Lake", "RolledBack", "open_lake"]
 
-LAYOUT = 1  # version of the on-disk layout, kept in _meta.json
 T = TypeVar("T")
 _OURS = frozenset({"_meta.json", "_log"})  # what a lake being created already holds
 
@@ -65,8 +65,10 @@ class Lake:
     `lock.wait`, `lock.on_wait` and `lock.on_stale` to change how long and what they say.
     """
 
-    def __init__(self, root: Path, *, wait: float | None = None) -> None:
+    def __init__(self, root: Path, *, wait: float | None = None,
+                 meta: dict[str, object] | None = None) -> None:
         self.root = root.resolve()
+        self.meta = meta or _meta(self.root)  # what _meta.json says
         self.log = Log(self.root)
         self.store = RawStore(self.root)
         self.lock = WriterLock(self.root, wait=wait)
@@ -244,6 +246,9 @@ class Lake:
         """Bring the derived files up to date if they are missing, behind the log, or moved;
         the state they are in. While another run writes, the last state it derived is
         read as it is (readers never wait for a writer): only a lake with none waits."""
+        return self._latest()
+
+    def _latest(self) -> Derived:
         state = self._current(self.log.count())
         if state is not None:
             return state
@@ -279,6 +284,9 @@ class Lake:
     def _writing(self) -> Iterator[None]:
         """Hold the lake's lock, and turn what the file system says into a lake error."""
         with self.lock.held(), _lake_errors(self.root):
+            if self.meta["layout"] != LAYOUT:  # the first write upgrades an older lake
+                upgrade(self.root, self.meta)
+                self.meta = _meta(self.root)
             yield
 
     def verify(self, *, repair: bool = False, track: Track | None = None) -> Verified:
@@ -385,9 +393,9 @@ class Lake:
                  damaged: LakeUnusable) -> T:
         """`read` the derived files; if it fails with `stale` (a writer swapped in new
         files since), bring them up to date and read once more, then say `damaged`."""
-        for _ in range(2):
+        for look in (self.refresh, self._latest):  # (a writer may swap files meanwhile)
             try:
-                return read(self.refresh())
+                return read(look())
             except stale:
                 pass
         raise damaged
@@ -459,13 +467,22 @@ def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
                 option=orjson.OPT_INDENT_2), durable=True)
             make_private_dir(root / "_log")
             fsync_dir(root)
-    try:
-        layout = orjson.loads(meta.read_bytes())["layout"]
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
-        raise LakeUnusable("unreadable _meta.json", file=str(meta)) from None
-    if layout != LAYOUT:
-        raise LakeUnusable(f"layout {layout} is not one this rmg-lake reads ({LAYOUT})",
-                           file=str(path), hint="upgrade rmg-lake")
+    said = _meta(root)
+    if said["layout"] not in READABLE:
+        raise LakeUnusable(f"layout {said['layout']} is not one this rmg-lake reads "
+                           f"({', '.join(map(str, READABLE))})", file=str(path),
+                           hint="upgrade rmg-lake")
     if not os.access(root, os.W_OK):
         raise LakeUnusable("the lake folder is not writable", file=str(path))
-    return Lake(root)
+    return Lake(root, meta=said)
+
+
+def _meta(root: Path) -> dict[str, object]:
+    """What the lake's _meta.json says (its layout, at least)."""
+    try:
+        said = orjson.loads((root / "_meta.json").read_bytes())
+        if isinstance(said, dict) and "layout" in said:
+            return said
+    except (OSError, orjson.JSONDecodeError):
+        pass
+    raise LakeUnusable("unreadable _meta.json", file=str(root / "_meta.json"))

@@ -17,7 +17,16 @@ from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+import polars as pl
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+)
 
 from rmg_lake.config import Settings
 from rmg_lake.errors import LakeUnusable
@@ -71,9 +80,14 @@ class Deferred(BaseModel):
 
 
 class Batch(BaseModel):
-    """One committed ingest: what it saw, and the study settings if they changed with it."""
+    """One committed ingest: what it saw, and the study settings if they changed with it.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    What became of each file is in `records`, a Parquet file the entry names (see
+    `rmg_lake.records`): `files` reads it when asked, `frame()` as columns. An entry of
+    layout 1 held them inline (`inline`, `files` in its JSON), as a batch just made does.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     batch: int
     kind: Literal["ingest"] = "ingest"
@@ -82,7 +96,8 @@ class Batch(BaseModel):
     cursor: str | None = None  # where the source's listing ended (a source that has one)
     settings: Settings | None = None  # None: the settings in force stay
     counts: dict[str, int]
-    files: tuple[FileRecord, ...]
+    inline: tuple[FileRecord, ...] = Field(default=(), alias="files")
+    records: str | None = None  # `records/<sha256>.parquet`: its file records (layout 2)
     deferred: tuple[Deferred, ...] = ()
     # frame → `events/v<format>/<frame>/<sha256>.parquet`: the rows of the events it added
     # (see rmg_lake.events; an entry written before the event store names none)
@@ -90,10 +105,54 @@ class Batch(BaseModel):
     reader: int | None = None  # how its files were read (rmg_lake.ingest.READER); None: 1
     examines: tuple[int, ...] | None = None  # batches whose quarantine it examined again
 
+    _lake: Path | None = PrivateAttr(default=None)  # where `records` is (set by the Log)
+
+    @property
+    def files(self) -> tuple[FileRecord, ...]:
+        """What became of each file it saw, in order."""
+        if self.inline or self.records is None:
+            return self.inline
+        from rmg_lake.records import file_records
+        return file_records(self.frame())
+
+    def frame(self, columns: list[str] | None = None) -> pl.DataFrame:
+        """Its file records as columns (`rmg_lake.records.RECORD_SCHEMA`), in order."""
+        from rmg_lake.records import records_frame
+        if self.inline or self.records is None:
+            frame = records_frame(self.inline)
+            return frame.select(columns) if columns is not None else frame
+        if self._lake is None:
+            raise LakeUnusable(f"batch {self.batch}'s file records are not at hand",
+                               file=self.records)
+        try:
+            return pl.read_parquet(self._lake / self.records, columns=columns)
+        except (OSError, pl.exceptions.PolarsError):
+            raise LakeUnusable(f"batch {self.batch}'s file records cannot be read",
+                               file=str(self._lake / self.records),
+                               hint="restore the lake from a backup") from None
+
+    def __eq__(self, other: object) -> bool:  # the same entry, wherever it is read from
+        return isinstance(other, Batch) and self.__dict__ == other.__dict__
+
+    __hash__ = BaseModel.__hash__
+
+    def at(self, lake: Path) -> Batch:
+        """This entry, reading its records from `lake`."""
+        self._lake = lake
+        return self
+
     def named(self) -> dict[str, str]:
-        """Every file of the lake it names (path → sha256): the files kept, and its events."""
-        return {**{f.stored: f.sha256 for f in self.files},
-                **{path: PurePosixPath(path).stem for path in self.events.values()}}
+        """Every file of the lake it names (path → sha256): the files kept, its records and
+        its events."""
+        stored = self.frame(["stored", "sha256"])
+        return {**dict(zip(stored["stored"], stored["sha256"], strict=True)),
+                **{path: PurePosixPath(path).stem
+                   for path in [*self.events.values(), *filter(None, [self.records])]}}
+
+    def as_json(self) -> bytes:
+        """The entry's bytes in the log: its records inline only if it names no file."""
+        return self.model_dump_json(exclude_none=True, indent=1, by_alias=True,
+                                    exclude={"inline"} if self.records else None).encode()
 
     @staticmethod
     def count(files: tuple[FileRecord, ...], deferred: tuple[Deferred, ...] = (),
@@ -167,9 +226,10 @@ Entry = Annotated[LogEntry, Field(discriminator="kind")]
 _entry: TypeAdapter[Batch | Correction | Rollback] = TypeAdapter(Entry)
 
 
-def read_entry(data: bytes) -> LogEntry:
-    """One log entry from its file's bytes (raises pydantic's ValidationError)."""
-    return _entry.validate_json(data)
+def read_entry(data: bytes, lake: Path) -> LogEntry:
+    """One log entry of `lake` from its file's bytes (raises pydantic's ValidationError)."""
+    entry = _entry.validate_json(data)
+    return entry.at(lake) if isinstance(entry, Batch) else entry
 
 
 def rolled_back_by(entries: list[LogEntry]) -> dict[int, int]:
@@ -205,6 +265,7 @@ def corrections_in_effect(entries: list[LogEntry]) -> list[Correction]:
 
 class Log:
     def __init__(self, lake: Path) -> None:
+        self.lake = lake
         self.dir = lake / "_log"
 
     def paths(self) -> list[Path]:
@@ -222,7 +283,7 @@ class Log:
                                    file=str(path),
                                    hint="restore it from a backup; _log/ is never edited by hand")
             try:
-                batches.append(read_entry(path.read_bytes()))
+                batches.append(read_entry(path.read_bytes(), self.lake))
             except ValidationError as exc:
                 raise LakeUnusable(f"unreadable log entry ({exc.error_count()} problems)",
                                    file=str(path), hint="the log is never edited by hand") from None
@@ -235,7 +296,8 @@ class Log:
     def commit(self, batch: LogEntry) -> Path:
         """Write the entry once and durably; this is the moment the batch exists."""
         path = self.dir / f"{batch.batch:06d}.json"
-        data = batch.model_dump_json(exclude_none=True, indent=1).encode()
+        data = batch.as_json() if isinstance(batch, Batch) else batch.model_dump_json(
+            exclude_none=True, indent=1).encode()
         if not write_once(path, data, durable=True):
             raise LakeUnusable(f"batch {batch.batch} is already in the log", file=str(path),
                                hint="another rmg-lake run may be writing this lake")

@@ -5,6 +5,7 @@
     attachments/<sha256><suffix>        files that are not observations (photos)
     corrections/<sha256><suffix>        the corrections sheets applied (rmg_lake.corrections)
     events/v<n>/<frame>/<sha256>.parquet   the rows of a batch's new events (rmg_lake.events)
+    records/<sha256>.parquet            a batch's file records (rmg_lake.records)
 
 A stored file means nothing until a committed log entry names it. Writes are not synced
 one by one: the ingest syncs once before it commits the entry that names them.
@@ -69,6 +70,9 @@ class RawStore:
 
     def put_events(self, folder: str, digest: str, data: bytes) -> Kept:
         return self._put(f"events/{folder}/{digest}.parquet", digest, data)
+
+    def put_records(self, digest: str, data: bytes) -> Kept:
+        return self._put(f"records/{digest}.parquet", digest, data)
 
     def take_back(self, kept: Kept) -> None:
         """Delete a file this run kept, that its batch names no more (nothing else)."""

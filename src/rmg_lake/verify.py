@@ -27,7 +27,7 @@ from rmg_lake.store import file_sha256
 
 __all__ = ["Finding", "Verified", "make_private", "remove_orphans", "verify"]
 
-STORED = ("raw", "quarantine", "attachments", "events", "corrections")
+STORED = ("raw", "quarantine", "attachments", "events", "records", "corrections")
 
 Kind = Literal["log", "missing", "damaged", "orphan", "mode"]
 
@@ -66,7 +66,7 @@ def _read_log(lake: Path, findings: list[Finding]) -> list[LogEntry]:
         if path.name != f"{number:06d}.json":
             findings.append(Finding("log", name, f"expected _log/{number:06d}.json here"))
         try:
-            batch = read_entry(path.read_bytes())
+            batch = read_entry(path.read_bytes(), lake)
         except ValidationError as exc:
             problems = exc.error_count()
             findings.append(Finding("log", name, f"unreadable entry ({problems} problem"

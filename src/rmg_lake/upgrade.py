@@ -1,0 +1,49 @@
+"""Lakes of an older layout, brought to this one by the first run that writes to them.
+
+    layout 1   each ingest's file records inline in its log entry
+    layout 2   each ingest's file records in `records/<sha256>.parquet`, which its entry
+               names (`rmg_lake.records`)
+
+An upgrade says the same things in the new form: every entry keeps its number, header and
+records. Each step can be interrupted: the records files are on disk before an entry
+names them, each entry is replaced in one step (readers see the old one or the new one,
+both readable), and `_meta.json` says the new layout last.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from rmg_lake.files import fsync_dir, sync_all, write_atomic
+from rmg_lake.log import Batch, Log, read_entry
+from rmg_lake.records import record_bytes
+from rmg_lake.store import RawStore, sha256
+
+__all__ = ["LAYOUT", "READABLE", "upgrade"]
+
+LAYOUT = 2  # the on-disk layout this rmg-lake writes, kept in _meta.json
+READABLE = (1, 2)  # the layouts it reads (and upgrades at its first write)
+
+
+def upgrade(root: Path, meta: dict[str, object]) -> None:
+    """Bring the lake at `root`, whose `_meta.json` says `meta`, to LAYOUT."""
+    log, store = Log(root), RawStore(root)
+    moved: list[tuple[Path, Batch]] = []
+    for path in log.paths():
+        entry = read_entry(path.read_bytes(), root)
+        if isinstance(entry, Batch) and entry.inline and entry.records is None:
+            data = record_bytes(entry.inline)
+            kept = store.put_records(sha256(data), data)
+            moved.append((path, entry.model_copy(update={"records": kept.stored})))
+    sync_all()  # every records file is on disk before an entry names it
+    for path, entry in moved:
+        write_atomic(path, entry.as_json())
+    fsync_dir(log.dir)
+    upgrades = [*meta.get("upgrades", []),  # type: ignore[misc]
+                {"from": meta["layout"], "to": LAYOUT, "at": datetime.now(UTC).isoformat()}]
+    write_atomic(root / "_meta.json", orjson.dumps(
+        {**meta, "layout": LAYOUT, "upgrades": upgrades}, option=orjson.OPT_INDENT_2))
+    fsync_dir(root)
