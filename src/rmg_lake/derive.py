@@ -20,7 +20,6 @@ day again and trusts nothing derived.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,16 +49,16 @@ from rmg_lake.frames import (
 )
 from rmg_lake.log import (
     Batch,
+    Correction,
     Current,
     LogEntry,
-    Versions,
     corrections_in_effect,
-    current_versions,
     in_effect,
     settings_in_force,
 )
 from rmg_lake.progress import Track
 from rmg_lake.store import sha256
+from rmg_lake.versions import arrivals, as_currents, currents, log_rows
 
 __all__ = ["STATE", "Derived", "derive", "load_state"]
 
@@ -121,38 +120,33 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
     shown_before = load_state(out, whole=False)  # its files stay one more update
     batches = in_effect(entries)
     corrections = corrections_in_effect(entries)
+    rows = log_rows(entries)
+    after = currents(arrivals(rows, {b.batch for b in batches}))
+    patched = patches(lake, corrections, _of(after, _corrected(corrections)))
+    shown = _shown(after, patched.by_id)
     frames: dict[str, dict[str, str]] = {}
     if previous is None:
-        after = current_versions(batches)
-        patched = patches(lake, corrections, after)
-        touched = {day for key, c in after.items()
-                   if (day := _day(c, patched.by_id.get(key))) is not None}
+        touched = set(shown["day"])
     else:
         frames = {name: dict(parts) for name, parts in previous.frames.items()}
-        after, before = _changes(entries, previous.entries)
-        patched = patches(lake, corrections, after)
-        was = patches(lake, corrections_in_effect(entries[:previous.entries]),
-                      {k: c for k, c in before.items() if c is not None}, only=set(before))
-        touched = _changed_days({k: (c, was.by_id.get(k)) for k, c in before.items()},
-                                {k: (after.get(k), patched.by_id.get(k)) for k in before})
-    by_month: dict[str, dict[date, list[Current]]] = defaultdict(lambda: defaultdict(list))
-    for day in touched:
-        by_month[day.isoformat()[:7]][day] = []
-    for key, current in after.items():
-        day = _day(current, patched.by_id.get(key))
-        if day in touched:
-            by_month[day.isoformat()[:7]][day].append(current)
-    months: Iterable[str] = sorted(by_month)
+        touched = _changed(lake, entries, previous.entries, rows, after, patched.by_id)
+    shown = shown.filter(pl.col("day").is_in(list(touched)))
+    month_names = sorted({day.isoformat()[:7] for day in touched})
+    months: Iterable[str] = month_names
     if track is not None:
-        months = track(months, len(by_month), "Deriving frames")
-    holders = _holders(entries)
+        months = track(month_names, len(month_names), "Deriving frames")
+    holders = _holders(rows)
+    by_number = {e.batch: e for e in entries if isinstance(e, Batch)}
     with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
         for month in months:
-            _derive_month(lake, out, frames, month, by_month[month], holders, patched.by_id,
-                          pool)
+            days = sorted(day for day in touched if day.isoformat().startswith(month))
+            _derive_month(lake, out, frames, days, shown.filter(
+                pl.col("day").is_between(days[0], days[-1])), holders, by_number,
+                patched.by_id, pool)
     history = frames.setdefault("history", {})
     for batch in entries:
-        if isinstance(batch, Batch) and batch.files and f"b{batch.batch:06d}" not in history:
+        if isinstance(batch, Batch) and (batch.inline or batch.records) \
+                and f"b{batch.batch:06d}" not in history:
             history[f"b{batch.batch:06d}"] = _write(out, "history", f"b{batch.batch:06d}",
                                                     history_frame(batch))
     settings = settings_in_force(batches)
@@ -179,48 +173,62 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
     return state
 
 
-def _holders(entries: list[LogEntry]) -> dict[str, Batch]:
-    """event id → the batch that first added it, whose events hold its rows (rolled back
-    or not: a later duplicate of it may stand in)."""
-    holders: dict[str, Batch] = {}
-    for batch in entries:
-        if isinstance(batch, Batch):
-            for record in batch.files:
-                if record.outcome == "added":
-                    holders.setdefault(record.sha256, batch)
-    return holders
+def _corrected(corrections: list[Correction]) -> set[str]:
+    """The observations some row of `corrections` is about."""
+    return {row.observation_id for c in corrections for row in c.rows}
 
 
-def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], month: str,
-                  days: dict[date, list[Current]], holders: dict[str, Batch],
-                  patched: dict[str, Patch], pool: ThreadPoolExecutor) -> None:
-    """Write the partitions of `days` (of one `month`: the current events of each, on the
-    day they show, `patched` ones as corrected), then the month's team frames."""
-    wanted: dict[int, tuple[Batch, set[str]]] = {}
-    corrected = []
-    for currents in days.values():
-        for c in currents:
-            if (patch := patched.get(str(c.record.observation_id))) is not None:
-                assert patch.observation is not None  # (a withdrawn one shows on no day)
-                corrected.append((c.record.sha256, patch.observation, patch.fields))
-                continue
-            holder = holders[c.record.sha256]
-            wanted.setdefault(holder.batch, (holder, set()))[1].add(c.record.sha256)
-    span = (min(days), max(days))
-    found = [read_events(lake, *wanted[number], span) for number in sorted(wanted)]
-    fixed = corrected_rows(corrected)
+def _of(frame: pl.DataFrame, ids: Iterable[str]) -> dict[str, Current]:
+    """The Currents of `frame` (of `versions.currents`) of the observations `ids`."""
+    return as_currents(frame.filter(pl.col("observation_id").is_in(list(ids))))
+
+
+def _shown(after: pl.DataFrame, patched: dict[str, Patch]) -> pl.DataFrame:
+    """The current events by the day each shows on: its own, or as corrected (a withdrawn
+    observation shows on none)."""
+    moved = {key: patch.observation.day for key, patch in patched.items()
+             if patch.observation is not None}
+    return after.filter(~pl.col("observation_id").is_in(list(patched.keys() - moved))) \
+        .with_columns(pl.col("observation_id").replace_strict(
+            list(moved), list(moved.values()), default=pl.col("day"),
+            return_dtype=pl.Date).alias("day"))
+
+
+def _holders(rows: pl.DataFrame) -> pl.DataFrame:
+    """sha256 → `holder`: the batch that first added the event, whose events hold its
+    rows (rolled back or not: a later duplicate of it may stand in)."""
+    return rows.filter(pl.col("outcome") == "added").select(
+        "sha256", pl.col("batch").alias("holder")).unique("sha256", keep="first",
+                                                           maintain_order=True)
+
+
+def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
+                  days: list[date], shown: pl.DataFrame, holders: pl.DataFrame,
+                  by_number: dict[int, Batch], patched: dict[str, Patch],
+                  pool: ThreadPoolExecutor) -> None:
+    """Write the partitions of `days` (of one month; `shown`: the current events on them,
+    `patched` ones as corrected), then the month's team frames."""
+    month = days[0].isoformat()[:7]
+    fixed = shown.filter(pl.col("observation_id").is_in(list(patched)))
+    plain = shown.filter(~pl.col("observation_id").is_in(list(patched)))
+    wanted = plain.select("sha256").join(holders, on="sha256", how="left")
+    span = (days[0], days[-1])
+    found = [read_events(lake, by_number[number], set(group["sha256"]), span)
+             for (number,), group in sorted(wanted.group_by("holder"))]
+    corrected = corrected_rows([(sha, observation, patch.fields) for sha, key in fixed.select(
+        "sha256", "observation_id").iter_rows() if (patch := patched[key]) is not None
+        and (observation := patch.observation) is not None])  # (withdrawn: not shown)
     rows = {name: pl.concat([*(part[name].with_columns(_UNCORRECTED if name != "observations"
                                                        else []) for part in found),
-                             fixed[name]])
+                             corrected[name]])
             for name in EVENT_FRAMES}
-    log_side = pl.DataFrame(
-        [(c.record.sha256, c.batch, c.versions, c.record.path, c.first_saved,
-          n > 0, n) for currents in days.values() for c in currents
-         for n in [_corrections(patched, c)]],
-        schema={"event_id": pl.String, "batch": pl.Int64, "versions": pl.Int64,
-                "source_path": pl.String, "synced_at": pl.Datetime("us", "UTC"),
-                "corrected": pl.Boolean, "corrections": pl.Int64},
-        orient="row")
+    log_side = pl.concat([plain, fixed]).select(
+        pl.col("sha256").alias("event_id"), "batch", "versions",
+        pl.col("path").alias("source_path"), pl.col("first_saved").alias("synced_at"),
+        pl.col("observation_id").is_in(list(patched)).alias("corrected"),
+        pl.col("observation_id").replace_strict(
+            list(patched), [len(p.fields) for p in patched.values()], default=0,
+            return_dtype=pl.Int64).alias("corrections"))
     for parts in frames.values():
         for day in days:
             parts.pop(day.isoformat(), None)
@@ -241,11 +249,6 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]], mont
                                            team_frames(task, rows_of_month).items()])
 
 
-def _corrections(patched: dict[str, Patch], current: Current) -> int:
-    patch = patched.get(str(current.record.observation_id))
-    return len(patch.fields) if patch is not None else 0
-
-
 def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, str]],
                parts: list[tuple[str, str, pl.DataFrame]]) -> None:
     """Write each (frame, key, rows) as a partition of `frames`, a few at a time."""
@@ -254,25 +257,30 @@ def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, 
         frames.setdefault(name, {})[key] = relative
 
 
-def _changes(entries: list[LogEntry], known: int,
-             ) -> tuple[dict[str, Current], dict[str, Current | None]]:
-    """The current events after `entries`, and, of the observations that may have changed
-    since the first `known` of them, the current event before (None: it had none). New
-    ingests alone only add to what was current: only the observations they touch may."""
-    new = entries[known:]
-    if not all(isinstance(entry, Batch) for entry in new):  # what counted before may change
-        after = current_versions(in_effect(entries))
-        before = current_versions(in_effect(entries[:known]))
-        return after, {key: before.get(key) for key in before.keys() | after.keys()}
-    versions = Versions()
-    for batch in in_effect(entries[:known]):
-        versions.add(batch)
-    touched: dict[str, Current | None] = {}
-    for entry in new:
-        assert isinstance(entry, Batch)
-        for observation_id, current in versions.add(entry).items():
-            touched.setdefault(observation_id, current)
-    return versions.current, touched
+def _changed(lake: Path, entries: list[LogEntry], known: int, rows: pl.DataFrame,
+             after: pl.DataFrame, patched: dict[str, Patch]) -> set[date]:
+    """The days on which an observation shows otherwise after `entries` than after the
+    first `known` of them: its current event (or its count of versions) or its
+    corrections differ, on either side of the change. New ingests alone only add to what
+    was current: only the observations they bring events of may change."""
+    new, earlier = entries[known:], entries[:known]
+    was_in_effect = {b.batch for b in in_effect(earlier)}
+    if all(isinstance(entry, Batch) for entry in new):
+        brought = arrivals(rows, {e.batch for e in new})["observation_id"].unique()
+        before = currents(arrivals(rows.filter(pl.col("observation_id").is_in(brought)),
+                                   was_in_effect))
+        ids = set(brought)
+    else:  # a rollback or a correction: what counted before may change anywhere
+        before = currents(arrivals(rows, was_in_effect))
+        same = before.join(after, on=[*after.columns], how="semi", nulls_equal=True)
+        ids = (set(before["observation_id"]) | set(after["observation_id"])) \
+            - set(same["observation_id"])
+        ids |= _corrected(corrections_in_effect(earlier)) | _corrected(
+            corrections_in_effect(entries))
+    was = patches(lake, corrections_in_effect(earlier), _of(before, ids), only=ids)
+    then, now = _of(before, ids), _of(after, ids)
+    return _changed_days({k: (then.get(k), was.by_id.get(k)) for k in ids},
+                         {k: (now.get(k), patched.get(k)) for k in ids})
 
 
 Shown = tuple[Current | None, Patch | None]  # an observation's current event, as corrected

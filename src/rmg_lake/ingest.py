@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import polars as pl
+
 from rmg_lake.config import Settings
 from rmg_lake.contract import InvalidObservation, Validated, original_name, validate_file
 from rmg_lake.events import EventRows, keep_events
 from rmg_lake.log import Batch, Deferred, FileRecord, LogEntry, arrival, is_newer, retracted
 from rmg_lake.progress import Track
-from rmg_lake.records import record_bytes
+from rmg_lake.records import RECORD_SCHEMA, record_bytes, records_frame
 from rmg_lake.sources import (
     FileDeferred,
     FileGone,
@@ -35,11 +37,88 @@ __all__ = ["BATCH_FILES", "MAX_SIZE", "READER", "Collected", "Index", "collect",
 READER = 2
 
 
-@dataclass
-class Index:
-    """What the log already holds: to skip files seen before and to recognise duplicates."""
+# what the index keeps of each record: what deciding a new file may ask of it
+_INDEXED = ["path", "size", "modified", "fingerprint", "sha256", "outcome", "stored",
+            "observation_id", "day", "reason"]
 
-    seen: set[tuple[str, str]] = field(default_factory=set)  # (path, fingerprint)
+
+class Index:
+    """What the log already holds, as columns: to skip files seen before, and, for the
+    files a part of an ingest read, what the lake knows of their bytes and observations
+    (`about`). A rolled-back batch's files count as seen (they are not read again unless
+    they change) but not as held: arriving again, they are new."""
+
+    def __init__(self) -> None:
+        self._parts: list[pl.DataFrame] = []  # records, in log order, `held` and `evidence`
+        self._whole: pl.DataFrame | None = None
+        # source → path → a file no run has read whole yet (until any version of it lands)
+        self.deferred: dict[str, dict[str, Deferred]] = {}
+
+    @classmethod
+    def of(cls, entries: list[LogEntry]) -> Index:
+        """The index of a log."""
+        index, out = cls(), retracted(entries)
+        for batch in entries:
+            if not isinstance(batch, Batch):
+                continue
+            frame = batch.frame(_INDEXED)
+            pending = index.deferred.setdefault(batch.source, {})
+            for path in set(frame["path"]).intersection(pending) if pending else ():
+                del pending[path]
+            pending.update({d.path: d for d in batch.deferred})
+            index._add(frame, held=batch.batch not in out,
+                       evidence=batch.source.startswith("legacy:"))  # (a pilot import's)
+        return index
+
+    def _add(self, frame: pl.DataFrame, *, held: bool, evidence: bool | list[bool]) -> None:
+        self._parts.append(frame.with_columns(pl.lit(held).alias("held"),
+                                              pl.Series("evidence", evidence, pl.Boolean)
+                                              if isinstance(evidence, list)
+                                              else pl.lit(evidence).alias("evidence")))
+        self._whole = None
+
+    def add(self, records: list[FileRecord], evidence: list[bool]) -> None:
+        """Learn the files a part decided (held: they are about to be committed)."""
+        if records:
+            self._add(records_frame(records).select(_INDEXED), held=True, evidence=evidence)
+
+    def _frame(self) -> pl.DataFrame:
+        if self._whole is None:
+            self._whole = pl.concat(self._parts) if self._parts else pl.DataFrame(
+                schema={**{c: RECORD_SCHEMA[c] for c in _INDEXED}, "held": pl.Boolean,
+                        "evidence": pl.Boolean})
+            self._parts = [self._whole]
+        return self._whole
+
+    def unseen(self, files: list[SourceFile]) -> list[SourceFile]:
+        """Those of `files` that no batch has seen (by path and fingerprint)."""
+        listed = pl.DataFrame({"path": [printable(f.path) for f in files],
+                               "fingerprint": [f.fingerprint for f in files],
+                               "n": range(len(files))},
+                              schema={"path": pl.String, "fingerprint": pl.String,
+                                      "n": pl.Int64})
+        new = listed.join(self._frame().select("path", "fingerprint"),
+                          on=["path", "fingerprint"], how="anti")
+        return [files[n] for n in sorted(new["n"])]
+
+    def about(self, digests: set[str], observations: set[str]) -> Known:
+        """What the lake holds of these bytes and observations, to decide new files by."""
+        whole = self._frame()
+        rows = whole.filter(pl.col("sha256").is_in(list(digests))
+                            | pl.col("observation_id").is_in(list(observations)))
+        known = Known()
+        for row in rows.iter_rows(named=True):
+            held, evidence = row.pop("held"), row.pop("evidence")
+            if held:
+                known.note(FileRecord.model_construct(**row), evidence=evidence)
+        return known
+
+
+@dataclass
+class Known:
+    """What the lake holds of some bytes and observations, in log order; deciding a file
+    notes it here, so the next file of the part knows it."""
+
     events: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → added record
     current: dict[str, FileRecord] = field(default_factory=dict)  # observation_id → record
     attachments: dict[str, FileRecord] = field(default_factory=dict)  # sha256 → record
@@ -49,29 +128,7 @@ class Index:
     # (file name, sha256, reason) → record: the same bad file again, maybe in another folder
     quarantined: dict[tuple[str, str, str | None], FileRecord] = field(default_factory=dict)
 
-    # source → path → a file no run has read whole yet (until any version of it lands)
-    deferred: dict[str, dict[str, Deferred]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, entries: list[LogEntry]) -> Index:
-        """The index of a log. A rolled-back batch's files count as seen (they are not read
-        again unless they change) but not as held: arriving again, they are new."""
-        index, out = cls(), retracted(entries)
-        for batch in entries:
-            if not isinstance(batch, Batch):
-                continue
-            pending = index.deferred.setdefault(batch.source, {})
-            evidence = batch.source.startswith("legacy:")  # (a pilot import's files)
-            for record in batch.files:
-                index.note(record, held=batch.batch not in out, evidence=evidence)
-                pending.pop(record.path, None)
-            pending.update({d.path: d for d in batch.deferred})
-        return index
-
-    def note(self, record: FileRecord, *, held: bool = True, evidence: bool = False) -> None:
-        self.seen.add((record.path, record.fingerprint))
-        if not held:
-            return
+    def note(self, record: FileRecord, *, evidence: bool = False) -> None:
         if record.outcome == "attachment":
             self.attachments.setdefault(record.sha256, record)
             if evidence:
@@ -173,7 +230,7 @@ def _new_files(source: Source, index: Index) -> list[SourceFile]:
     pending = [SourceFile(d.path, d.size, d.modified, d.fingerprint)
                for d in index.deferred.get(source.name, {}).values()
                if not full and d.path not in said]
-    listed = [f for f in listing if (printable(f.path), f.fingerprint) not in index.seen]
+    listed = index.unseen(listing)
     return sorted({(f.path, f.fingerprint): f for f in [*pending, *listed]}.values(),
                   key=lambda f: (f.modified, f.path))
 
@@ -182,9 +239,15 @@ def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Ind
                 max_size: int, *, last: bool) -> Collected:
     """What each file read is, in order; the events added are kept."""
     records: list[FileRecord] = []
+    evidence: list[bool] = []
     deferred: list[Deferred] = []
     vanished = 0
     rows = EventRows()
+    known = index.about(
+        {d.digest if isinstance(d, _Read | _Large) else sha256(d.evidence)
+         for _, d in part if isinstance(d, _Read | _Large | FileRefused)},
+        {str(d.valid.observation.observation_id) for _, d in part
+         if isinstance(d, _Read) and d.valid is not None})
     for file, data in part:
         if isinstance(data, FileGone):
             vanished += 1
@@ -193,15 +256,17 @@ def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Ind
                                      modified=file.modified,
                                      fingerprint=file.fingerprint, reason=data.message))
         else:
-            record = (_refused(file, data, store, index) if isinstance(data, FileRefused)
-                      else _large(file, data, index, max_size) if isinstance(data, _Large)
-                      else _decide(file, data, index))
+            record = (_refused(file, data, store, known) if isinstance(data, FileRefused)
+                      else _large(file, data, known, max_size) if isinstance(data, _Large)
+                      else _decide(file, data, known))
             if isinstance(data, _Read) and record.stored != data.kept.stored:
                 store.take_back(data.kept)  # a duplicate kept under another name
             if record.outcome == "added" and isinstance(data, _Read) and data.valid:
                 rows.add(record.sha256, data.valid.observation)
-            index.note(record, evidence=file.evidence)
+            known.note(record, evidence=file.evidence)
             records.append(record)
+            evidence.append(file.evidence)
+    index.add(records, evidence)
     stored = None
     if records:
         table = record_bytes(records)
@@ -272,7 +337,7 @@ def _common(file: SourceFile, digest: str, size: int) -> dict[str, Any]:
 
 
 def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
-             index: Index) -> FileRecord:
+             index: Known) -> FileRecord:
     """A link, a pipe, a device: quarantined with what it is (a link: its target)."""
     digest = sha256(refused.evidence)
     kept = store.put_quarantine(file.path, digest, refused.evidence)
@@ -280,7 +345,7 @@ def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
                         refused.message, kept.stored, index)
 
 
-def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> FileRecord:
+def _large(file: SourceFile, large: _Large, index: Known, max_size: int) -> FileRecord:
     common = _common(file, large.digest, large.size)
     if not _observation(file):
         return _attachment(file, common, large.stored, index)
@@ -290,7 +355,7 @@ def _large(file: SourceFile, large: _Large, index: Index, max_size: int) -> File
 
 
 def _attachment(file: SourceFile, common: dict[str, Any], stored: str,
-                index: Index) -> FileRecord:
+                index: Known) -> FileRecord:
     """A file that is no observation: new, or bytes the lake holds already (evidence: under
     the same name and time, which say what it is, such as the day of an operator-ID file).
     Its record keeps what the source says of it, and the observation it documents."""
@@ -305,7 +370,7 @@ def _attachment(file: SourceFile, common: dict[str, Any], stored: str,
 
 
 def _quarantined(common: dict[str, Any], field: str | None, reason: str, stored: str,
-                 index: Index) -> FileRecord:
+                 index: Known) -> FileRecord:
     """A bad file: new, or the same bad file seen before under the same name."""
     digest = common["sha256"]
     if (known := index.quarantined.get(_bad_key(common["path"], digest, reason))) is not None:
@@ -315,7 +380,7 @@ def _quarantined(common: dict[str, Any], field: str | None, reason: str, stored:
                       **common)
 
 
-def _decide(file: SourceFile, read: _Read, index: Index) -> FileRecord:
+def _decide(file: SourceFile, read: _Read, index: Known) -> FileRecord:
     """What a kept file is in this batch.
 
     A duplicate is bytes the lake already holds with the same meaning: a valid observation
