@@ -107,13 +107,13 @@ from pathlib import Path
 from rmg_lake import open_lake
 from rmg_lake.sources.local import LocalFolder
 
-class Slow(LocalFolder):  # a sync folder on a slow disk: 50 ms a file
+class Slow(LocalFolder):  # a sync folder on a slow disk: 30 ms a file
     def read(self, file):
-        time.sleep(0.05)
+        time.sleep(0.03)
         return super().read(file)
 
 lake = open_lake(Path(sys.argv[1]))
-result = lake.ingest(Slow(sys.argv[2]), batch_files=15, workers=1)
+result = lake.ingest(Slow(sys.argv[2]), batch_files=40, workers=1)
 print(len(result.batches), flush=True)
 """
 
@@ -122,7 +122,7 @@ def test_a_reader_reads_the_last_derived_state_at_once_while_a_slow_ingest_write
         lake: Path, tmp_path: Path) -> None:
     from rmg_lake.simulate import simulate
 
-    simulate(tmp_path / "more", days=3, observers=2, seed=96)
+    simulate(tmp_path / "more", days=2, observers=2, seed=96, photos=False)
     before = open_lake(lake).table("observations").height
     writer = subprocess.Popen([sys.executable, "-c", SLOW_INGEST, str(lake),
                                str(tmp_path / "more")], stdout=subprocess.PIPE, text=True)
@@ -137,7 +137,7 @@ def test_a_reader_reads_the_last_derived_state_at_once_while_a_slow_ingest_write
         batches = int(writer.communicate(timeout=60)[0])
     finally:
         writer.kill()
-    assert writer.returncode == 0 and batches >= 3  # several batches, each derived
+    assert writer.returncode == 0 and batches >= 2  # several batches, each derived
     during = [read for read in reads if read[2]]
     assert max(seconds for seconds, _, _ in reads) < 1.5, reads  # nobody waited for it
     assert len(during) >= 10, reads  # the ingest took seconds, read all along
