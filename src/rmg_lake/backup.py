@@ -113,7 +113,10 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
     known: dict[str, tuple[str | None, int | None]] = {
         path: (digest, None) for b in entries if isinstance(b, Batch | Correction)
         for path, digest in b.named().items()}
-    known |= {f.stored: (f.sha256, f.size) for b in batches for f in b.files}
+    for b in batches:  # (a file kept: the log says its size too)
+        kept = b.frame(["stored", "sha256", "size"])
+        known |= dict(zip(kept["stored"], zip(kept["sha256"], kept["size"], strict=True),
+                          strict=True))
     known |= {name: (None, None) for name in
               ("_meta.json", *(f"_log/{e.batch:06d}.json" for e in entries))}
     present = set(target.objects())  # one listing, not one question per object

@@ -214,12 +214,9 @@ def corrections_frame(entries: list[LogEntry], in_effect: set[tuple[int, int]],
 
 def history_frame(batch: Batch) -> pl.DataFrame:
     """What became of each file `batch` saw."""
-    return pl.DataFrame(
-        [{"batch": batch.batch, "source": batch.source, "path": f.path, "sha256": f.sha256,
-          "outcome": f.outcome, "stored": f.stored, "observation_id": f.observation_id,
-          "day": f.day, "supersedes": f.supersedes, "duplicate_of": f.duplicate_of,
-          "field": f.field, "reason": f.reason} for f in batch.files],
-        schema=SCHEMAS["history"], orient="row")
+    return batch.frame().select(pl.lit(batch.batch, pl.Int64).alias("batch"),
+                                pl.lit(batch.source, pl.String).alias("source"),
+                                *[c for c in SCHEMAS["history"] if c not in ("batch", "source")])
 
 
 def quarantine_frame(batches: list[Batch]) -> pl.DataFrame:
@@ -228,9 +225,12 @@ def quarantine_frame(batches: list[Batch]) -> pl.DataFrame:
     it again (`quarantined`: a new version, or another reason)."""
     resolved = resolutions(batches)
     return pl.DataFrame(
-        [{"batch": b.batch, "source_path": f.path, "sha256": f.sha256, "field": f.field,
-          "reason": f.reason, "stored": f.stored,
+        [{"batch": b.batch, "source_path": path, "sha256": sha, "field": field,
+          "reason": reason, "stored": stored,
           **({"resolved_by": by.batch, "resolution": by.outcome}
-             if (by := resolved.get((b.batch, f.path))) else {})}
-         for b in batches for f in b.files if f.outcome == "quarantined"],
+             if (by := resolved.get((b.batch, path))) else {})}
+         for b in batches if b.counts.get("quarantined")
+         for path, sha, field, reason, stored in b.frame(
+             ["path", "sha256", "field", "reason", "stored", "outcome"]).filter(
+             pl.col("outcome") == "quarantined").drop("outcome").iter_rows()],
         schema=SCHEMAS["quarantine"], orient="row")

@@ -13,6 +13,7 @@ rollback of that rollback puts them back.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, NamedTuple
@@ -158,9 +159,14 @@ class Batch(BaseModel):
     def count(files: tuple[FileRecord, ...], deferred: tuple[Deferred, ...] = (),
               ) -> dict[str, int]:
         """seen = added + duplicate + quarantined + attachment + deferred."""
-        tally = Counter(f.outcome for f in files)
-        return {"seen": len(files) + len(deferred),
-                **{outcome: tally[outcome] for outcome in OUTCOMES}, "deferred": len(deferred)}
+        return Batch.tally((f.outcome for f in files), len(deferred))
+
+    @staticmethod
+    def tally(outcomes: Iterable[str], deferred: int = 0) -> dict[str, int]:
+        """`count`, of the files' outcomes."""
+        tally = Counter(outcomes)
+        return {"seen": tally.total() + deferred,
+                **{outcome: tally[outcome] for outcome in OUTCOMES}, "deferred": deferred}
 
 
 class Rollback(BaseModel):

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from rmg_lake.log import Batch, FileRecord
+import polars as pl
+
+from rmg_lake.log import Batch
 from rmg_lake.sources.legacy import study_of
 
 __all__ = ["Resolution", "and_above", "family", "resolutions"]
@@ -47,33 +49,45 @@ def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
     found: dict[tuple[int, str], Resolution] = {}
     for batch in batches:
         paths = refused.get(family(batch.source))
-        for record in batch.files if paths else ():
+        if not paths and not batch.counts.get("quarantined"):
+            continue
+        records = batch.frame(["path", "outcome", "stored"])
+        for path, outcome, stored in records.filter(
+                _under(records["path"], set(paths))).iter_rows() if paths else ():
             assert paths is not None
-            outcome = _taken(record)
-            for path in and_above(record.path) if outcome is not None else ():
-                for earlier in paths.get(path, ()):
-                    was = found.get((earlier, path))
+            taken = _taken(outcome, stored)
+            for above in and_above(path) if taken is not None else ():
+                for earlier in paths.get(above, ()):
+                    was = found.get((earlier, above))
                     if (batch.examines is None and was is None) or (
                             earlier in (batch.examines or ())
                             and (was is None or was.outcome == "quarantined")) or (
-                            was == (batch.batch, "attachment") and outcome == "added"):
+                            was == (batch.batch, "attachment") and taken == "added"):
                         # (a file kept, and a round of it taken in: it was taken in)
-                        found[earlier, path] = Resolution(batch.batch, outcome or "")
-        for record in batch.files:
-            if record.outcome == "quarantined":
-                refused.setdefault(family(batch.source), {}).setdefault(
-                    record.path, []).append(batch.batch)
+                        found[earlier, above] = Resolution(batch.batch, taken or "")
+        for path in records.filter(pl.col("outcome") == "quarantined")["path"]:
+            refused.setdefault(family(batch.source), {}).setdefault(path, []).append(
+                batch.batch)
     return found
 
 
-def _taken(record: FileRecord) -> str | None:
-    """What a record does to a quarantined file at its path: None if nothing (the same
-    bad bytes seen again)."""
-    if record.outcome in ("added", "attachment", "quarantined"):
-        return record.outcome
-    if record.outcome == "duplicate" and record.stored.startswith("raw/"):
+def _under(paths: pl.Series, wanted: set[str]) -> pl.Series:
+    """Whether each of `paths` is one of `wanted` or lies under one."""
+    found, above = paths.is_in(list(wanted)), paths
+    for _ in range(int(paths.str.count_matches("/").max() or 0)):  # type: ignore[arg-type]
+        above = above.str.replace(r"/[^/]*$", "")
+        found = found | above.is_in(list(wanted))
+    return found
+
+
+def _taken(outcome: str, stored: str) -> str | None:
+    """What a file record does to a quarantined file at its path: None if nothing (the
+    same bad bytes seen again)."""
+    if outcome in ("added", "attachment", "quarantined"):
+        return outcome
+    if outcome == "duplicate" and stored.startswith("raw/"):
         return "added"
-    if record.outcome == "duplicate" and record.stored.startswith("attachments/"):
+    if outcome == "duplicate" and stored.startswith("attachments/"):
         return "attachment"
     return None
 

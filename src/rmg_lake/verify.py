@@ -77,8 +77,8 @@ def _read_log(lake: Path, findings: list[Finding]) -> list[LogEntry]:
         if isinstance(batch, Rollback) and not 1 <= batch.target < batch.batch:
             findings.append(Finding("log", name, f"it rolls back batch {batch.target}, "
                                                  "which does not come before it"))
-        if isinstance(batch, Batch) and batch.counts != Batch.count(batch.files,
-                                                                    batch.deferred):
+        if isinstance(batch, Batch) and batch.counts != Batch.tally(
+                batch.frame(["outcome"])["outcome"], len(batch.deferred)):
             findings.append(Finding("log", name, "its counts do not add up to its files"))
         batches.append(batch)
     return batches
