@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import shutil
 import threading
@@ -201,14 +200,14 @@ def test_an_interrupted_large_import_keeps_the_parts_it_committed(
     ingested: Ingested, tmp_path: Path,
 ) -> None:
     class Dropping(LocalFolder):
-        """Dies at the 250th file read."""
-
-        reads = itertools.count(1)
+        """Dies reading the 250th file (oldest first, as an ingest takes them)."""
 
         def read(self, file: SourceFile) -> bytes:
-            if next(self.reads) == 250:
+            if file == fatal:
                 raise RuntimeError("the run is killed")
             return super().read(file)
+
+    fatal = sorted(LocalFolder(ingested.inbox).list(), key=lambda f: (f.modified, f.path))[249]
 
     lake = open_lake(tmp_path / "lake", create=True)
     with pytest.raises(RuntimeError):

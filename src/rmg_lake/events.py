@@ -35,8 +35,8 @@ from rmg_lake.frames import SCHEMAS, parquet_bytes
 from rmg_lake.log import Batch
 from rmg_lake.store import RawStore, sha256
 
-__all__ = ["EVENT_FRAMES", "EVENT_SCHEMAS", "EventRows", "corrected_rows", "keep_events",
-           "read_events"]
+__all__ = ["EVENT_FRAMES", "EVENT_SCHEMAS", "EventRows", "Rows", "corrected_rows",
+           "event_rows", "keep_events", "read_events"]
 
 FORMAT = 1  # what the rows hold: the frames' columns, as `_observation_row` & co. make them
 EVENT_FRAMES = ("observations", "roster", "wip", "interactions")
@@ -47,18 +47,37 @@ EVENT_SCHEMAS = {name: {column: kind for column, kind in SCHEMAS[name].items()
 _CHUNK = 2_000  # events held as Python rows before they become (compact) columns
 
 
+Rows = dict[str, list[tuple[Any, ...]]]  # frame → rows, as tuples of EVENT_SCHEMAS' columns
+
+
+def event_rows(event_id: str, observation: Observation) -> Rows:
+    """The rows one event makes (small to send from a worker process)."""
+    rows: Rows = {"observations": [_tuple("observations",
+                                          _observation_row(event_id, observation))]}
+    for name, row in _detail_rows(event_id, observation):
+        rows.setdefault(name, []).append(_tuple(name, row))
+    return rows
+
+
+def _tuple(name: str, row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row.get(column) for column in EVENT_SCHEMAS[name])
+
+
 class EventRows:
     """The rows of events, gathered one event at a time."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, list[dict[str, Any]]] = {name: [] for name in EVENT_FRAMES}
+        self._rows: Rows = {name: [] for name in EVENT_FRAMES}
         self._done: dict[str, list[pl.DataFrame]] = {name: [] for name in EVENT_FRAMES}
         self._held = 0
 
     def add(self, event_id: str, observation: Observation) -> None:
-        self._rows["observations"].append(_observation_row(event_id, observation))
-        for name, row in _detail_rows(event_id, observation):
-            self._rows[name].append(row)
+        self.extend(event_rows(event_id, observation))
+
+    def extend(self, rows: Rows) -> None:
+        """Add one event's `event_rows`."""
+        for name, found in rows.items():
+            self._rows[name].extend(found)
         self._held += 1
         if self._held == _CHUNK:
             self._columns()

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["fsync_dir", "make_private_dir", "own_private_dir", "private_umask", "sync_all",
-           "write_atomic", "write_once"]
+           "write_atomic", "write_new", "write_once"]
 
 
 def make_private_dir(path: Path) -> None:
@@ -77,6 +77,24 @@ def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     """
     make_private_dir(path.parent)
     _write_temp(path.parent, data, sync=sync).replace(path)
+
+
+def write_new(path: Path, data: bytes) -> bool:
+    """Create `path`, private to the user, holding `data` (not synced; its folder is made
+    if missing). Raises FileExistsError if it exists. Not atomic: a run killed meanwhile
+    leaves it short, which the caller must be able to tell (a content-addressed file)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileNotFoundError:
+        make_private_dir(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return True
 
 
 def write_once(path: Path, data: bytes, *, durable: bool = False) -> bool:

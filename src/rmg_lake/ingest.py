@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import polars as pl
 
 from rmg_lake.config import Settings
-from rmg_lake.contract import InvalidObservation, Validated, original_name, validate_file
+from rmg_lake.contract import original_name
 from rmg_lake.events import EventRows, keep_events
 from rmg_lake.log import Batch, Deferred, FileRecord, LogEntry, arrival, is_newer, retracted
 from rmg_lake.progress import Track
+from rmg_lake.reading import Got, Large, Read, is_observation, read_all
 from rmg_lake.records import RECORD_SCHEMA, record_bytes, records_frame
 from rmg_lake.sources import (
     FileDeferred,
@@ -25,9 +23,8 @@ from rmg_lake.sources import (
     Source,
     SourceFile,
     printable,
-    utf8,
 )
-from rmg_lake.store import Kept, RawStore, sha256
+from rmg_lake.store import RawStore, sha256
 
 __all__ = ["BATCH_FILES", "MAX_SIZE", "READER", "Collected", "Index", "collect", "new_batch"]
 
@@ -161,30 +158,6 @@ MAX_SIZE = 10 * 2**20  # bytes: a larger file is kept as it is, never held whole
 BATCH_FILES = 50_000  # files per batch: a large first import is committed a part at a time
 
 
-@dataclass(frozen=True, slots=True)
-class _Large:
-    """A file over the size limit, already kept a piece at a time."""
-
-    stored: str
-    digest: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Read:
-    """A file read, checked against the contract and kept, by a worker thread; what it
-    is in the batch (new, duplicate, …) is decided in order, from the index."""
-
-    digest: str
-    size: int
-    kept: Kept
-    valid: Validated | None = None  # an observation file that holds to the contract
-    invalid: InvalidObservation | None = None  # one that does not
-
-
-_Got = _Read | _Large | FileGone | FileDeferred | FileRefused
-
-
 def collect(
     source: Source, store: RawStore, index: Index, *, track: Track | None = None,
     workers: int = 8, max_size: int = MAX_SIZE, batch_files: int = BATCH_FILES,
@@ -200,15 +173,14 @@ def collect(
     quarantine if they are meant to be observations.
     """
     new = _new_files(source, index)
-    pool = ThreadPoolExecutor(max_workers=workers)
+    reading = read_all(source, store, new, workers=workers, max_size=max_size)
     try:
-        read = _read_ahead(pool, partial(_read, source, store, max_size), new,
-                           ahead=4 * workers)
+        read: Iterator[tuple[SourceFile, Got]] = reading
         if track is not None:
-            read = iter(track(read, len(new), "Reading",
+            read = iter(track(reading, len(new), "Reading",
                               size=lambda item: item[0].size,
                               total_size=sum(f.size for f in new)))
-        part: list[tuple[SourceFile, _Got]] = []
+        part: list[tuple[SourceFile, Got]] = []
         for taken, item in enumerate(read, 1):
             part.append(item)
             if len(part) == batch_files and taken < len(new):
@@ -216,7 +188,7 @@ def collect(
                 part = []
         yield _decide_all(part, store, index, max_size, last=True)  # the reading is done
     finally:  # also when the caller stops early: reads not yet started are dropped
-        pool.shutdown(cancel_futures=True)
+        reading.close()
 
 
 def _new_files(source: Source, index: Index) -> list[SourceFile]:
@@ -235,7 +207,7 @@ def _new_files(source: Source, index: Index) -> list[SourceFile]:
                   key=lambda f: (f.modified, f.path))
 
 
-def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Index,
+def _decide_all(part: list[tuple[SourceFile, Got]], store: RawStore, index: Index,
                 max_size: int, *, last: bool) -> Collected:
     """What each file read is, in order; the events added are kept."""
     records: list[FileRecord] = []
@@ -244,10 +216,9 @@ def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Ind
     vanished = 0
     rows = EventRows()
     known = index.about(
-        {d.digest if isinstance(d, _Read | _Large) else sha256(d.evidence)
-         for _, d in part if isinstance(d, _Read | _Large | FileRefused)},
-        {str(d.valid.observation.observation_id) for _, d in part
-         if isinstance(d, _Read) and d.valid is not None})
+        {d.digest if isinstance(d, Read | Large) else sha256(d.evidence)
+         for _, d in part if isinstance(d, Read | Large | FileRefused)},
+        {d.valid.observation_id for _, d in part if isinstance(d, Read) and d.valid})
     for file, data in part:
         if isinstance(data, FileGone):
             vanished += 1
@@ -257,12 +228,12 @@ def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Ind
                                      fingerprint=file.fingerprint, reason=data.message))
         else:
             record = (_refused(file, data, store, known) if isinstance(data, FileRefused)
-                      else _large(file, data, known, max_size) if isinstance(data, _Large)
+                      else _large(file, data, known, max_size) if isinstance(data, Large)
                       else _decide(file, data, known))
-            if isinstance(data, _Read) and record.stored != data.kept.stored:
+            if isinstance(data, Read) and record.stored != data.kept.stored:
                 store.take_back(data.kept)  # a duplicate kept under another name
-            if record.outcome == "added" and isinstance(data, _Read) and data.valid:
-                rows.add(record.sha256, data.valid.observation)
+            if record.outcome == "added" and isinstance(data, Read) and data.valid:
+                rows.extend(data.valid.rows)
             known.note(record, evidence=file.evidence)
             records.append(record)
             evidence.append(file.evidence)
@@ -273,54 +244,6 @@ def _decide_all(part: list[tuple[SourceFile, _Got]], store: RawStore, index: Ind
         stored = store.put_records(sha256(table), table).stored
     return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows), last,
                      stored)
-
-
-def _read_ahead(
-    pool: ThreadPoolExecutor, read: Callable[[SourceFile], _Got], files: list[SourceFile],
-    ahead: int,
-) -> Iterator[tuple[SourceFile, _Got]]:
-    """The files' contents in order, read by the pool at most `ahead` files in advance."""
-    waiting: deque[tuple[SourceFile, Future[_Got]]] = deque()
-    for file in files:
-        waiting.append((file, pool.submit(read, file)))
-        if len(waiting) > ahead:
-            done, future = waiting.popleft()
-            yield done, future.result()
-    while waiting:
-        done, future = waiting.popleft()
-        yield done, future.result()
-
-
-def _read(source: Source, store: RawStore, max_size: int, file: SourceFile) -> _Got:
-    try:
-        if file.size > max_size:
-            folder = "quarantine" if _observation(file) else "attachments"
-            return _Large(*store.put_stream(folder, printable(file.path), source.chunks(file)))
-        return _check_and_keep(file, source.read(file), store)
-    except (FileGone, FileDeferred, FileRefused) as err:
-        return err
-
-
-def _check_and_keep(file: SourceFile, data: bytes, store: RawStore) -> _Read:
-    """Validate an observation file and keep any file where its content says (in a worker:
-    keeping is idempotent, the name being the content's hash)."""
-    digest, path = sha256(data), printable(file.path)
-    if not _observation(file):
-        return _Read(digest, len(data), store.put_attachment(path, digest, data))
-    try:
-        if not utf8(file.path.rsplit("/", 1)[-1]):
-            raise InvalidObservation("the file name is not UTF-8 text", file=path,
-                                     field="(file name)", hint="rename it on the tablet")
-        valid = validate_file(path, data)
-    except InvalidObservation as err:
-        return _Read(digest, len(data), store.put_quarantine(path, digest, data), invalid=err)
-    return _Read(digest, len(data), store.put_raw(valid.observation.day, digest, data),
-                 valid=valid)
-
-
-def _observation(file: SourceFile) -> bool:
-    """Whether a file is meant to be an observation: a .json one, unless it is evidence."""
-    return file.path.lower().endswith(".json") and not file.evidence
 
 
 def _size(n: int) -> str:
@@ -345,9 +268,9 @@ def _refused(file: SourceFile, refused: FileRefused, store: RawStore,
                         refused.message, kept.stored, index)
 
 
-def _large(file: SourceFile, large: _Large, index: Known, max_size: int) -> FileRecord:
+def _large(file: SourceFile, large: Large, index: Known, max_size: int) -> FileRecord:
     common = _common(file, large.digest, large.size)
-    if not _observation(file):
+    if not is_observation(file):
         return _attachment(file, common, large.stored, index)
     reason = (f"larger than {_size(max_size)} ({_size(large.size)}): kept, not read as an "
               "observation (max_file_mb in rmg-lake.toml)")
@@ -380,7 +303,7 @@ def _quarantined(common: dict[str, Any], field: str | None, reason: str, stored:
                       **common)
 
 
-def _decide(file: SourceFile, read: _Read, index: Known) -> FileRecord:
+def _decide(file: SourceFile, read: Read, index: Known) -> FileRecord:
     """What a kept file is in this batch.
 
     A duplicate is bytes the lake already holds with the same meaning: a valid observation
@@ -399,12 +322,11 @@ def _decide(file: SourceFile, read: _Read, index: Known) -> FileRecord:
         return FileRecord(outcome="duplicate", stored=event.stored,
                           observation_id=event.observation_id, duplicate_of=digest, **common)
     assert read.valid is not None
-    obs, extra = read.valid.observation, read.valid.extra_keys
-    observation_id = str(obs.observation_id)
-    current = index.current.get(observation_id)
+    valid = read.valid
+    current = index.current.get(valid.observation_id)
     record = FileRecord(outcome="added", stored=read.kept.stored, event_id=digest,
-                        observation_id=observation_id, day=obs.day, extra_keys=extra or None,
-                        **common)
+                        observation_id=valid.observation_id, day=valid.day,
+                        extra_keys=valid.extra_keys or None, **common)
     if current is not None and is_newer(record, current):
         record = record.model_copy(update={"supersedes": current.sha256})
     return record

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from rmg_lake.faults import reached
-from rmg_lake.files import make_private_dir, write_atomic
+from rmg_lake.files import make_private_dir, write_atomic, write_new
 
 __all__ = ["Kept", "RawStore", "file_sha256", "sha256"]
 
@@ -108,12 +108,17 @@ class RawStore:
     def _put(self, stored: str, digest: str, data: bytes) -> Kept:
         """Keep `data` at `stored` unless it is there already, whole.
 
-        A file left by a run that died before its commit may be empty or cut short: its
-        content is checked, and a wrong one is replaced by the right bytes.
+        A new file is written where it belongs (three system calls: the cost of a raw
+        file is most of an ingest's); until a committed entry names it, it means nothing.
+        One left by a run that died before its commit may be empty or cut short: its
+        content is checked, and a wrong one is replaced by the right bytes in one step.
         """
         path = self.lake / stored
-        created = not path.exists() or file_sha256(path) != digest
-        if created:  # (two workers keeping the same bytes at once both write them: harmless)
-            write_atomic(path, data, sync=False)
+        try:
+            created = write_new(path, data)
+        except FileExistsError:
+            created = file_sha256(path) != digest
+            if created:  # (two workers keeping the same bytes at once: harmless)
+                write_atomic(path, data, sync=False)
         reached("raw-written")
         return Kept(stored, created)
