@@ -1,15 +1,17 @@
 """`just bench`: rmg-lake against the plain pandas plan and the DuckDB floor, side by side.
 
-    python bench/run.py [--scale small|large] [--runs 3] [--sizes 10000,100000]
-                        [--baselines-up-to 100000]
+    python bench/run.py [--scale small|large] [--runs 3] [--sizes 20000,100000]
+                        [--shape json|mixed] [--baselines-up-to 100000]
 
-For each size, the simulator writes a sync folder; then, `--runs` times each, in fresh
-folders: the pandas plan, the DuckDB `read_json` floor, `rmg-lake ingest` from empty, 1,000
-new files into an empty lake and into the full one, `rmg-lake rebuild`, `rmg-lake report`
-and two DuckDB queries on the views. Each figure is the median; peak memory is the
-largest resident set of the process. A table goes to bench/results/ (Markdown and JSON).
-(In the JSON, seconds of -1 mean a baseline was not run at that size, NaN that it did not
-finish.)
+For each size, the simulator writes a sync folder (`json`: observation files only, 60
+days of a study as large as it takes; `mixed`: half of them photos, two years at most);
+then, `--runs` times each, in fresh folders: the pandas plan, the DuckDB `read_json`
+floor, `rmg-lake ingest` from empty, 1,000 new files into an empty lake and into the full
+one, `rmg-lake rebuild`, `rmg-lake report`, two DuckDB queries on the views, and the
+morning: 2,000 new files, `check`, `report --format html` and `backup` to a folder (backed
+up the day before). Each figure is the median; peak memory is the largest resident set of
+the process. A table goes to bench/results/ (Markdown and JSON). (In the JSON, seconds of
+-1 mean a baseline was not run at that size, NaN that it did not finish.)
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ from typing import TypeVar
 
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
-SCALES = {"small": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
+SCALES = {"small": [20_000, 100_000], "large": [20_000, 100_000, 1_000_000]}
+SHAPES = ("json", "mixed")
+JSON_DAYS = 60  # the json shape: two months of as many teams as the size takes
+MORNING = ("morning: 2,000 new files", "morning: check", "morning: report --format html",
+           "morning: backup to a folder")
 START = date(2026, 11, 1)
 QUERIES = {
     "completion, one month": "select * from completion where day between "
@@ -69,10 +75,12 @@ def rmg_lake(*args: str) -> tuple[float, float, str]:
     return timed([sys.executable, "-m", "rmg_lake", *args])
 
 
-def study(files: int) -> tuple[int, int]:
+def study(files: int, shape: str) -> tuple[int, int]:
     """(factories, observers) of a study that makes about `files` files in two years or
-    less: the rollout is about 25 factories, several observers each, for two years."""
-    factories = max(2, round(files / 30_000))
+    less (the rollout is about 25 factories, several observers each, for two years), or,
+    of the json shape, in JSON_DAYS days."""
+    per_factory = 30_000 if shape == "mixed" else 1_300  # files of one factory's teams
+    factories = max(2, round(files / per_factory))
     return factories, 2 * factories
 
 
@@ -84,10 +92,11 @@ def apart(function: Callable[..., T], *args: object) -> T:
         return pool.submit(function, *args).result()
 
 
-def simulate(folder: Path, files: int, start: date, factories: int, observers: int) -> None:
+def simulate(folder: Path, files: int, start: date, factories: int, observers: int,
+             shape: str) -> None:
     """About `files` files of the simulated study from `start` (kept between runs)."""
     if not folder.exists():
-        apart(_simulate, folder, files, start, factories, observers)
+        apart(_simulate, folder, files, start, factories, observers, shape)
 
 
 def _count(folder: Path) -> tuple[int, float]:
@@ -97,15 +106,17 @@ def _count(folder: Path) -> tuple[int, float]:
     return len(times), max(times)
 
 
-def _simulate(folder: Path, files: int, start: date, factories: int, observers: int) -> None:
+def _simulate(folder: Path, files: int, start: date, factories: int, observers: int,
+              shape: str) -> None:
     from rmg_lake.simulate import simulate as make
 
+    photos = shape == "mixed"
     with tempfile.TemporaryDirectory() as sample:  # a week, to learn the rate
         make(Path(sample) / "week", days=7, seed=files, start=start, factories=factories,
-             observers=observers)
+             observers=observers, photos=photos)
         per_day = _count(Path(sample))[0] / 7
     make(folder, days=max(1, round(files / per_day)), seed=files, start=start,
-         factories=factories, observers=observers)
+         factories=factories, observers=observers, photos=photos)
 
 
 def queries(lake: Path) -> dict[str, float]:
@@ -149,7 +160,7 @@ def baselines(work: Path, inbox: Path) -> dict[str, tuple[float, float]]:
     return got
 
 
-def one_run(work: Path, inbox: Path, new: Path, *, with_baselines: bool,
+def one_run(work: Path, inbox: Path, new: Path, morning: Path, *, with_baselines: bool,
             ) -> dict[str, tuple[float, float]]:
     """Every measurement once, in fresh folders: name → (seconds, peak MB)."""
     shutil.rmtree(work, ignore_errors=True)
@@ -167,18 +178,30 @@ def one_run(work: Path, inbox: Path, new: Path, *, with_baselines: bool,
     got["rmg-lake report"] = rmg_lake("report", "--lake", str(lake), "--format", "csv")[:2]
     for name, seconds in apart(queries, lake).items():
         got[f"DuckDB view query: {name}"] = (seconds, 0.0)
+    backups = work / "backups"
+    rmg_lake("backup", "--lake", str(lake), "--to", str(backups))  # the day before
+    for name, args in zip(MORNING, (
+            ["ingest", "--source", str(morning)], ["check"],
+            ["report", "--format", "html", "--out", str(work / "report.html")],
+            ["backup", "--to", str(backups)]), strict=True):
+        got[name] = rmg_lake(*args, "--lake", str(lake))[:2]
+    got["the morning, in all"] = (sum(got[name][0] for name in MORNING),
+                                  max(got[name][1] for name in MORNING))
     return got
 
 
-def measure(size: int, runs: int, work: Path, *, with_baselines: bool) -> dict[str, object]:
-    inbox, new = work / f"inbox-{size}", work / f"new-{size}"
-    factories, observers = study(size)
-    simulate(inbox, size, START, factories, observers)
+def measure(size: int, runs: int, work: Path, shape: str, *,
+            with_baselines: bool) -> dict[str, object]:
+    inbox, new = work / f"inbox-{shape}-{size}", work / f"new-{shape}-{size}"
+    morning = work / f"morning-{shape}-{size}"
+    factories, observers = study(size, shape)
+    simulate(inbox, size, START, factories, observers, shape)
     files, last = apart(_count, inbox)
     later = datetime.fromtimestamp(last, UTC).date() + timedelta(days=7)
-    simulate(new, 1_000, later, factories, observers)
-    results = [one_run(work / f"run-{size}", inbox, new, with_baselines=with_baselines)
-               for _ in range(runs)]
+    simulate(new, 1_000, later, factories, observers, shape)
+    simulate(morning, 2_000, later + timedelta(days=7), factories, observers, shape)
+    results = [one_run(work / f"run-{size}", inbox, new, morning,
+                       with_baselines=with_baselines) for _ in range(runs)]
     shutil.rmtree(work / f"run-{size}", ignore_errors=True)
     figures = {name: {"seconds": _median([r[name][0] for r in results]),
                       "peak_mb": _median([r[name][1] for r in results], max)}
@@ -186,7 +209,8 @@ def measure(size: int, runs: int, work: Path, *, with_baselines: bool) -> dict[s
     for name in ("pandas plan", "DuckDB read_json floor", "rmg-lake ingest, from empty"):
         if _ran(figures[name]["seconds"]):
             figures[name]["files_per_s"] = files / figures[name]["seconds"]
-    return {"files": files, "factories": factories, "runs": runs, "figures": figures}
+    return {"files": files, "factories": factories, "shape": shape, "runs": runs,
+            "figures": figures}
 
 
 def _median(values: list[float], of: Callable[[list[float]], float] = statistics.median,
@@ -239,6 +263,8 @@ def main() -> None:
     parser.add_argument("--scale", choices=SCALES, default="small")
     parser.add_argument("--sizes", help="comma-separated file counts (instead of --scale)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shape", choices=SHAPES, default="json",
+                        help="json: observation files only (60 days); mixed: half photos")
     parser.add_argument("--work", type=Path, default=HERE / ".work")
     parser.add_argument(
         "--baselines-up-to", type=int, default=100_000, metavar="FILES",
@@ -246,14 +272,15 @@ def main() -> None:
              "everything in memory: at 1M files about 27 and 45 GB)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
-    measured = {size: measure(size, args.runs, args.work,
+    measured = {size: measure(size, args.runs, args.work, args.shape,
                               with_baselines=size <= args.baselines_up_to)
                 for size in sizes}
     stamp = datetime.now(UTC)
-    name = f"{stamp:%Y-%m-%d}-{'-'.join(str(s) for s in sizes)}"
+    name = f"{stamp:%Y-%m-%d}-{args.shape}-{'-'.join(str(s) for s in sizes)}"
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
-    markdown = (f"# rmg-lake benchmark, {stamp:%Y-%m-%d %H:%M} UTC\n\n{machine}; median of "
-                f"{args.runs} runs; wall time of each process from start to end.\n\n"
+    markdown = (f"# rmg-lake benchmark, {stamp:%Y-%m-%d %H:%M} UTC\n\n{machine}; {args.shape} "
+                f"files; median of {args.runs} runs; wall time of each process from start "
+                "to end.\n\n"
                 + table(measured))
     results = HERE / "results"
     results.mkdir(exist_ok=True)

@@ -21,7 +21,7 @@ import polars as pl
 from rmg_lake.catalog import CATALOG
 from rmg_lake.checks import FLAG_SCHEMA
 from rmg_lake.config import Settings
-from rmg_lake.corrections import plan
+from rmg_lake.corrections import observation_key, plan
 from rmg_lake.derive import Derived, derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
 from rmg_lake.faults import reached
@@ -36,7 +36,6 @@ from rmg_lake.log import (
     LogEntry,
     Rollback,
     corrections_in_effect,
-    current_versions,
     in_effect,
     retracted,
     rolled_back_by,
@@ -50,6 +49,7 @@ from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore, sha256
 from rmg_lake.upgrade import LAYOUT, READABLE, upgrade
 from rmg_lake.verify import Verified, make_private, remove_orphans, verify
+from rmg_lake.versions import current_of
 
 __all__ = ["LAYOUT", "Corrected", "IngestResult", "Lake", "RolledBack", "open_lake"]
 
@@ -204,8 +204,8 @@ class Lake:
             done = next((c for c in corrections if c.sha256 == digest), None)
             if done is not None:
                 return Corrected(done.rows, None, same_as=done.batch)
-            records = tuple(plan(self.root, corrections, current_versions(in_effect(entries)),
-                                 rows))
+            asked = {observation_key(row.observation_id) for row in rows}
+            records = tuple(plan(self.root, corrections, current_of(entries, asked), rows))
             result = Corrected(records, None)
             if not result.count("applied") or (result.count("refused") and not partial):
                 return result
@@ -351,8 +351,9 @@ class Lake:
             except duckdb.Error as err:  # a writer swapped the catalog meanwhile
                 raise duckdb.IOException(str(err)) from err
             try:
-                rows = con.execute("SELECT * FROM flags WHERE day BETWEEN coalesce(?, day) "
-                                   "AND coalesce(?, day)", [start, end]).fetchall()
+                # (dates as literals: binding parameters makes duckdb import pandas)
+                rows = con.execute(f"SELECT * FROM flags WHERE day BETWEEN {_sql(start)} "
+                                   f"AND {_sql(end)}").fetchall()
             except duckdb.IOException:
                 raise  # its files were replaced since it was opened
             except duckdb.Error as err:
@@ -426,6 +427,11 @@ def _standing(entries: list[LogEntry], target: int) -> str:
         return f"batch {by} already rolled it back; roll back batch {by} to undo that"
     return ("other rollbacks in the log have the same effect as undoing it; see "
             "`rmg-lake log`")
+
+
+def _sql(day: date | None) -> str:
+    """`day` as a SQL date literal (None: any day)."""
+    return f"DATE '{day.isoformat()}'" if day is not None else "day"
 
 
 def _no_such_frame(relative: str) -> LakeError:

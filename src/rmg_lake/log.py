@@ -35,8 +35,8 @@ from rmg_lake.files import write_once
 
 __all__ = [
     "Batch", "Correction", "CorrectionRow", "Current", "Deferred", "Entry", "FileRecord",
-    "Log", "LogEntry", "Outcome", "Rollback", "RowOutcome", "Versions", "arrival",
-    "corrections_in_effect", "current_versions", "in_effect", "is_newer", "read_entry",
+    "Log", "LogEntry", "Outcome", "Rollback", "RowOutcome", "arrival",
+    "corrections_in_effect", "in_effect", "is_newer", "read_entry",
     "retracted", "rolled_back_by", "settings_in_force",
 ]
 
@@ -337,46 +337,6 @@ def arrival(record: FileRecord) -> FileRecord | None:
     if record.outcome == "duplicate" and record.stored.startswith("raw/date="):
         return record.model_copy(update={"day": date.fromisoformat(record.stored[9:19])})
     return None
-
-
-class Versions:
-    """observation_id → its current event, folded in batch by batch (pass those in effect).
-
-    Each event counts once, from its first arrival, however often its bytes arrive."""
-
-    def __init__(self) -> None:
-        self.current: dict[str, Current] = {}
-        self._events: dict[str, set[str]] = {}  # observation_id → its events so far
-
-    def add(self, batch: Batch) -> dict[str, Current | None]:
-        """Fold in `batch`; the observations it touched, with what was current before."""
-        before: dict[str, Current | None] = {}
-        for record in batch.files:
-            event = arrival(record)
-            if event is None or event.observation_id is None:
-                continue
-            known = self._events.setdefault(event.observation_id, set())
-            if event.sha256 in known:
-                continue
-            known.add(event.sha256)
-            seen = self.current.get(event.observation_id)
-            before.setdefault(event.observation_id, seen)
-            first = event.modified if seen is None else min(seen.first_saved, event.modified)
-            if seen is None or is_newer(event, seen.record):
-                self.current[event.observation_id] = Current(batch.batch, event, len(known),
-                                                             first)
-            else:
-                self.current[event.observation_id] = seen._replace(versions=len(known),
-                                                                   first_saved=first)
-        return before
-
-
-def current_versions(batches: list[Batch]) -> dict[str, Current]:
-    """observation_id → its current event, over the given batches (pass those in effect)."""
-    versions = Versions()
-    for batch in batches:
-        versions.add(batch)
-    return versions.current
 
 
 def settings_in_force(batches: list[Batch]) -> Settings:

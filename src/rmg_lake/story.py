@@ -18,10 +18,9 @@ from rmg_lake.log import (
     CorrectionRow,
     FileRecord,
     corrections_in_effect,
-    current_versions,
-    in_effect,
     rolled_back_by,
 )
+from rmg_lake.versions import current_of
 
 __all__ = ["Arrival", "Fix", "Story", "story"]
 
@@ -67,7 +66,7 @@ def story(lake: Lake, key: str) -> Story:
     entries = lake.entries()
     observation_id = _resolve(entries, key)
     by = rolled_back_by(entries)
-    current = current_versions(in_effect(entries)).get(observation_id)
+    current = current_of(entries, [observation_id]).get(observation_id)
     arrivals = tuple(
         Arrival(e.batch, r, e.batch in by, current is not None and current.batch == e.batch
                 and r.path == current.record.path)

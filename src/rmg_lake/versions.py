@@ -3,8 +3,8 @@
 An observation's events arrive as files: added, or a duplicate of an event the lake keeps
 (which stands for it when the batch that added it is rolled back; see `log.arrival`).
 Each event counts once, from its first arrival. The current event is the one saved last
-(the latest file time), whenever it arrived; on equal times the later arrival. This is
-`log.Versions` (the fold, batch by batch), computed over columns for a whole log at once.
+(the latest file time), whenever it arrived; on equal times the later arrival (as
+`log.is_newer` says), computed over the columns of a whole log at once.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from collections.abc import Collection
 
 import polars as pl
 
-from rmg_lake.log import Batch, Current, FileRecord, LogEntry
+from rmg_lake.log import Batch, Current, FileRecord, LogEntry, in_effect
+from rmg_lake.records import RECORD_SCHEMA
 
-__all__ = ["ROWS", "arrivals", "as_currents", "currents", "log_rows"]
+__all__ = ["ROWS", "arrivals", "as_currents", "current_of", "currents", "log_rows"]
 
 ROWS = ["path", "size", "modified", "fingerprint", "sha256", "outcome", "stored",
         "observation_id", "day"]
@@ -27,7 +28,6 @@ def log_rows(entries: list[LogEntry], columns: list[str] = ROWS) -> pl.DataFrame
     frames = [b.frame(columns).with_columns(pl.lit(b.batch, pl.Int64).alias("batch"))
               for b in entries if isinstance(b, Batch) and (b.inline or b.records)]
     if not frames:
-        from rmg_lake.records import RECORD_SCHEMA
         return pl.DataFrame(schema={**{c: RECORD_SCHEMA[c] for c in columns},
                                     "batch": pl.Int64, "order": pl.Int64})
     return pl.concat(frames).with_row_index("order").with_columns(pl.col("order").cast(
@@ -70,3 +70,9 @@ def as_currents(frame: pl.DataFrame) -> dict[str, Current]:
         out[row["observation_id"]] = Current(row["batch"], record, row["versions"],
                                              row["first_saved"])
     return out
+
+
+def current_of(entries: list[LogEntry], ids: Collection[str]) -> dict[str, Current]:
+    """observation_id → its current event after `entries`, of the observations `ids`."""
+    rows = log_rows(entries).filter(pl.col("observation_id").is_in(list(ids)))
+    return as_currents(currents(arrivals(rows, {b.batch for b in in_effect(entries)})))
