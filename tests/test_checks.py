@@ -324,3 +324,20 @@ def test_synced_at_is_the_files_saved_time(found: Found) -> None:
     first_save = found.lake.table("observations").filter(
         observation_id=found.ids["outlier"]).row(0, named=True)  # saved twice
     assert first_save["synced_at"] - first_save["ended_at"] == timedelta(minutes=15)
+
+
+def test_a_days_flags_are_the_views_of_that_day(found: Found) -> None:
+    """Flags asked for some days read only their frames (and the week before them), and
+    are the same as the view's of those days: every check, including those that look
+    at a machine's whole history or an observer's earlier tasks."""
+    every = found.flags()
+    days = sorted({f["day"] for f in every if f["day"] is not None})
+    assert {f["check_name"] for f in every} >= {"wip_outlier", "overlap", "incomplete",
+                                                "observer_absent", "quarantined"}
+    for day in days:
+        one = [dict(zip(COLUMNS, row, strict=True))
+               for row in found.lake.flags(day, day).rows()]
+        assert one == [f for f in every if f["day"] == day], day
+    later = [dict(zip(COLUMNS, row, strict=True))
+             for row in found.lake.flags(days[len(days) // 2]).rows()]
+    assert later == [f for f in every if f["day"] >= days[len(days) // 2]]

@@ -16,6 +16,7 @@ shared with the field team.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from string import Template
 from typing import Any
 
@@ -113,7 +114,7 @@ CHECKS: tuple[Check, ...] = (
         FROM (SELECT *, max(ended_at) OVER (
                   PARTITION BY observer ORDER BY started_at, observation_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS earlier_end
-              FROM observations)
+              FROM ${every_observation})
         WHERE started_at < earlier_end - INTERVAL 2 MINUTE"""),
     Check("too_short", "A complete task took less than the shortest real one "
           "({shortest}).", """
@@ -170,7 +171,7 @@ CHECKS: tuple[Check, ...] = (
     Check("wip_outlier", "A machine's count of a panel (or its wip) is far from its "
           "own history (of 10 rounds or more): a robust z-score over {wip_z}, against its "
           "median.", """
-        WITH counts AS (SELECT * FROM ${panels}),
+        WITH counts AS (SELECT * FROM ${every_panel}),
         centres AS (SELECT factory, department, team, machine, panel,
                            median(pieces) AS centre
                     FROM counts GROUP BY ALL HAVING count(*) >= 10),
@@ -236,15 +237,21 @@ CHECKS: tuple[Check, ...] = (
 # front, sleeve, collar; linking's wip): `panel`, `pieces`; a wip row's pieces all
 # together; and its counts one by one, a missing one shown as `-`.
 _COUNTED = ("back", "front", "sleeve", "collar", "wip")
-_PANELS = (f"(UNPIVOT (SELECT * FROM wip WHERE mc_status = 'manned') "
+_PANELS = (f"(UNPIVOT (SELECT * FROM {{}} WHERE mc_status = 'manned') "
            f"ON {', '.join(_COUNTED)} INTO NAME panel VALUE pieces)")
+# The flags of some days read the frames from a week before them (LOOKBACK: `incomplete`
+# and `observer_absent` look at the week before a day), but for a machine's whole history
+# (`wip_outlier`) and an observer's earlier tasks (`overlap`): the same flags as the view's.
+LOOKBACK = 7
+_WINDOWED = ("observations", "roster", "wip", "interactions", "completion")
 _PIECES = " + ".join(f"coalesce(CAST({c} AS DOUBLE), 0)" for c in _COUNTED)  # no overflow
 _ROUND_COUNTS = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '-')"
                           for c in ("component", *_COUNTED))
 
 
-def flags_sql(settings: Settings) -> str:
-    """The `flags` view's query: every check, its thresholds filled in from `settings`."""
+def flags_sql(settings: Settings, days: tuple[date, date] | None = None) -> str:
+    """The `flags` view's query: every check, its thresholds filled in from `settings`;
+    with `days` (first, last), the flags of those days only, reading little more."""
     checks, calendar = settings.checks, settings.calendar
     values = {
         "late_after_days": checks.late_after_days,
@@ -256,11 +263,21 @@ def flags_sql(settings: Settings) -> str:
         "longest_cases": _cases(checks.longest.model_dump()),
         "wip_z": checks.wip_z, "wip_jump": checks.wip_jump,
         "local": f"AT TIME ZONE '{FACTORY_TZ.key}'",  # an instant's factory wall time
-        "pieces": _PIECES, "panels": _PANELS, "round_counts": _ROUND_COUNTS,
+        "pieces": _PIECES, "panels": _PANELS.format("wip"), "round_counts": _ROUND_COUNTS,
+        "every_observation": "every_observation" if days else "observations",
+        "every_panel": _PANELS.format("every_wip" if days else "wip"),
     }
     parts = [f"SELECT * FROM ({Template(check.sql).substitute(values)}) "
              f"AS {check.name}({_COLUMNS})" for check in CHECKS]
-    return ("SELECT * FROM (\n" + "\nUNION ALL\n".join(parts) + "\n) ORDER BY day, "
+    union = "SELECT * FROM (\n" + "\nUNION ALL\n".join(parts) + "\n)"
+    if days is not None:
+        first, last = (f"DATE '{day.isoformat()}'" for day in days)
+        union = ("WITH every_observation AS (SELECT * FROM observations), "
+                 "every_wip AS (SELECT * FROM wip), "
+                 + ", ".join(f"{name} AS (SELECT * FROM {name} WHERE day BETWEEN "
+                             f"{first} - {LOOKBACK} AND {last})" for name in _WINDOWED)
+                 + f"\n{union} WHERE day BETWEEN {first} AND {last}")
+    return (union + " ORDER BY day, "
             "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, "
             "check_name, factory, department, team, observer, observation_id, detail")
 

@@ -19,7 +19,7 @@ import orjson
 import polars as pl
 
 from rmg_lake.catalog import CATALOG
-from rmg_lake.checks import FLAG_SCHEMA
+from rmg_lake.checks import FLAG_SCHEMA, flags_sql
 from rmg_lake.config import Settings
 from rmg_lake.corrections import observation_key, plan
 from rmg_lake.derive import Derived, derive, load_state
@@ -344,16 +344,19 @@ class Lake:
         return settings_in_force(in_effect(self.log.entries()))
 
     def flags(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
-        """The quality checks' findings (see `rmg_lake.checks`), from `start` to `end`."""
+        """The quality checks' findings (see `rmg_lake.checks`), from `start` to `end`
+        (from a `start`, only the frames of those days, and of the week before, are read)."""
+        # (dates as literals: binding parameters makes duckdb import pandas)
+        sql = (f"SELECT * FROM flags WHERE day <= {_sql(end)}" if start is None
+               else flags_sql(self.settings(), (start, end or date.max)))
+
         def query(_: Derived) -> pl.DataFrame:
             try:
                 con = duckdb.connect(str(self.root / CATALOG), read_only=True)
             except duckdb.Error as err:  # a writer swapped the catalog meanwhile
                 raise duckdb.IOException(str(err)) from err
             try:
-                # (dates as literals: binding parameters makes duckdb import pandas)
-                rows = con.execute(f"SELECT * FROM flags WHERE day BETWEEN {_sql(start)} "
-                                   f"AND {_sql(end)}").fetchall()
+                rows = con.execute(sql).fetchall()
             except duckdb.IOException:
                 raise  # its files were replaced since it was opened
             except duckdb.Error as err:
