@@ -197,11 +197,12 @@ def _new_files(source: Source, index: Index) -> list[SourceFile]:
     # Deferred files are tried again unless the listing says what became of them: a full
     # listing (a folder, an expired cursor) names every file there is, and a listing of
     # changes names those that changed or went away.
-    said = {printable(f.path) for f in listing} | {printable(p) for p in source.gone}
-    full = source.cursor is None or source.relisted
-    pending = [SourceFile(d.path, d.size, d.modified, d.fingerprint)
-               for d in index.deferred.get(source.name, {}).values()
-               if not full and d.path not in said]
+    deferred = index.deferred.get(source.name, {})
+    pending = []
+    if deferred and not (source.cursor is None or source.relisted):
+        said = {printable(f.path) for f in listing} | {printable(p) for p in source.gone}
+        pending = [SourceFile(d.path, d.size, d.modified, d.fingerprint)
+                   for d in deferred.values() if d.path not in said]
     listed = index.unseen(listing)
     return sorted({(f.path, f.fingerprint): f for f in [*pending, *listed]}.values(),
                   key=lambda f: (f.modified, f.path))

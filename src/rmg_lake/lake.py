@@ -162,7 +162,8 @@ class Lake:
                 reached("before-commit")
                 self.log.commit(batch)
                 reached("after-commit")
-                entries.append(batch)
+                batch = batch.model_copy(update={"inline": ()}).at(self.root)  # as read:
+                entries.append(batch)  # its records stay on disk, not in memory
                 batches.append(batch)
                 settings = None  # recorded with the first
                 # readers wait for one part's derive at most, not the whole ingest

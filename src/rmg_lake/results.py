@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rmg_lake.log import Batch, Correction, CorrectionRow, FileRecord, Rollback
+import polars as pl
+
+from rmg_lake.log import OUTCOMES, Batch, Correction, CorrectionRow, FileRecord, Rollback
+from rmg_lake.records import file_records
 
 __all__ = ["Corrected", "IngestResult", "RolledBack"]
 
@@ -44,18 +47,26 @@ class IngestResult:
 
     @property
     def files(self) -> list[FileRecord]:
+        """What became of each file, in order (read from its batches' records when asked)."""
         return [record for batch in self.batches for record in batch.files]
 
     @property
     def counts(self) -> dict[str, int]:
-        return Batch.count(tuple(self.files),
-                           tuple(d for batch in self.batches for d in batch.deferred))
+        """seen = added + duplicate + quarantined + attachment + deferred, over its batches."""
+        return {key: sum(b.counts.get(key, 0) for b in self.batches)
+                for key in ("seen", *OUTCOMES, "deferred")}
+
+    @property
+    def quarantined(self) -> list[FileRecord]:
+        """The files it quarantined, in order."""
+        return [f for b in self.batches if b.counts.get("quarantined")
+                for f in file_records(b.frame().filter(pl.col("outcome") == "quarantined"))]
 
     @property
     def superseding(self) -> int:
         """New versions that replace the current version of an observation."""
-        return sum(1 for f in self.files if f.supersedes)
+        return sum(b.frame(["supersedes"])["supersedes"].count() for b in self.batches)
 
     @property
     def with_unknown_keys(self) -> int:
-        return sum(1 for f in self.files if f.extra_keys)
+        return sum(b.frame(["extra_keys"])["extra_keys"].count() for b in self.batches)

@@ -154,7 +154,7 @@ def print_ingest(result: IngestResult, lake: Lake) -> None:
     if result.with_unknown_keys:
         out.print(f"  {result.with_unknown_keys:,} observations carry keys the contract does not "
                   "know (kept in raw; see extra_keys in observations)")
-    _print_quarantined([f for f in result.files if f.outcome == "quarantined"])
+    _print_quarantined(result.quarantined)
 
 
 def _print_quarantined(bad: list[FileRecord]) -> None:
