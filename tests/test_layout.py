@@ -94,3 +94,50 @@ def test_an_upgraded_lake_takes_new_files(tmp_path: Path,
     assert len(entries) == 6 and isinstance(entries[5], Batch)
     assert entries[5].records and entries[5].counts["seen"] == len(entries[5].files)
     assert run_in(capsys, "verify", "--lake", str(lake)).returncode == 0
+
+
+def test_a_damaged_records_file_is_a_finding_and_nothing_is_called_an_orphan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lake = _copy(tmp_path)
+    open_lake(lake).upgrade()
+    records = json.loads((lake / "_log" / "000002.json").read_text())["records"]
+    (lake / records).chmod(0o600)
+    (lake / records).write_bytes(b"not parquet")
+    checked = run_in(capsys, "verify", "--lake", str(lake))
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert f"damaged {records} — its bytes differ from the log's sha256" in checked.stdout
+    assert "orphan" not in checked.stdout  # its raw files are not known: none is deleted
+    repaired = run_in(capsys, "verify", "--lake", str(lake), "--repair")
+    assert repaired.returncode == 1
+    assert len(list((lake / "raw").rglob("*.json"))) == len(_kept(OLD)) - len(
+        [p for p in _kept(OLD) if not p.startswith("raw/")])
+
+
+def test_an_interrupted_upgrade_is_finished_and_an_older_release_refuses_the_lake(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rmg_lake import upgrade as module
+
+    lake = _copy(tmp_path)
+    writes = 0
+    real = module.write_atomic
+
+    def dies_after_one_entry(path: Path, data: bytes, **kwargs: object) -> None:
+        nonlocal writes
+        if path.parent.name == "_log":
+            writes += 1
+            if writes == 2:
+                raise KeyboardInterrupt  # killed half way
+        real(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "write_atomic", dies_after_one_entry)
+    with pytest.raises(KeyboardInterrupt):
+        open_lake(lake).upgrade()
+    meta = json.loads((lake / "_meta.json").read_text())
+    assert meta["layout"] == 2 and "upgrading" in meta  # an older rmg-lake refuses it whole
+    monkeypatch.undo()
+    assert len(open_lake(lake).entries()) == 5  # readable half way
+    open_lake(lake).upgrade()
+    meta = json.loads((lake / "_meta.json").read_text())
+    assert "upgrading" not in meta and meta["upgrades"][0]["from"] == 1
+    assert all("files" not in json.loads(p.read_text())
+               for p in sorted((lake / "_log").glob("*.json")))

@@ -108,6 +108,7 @@ def _object_key(digest: str) -> str:
 def backup(lake: Lake, target: Target, *, now: datetime | None = None,
            track: Track | None = None) -> BackupResult:
     """Write a new version of `lake` to `target`, uploading only objects it lacks."""
+    lake.upgrade()  # (its one rewrite of the log's entries is not to happen meanwhile)
     entries = lake.entries()  # read once: a batch committed meanwhile waits for next time
     batches = [e for e in entries if isinstance(e, Batch)]
     known: dict[str, tuple[str | None, int | None]] = {

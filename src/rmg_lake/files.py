@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -88,11 +89,14 @@ def write_new(path: Path, data: bytes) -> bool:
     except FileNotFoundError:
         make_private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    mine = os.fstat(fd).st_ino
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
     except BaseException:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (unless another has put the whole file there)
+            if os.lstat(path).st_ino == mine:
+                path.unlink()
         raise
     return True
 

@@ -47,7 +47,7 @@ from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sheet import read_sheet
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store import RawStore, sha256
-from rmg_lake.upgrade import LAYOUT, READABLE, upgrade
+from rmg_lake.upgrade import LAYOUT, READABLE, needed, upgrade
 from rmg_lake.verify import Verified, make_private, remove_orphans, verify
 from rmg_lake.versions import current_of
 
@@ -281,13 +281,20 @@ class Lake:
             state = None  # not this lake's, as it is now: derive everything
         return derive(self.root, entries, self.root, previous=state, track=track)
 
+    def upgrade(self) -> None:
+        """Bring a lake of an older layout to this one now (the first run that writes does
+        it anyway; see `rmg_lake.upgrade`)."""
+        if needed(_meta(self.root)):
+            with self._writing():
+                pass
+
     @contextmanager
     def _writing(self) -> Iterator[None]:
         """Hold the lake's lock, and turn what the file system says into a lake error."""
         with self.lock.held(), _lake_errors(self.root):
-            if self.meta["layout"] != LAYOUT:  # the first write upgrades an older lake
-                upgrade(self.root, self.meta)
-                self.meta = _meta(self.root)
+            if needed(self.meta) and needed(meta := _meta(self.root)):  # (another may have)
+                upgrade(self.root, meta)  # the first run that writes upgrades an older lake
+            self.meta = _meta(self.root)
             yield
 
     def verify(self, *, repair: bool = False, track: Track | None = None) -> Verified:
@@ -346,7 +353,8 @@ class Lake:
 
     def flags(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
         """The quality checks' findings (see `rmg_lake.checks`), from `start` to `end`
-        (from a `start`, only the frames of those days, and of the week before, are read)."""
+        (from a `start`, the frames of those days and the week before are read, and the
+        whole wip and observations for a machine's history and an observer's tasks)."""
         # (dates as literals: binding parameters makes duckdb import pandas)
         sql = (f"SELECT * FROM flags WHERE day <= {_sql(end)}" if start is None
                else flags_sql(self.settings(), (start, end or date.max)))

@@ -1,4 +1,5 @@
-"""The log: one write-once JSON entry per batch, numbered, the single source of truth.
+"""The log: one write-once JSON entry per batch, numbered, the single source of truth
+(written again only by an upgrade to a new layout: `rmg_lake.upgrade`).
 
     _log/000001.json, _log/000002.json, …
 

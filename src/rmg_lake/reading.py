@@ -71,11 +71,12 @@ def read_all(source: Source, store: RawStore, files: list[SourceFile], *, worker
     most a few chunks ahead of the caller. Reads not yet started are dropped when the
     caller stops.
 
-    Each thread is given a chunk of files at a time: handing files over one by one
-    costs more than reading them (each hand-over waits for Python's lock, which the
-    threads validating files hold).
+    From a local folder (two threads), each thread is given a chunk of files at a time:
+    handing them over one by one costs more than reading them (each hand-over waits for
+    Python's lock, which the threads validating files hold).
     """
-    chunk = max(1, min(_CHUNK, len(files) // (4 * workers)))
+    # (a source read by many threads waits on the network: there, one file at a time)
+    chunk = max(1, min(_CHUNK, len(files) // (4 * workers))) if workers <= 2 else 1
     waiting: deque[tuple[list[SourceFile], Future[list[Got | _Failed]]]] = deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:

@@ -5,9 +5,11 @@
                names (`rmg_lake.records`)
 
 An upgrade says the same things in the new form: every entry keeps its number, header and
-records. Each step can be interrupted: the records files are on disk before an entry
-names them, each entry is replaced in one step (readers see the old one or the new one,
-both readable), and `_meta.json` says the new layout last.
+records (the one time an entry is written again). Each step can be interrupted:
+`_meta.json` says the new layout first (an older rmg-lake then refuses the lake as too
+new), the records files are on disk before an entry names them, each entry is replaced
+in one step (readers see the old one or the new one, both readable), and `_meta.json`
+says the upgrade is done last; the next run that writes finishes it.
 """
 
 from __future__ import annotations
@@ -22,14 +24,27 @@ from rmg_lake.log import Batch, Log, read_entry
 from rmg_lake.records import record_bytes
 from rmg_lake.store import RawStore, sha256
 
-__all__ = ["LAYOUT", "READABLE", "upgrade"]
+__all__ = ["LAYOUT", "READABLE", "needed", "upgrade"]
 
 LAYOUT = 2  # the on-disk layout this rmg-lake writes, kept in _meta.json
 READABLE = (1, 2)  # the layouts it reads (and upgrades at its first write)
 
 
+def needed(meta: dict[str, object]) -> bool:
+    """Whether a lake whose `_meta.json` says `meta` is to be upgraded (or an upgrade of
+    it, interrupted, finished)."""
+    return meta["layout"] != LAYOUT or "upgrading" in meta
+
+
 def upgrade(root: Path, meta: dict[str, object]) -> None:
-    """Bring the lake at `root`, whose `_meta.json` says `meta`, to LAYOUT."""
+    """Bring the lake at `root`, whose `_meta.json` says `meta`, to LAYOUT (hold its lock).
+
+    `_meta.json` says the new layout first, and that the upgrade is under way, so that an
+    older rmg-lake refuses the lake as too new rather than an entry as unreadable; it
+    says the upgrade is done last."""
+    since = meta.get("upgrading") or {"from": meta["layout"], "to": LAYOUT,
+                                      "at": datetime.now(UTC).isoformat()}
+    _say(root, {**meta, "layout": LAYOUT, "upgrading": since})
     log, store = Log(root), RawStore(root)
     moved: list[tuple[Path, Batch]] = []
     for path in log.paths():
@@ -42,8 +57,11 @@ def upgrade(root: Path, meta: dict[str, object]) -> None:
     for path, entry in moved:
         write_atomic(path, entry.as_json())
     fsync_dir(log.dir)
-    upgrades = [*meta.get("upgrades", []),  # type: ignore[misc]
-                {"from": meta["layout"], "to": LAYOUT, "at": datetime.now(UTC).isoformat()}]
-    write_atomic(root / "_meta.json", orjson.dumps(
-        {**meta, "layout": LAYOUT, "upgrades": upgrades}, option=orjson.OPT_INDENT_2))
+    done = {k: v for k, v in meta.items() if k != "upgrading"}
+    _say(root, {**done, "layout": LAYOUT,
+                "upgrades": [*meta.get("upgrades", []), since]})  # type: ignore[misc]
+
+
+def _say(root: Path, meta: dict[str, object]) -> None:
+    write_atomic(root / "_meta.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     fsync_dir(root)

@@ -16,11 +16,12 @@ import stat
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import ValidationError
 
+from rmg_lake.errors import LakeUnusable
 from rmg_lake.log import Batch, Correction, Log, LogEntry, Rollback, read_entry
 from rmg_lake.progress import Track
 from rmg_lake.store import file_sha256
@@ -77,11 +78,30 @@ def _read_log(lake: Path, findings: list[Finding]) -> list[LogEntry]:
         if isinstance(batch, Rollback) and not 1 <= batch.target < batch.batch:
             findings.append(Finding("log", name, f"it rolls back batch {batch.target}, "
                                                  "which does not come before it"))
-        if isinstance(batch, Batch) and batch.counts != Batch.tally(
-                batch.frame(["outcome"])["outcome"], len(batch.deferred)):
+        if isinstance(batch, Batch) and (outcomes := _outcomes(batch)) is not None \
+                and batch.counts != Batch.tally(outcomes, len(batch.deferred)):
             findings.append(Finding("log", name, "its counts do not add up to its files"))
         batches.append(batch)
     return batches
+
+
+def _outcomes(batch: Batch) -> list[str] | None:
+    """Its files' outcomes; None if its records file cannot be read (hashing it says how)."""
+    try:
+        return batch.frame(["outcome"])["outcome"].to_list()
+    except LakeUnusable:
+        return None
+
+
+def _named(batch: Batch | Correction) -> dict[str, str]:
+    """The files it names (path → sha256); of an ingest whose records file cannot be
+    read, that file and its events (what it kept is known again once that file is)."""
+    try:
+        return batch.named()
+    except LakeUnusable:
+        assert isinstance(batch, Batch) and batch.records is not None
+        return {path: PurePosixPath(path).stem
+                for path in [*batch.events.values(), batch.records]}
 
 
 def _digests(lake: Path, names: list[str], workers: int,
@@ -98,7 +118,7 @@ def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verif
     findings: list[Finding] = []
     batches = _read_log(lake, findings)
     named = {path: digest for batch in batches if isinstance(batch, Batch | Correction)
-             for path, digest in batch.named().items()}
+             for path, digest in _named(batch).items()}
     stored = sorted(named)
     digests: Iterable[tuple[str, str | None]] = _digests(lake, stored, workers)
     if track is not None:
@@ -108,7 +128,9 @@ def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verif
             findings.append(Finding("missing", name, "named by the log, not on disk"))
         elif digest != named[name]:
             findings.append(Finding("damaged", name, "its bytes differ from the log's sha256"))
-    for part in STORED:
+    # what an ingest whose records cannot be read kept is not known: nothing is an orphan
+    blind = any(isinstance(b, Batch) and b.records and _outcomes(b) is None for b in batches)
+    for part in STORED if not blind else ():
         for path in sorted((lake / part).rglob("*")):
             name = path.relative_to(lake).as_posix()
             if path.is_file() and name not in named:

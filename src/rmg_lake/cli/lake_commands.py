@@ -194,13 +194,15 @@ def report(
     if format is ReportFormat.html:
         _html_report(lake_from(lake), to, first, last)
         return
-    frame = lake_from(lake).completion(first, last)
+    the_lake = lake_from(lake)
+    frame = the_lake.completion(first, last)
     if format is ReportFormat.table and not (every_day or first or last) and frame.height:
         earliest: date = frame["day"].min()  # type: ignore[assignment]
-        latest: date = frame["day"].max()  # type: ignore[assignment]
+        tomorrow = datetime.now(FACTORY_TZ).date() + timedelta(days=1)
+        latest = the_lake.last_day_observed(tomorrow) or earliest  # (not a clock ahead's)
         first = latest - timedelta(days=TABLE_DAYS - 1)
-        if earliest < first:
-            frame = frame.filter(pl.col("day") >= first)
+        if earliest < first or frame["day"].max() > latest:  # type: ignore[operator]
+            frame = frame.filter(pl.col("day").is_between(first, latest))
             err.print(f"The last {TABLE_DAYS} days, from {first} to {latest}: --all for every "
                       "day, or --from and --to.")
     if format is ReportFormat.csv:
