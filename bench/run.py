@@ -160,8 +160,8 @@ def baselines(work: Path, inbox: Path) -> dict[str, tuple[float, float]]:
     return got
 
 
-def one_run(work: Path, inbox: Path, new: Path, morning: Path, *, with_baselines: bool,
-            ) -> dict[str, tuple[float, float]]:
+def one_run(work: Path, inbox: Path, new: Path, morning: Path, day: date, *,
+            with_baselines: bool) -> dict[str, tuple[float, float]]:
     """Every measurement once, in fresh folders: name → (seconds, peak MB)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -181,7 +181,7 @@ def one_run(work: Path, inbox: Path, new: Path, morning: Path, *, with_baselines
     backups = work / "backups"
     rmg_lake("backup", "--lake", str(lake), "--to", str(backups))  # the day before
     for name, args in zip(MORNING, (
-            ["ingest", "--source", str(morning)], ["check"],
+            ["ingest", "--source", str(morning)], ["check", "--day", day.isoformat()],
             ["report", "--format", "html", "--out", str(work / "report.html")],
             ["backup", "--to", str(backups)]), strict=True):
         got[name] = rmg_lake(*args, "--lake", str(lake))[:2]
@@ -199,8 +199,9 @@ def measure(size: int, runs: int, work: Path, shape: str, *,
     files, last = apart(_count, inbox)
     later = datetime.fromtimestamp(last, UTC).date() + timedelta(days=7)
     simulate(new, 1_000, later, factories, observers, shape)
-    simulate(morning, 2_000, later + timedelta(days=7), factories, observers, shape)
-    results = [one_run(work / f"run-{size}", inbox, new, morning,
+    day = later + timedelta(days=7)  # the morning's first day: the one `check` looks at
+    simulate(morning, 2_000, day, factories, observers, shape)
+    results = [one_run(work / f"run-{size}", inbox, new, morning, day,
                        with_baselines=with_baselines) for _ in range(runs)]
     shutil.rmtree(work / f"run-{size}", ignore_errors=True)
     figures = {name: {"seconds": _median([r[name][0] for r in results]),
