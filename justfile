@@ -39,8 +39,9 @@ torture:
     RMG_LAKE_KILLS=200 pytest -q tests/test_crash.py
 
 # Benchmark rmg-lake against the pandas plan and the DuckDB floor (needs `.[bench]`):
-# `just bench` runs 10k and 100k files, `just bench --scale large` adds 1M (hours);
-# any option of bench/run.py passes through (`just bench --sizes 1000000 --runs 3`)
+# `just bench` runs 20k and 100k observation files, then the morning (2,000 new files,
+# check, the HTML report, a backup); `just bench --scale large` adds 1M (hours); any
+# option of bench/run.py passes through (`just bench --sizes 1000000 --runs 3`)
 bench *options:
     python3 bench/run.py {{options}}
 
