@@ -168,11 +168,11 @@ def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     counts = observations.group_by("day", "factory", "task", "department", "team").agg(
         completed=(pl.col("status") == "complete").sum().cast(pl.Int64),
         attempted=pl.len().cast(pl.Int64))
-    grid = pl.DataFrame(
-        [{"day": d, "factory": f, "task": task, "department": dep, "team": team}
-         for d in days for (f, dep, team) in sorted(teams) for task in tasks],
-        schema={k: schema[k] for k in ("day", "factory", "task", "department", "team")},
-        orient="row")
+    grid = pl.DataFrame({"day": days}, schema={"day": schema["day"]}).join(
+        pl.DataFrame(sorted(teams), schema={k: schema[k] for k in
+                                            ("factory", "department", "team")}, orient="row"),
+        how="cross").join(pl.DataFrame({"task": tasks}, schema={"task": schema["task"]}),
+                          how="cross")
     off = pl.col("day").is_in([d for d in days if settings.calendar.is_off(d)])
     expected = pl.col("task").replace_strict(protocol, default=0, return_dtype=pl.Int64)
     return (
