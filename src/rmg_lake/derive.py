@@ -277,8 +277,8 @@ def _changed(lake: Path, entries: list[LogEntry], known: int, rows: pl.DataFrame
             - set(same["observation_id"])
         ids |= _corrected(corrections_in_effect(earlier)) | _corrected(
             corrections_in_effect(entries))
-    was = patches(lake, corrections_in_effect(earlier), _of(before, ids), only=ids)
     then, now = _of(before, ids), _of(after, ids)
+    was = patches(lake, corrections_in_effect(earlier), then, only=ids)
     return _changed_days({k: (then.get(k), was.by_id.get(k)) for k in ids},
                          {k: (now.get(k), patched.get(k)) for k in ids})
 

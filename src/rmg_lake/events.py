@@ -51,7 +51,7 @@ Rows = dict[str, list[tuple[Any, ...]]]  # frame → rows, as tuples of EVENT_SC
 
 
 def event_rows(event_id: str, observation: Observation) -> Rows:
-    """The rows one event makes (small to send from a worker process)."""
+    """The rows one event makes (made as its file is read: see `rmg_lake.reading`)."""
     rows: Rows = {"observations": [_tuple("observations",
                                           _observation_row(event_id, observation))]}
     for name, row in _detail_rows(event_id, observation):

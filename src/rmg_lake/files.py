@@ -43,6 +43,7 @@ def private_umask() -> Iterator[None]:
 
 
 _serial = itertools.count()
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW  # a file that must not exist yet
 
 
 def _write_temp(folder: Path, data: bytes, *, sync: bool = True) -> Path:
@@ -55,7 +56,7 @@ def _write_temp(folder: Path, data: bytes, *, sync: bool = True) -> Path:
     while True:
         temp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_serial)}"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd = os.open(temp, _NEW, 0o600)
             break
         except FileExistsError:
             continue  # left by a dead process: never written into
@@ -80,15 +81,15 @@ def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     _write_temp(path.parent, data, sync=sync).replace(path)
 
 
-def write_new(path: Path, data: bytes) -> bool:
+def write_new(path: Path, data: bytes) -> None:
     """Create `path`, private to the user, holding `data` (not synced; its folder is made
     if missing). Raises FileExistsError if it exists. Not atomic: a run killed meanwhile
     leaves it short, which the caller must be able to tell (a content-addressed file)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, _NEW, 0o600)
     except FileNotFoundError:
         make_private_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, _NEW, 0o600)
     mine = os.fstat(fd).st_ino
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -98,7 +99,6 @@ def write_new(path: Path, data: bytes) -> bool:
             if os.lstat(path).st_ino == mine:
                 path.unlink()
         raise
-    return True
 
 
 def write_once(path: Path, data: bytes, *, durable: bool = False) -> bool:

@@ -74,10 +74,10 @@ class Index:
                                               else pl.lit(evidence).alias("evidence")))
         self._whole = None
 
-    def add(self, records: list[FileRecord], evidence: list[bool]) -> None:
-        """Learn the files a part decided (held: they are about to be committed)."""
-        if records:
-            self._add(records_frame(records).select(_INDEXED), held=True, evidence=evidence)
+    def add(self, records: pl.DataFrame, evidence: list[bool]) -> None:
+        """Learn the files a part decided (`records_frame`; held: they are about to be
+        committed)."""
+        self._add(records.select(_INDEXED), held=True, evidence=evidence)
 
     def _frame(self) -> pl.DataFrame:
         if self._whole is None:
@@ -238,10 +238,11 @@ def _decide_all(part: list[tuple[SourceFile, Got]], store: RawStore, index: Inde
             known.note(record, evidence=file.evidence)
             records.append(record)
             evidence.append(file.evidence)
-    index.add(records, evidence)
     stored = None
     if records:
-        table = record_bytes(records)
+        frame = records_frame(records)
+        index.add(frame, evidence)
+        table = record_bytes(frame)
         stored = store.put_records(sha256(table), table).stored
     return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows), last,
                      stored)

@@ -65,10 +65,8 @@ class Lake:
     `lock.wait`, `lock.on_wait` and `lock.on_stale` to change how long and what they say.
     """
 
-    def __init__(self, root: Path, *, wait: float | None = None,
-                 meta: dict[str, object] | None = None) -> None:
+    def __init__(self, root: Path, *, wait: float | None = None) -> None:
         self.root = root.resolve()
-        self.meta = meta or _meta(self.root)  # what _meta.json says
         self.log = Log(self.root)
         self.store = RawStore(self.root)
         self.lock = WriterLock(self.root, wait=wait)
@@ -292,9 +290,8 @@ class Lake:
     def _writing(self) -> Iterator[None]:
         """Hold the lake's lock, and turn what the file system says into a lake error."""
         with self.lock.held(), _lake_errors(self.root):
-            if needed(self.meta) and needed(meta := _meta(self.root)):  # (another may have)
+            if needed(meta := _meta(self.root)):  # (read under the lock: another may have)
                 upgrade(self.root, meta)  # the first run that writes upgrades an older lake
-            self.meta = _meta(self.root)
             yield
 
     def verify(self, *, repair: bool = False, track: Track | None = None) -> Verified:
@@ -492,7 +489,7 @@ def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
                            hint="upgrade rmg-lake")
     if not os.access(root, os.W_OK):
         raise LakeUnusable("the lake folder is not writable", file=str(path))
-    return Lake(root, meta=said)
+    return Lake(root)
 
 
 def _meta(root: Path) -> dict[str, object]:

@@ -75,15 +75,8 @@ class WriterLock:
                 raise LakeUnusable(f"another rmg-lake run is writing this lake{whom}",
                                    file=str(self.root),
                                    hint="wait for it to finish, then run this again") from None
-        outermost = self._lock.lock_counter == 1
-        try:
-            if outermost:
-                self._take_over()
+        with self._holding():
             yield
-        finally:
-            if outermost:
-                self._holder.unlink(missing_ok=True)
-            self._lock.release()
 
     @contextmanager
     def taken(self) -> Iterator[bool]:
@@ -94,11 +87,17 @@ class WriterLock:
         except Timeout:
             yield False
             return
+        with self._holding():
+            yield True
+
+    @contextmanager
+    def _holding(self) -> Iterator[None]:
+        """The lock just acquired: this run is its holder until it lets go."""
         outermost = self._lock.lock_counter == 1
         try:
             if outermost:
                 self._take_over()
-            yield True
+            yield
         finally:
             if outermost:
                 self._holder.unlink(missing_ok=True)

@@ -78,17 +78,17 @@ def read_all(source: Source, store: RawStore, files: list[SourceFile], *, worker
     # (a source read by many threads waits on the network: there, one file at a time)
     chunk = max(1, min(_CHUNK, len(files) // (4 * workers))) if workers <= 2 else 1
     waiting: deque[tuple[list[SourceFile], Future[list[Got | _Failed]]]] = deque()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        try:
-            for start in range(0, len(files), chunk):
-                part = files[start:start + chunk]
-                waiting.append((part, pool.submit(_read_each, source, store, max_size, part)))
-                if len(waiting) > 2 * workers:
-                    yield from _hand_over(*waiting.popleft())
-            while waiting:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for start in range(0, len(files), chunk):
+            part = files[start:start + chunk]
+            waiting.append((part, pool.submit(_read_each, source, store, max_size, part)))
+            if len(waiting) > 2 * workers:
                 yield from _hand_over(*waiting.popleft())
-        finally:
-            pool.shutdown(cancel_futures=True)
+        while waiting:
+            yield from _hand_over(*waiting.popleft())
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ A log entry keeps its header (counts, source, cursor, settings, events) as JSON 
 file records here, write-once and named by their hash, so that reading the log costs
 little whatever its size, and what is asked of every record (the index of an ingest, the
 current versions) is a query over columns. Entries of layout 1 held their records inline;
-the first write to such a lake moves them here (`rmg_lake.lake`).
+the first write to such a lake moves them here (`rmg_lake.upgrade`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def file_records(frame: pl.DataFrame) -> tuple[FileRecord, ...]:
     return tuple(out)
 
 
-def record_bytes(records: Sequence[FileRecord]) -> bytes:
-    """The Parquet file of `records`: the same bytes for the same records."""
-    return parquet_bytes(records_frame(records))
+def record_bytes(frame: pl.DataFrame) -> bytes:
+    """The Parquet file of records (a `records_frame`): the same bytes for the same
+    records."""
+    return parquet_bytes(frame)

@@ -114,8 +114,9 @@ class RawStore:
         content is checked, and a wrong one is replaced by the right bytes in one step.
         """
         path = self.lake / stored
+        created = True
         try:
-            created = write_new(path, data)
+            write_new(path, data)
         except FileExistsError:
             created = file_sha256(path) != digest
             if created:  # (two workers keeping the same bytes at once: harmless)

@@ -21,7 +21,7 @@ import orjson
 
 from rmg_lake.files import fsync_dir, sync_all, write_atomic
 from rmg_lake.log import Batch, Log, read_entry
-from rmg_lake.records import record_bytes
+from rmg_lake.records import record_bytes, records_frame
 from rmg_lake.store import RawStore, sha256
 
 __all__ = ["LAYOUT", "READABLE", "needed", "upgrade"]
@@ -50,7 +50,7 @@ def upgrade(root: Path, meta: dict[str, object]) -> None:
     for path in log.paths():
         entry = read_entry(path.read_bytes(), root)
         if isinstance(entry, Batch) and entry.inline and entry.records is None:
-            data = record_bytes(entry.inline)
+            data = record_bytes(records_frame(entry.inline))
             kept = store.put_records(sha256(data), data)
             moved.append((path, entry.model_copy(update={"records": kept.stored})))
     sync_all()  # every records file is on disk before an entry names it

@@ -93,15 +93,23 @@ def _outcomes(batch: Batch) -> list[str] | None:
         return None
 
 
-def _named(batch: Batch | Correction) -> dict[str, str]:
-    """The files it names (path → sha256); of an ingest whose records file cannot be
-    read, that file and its events (what it kept is known again once that file is)."""
-    try:
-        return batch.named()
-    except LakeUnusable:
-        assert isinstance(batch, Batch) and batch.records is not None
-        return {path: PurePosixPath(path).stem
-                for path in [*batch.events.values(), batch.records]}
+def _named(batches: list[LogEntry]) -> tuple[dict[str, str], bool]:
+    """Every file the log names (path → sha256), and whether an ingest's records file
+    cannot be read (then that file and its events stand for it: what it kept is known
+    again once that file is)."""
+    named: dict[str, str] = {}
+    blind = False
+    for batch in batches:
+        if not isinstance(batch, Batch | Correction):
+            continue
+        try:
+            named |= batch.named()
+        except LakeUnusable:
+            assert isinstance(batch, Batch) and batch.records is not None
+            named |= {path: PurePosixPath(path).stem
+                      for path in [*batch.events.values(), batch.records]}
+            blind = True
+    return named, blind
 
 
 def _digests(lake: Path, names: list[str], workers: int,
@@ -117,8 +125,7 @@ def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verif
     """Check the lake at `lake` against its log (reads only; changes nothing)."""
     findings: list[Finding] = []
     batches = _read_log(lake, findings)
-    named = {path: digest for batch in batches if isinstance(batch, Batch | Correction)
-             for path, digest in _named(batch).items()}
+    named, blind = _named(batches)
     stored = sorted(named)
     digests: Iterable[tuple[str, str | None]] = _digests(lake, stored, workers)
     if track is not None:
@@ -129,7 +136,6 @@ def verify(lake: Path, *, track: Track | None = None, workers: int = 4) -> Verif
         elif digest != named[name]:
             findings.append(Finding("damaged", name, "its bytes differ from the log's sha256"))
     # what an ingest whose records cannot be read kept is not known: nothing is an orphan
-    blind = any(isinstance(b, Batch) and b.records and _outcomes(b) is None for b in batches)
     for part in STORED if not blind else ():
         for path in sorted((lake / part).rglob("*")):
             name = path.relative_to(lake).as_posix()
