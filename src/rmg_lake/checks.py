@@ -241,7 +241,8 @@ _PANELS = (f"(UNPIVOT (SELECT * FROM {{}} WHERE mc_status = 'manned') "
            f"ON {', '.join(_COUNTED)} INTO NAME panel VALUE pieces)")
 # The flags of some days read the frames from a week before them (LOOKBACK: `incomplete`
 # and `observer_absent` look at the week before a day), but for a machine's whole history
-# (`wip_outlier`) and an observer's earlier tasks (`overlap`): the same flags as the view's.
+# (`wip_outlier`) and an observer's earlier tasks (`overlap`, which needs only those that
+# end after the days' first task starts, + 2 minutes): the same flags as the view's.
 LOOKBACK = 7
 _WINDOWED = ("observations", "roster", "wip", "interactions", "completion")
 _PIECES = " + ".join(f"coalesce(CAST({c} AS DOUBLE), 0)" for c in _COUNTED)  # no overflow
@@ -272,7 +273,9 @@ def flags_sql(settings: Settings, days: tuple[date, date] | None = None) -> str:
     union = "SELECT * FROM (\n" + "\nUNION ALL\n".join(parts) + "\n)"
     if days is not None:
         first, last = (f"DATE '{day.isoformat()}'" for day in days)
-        union = ("WITH every_observation AS (SELECT * FROM observations), "
+        union = ("WITH every_observation AS (SELECT * FROM observations WHERE day BETWEEN "
+                 f"{first} AND {last} OR ended_at > (SELECT min(started_at) FROM "
+                 f"observations WHERE day BETWEEN {first} AND {last}) + INTERVAL 2 MINUTE), "
                  "every_wip AS (SELECT * FROM wip), "
                  + ", ".join(f"{name} AS (SELECT * FROM {name} WHERE day BETWEEN "
                              f"{first} - {LOOKBACK} AND {last})" for name in _WINDOWED)
