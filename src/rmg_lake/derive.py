@@ -136,6 +136,7 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
     if track is not None:
         months = track(month_names, len(month_names), "Deriving frames")
     holders = _holders(rows)
+    del rows, after  # the whole log's columns: not needed while the months are derived
     by_number = {e.batch: e for e in entries if isinstance(e, Batch)}
     with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
         for month in months:
@@ -207,21 +208,16 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
                   by_number: dict[int, Batch], patched: dict[str, Patch],
                   pool: ThreadPoolExecutor) -> None:
     """Write the partitions of `days` (of one month; `shown`: the current events on them,
-    `patched` ones as corrected), then the month's team frames."""
+    `patched` ones as corrected), then the month's team frames: a frame at a time, so
+    that a month of one frame's rows is in memory, not of all."""
     month = days[0].isoformat()[:7]
     fixed = shown.filter(pl.col("observation_id").is_in(list(patched)))
     plain = shown.filter(~pl.col("observation_id").is_in(list(patched)))
-    wanted = plain.select("sha256").join(holders, on="sha256", how="left")
-    span = (days[0], days[-1])
-    found = [read_events(lake, by_number[number], set(group["sha256"]), span)
-             for (number,), group in sorted(wanted.group_by("holder"))]
+    wanted = [(by_number[number], group["sha256"].unique()) for (number,), group in sorted(
+        plain.select("sha256").join(holders, on="sha256", how="left").group_by("holder"))]
     corrected = corrected_rows([(sha, observation, patch.fields) for sha, key in fixed.select(
         "sha256", "observation_id").iter_rows() if (patch := patched[key]) is not None
         and (observation := patch.observation) is not None])  # (withdrawn: not shown)
-    rows = {name: pl.concat([*(part[name].with_columns(_UNCORRECTED if name != "observations"
-                                                       else []) for part in found),
-                             corrected[name]])
-            for name in EVENT_FRAMES}
     log_side = pl.concat([plain, fixed]).select(
         pl.col("sha256").alias("event_id"), "batch", "versions",
         pl.col("path").alias("source_path"), pl.col("first_saved").alias("synced_at"),
@@ -233,20 +229,37 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
         for day in days:
             parts.pop(day.isoformat(), None)
         parts.pop(month, None)
-    by_day = {name: {str(day): part for (day,), part in
-                     frame.partition_by("day", as_dict=True).items()}
-              for name, frame in current_frames(rows, log_side).items()}
-    _write_all(pool, out, frames, [(name, key, part) for name, parts in by_day.items()
-                                   for key, part in parts.items()])
-    for task in DETAIL:  # the month's other days are read back from their partitions
-        month_parts = {**{key: pl.read_parquet(out / file)
-                          for key, file in frames.get(task, {}).items()
-                          if key.startswith(month) and key not in by_day.get(task, {})},
-                       **by_day.get(task, {})}
-        if month_parts:
-            rows_of_month = pl.concat([month_parts[key] for key in sorted(month_parts)])
-            _write_all(pool, out, frames, [(name, month, frame) for name, frame in
-                                           team_frames(task, rows_of_month).items()])
+    for name in EVENT_FRAMES:
+        found = [read_events(lake, batch, ids, (days[0], days[-1]), (name,))[name]
+                 for batch, ids in wanted]
+        rows = pl.concat([*(part.with_columns(_UNCORRECTED) if name != "observations"
+                            else part for part in found), corrected[name]])
+        del found
+        for first in range(0, len(days), _WRITERS):  # a few days' rows at a time: one
+            _write_all(pool, out, frames, [  # copy of the month's in memory, not three
+                (name, day.isoformat(), frame) for day in days[first:first + _WRITERS]
+                if not (frame := current_frames({name: rows.filter(pl.col("day") == day)},
+                                                log_side)[name]).is_empty()])
+        del rows
+        if name in DETAIL:
+            _write_teams(pool, out, frames, name, month)
+
+
+def _write_teams(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, str]],
+                 task: str, month: str) -> None:
+    """Write the team frames of `task`'s `month` from its days' partitions, a team at a
+    time."""
+    files = [out / file for key, file in sorted(frames.get(task, {}).items())
+             if key.startswith(month)]
+    if not files:
+        return
+    month_rows = pl.scan_parquet(files)
+    teams = month_rows.select("department", "team").unique().collect().sort(
+        "department", "team")
+    for department, team in teams.iter_rows():
+        rows = month_rows.filter(pl.col("department") == department, pl.col("team") == team)
+        _write_all(pool, out, frames, [(name, month, frame) for name, frame in
+                                       team_frames(task, rows.collect()).items()])
 
 
 def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, str]],

@@ -13,7 +13,7 @@ what a row holds, and `FORMAT` goes up with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -127,33 +127,34 @@ def keep_events(store: RawStore, rows: EventRows) -> dict[str, str]:
     return kept
 
 
-def read_events(lake: Path, batch: Batch, wanted: set[str], days: tuple[date, date],
-                ) -> dict[str, pl.DataFrame]:
-    """The rows of the `wanted` events among those `batch` added, all of them between
-    `days` (first and last): every frame, maybe empty."""
+def read_events(lake: Path, batch: Batch, wanted: pl.Series, days: tuple[date, date],
+                names: Sequence[str] = EVENT_FRAMES) -> dict[str, pl.DataFrame]:
+    """The rows of the `wanted` events (their sha256, each once) among those `batch` added,
+    all of them between `days` (first and last): the frames `names` (every frame by
+    default), maybe empty."""
     if not batch.events or not all(  # from before the event store, or another format
             path.startswith(f"events/v{FORMAT}/") for path in batch.events.values()):
         rows = EventRows()
+        ids = set(wanted)
         for record in batch.files:
-            if record.outcome == "added" and record.sha256 in wanted:
+            if record.outcome == "added" and record.sha256 in ids:
                 rows.add(record.sha256, _parse(lake / record.stored))
         found = rows.frames()
         return {name: found.get(name, pl.DataFrame(schema=EVENT_SCHEMAS[name]))
-                for name in EVENT_FRAMES}
-    ids = sorted(wanted)
+                for name in names}
     frames = {}
-    for name in EVENT_FRAMES:
+    for name in names:
         stored = batch.events.get(name)
         if stored is None:
             frames[name] = pl.DataFrame(schema=EVENT_SCHEMAS[name])
             continue
         try:
-            frames[name] = pl.scan_parquet(lake / stored).filter(
-                pl.col("day").is_between(*days), pl.col("event_id").is_in(ids)).collect()
+            frames[name] = pl.scan_parquet(lake / stored).filter(pl.col("day").is_between(
+                *days), pl.col("event_id").is_in(wanted.implode())).collect()
         except (OSError, pl.exceptions.PolarsError):
             raise _damaged(lake / stored) from None
-    if frames["observations"].height != len(wanted):  # an event it added is not in it
-        raise _damaged(lake / batch.events.get("observations", "events"))
+    if "observations" in frames and frames["observations"].height != len(wanted):
+        raise _damaged(lake / batch.events.get("observations", "events"))  # one is not in it
     return frames
 
 
