@@ -263,6 +263,25 @@ def test_each_team_is_a_line_of_its_departments_chart(page: _Tables, report: Pat
         assert line[1].count("L") + 1 == n  # one point per day with rounds
 
 
+def test_charts_drawn_in_turn_are_each_as_if_drawn_alone() -> None:
+    """The page's charts share one figure; a chart keeps nothing of the one before it:
+    not its lines, its legend, nor the height its values needed."""
+    import polars as pl
+
+    from rmg_lake.charts import wip_charts
+
+    days = [date(2026, 11, 1) + timedelta(days=n) for n in range(10)]
+    tall = pl.DataFrame({"team": ["treatment"] * 10 + ["control"] * 10, "day": days * 2,
+                         "pieces": [90.0 + n for n in range(20)]})
+    short = pl.DataFrame({"team": ["other"] * 10, "day": days,
+                          "pieces": [float(n % 3) for n in range(10)]})
+    charts = [("f01", "knitting", tall), ("f02", "linking", short)]
+    together = wip_charts(charts, start=days[0], end=days[-1])
+    alone = [wip_charts([chart], start=days[0], end=days[-1])[0] for chart in charts]
+    assert together == alone
+    assert "treatment" not in together[1] and together[0] != together[1]
+
+
 def test_the_same_lake_gives_the_same_page(ingested: Ingested) -> None:
     from rmg_lake.html_report import render_html, report_data
 

@@ -185,11 +185,12 @@ def _wip_trend(wip: pl.DataFrame) -> pl.DataFrame:
 
 def _charts(trend: pl.DataFrame, start: date, end: date) -> list[str]:
     """One chart per factory and department."""
-    from rmg_lake.charts import wip_chart
+    from rmg_lake.charts import wip_charts
 
-    return [wip_chart(frame, str(factory), str(department), start=start, end=end)
-            for (factory, department), frame in trend.partition_by(
-                "factory", "department", as_dict=True, maintain_order=True).items()]
+    return wip_charts(((str(factory), str(department), frame) for (factory, department), frame
+                       in trend.partition_by("factory", "department", as_dict=True,
+                                             maintain_order=True).items()),
+                      start=start, end=end)
 
 
 def _interactions(interactions: pl.DataFrame, by: str) -> _Table:
