@@ -264,3 +264,19 @@ def test_a_reader_caught_by_a_swap_waits_and_reads_again(
 
     monkeypatch.setattr(lake, "refresh", refresh_then_swap)
     assert lake.table("observations").height == 1
+
+
+def test_a_quarantined_file_is_resolved_by_the_first_later_batch_at_its_path(
+        tmp_path: Path, lake: Lake) -> None:
+    """Each update goes on from the quarantine before it: a file put right resolves the
+    bad one before it, and a later bad version is a new quarantined file of its own."""
+    inbox = tmp_path / "in"
+    for mtime, status in ((1000, "done?"), (2000, "complete"), (3000, "?"), (4000, "partial")):
+        put(inbox, WIP, mtime, status=status)
+        lake.ingest(inbox)
+    rows = lake.table("quarantine").select("batch", "source_path", "resolved_by",
+                                           "resolution").rows()
+    assert rows == [(1, WIP, 2, "added"), (3, WIP, 4, "added")]
+    lake.rebuild()
+    assert lake.table("quarantine").select("batch", "source_path", "resolved_by",
+                                           "resolution").rows() == rows

@@ -36,6 +36,7 @@ from rmg_lake.faults import reached
 from rmg_lake.files import sync_all, write_atomic
 from rmg_lake.frames import (
     DETAIL,
+    SCHEMAS,
     batches_frame,
     completion,
     corrections_frame,
@@ -57,6 +58,7 @@ from rmg_lake.log import (
     settings_in_force,
 )
 from rmg_lake.progress import Track
+from rmg_lake.resolved import family
 from rmg_lake.store import sha256
 from rmg_lake.versions import arrivals, as_currents, currents, log_rows
 
@@ -151,11 +153,22 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
             history[f"b{batch.batch:06d}"] = _write(out, "history", f"b{batch.batch:06d}",
                                                     history_frame(batch))
     settings = settings_in_force(batches)
+    if previous is not None and all(isinstance(e, Batch) for e in entries[previous.entries:]):
+        quarantine = quarantine_frame(  # new ingests: go on from the quarantine before
+            [b for b in batches if b.batch > previous.entries],
+            _read(out, previous.frames.get("quarantine", {}), "quarantine",
+                  list(SCHEMAS["quarantine"])), {b.batch: family(b.source) for b in batches})
+    else:
+        quarantine = quarantine_frame(batches)
     observations = _read(out, frames.get("observations", {}), "observations",
                          ["day", "factory", "task", "department", "team", "status"])
-    for name, frame in (("completion", completion(observations, settings)),
+    alike = previous is not None and settings == settings_in_force(
+        in_effect(entries[:previous.entries]))  # (then the days that changed are `touched`)
+    earlier = _read(out, previous.frames.get("completion", {}), "completion",
+                    list(SCHEMAS["completion"])) if previous is not None and alike else None
+    for name, frame in (("completion", completion(observations, settings, earlier, touched)),
                         ("batches", batches_frame(entries)),
-                        ("quarantine", quarantine_frame(batches)),
+                        ("quarantine", quarantine),
                         ("corrections", corrections_frame(entries, patched.applied))):
         frames[name] = {_WHOLE: _write(out, name, _WHOLE, frame)}
     configured = {f"teams/{team_frame_name(task, d, t)}" for task in DETAIL

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Collection, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -152,8 +153,14 @@ def _team_columns(frame: pl.DataFrame, task: str, department: str) -> pl.DataFra
     return frame.drop(_NOT_IN[department] if task == "wip" else ())
 
 
-def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:
-    """Observed against expected, for every day from the first to the last observed one."""
+def completion(observations: pl.DataFrame, settings: Settings,
+               earlier: pl.DataFrame | None = None,
+               changed: Collection[date] = ()) -> pl.DataFrame:
+    """Observed against expected, for every day from the first to the last observed one.
+
+    With `earlier` (this frame before some observations changed, under the same
+    settings) and the days they `changed` on, only those days and the days after its
+    last are made again, if it had the same first day, teams and tasks."""
     schema = SCHEMAS["completion"]
     if observations.is_empty():
         return pl.DataFrame(schema=schema)
@@ -164,7 +171,35 @@ def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     teams |= {(f, d, t) for f, depts in settings.study.items()
               for d, names in depts.items() for t in names}
     protocol = settings.protocol.expected()
-    tasks = sorted({t for t, n in protocol.items() if n > 0} | set(observations["task"]))
+    tasks = sorted({t for t, n in protocol.items() if n > 0}
+                   | set(observations["task"].unique()))
+    if earlier is not None and _alike(earlier, first, last, teams, tasks):
+        old_last = earlier.select(pl.col("day").max()).item()
+        redo = [day for day in days if day in changed or day > old_last]
+        return earlier.filter(~pl.col("day").is_in(redo)).merge_sorted(_completion(
+            observations.filter(pl.col("day").is_in(redo)), settings, redo, teams, tasks),
+            key="day")
+    return _completion(observations, settings, days, teams, tasks)
+
+
+def _alike(earlier: pl.DataFrame, first: date, last: date,
+           teams: set[tuple[str, str, str]], tasks: list[str]) -> bool:
+    """Whether `earlier` (a completion frame) starts on `first` and ends by `last`, with
+    the same teams and tasks."""
+    if earlier.is_empty():
+        return False
+    start, end = earlier.select(pl.col("day").min().alias("first"),
+                                pl.col("day").max().alias("last")).row(0)
+    return bool(start == first and end <= last and sorted(earlier["task"].unique()) == tasks
+                and teams == set(earlier.select("factory", "department", "team")
+                                 .unique().iter_rows()))
+
+
+def _completion(observations: pl.DataFrame, settings: Settings, days: list[date],
+                teams: set[tuple[str, str, str]], tasks: list[str]) -> pl.DataFrame:
+    """The completion rows of `days`."""
+    schema = SCHEMAS["completion"]
+    protocol = settings.protocol.expected()
     counts = observations.group_by("day", "factory", "task", "department", "team").agg(
         completed=(pl.col("status") == "complete").sum().cast(pl.Int64),
         attempted=pl.len().cast(pl.Int64))
@@ -219,18 +254,24 @@ def history_frame(batch: Batch) -> pl.DataFrame:
                                 *[c for c in SCHEMAS["history"] if c not in ("batch", "source")])
 
 
-def quarantine_frame(batches: list[Batch]) -> pl.DataFrame:
+def quarantine_frame(batches: list[Batch], earlier: pl.DataFrame | None = None,
+                     families: Mapping[int, str] | None = None) -> pl.DataFrame:
     """The quarantined files of `batches` (pass those in effect), each with the later
     batch that resolved it, if one did: took it in (`added`, `attachment`) or quarantined
-    it again (`quarantined`: a new version, or another reason)."""
-    resolved = resolutions(batches)
+    it again (`quarantined`: a new version, or another reason). With `earlier` (this frame
+    of the batches in effect before them) and `families` (see `resolutions`), its rows
+    come first, as `batches` resolve them."""
+    resolved = resolutions(batches, earlier, families)
+    before = [] if earlier is None else [
+        (row["batch"], row["source_path"], row["sha256"], row["field"], row["reason"],
+         row["stored"]) for row in earlier.iter_rows(named=True)]
     return pl.DataFrame(
-        [{"batch": b.batch, "source_path": path, "sha256": sha, "field": field,
+        [{"batch": number, "source_path": path, "sha256": sha, "field": field,
           "reason": reason, "stored": stored,
           **({"resolved_by": by.batch, "resolution": by.outcome}
-             if (by := resolved.get((b.batch, path))) else {})}
-         for b in batches if b.counts.get("quarantined")
-         for path, sha, field, reason, stored in b.frame(
-             ["path", "sha256", "field", "reason", "stored", "outcome"]).filter(
-             pl.col("outcome") == "quarantined").drop("outcome").iter_rows()],
+             if (by := resolved.get((number, path))) else {})}
+         for number, path, sha, field, reason, stored in [*before, *(
+             (b.batch, *row) for b in batches if b.counts.get("quarantined")
+             for row in b.frame(["path", "sha256", "field", "reason", "stored", "outcome"])
+             .filter(pl.col("outcome") == "quarantined").drop("outcome").iter_rows())]],
         schema=SCHEMAS["quarantine"], orient="row")

@@ -17,6 +17,7 @@ right and imported alone) is resolved by it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import polars as pl
@@ -41,12 +42,23 @@ def family(source: str) -> str:
     return f"legacy: factory={study.factory} observer={study.observer}" if study else source
 
 
-def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
+def resolutions(batches: list[Batch], earlier: pl.DataFrame | None = None,
+                families: Mapping[int, str] | None = None,
+                ) -> dict[tuple[int, str], Resolution]:
     """(batch, path) of each quarantined file of `batches` (pass those in effect, in
     order) that a later one resolved → how. A batch that examines others' quarantine
-    again resolves their files (even those a newer version has superseded since)."""
+    again resolves their files (even those a newer version has superseded since).
+
+    With `earlier`, the quarantine frame of the batches in effect before `batches` (and
+    `families`: the family of each of its batches), it goes on from there."""
     refused: dict[str, dict[str, list[int]]] = {}  # family → path → batches that refused it
     found: dict[tuple[int, str], Resolution] = {}
+    if earlier is not None and families is not None:
+        for number, path, by, outcome in earlier.select(
+                "batch", "source_path", "resolved_by", "resolution").iter_rows():
+            refused.setdefault(families[number], {}).setdefault(path, []).append(number)
+            if by is not None:
+                found[number, path] = Resolution(by, outcome)
     for batch in batches:
         paths = refused.get(family(batch.source))
         if not paths and not batch.counts.get("quarantined"):
@@ -57,14 +69,14 @@ def resolutions(batches: list[Batch]) -> dict[tuple[int, str], Resolution]:
             assert paths is not None
             taken = _taken(outcome, stored)
             for above in and_above(path) if taken is not None else ():
-                for earlier in paths.get(above, ()):
-                    was = found.get((earlier, above))
+                for refuser in paths.get(above, ()):
+                    was = found.get((refuser, above))
                     if (batch.examines is None and was is None) or (
-                            earlier in (batch.examines or ())
+                            refuser in (batch.examines or ())
                             and (was is None or was.outcome == "quarantined")) or (
                             was == (batch.batch, "attachment") and taken == "added"):
                         # (a file kept, and a round of it taken in: it was taken in)
-                        found[earlier, above] = Resolution(batch.batch, taken or "")
+                        found[refuser, above] = Resolution(batch.batch, taken or "")
         for path in records.filter(pl.col("outcome") == "quarantined")["path"]:
             refused.setdefault(family(batch.source), {}).setdefault(path, []).append(
                 batch.batch)
