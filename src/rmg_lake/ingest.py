@@ -180,13 +180,13 @@ def collect(
             read = iter(track(reading, len(new), "Reading",
                               size=lambda item: item[0].size,
                               total_size=sum(f.size for f in new)))
-        part: list[tuple[SourceFile, Got]] = []
+        part = _Part(store, index, max_size)
         for taken, item in enumerate(read, 1):
-            part.append(item)
-            if len(part) == batch_files and taken < len(new):
-                yield _decide_all(part, store, index, max_size, last=False)
-                part = []
-        yield _decide_all(part, store, index, max_size, last=True)  # the reading is done
+            part.take(item)
+            if part.files == batch_files and taken < len(new):
+                yield part.collected(last=False)
+                part = _Part(store, index, max_size)
+        yield part.collected(last=True)  # the reading is done
     finally:  # also when the caller stops early: reads not yet started are dropped
         reading.close()
 
@@ -208,44 +208,71 @@ def _new_files(source: Source, index: Index) -> list[SourceFile]:
                   key=lambda f: (f.modified, f.path))
 
 
-def _decide_all(part: list[tuple[SourceFile, Got]], store: RawStore, index: Index,
-                max_size: int, *, last: bool) -> Collected:
-    """What each file read is, in order; the events added are kept."""
-    records: list[FileRecord] = []
-    evidence: list[bool] = []
-    deferred: list[Deferred] = []
-    vanished = 0
-    rows = EventRows()
-    known = index.about(
-        {d.digest if isinstance(d, Read | Large) else sha256(d.evidence)
-         for _, d in part if isinstance(d, Read | Large | FileRefused)},
-        {d.valid.observation_id for _, d in part if isinstance(d, Read) and d.valid})
-    for file, data in part:
-        if isinstance(data, FileGone):
-            vanished += 1
-        elif isinstance(data, FileDeferred):
-            deferred.append(Deferred(path=printable(file.path), size=file.size,
-                                     modified=file.modified,
-                                     fingerprint=file.fingerprint, reason=data.message))
-        else:
-            record = (_refused(file, data, store, known) if isinstance(data, FileRefused)
-                      else _large(file, data, known, max_size) if isinstance(data, Large)
-                      else _decide(file, data, known))
-            if isinstance(data, Read) and record.stored != data.kept.stored:
-                store.take_back(data.kept)  # a duplicate kept under another name
-            if record.outcome == "added" and isinstance(data, Read) and data.valid:
-                rows.extend(data.valid.rows)
-            known.note(record, evidence=file.evidence)
-            records.append(record)
-            evidence.append(file.evidence)
-    stored = None
-    if records:
-        frame = records_frame(records)
-        index.add(frame, evidence)
-        table = record_bytes(frame)
-        stored = store.put_records(sha256(table), table).stored
-    return Collected(tuple(records), tuple(deferred), vanished, keep_events(store, rows), last,
-                     stored)
+_DECIDE = 2_000  # files read before they are decided: what a part holds is its records
+
+
+class _Part:
+    """The files of one part, decided a couple of thousand at a time as they are read
+    (each lot looks up what the index knows of it, its earlier lots included), so that a
+    part holds its records and the columns of its events, not every file's rows."""
+
+    def __init__(self, store: RawStore, index: Index, max_size: int) -> None:
+        self.store, self.index, self.max_size = store, index, max_size
+        self.files = 0
+        self.records: list[FileRecord] = []
+        self.deferred: list[Deferred] = []
+        self.vanished = 0
+        self.rows = EventRows()
+        self._read: list[tuple[SourceFile, Got]] = []
+
+    def take(self, item: tuple[SourceFile, Got]) -> None:
+        self.files += 1
+        self._read.append(item)
+        if len(self._read) == _DECIDE:
+            self._decide()
+
+    def collected(self, *, last: bool) -> Collected:
+        """What became of the part's files; its records are kept as a Parquet file."""
+        self._decide()
+        stored = None
+        if self.records:
+            table = record_bytes(records_frame(self.records))
+            stored = self.store.put_records(sha256(table), table).stored
+        return Collected(tuple(self.records), tuple(self.deferred), self.vanished,
+                         keep_events(self.store, self.rows), last, stored)
+
+    def _decide(self) -> None:
+        """Decide the files read so far, in order (each noted, so the next knows it);
+        the index learns them."""
+        lot, self._read = self._read, []
+        known = self.index.about(
+            {d.digest if isinstance(d, Read | Large) else sha256(d.evidence)
+             for _, d in lot if isinstance(d, Read | Large | FileRefused)},
+            {d.valid.observation_id for _, d in lot if isinstance(d, Read) and d.valid})
+        records: list[FileRecord] = []
+        evidence: list[bool] = []
+        for file, data in lot:
+            if isinstance(data, FileGone):
+                self.vanished += 1
+            elif isinstance(data, FileDeferred):
+                self.deferred.append(Deferred(
+                    path=printable(file.path), size=file.size, modified=file.modified,
+                    fingerprint=file.fingerprint, reason=data.message))
+            else:
+                record = (
+                    _refused(file, data, self.store, known) if isinstance(data, FileRefused)
+                    else _large(file, data, known, self.max_size) if isinstance(data, Large)
+                    else _decide(file, data, known))
+                if isinstance(data, Read) and record.stored != data.kept.stored:
+                    self.store.take_back(data.kept)  # a duplicate kept under another name
+                if record.outcome == "added" and isinstance(data, Read) and data.valid:
+                    self.rows.extend(data.valid.rows)
+                known.note(record, evidence=file.evidence)
+                records.append(record)
+                evidence.append(file.evidence)
+        if records:
+            self.index.add(records_frame(records), evidence)
+            self.records.extend(records)
 
 
 def _size(n: int) -> str:
