@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -172,18 +173,18 @@ def collect(
     Files over `max_size` bytes are kept without being held whole: as attachments, or in
     quarantine if they are meant to be observations.
     """
-    new = _new_files(source, index)
+    new = deque(_new_files(source, index))
+    count, size = len(new), sum(f.size for f in new)
     reading = read_all(source, store, new, workers=workers, max_size=max_size)
     try:
         read: Iterator[tuple[SourceFile, Got]] = reading
         if track is not None:
-            read = iter(track(reading, len(new), "Reading",
-                              size=lambda item: item[0].size,
-                              total_size=sum(f.size for f in new)))
+            read = iter(track(reading, count, "Reading", size=lambda item: item[0].size,
+                              total_size=size))
         part = _Part(store, index, max_size)
         for taken, item in enumerate(read, 1):
             part.take(item)
-            if part.files == batch_files and taken < len(new):
+            if part.files == batch_files and taken < count:
                 yield part.collected(last=False)
                 part = _Part(store, index, max_size)
         yield part.collected(last=True)  # the reading is done

@@ -65,11 +65,12 @@ class Read:
 Got = Read | Large | FileGone | FileDeferred | FileRefused
 
 
-def read_all(source: Source, store: RawStore, files: list[SourceFile], *, workers: int,
+def read_all(source: Source, store: RawStore, files: deque[SourceFile], *, workers: int,
              max_size: int) -> Generator[tuple[SourceFile, Got], None, None]:
     """Each of `files` with what became of it, in order, read `workers` at a time, at
-    most a few chunks ahead of the caller. Reads not yet started are dropped when the
-    caller stops.
+    most a few chunks ahead of the caller; `files` is emptied as they are read (a first
+    import does not hold its whole listing to the end). Reads not yet started are
+    dropped when the caller stops.
 
     From a local folder (two threads), each thread is given a chunk of files at a time:
     handing them over one by one costs more than reading them (each hand-over waits for
@@ -80,8 +81,8 @@ def read_all(source: Source, store: RawStore, files: list[SourceFile], *, worker
     waiting: deque[tuple[list[SourceFile], Future[list[Got | _Failed]]]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        for start in range(0, len(files), chunk):
-            part = files[start:start + chunk]
+        while files:
+            part = [files.popleft() for _ in range(min(chunk, len(files)))]
             waiting.append((part, pool.submit(_read_each, source, store, max_size, part)))
             if len(waiting) > 2 * workers:
                 yield from _hand_over(*waiting.popleft())
