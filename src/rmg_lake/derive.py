@@ -137,7 +137,7 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
     months: Iterable[str] = month_names
     if track is not None:
         months = track(month_names, len(month_names), "Deriving frames")
-    holders = _holders(rows)
+    holders = _holders(rows, shown["sha256"])
     del rows, after  # the whole log's columns: not needed while the months are derived
     by_number = {e.batch: e for e in entries if isinstance(e, Batch)}
     with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
@@ -208,10 +208,12 @@ def _shown(after: pl.DataFrame, patched: dict[str, Patch]) -> pl.DataFrame:
             return_dtype=pl.Date).alias("day"))
 
 
-def _holders(rows: pl.DataFrame) -> pl.DataFrame:
-    """sha256 → `holder`: the batch that first added the event, whose events hold its
-    rows (rolled back or not: a later duplicate of it may stand in)."""
-    return rows.filter(pl.col("outcome") == "added").select(
+def _holders(rows: pl.DataFrame, events: pl.Series) -> pl.DataFrame:
+    """sha256 → `holder` of the `events` (their sha256): the batch that first added the
+    event, whose events hold its rows (rolled back or not: a later duplicate of it may
+    stand in)."""
+    return rows.filter(pl.col("outcome") == "added",
+                       pl.col("sha256").is_in(events.implode())).select(
         "sha256", pl.col("batch").alias("holder")).unique("sha256", keep="first",
                                                            maintain_order=True)
 
