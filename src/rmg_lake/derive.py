@@ -31,7 +31,7 @@ import polars as pl
 
 from rmg_lake.catalog import build_catalog
 from rmg_lake.corrections import Patch, patches
-from rmg_lake.events import EVENT_FRAMES, corrected_rows, read_events
+from rmg_lake.events import EVENT_FRAMES, corrected_rows, in_store, read_events
 from rmg_lake.faults import reached
 from rmg_lake.files import sync_all, write_atomic
 from rmg_lake.frames import (
@@ -153,19 +153,18 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
             history[f"b{batch.batch:06d}"] = _write(out, "history", f"b{batch.batch:06d}",
                                                     history_frame(batch))
     settings = settings_in_force(batches)
+    # go on from the frames before, where they still hold: the quarantine after new
+    # ingests only, completion under the same settings (the days that changed: `touched`)
     if previous is not None and all(isinstance(e, Batch) for e in entries[previous.entries:]):
-        quarantine = quarantine_frame(  # new ingests: go on from the quarantine before
-            [b for b in batches if b.batch > previous.entries],
-            _read(out, previous.frames.get("quarantine", {}), "quarantine",
-                  list(SCHEMAS["quarantine"])), {b.batch: family(b.source) for b in batches})
+        quarantine = quarantine_frame([b for b in batches if b.batch > previous.entries],
+                                      _whole(out, previous, "quarantine"),
+                                      {b.batch: family(b.source) for b in batches})
     else:
         quarantine = quarantine_frame(batches)
+    earlier = _whole(out, previous, "completion") if previous is not None and settings == \
+        settings_in_force(in_effect(entries[:previous.entries])) else None
     observations = _read(out, frames.get("observations", {}), "observations",
                          ["day", "factory", "task", "department", "team", "status"])
-    alike = previous is not None and settings == settings_in_force(
-        in_effect(entries[:previous.entries]))  # (then the days that changed are `touched`)
-    earlier = _read(out, previous.frames.get("completion", {}), "completion",
-                    list(SCHEMAS["completion"])) if previous is not None and alike else None
     for name, frame in (("completion", completion(observations, settings, earlier, touched)),
                         ("batches", batches_frame(entries)),
                         ("quarantine", quarantine),
@@ -244,8 +243,12 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
         for day in days:
             parts.pop(day.isoformat(), None)
         parts.pop(month, None)
+    span = (days[0], days[-1])
+    parsed = {batch.batch: read_events(lake, batch, ids, span)  # made from raw: every
+              for batch, ids in wanted if not in_store(batch)}  # frame at once
     for name in EVENT_FRAMES:
-        found = [read_events(lake, batch, ids, (days[0], days[-1]), (name,))[name]
+        found = [parsed[batch.batch][name] if batch.batch in parsed
+                 else read_events(lake, batch, ids, span, (name,))[name]
                  for batch, ids in wanted]
         rows = pl.concat([*(part.with_columns(_UNCORRECTED) if name != "observations"
                             else part for part in found), corrected[name]])
@@ -359,6 +362,11 @@ def _write(out: Path, name: str, key: str, frame: pl.DataFrame) -> str:
 def _read(out: Path, parts: dict[str, str], name: str, columns: list[str]) -> pl.DataFrame:
     files = [out / parts[key] for key in sorted(parts) if key != _EMPTY]
     return pl.read_parquet(files, columns=columns) if files else empty_frame(name)
+
+
+def _whole(out: Path, state: Derived, name: str) -> pl.DataFrame:
+    """The whole frame `name` of `state` (derived in `out`)."""
+    return _read(out, state.frames.get(name, {}), name, list(SCHEMAS[name]))
 
 
 def _delete_unnamed(out: Path, state: Derived, before: Derived | None) -> None:

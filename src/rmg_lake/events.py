@@ -36,7 +36,7 @@ from rmg_lake.log import Batch
 from rmg_lake.store import RawStore, sha256
 
 __all__ = ["EVENT_FRAMES", "EVENT_SCHEMAS", "EventRows", "Rows", "corrected_rows",
-           "event_rows", "keep_events", "read_events"]
+           "event_rows", "in_store", "keep_events", "read_events"]
 
 FORMAT = 1  # what the rows hold: the frames' columns, as `_observation_row` & co. make them
 EVENT_FRAMES = ("observations", "roster", "wip", "interactions")
@@ -127,13 +127,19 @@ def keep_events(store: RawStore, rows: EventRows) -> dict[str, str]:
     return kept
 
 
+def in_store(batch: Batch) -> bool:
+    """Whether `batch`'s events are in the event store as this rmg-lake reads them (not
+    from before the event store, nor of another format): else they are made from raw."""
+    return bool(batch.events) and all(path.startswith(f"events/v{FORMAT}/")
+                                      for path in batch.events.values())
+
+
 def read_events(lake: Path, batch: Batch, wanted: pl.Series, days: tuple[date, date],
                 names: Sequence[str] = EVENT_FRAMES) -> dict[str, pl.DataFrame]:
     """The rows of the `wanted` events (their sha256, each once) among those `batch` added,
     all of them between `days` (first and last): the frames `names` (every frame by
     default), maybe empty."""
-    if not batch.events or not all(  # from before the event store, or another format
-            path.startswith(f"events/v{FORMAT}/") for path in batch.events.values()):
+    if not in_store(batch):
         rows = EventRows()
         ids = set(wanted)
         for record in batch.files:

@@ -34,6 +34,7 @@ def render_flags(flags: pl.DataFrame, console: Console) -> None:
             lines.append(Text(f"      {row['detail']}"))
         console.print(Text("\n").join(lines), highlight=False)  # a day at once: fast
 
+
 def _plural(n: int, severity: str) -> str:
     return f"{n} {severity}" if severity == "info" or n == 1 else f"{n} {severity}s"
 
