@@ -112,27 +112,35 @@ def load_state(out: Path, *, whole: bool = True) -> Derived | None:
 
 
 def derive(lake: Path, entries: list[LogEntry], out: Path, *,
-           previous: Derived | None = None, track: Track | None = None) -> Derived:
+           previous: Derived | None = None, track: Track | None = None,
+           rows: pl.DataFrame | None = None) -> Derived:
     """Bring the frames and catalog in `out` to the state after `entries`.
 
     With `previous` (the state in `out`, for a prefix of `entries`) only the days whose
     current events changed are derived again (and the months of their team frames);
-    without it, everything is.
+    without it, everything is. `rows` are the entries' `versions.log_rows`, if at hand.
     """
     shown_before = load_state(out, whole=False)  # its files stay one more update
     batches = in_effect(entries)
     corrections = corrections_in_effect(entries)
-    rows = log_rows(entries)
-    after = currents(arrivals(rows, {b.batch for b in batches}))
-    patched = patches(lake, corrections, _of(after, _corrected(corrections)))
-    shown = _shown(after, patched.by_id)
+    rows = log_rows(entries) if rows is None else rows
+    effect, corrected = {b.batch for b in batches}, _corrected(corrections)
+    # new ingests alone change only the observations they bring events of
+    brought = None if previous is None or not all(
+        isinstance(e, Batch) for e in entries[previous.entries:]) else arrivals(
+        rows, {e.batch for e in entries[previous.entries:]})["observation_id"].unique()
+    after = _currents(rows, effect, None if brought is None else {*brought, *corrected})
+    patched = patches(lake, corrections, _of(after, corrected))
     frames: dict[str, dict[str, str]] = {}
     if previous is None:
-        touched = set(shown["day"])
+        touched = set(_shown(after, patched.by_id)["day"])
     else:
         frames = {name: dict(parts) for name, parts in previous.frames.items()}
-        touched = _changed(lake, entries, previous.entries, rows, after, patched.by_id)
-    shown = shown.filter(pl.col("day").is_in(list(touched)))
+        touched = _changed(lake, entries, previous.entries, rows, after, patched.by_id,
+                           brought)
+    if brought is not None:  # every observation that may show on the days to derive
+        after = _currents(rows, effect, {*_on(rows, touched), *corrected})
+    shown = _shown(after, patched.by_id).filter(pl.col("day").is_in(list(touched)))
     month_names = sorted({day.isoformat()[:7] for day in touched})
     months: Iterable[str] = month_names
     if track is not None:
@@ -189,6 +197,24 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
 def _corrected(corrections: list[Correction]) -> set[str]:
     """The observations some row of `corrections` is about."""
     return {row.observation_id for c in corrections for row in c.rows}
+
+
+def _currents(rows: pl.DataFrame, batches: set[int],
+              ids: set[str] | None = None) -> pl.DataFrame:
+    """`versions.currents` after `batches` (those in effect) of every observation, or of
+    those `ids`."""
+    if ids is not None:
+        rows = rows.filter(pl.col("observation_id").is_in(list(ids)))
+    return currents(arrivals(rows, batches))
+
+
+def _on(rows: pl.DataFrame, days: set[date]) -> pl.Series:
+    """The observations with some file of `rows` on one of `days` (its own day, or its
+    raw file's: see `versions.arrivals`)."""
+    keys = sorted(day.isoformat() for day in days)
+    return rows.filter(pl.col("day").is_in(sorted(days))
+                       | pl.col("stored").str.slice(9, 10).is_in(keys)
+                       )["observation_id"].drop_nulls().unique()
 
 
 def _of(frame: pl.DataFrame, ids: Iterable[str]) -> dict[str, Current]:
@@ -289,20 +315,20 @@ def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, 
 
 
 def _changed(lake: Path, entries: list[LogEntry], known: int, rows: pl.DataFrame,
-             after: pl.DataFrame, patched: dict[str, Patch]) -> set[date]:
+             after: pl.DataFrame, patched: dict[str, Patch],
+             brought: pl.Series | None) -> set[date]:
     """The days on which an observation shows otherwise after `entries` than after the
     first `known` of them: its current event (or its count of versions) or its
-    corrections differ, on either side of the change. New ingests alone only add to what
-    was current: only the observations they bring events of may change."""
-    new, earlier = entries[known:], entries[:known]
+    corrections differ, on either side of the change. If the new entries are ingests
+    alone, they only add to what was current: only the observations they bring events of
+    (`brought`) may change."""
+    earlier = entries[:known]
     was_in_effect = {b.batch for b in in_effect(earlier)}
-    if all(isinstance(entry, Batch) for entry in new):
-        brought = arrivals(rows, {e.batch for e in new})["observation_id"].unique()
-        before = currents(arrivals(rows.filter(pl.col("observation_id").is_in(brought)),
-                                   was_in_effect))
+    if brought is not None:
+        before = _currents(rows, was_in_effect, set(brought))
         ids = set(brought)
     else:  # a rollback or a correction: what counted before may change anywhere
-        before = currents(arrivals(rows, was_in_effect))
+        before = _currents(rows, was_in_effect)
         same = before.join(after, on=[*after.columns], how="semi", nulls_equal=True)
         ids = (set(before["observation_id"]) | set(after["observation_id"])) \
             - set(same["observation_id"])

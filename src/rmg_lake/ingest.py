@@ -26,6 +26,7 @@ from rmg_lake.sources import (
     printable,
 )
 from rmg_lake.store import RawStore, sha256
+from rmg_lake.versions import ROWS, in_log_order
 
 __all__ = ["BATCH_FILES", "MAX_SIZE", "READER", "Collected", "Index", "collect", "new_batch"]
 
@@ -44,10 +45,12 @@ class Index:
     """What the log already holds, as columns: to skip files seen before, and, for the
     files a part of an ingest read, what the lake knows of their bytes and observations
     (`about`). A rolled-back batch's files count as seen (they are not read again unless
-    they change) but not as held: arriving again, they are new."""
+    they change) but not as held: arriving again, they are new. Its committed records
+    are the log's (`rows`): deriving after a batch need not read them again."""
 
     def __init__(self) -> None:
-        self._parts: list[pl.DataFrame] = []  # records, in log order, `held` and `evidence`
+        self._parts: list[pl.DataFrame] = []  # records in log order: `batch`, `held`, ...
+        self._pending: list[pl.DataFrame] = []  # decided, not committed yet (no batch)
         self._whole: pl.DataFrame | None = None
         # source → path → a file no run has read whole yet (until any version of it lands)
         self.deferred: dict[str, dict[str, Deferred]] = {}
@@ -64,28 +67,36 @@ class Index:
             for path in set(frame["path"]).intersection(pending) if pending else ():
                 del pending[path]
             pending.update({d.path: d for d in batch.deferred})
-            index._add(frame, held=batch.batch not in out,
-                       evidence=batch.source.startswith("legacy:"))  # (a pilot import's)
+            index._parts.append(_indexed(frame, batch.batch, held=batch.batch not in out,
+                                         evidence=batch.source.startswith("legacy:")))
         return index
-
-    def _add(self, frame: pl.DataFrame, *, held: bool, evidence: bool | list[bool]) -> None:
-        self._parts.append(frame.with_columns(pl.lit(held).alias("held"),
-                                              pl.Series("evidence", evidence, pl.Boolean)
-                                              if isinstance(evidence, list)
-                                              else pl.lit(evidence).alias("evidence")))
-        self._whole = None
 
     def add(self, records: pl.DataFrame, evidence: list[bool]) -> None:
         """Learn the files a part decided (`records_frame`; held: they are about to be
         committed)."""
-        self._add(records.select(_INDEXED), held=True, evidence=evidence)
+        self._pending.append(_indexed(records.select(_INDEXED), None, held=True,
+                                      evidence=evidence))
+        self._whole = None
+
+    def committed(self, batch: int) -> None:
+        """The files decided since the last commit are `batch`'s, now in the log."""
+        self._parts += [part.with_columns(pl.lit(batch, pl.Int64).alias("batch"))
+                        for part in self._pending]
+        self._pending, self._whole = [], None
+
+    def rows(self) -> pl.DataFrame:
+        """The committed file records, as `versions.log_rows` gives them."""
+        return in_log_order([pl.concat(self._parts).select(*ROWS, "batch")]
+                            if self._parts else [])
 
     def _frame(self) -> pl.DataFrame:
         if self._whole is None:
-            self._whole = pl.concat(self._parts) if self._parts else pl.DataFrame(
-                schema={**{c: RECORD_SCHEMA[c] for c in _INDEXED}, "held": pl.Boolean,
-                        "evidence": pl.Boolean})
-            self._parts = [self._whole]
+            parts = [*self._parts, *self._pending]
+            self._whole = pl.concat(parts) if parts else _indexed(
+                pl.DataFrame(schema={c: RECORD_SCHEMA[c] for c in _INDEXED}), None,
+                held=True, evidence=False)
+            if not self._pending:
+                self._parts = [self._whole]
         return self._whole
 
     def unseen(self, files: list[SourceFile]) -> list[SourceFile]:
@@ -101,15 +112,24 @@ class Index:
 
     def about(self, digests: set[str], observations: set[str]) -> Known:
         """What the lake holds of these bytes and observations, to decide new files by."""
-        whole = self._frame()
-        rows = whole.filter(pl.col("sha256").is_in(list(digests))
-                            | pl.col("observation_id").is_in(list(observations)))
+        rows = self._frame().filter(
+            pl.col("sha256").is_in(list(digests))
+            | pl.col("observation_id").is_in(list(observations))).drop("batch")
         known = Known()
         for row in rows.iter_rows(named=True):
             held, evidence = row.pop("held"), row.pop("evidence")
             if held:
                 known.note(FileRecord.model_construct(**row), evidence=evidence)
         return known
+
+
+def _indexed(frame: pl.DataFrame, batch: int | None, *, held: bool,
+             evidence: bool | list[bool]) -> pl.DataFrame:
+    """`frame` with the columns the index adds."""
+    return frame.with_columns(
+        pl.lit(batch, pl.Int64).alias("batch"), pl.lit(held).alias("held"),
+        pl.Series("evidence", evidence, pl.Boolean) if isinstance(evidence, list)
+        else pl.lit(evidence).alias("evidence"))
 
 
 @dataclass

@@ -159,13 +159,14 @@ class Lake:
                 sync_all()  # every file the entry names is on disk before the entry is
                 reached("before-commit")
                 self.log.commit(batch)
+                index.committed(batch.batch)
                 reached("after-commit")
                 batch = batch.model_copy(update={"inline": ()}).at(self.root)  # as read:
                 entries.append(batch)  # its records stay on disk, not in memory
                 batches.append(batch)
                 settings = None  # recorded with the first
                 # readers wait for one part's derive at most, not the whole ingest
-                self._derive(entries, track if got.last else None)
+                self._derive(entries, track if got.last else None, rows=index.rows())
         return batches, vanished
 
     def rollback(self, target: int, reason: str) -> RolledBack:
@@ -272,12 +273,12 @@ class Lake:
         return self._current(len(entries)) or self._derive(entries, None)
 
     def _derive(self, entries: list[LogEntry], track: Track | None, *,
-                full: bool = False) -> Derived:
+                full: bool = False, rows: pl.DataFrame | None = None) -> Derived:
         state = None if full else load_state(self.root)
         if state is not None and (state.entries > len(entries)
                                   or state.root != str(self.root)):
             state = None  # not this lake's, as it is now: derive everything
-        return derive(self.root, entries, self.root, previous=state, track=track)
+        return derive(self.root, entries, self.root, previous=state, track=track, rows=rows)
 
     def upgrade(self) -> None:
         """Bring a lake of an older layout to this one now (the first run that writes does

@@ -16,7 +16,8 @@ import polars as pl
 from rmg_lake.log import Batch, Current, FileRecord, LogEntry, in_effect
 from rmg_lake.records import RECORD_SCHEMA
 
-__all__ = ["ROWS", "arrivals", "as_currents", "current_of", "currents", "log_rows"]
+__all__ = ["ROWS", "arrivals", "as_currents", "current_of", "currents", "in_log_order",
+           "log_rows"]
 
 ROWS = ["path", "size", "modified", "fingerprint", "sha256", "outcome", "stored",
         "observation_id", "day"]
@@ -25,8 +26,13 @@ ROWS = ["path", "size", "modified", "fingerprint", "sha256", "outcome", "stored"
 def log_rows(entries: list[LogEntry], columns: list[str] = ROWS) -> pl.DataFrame:
     """The file records of every ingest of `entries`, with its `batch` and their `order`
     in the log."""
-    frames = [b.frame(columns).with_columns(pl.lit(b.batch, pl.Int64).alias("batch"))
-              for b in entries if isinstance(b, Batch) and (b.inline or b.records)]
+    return in_log_order([b.frame(columns).with_columns(pl.lit(b.batch, pl.Int64).alias("batch"))
+                         for b in entries if isinstance(b, Batch) and (b.inline or b.records)],
+                        columns)
+
+
+def in_log_order(frames: list[pl.DataFrame], columns: list[str] = ROWS) -> pl.DataFrame:
+    """`frames` (of `columns` and `batch`), in log order, as one, numbered (`order`)."""
     if not frames:
         return pl.DataFrame(schema={**{c: RECORD_SCHEMA[c] for c in columns},
                                     "batch": pl.Int64, "order": pl.Int64})
