@@ -280,3 +280,25 @@ def test_a_quarantined_file_is_resolved_by_the_first_later_batch_at_its_path(
     lake.rebuild()
     assert lake.table("quarantine").select("batch", "source_path", "resolved_by",
                                            "resolution").rows() == rows
+
+
+def test_an_event_kept_by_a_copy_of_a_rolled_back_batch_stays_when_its_day_grows(
+        tmp_path: Path, lake: Lake) -> None:
+    """A copy of an event's bytes stands in for the batch that added it, once that is
+    rolled back; a later ingest of another observation of the same day keeps it there."""
+    inbox = tmp_path / "in"
+    put(inbox, WIP, 1000)
+    lake.ingest(inbox)
+    put(inbox, f"again/{WIP}", 1000)  # the same bytes, somewhere else: a duplicate
+    assert lake.ingest(inbox).batches[0].counts["duplicate"] == 1
+    lake.rollback(1, "added by mistake")
+    put(inbox, "wip_knitting_treatment_obs03_20261124T111500.json", 5000,
+        observation_id="0b9e7c55-8d7f-4a6e-bb0e-2c1d3e4f5a6b",
+        started_at="2026-11-24T11:15:00+06:00", ended_at="2026-11-24T11:35:00+06:00")
+    lake.ingest(inbox)
+    shown = lake.table("observations").select("observation_id", "batch").sort("batch").rows()
+    assert shown == [(OBSERVATION["observation_id"], 2),
+                     ("0b9e7c55-8d7f-4a6e-bb0e-2c1d3e4f5a6b", 4)]
+    lake.rebuild()
+    assert lake.table("observations").select("observation_id", "batch").sort(
+        "batch").rows() == shown

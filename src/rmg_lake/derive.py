@@ -209,12 +209,9 @@ def _currents(rows: pl.DataFrame, batches: set[int],
 
 
 def _on(rows: pl.DataFrame, days: set[date]) -> pl.Series:
-    """The observations with some file of `rows` on one of `days` (its own day, or its
-    raw file's: see `versions.arrivals`)."""
-    keys = sorted(day.isoformat() for day in days)
-    return rows.filter(pl.col("day").is_in(sorted(days))
-                       | pl.col("stored").str.slice(9, 10).is_in(keys)
-                       )["observation_id"].drop_nulls().unique()
+    """The observations with some file of `rows` on one of `days` (a duplicate's event is
+    on the day of the file that added its bytes, which `rows` hold, rolled back or not)."""
+    return rows.filter(pl.col("day").is_in(sorted(days)))["observation_id"].unique()
 
 
 def _of(frame: pl.DataFrame, ids: Iterable[str]) -> dict[str, Current]:
