@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,16 @@ def test_verify_command_exit_codes(lake: Lake) -> None:
     assert "missing attachments/" in broken.stdout
     assert "error: 1 problem in 1 log entry" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_an_ingest_over_damaged_file_records_says_which_and_what_to_do(lake: Lake,
+                                                                      tmp_path: Path) -> None:
+    """The file records are read side by side; one that cannot be read is named."""
+    records = lake.root / lake.batches()[0].records  # type: ignore[operator]
+    records.write_bytes(b"PAR1 not parquet")
+    simulate(tmp_path / "more", days=1, seed=42, start=date(2026, 12, 1))
+    done = run_cli("ingest", "--source", str(tmp_path / "more"), "--lake", str(lake.root))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "batch 1's file records cannot be read" in said and records.name in said
+    assert "restore the lake from a backup" in said

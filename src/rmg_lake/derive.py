@@ -30,6 +30,7 @@ import orjson
 import polars as pl
 
 from rmg_lake.catalog import build_catalog
+from rmg_lake.config import Settings
 from rmg_lake.corrections import Patch, patches
 from rmg_lake.events import EVENT_FRAMES, corrected_rows, in_store, read_events
 from rmg_lake.faults import reached
@@ -39,6 +40,7 @@ from rmg_lake.frames import (
     SCHEMAS,
     batches_frame,
     completion,
+    completion_after,
     corrections_frame,
     current_frames,
     empty_frame,
@@ -171,9 +173,8 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
         quarantine = quarantine_frame(batches)
     earlier = _whole(out, previous, "completion") if previous is not None and settings == \
         settings_in_force(in_effect(entries[:previous.entries])) else None
-    observations = _read(out, frames.get("observations", {}), "observations",
-                         ["day", "factory", "task", "department", "team", "status"])
-    for name, frame in (("completion", completion(observations, settings, earlier, touched)),
+    for name, frame in (("completion", _completion(out, frames.get("observations", {}),
+                                                   settings, earlier, touched)),
                         ("batches", batches_frame(entries)),
                         ("quarantine", quarantine),
                         ("corrections", corrections_frame(entries, patched.applied))):
@@ -371,6 +372,25 @@ def _settle_empty(out: Path, frames: dict[str, dict[str, str]], expected: set[st
                                                                  empty_frame(name))}
         else:
             frames.pop(name, None)
+
+
+def _completion(out: Path, observations: dict[str, str], settings: Settings,
+                earlier: pl.DataFrame | None, changed: set[date]) -> pl.DataFrame:
+    """The completion frame of the `observations` partitions: from `earlier` (under the
+    same settings, before the days `changed`), reading only the days made again, if it
+    still holds."""
+    days = sorted(key for key in observations if _dated(key))
+
+    def read(keys: Iterable[str]) -> pl.DataFrame:
+        return _read(out, {key: observations[key] for key in keys if key in observations},
+                     "observations", ["day", "factory", "task", "department", "team",
+                                      "status"])
+
+    if earlier is not None and days and (table := completion_after(
+            earlier, (date.fromisoformat(days[0]), date.fromisoformat(days[-1])), changed,
+            lambda redo: read(day.isoformat() for day in redo), settings)) is not None:
+        return table
+    return completion(read(days), settings)
 
 
 def _write(out: Path, name: str, key: str, frame: pl.DataFrame) -> str:

@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -31,9 +31,9 @@ from rmg_lake.log import Batch, Correction, LogEntry, rolled_back_by
 from rmg_lake.resolved import resolutions
 
 __all__ = [
-    "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "corrections_frame",
-    "current_frames", "empty_frame", "history_frame", "parquet_bytes", "quarantine_frame",
-    "team_frame_name", "team_frames",
+    "DETAIL", "FRAMES", "SCHEMAS", "batches_frame", "completion", "completion_after",
+    "corrections_frame", "current_frames", "empty_frame", "history_frame", "parquet_bytes",
+    "quarantine_frame", "team_frame_name", "team_frames",
 ]
 
 TS = pl.Datetime("us", "UTC")
@@ -153,46 +153,58 @@ def _team_columns(frame: pl.DataFrame, task: str, department: str) -> pl.DataFra
     return frame.drop(_NOT_IN[department] if task == "wip" else ())
 
 
-def completion(observations: pl.DataFrame, settings: Settings,
-               earlier: pl.DataFrame | None = None,
-               changed: Collection[date] = ()) -> pl.DataFrame:
-    """Observed against expected, for every day from the first to the last observed one.
-
-    With `earlier` (this frame before some observations changed, under the same
-    settings) and the days they `changed` on, only those days and the days after its
-    last are made again, if it had the same first day, teams and tasks."""
+def completion(observations: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Observed against expected, for every day from the first to the last observed one."""
     schema = SCHEMAS["completion"]
     if observations.is_empty():
         return pl.DataFrame(schema=schema)
     first, last = observations["day"].min(), observations["day"].max()
     assert isinstance(first, date) and isinstance(last, date)
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    teams = set(observations.select("factory", "department", "team").unique().iter_rows())
-    teams |= {(f, d, t) for f, depts in settings.study.items()
-              for d, names in depts.items() for t in names}
-    protocol = settings.protocol.expected()
-    tasks = sorted({t for t, n in protocol.items() if n > 0}
-                   | set(observations["task"].unique()))
-    if earlier is not None and _alike(earlier, first, last, teams, tasks):
-        old_last = earlier.select(pl.col("day").max()).item()
-        redo = [day for day in days if day in changed or day > old_last]
-        return earlier.filter(~pl.col("day").is_in(redo)).merge_sorted(_completion(
-            observations.filter(pl.col("day").is_in(redo)), settings, redo, teams, tasks),
-            key="day")
-    return _completion(observations, settings, days, teams, tasks)
+    return _completion(observations, settings, _days(first, last),
+                       _teams(observations, settings), _tasks(observations, settings))
 
 
-def _alike(earlier: pl.DataFrame, first: date, last: date,
-           teams: set[tuple[str, str, str]], tasks: list[str]) -> bool:
-    """Whether `earlier` (a completion frame) starts on `first` and ends by `last`, with
-    the same teams and tasks."""
+def completion_after(earlier: pl.DataFrame, observed: tuple[date, date],
+                     changed: Collection[date], read: Callable[[list[date]], pl.DataFrame],
+                     settings: Settings) -> pl.DataFrame | None:
+    """`completion` from `earlier` (this frame before the observations of some days
+    `changed`, under the same settings), when the days `observed` (the first and the last)
+    start where it did: only the days changed and those after its last are made again,
+    from their observations (`read(days)`). None if the teams or tasks differ."""
     if earlier.is_empty():
-        return False
+        return None
     start, end = earlier.select(pl.col("day").min().alias("first"),
                                 pl.col("day").max().alias("last")).row(0)
-    return bool(start == first and end <= last and sorted(earlier["task"].unique()) == tasks
-                and teams == set(earlier.select("factory", "department", "team")
-                                 .unique().iter_rows()))
+    if start != observed[0] or end > observed[1]:
+        return None
+    redo = [day for day in _days(*observed) if day in changed or day > end]
+    kept = earlier.filter(~pl.col("day").is_in(redo))
+    seen = kept.filter(pl.col("attempted") > 0)  # the observations of the days kept
+    redone = read(redo)
+    teams = _teams(redone, settings) | set(seen.select("factory", "department", "team")
+                                           .unique().iter_rows())
+    tasks = sorted({*_tasks(redone, settings), *seen["task"].unique()})
+    if tasks != sorted(earlier["task"].unique()) or teams != set(
+            earlier.select("factory", "department", "team").unique().iter_rows()):
+        return None
+    return kept.merge_sorted(_completion(redone, settings, redo, teams, tasks), key="day")
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _teams(observations: pl.DataFrame, settings: Settings) -> set[tuple[str, str, str]]:
+    """The teams observed and those the study expects."""
+    return set(observations.select("factory", "department", "team").unique().iter_rows()) \
+        | {(f, d, t) for f, depts in settings.study.items()
+           for d, names in depts.items() for t in names}
+
+
+def _tasks(observations: pl.DataFrame, settings: Settings) -> list[str]:
+    """The tasks observed and those the protocol expects."""
+    return sorted({t for t, n in settings.protocol.expected().items() if n > 0}
+                  | set(observations["task"].unique()))
 
 
 def _completion(observations: pl.DataFrame, settings: Settings, days: list[date],

@@ -59,10 +59,8 @@ class Index:
     def of(cls, entries: list[LogEntry]) -> Index:
         """The index of a log."""
         index, out = cls(), retracted(entries)
-        for batch in entries:
-            if not isinstance(batch, Batch):
-                continue
-            frame = batch.frame(_INDEXED)
+        batches = [b for b in entries if isinstance(b, Batch)]
+        for batch, frame in zip(batches, Batch.frames(batches, _INDEXED), strict=True):
             pending = index.deferred.setdefault(batch.source, {})
             for path in set(frame["path"]).intersection(pending) if pending else ():
                 del pending[path]

@@ -26,9 +26,10 @@ ROWS = ["path", "size", "modified", "fingerprint", "sha256", "outcome", "stored"
 def log_rows(entries: list[LogEntry], columns: list[str] = ROWS) -> pl.DataFrame:
     """The file records of every ingest of `entries`, with its `batch` and their `order`
     in the log."""
-    return in_log_order([b.frame(columns).with_columns(pl.lit(b.batch, pl.Int64).alias("batch"))
-                         for b in entries if isinstance(b, Batch) and (b.inline or b.records)],
-                        columns)
+    batches = [b for b in entries if isinstance(b, Batch) and (b.inline or b.records)]
+    return in_log_order([frame.with_columns(pl.lit(b.batch, pl.Int64).alias("batch"))
+                         for b, frame in zip(batches, Batch.frames(batches, columns),
+                                             strict=True)], columns)
 
 
 def in_log_order(frames: list[pl.DataFrame], columns: list[str] = ROWS) -> pl.DataFrame:
