@@ -178,16 +178,27 @@ def completion_after(earlier: pl.DataFrame, observed: tuple[date, date],
     if start != observed[0] or end > observed[1]:
         return None
     redo = [day for day in _days(*observed) if day in changed or day > end]
-    kept = earlier.filter(~pl.col("day").is_in(redo))
-    seen = kept.filter(pl.col("attempted") > 0)  # the observations of the days kept
+    again = pl.col("day").is_in(redo)
     redone = read(redo)
-    teams = _teams(redone, settings) | set(seen.select("factory", "department", "team")
-                                           .unique().iter_rows())
-    tasks = sorted({*_tasks(redone, settings), *seen["task"].unique()})
-    if tasks != sorted(earlier["task"].unique()) or teams != set(
-            earlier.select("factory", "department", "team").unique().iter_rows()):
-        return None
-    return kept.merge_sorted(_completion(redone, settings, redo, teams, tasks), key="day")
+    grid = earlier.filter(pl.col("day") == start)  # every day has each team's every task
+    teams, tasks = _teams(redone, settings), _tasks(redone, settings)
+    if not teams <= set(_rows(grid)) or not set(tasks) <= set(grid["task"]):
+        return None  # a team or task is new
+    # one observed only on the days made again, and not any more, is gone
+    was = earlier.filter(again, pl.col("attempted") > 0)
+    gone = set(_rows(was)) - teams, set(was["task"]) - set(tasks)
+    if gone[0] or gone[1]:
+        still = earlier.filter(~again, pl.col("attempted") > 0)
+        if not gone[0] <= set(_rows(still)) or not gone[1] <= set(still["task"]):
+            return None
+    return pl.concat([earlier.filter(~again), _completion(
+        redone, settings, redo, set(_rows(grid)), sorted(grid["task"].unique()))]).sort(
+        "day", maintain_order=True)  # (each day's rows in order: its own or made again)
+
+
+def _rows(frame: pl.DataFrame) -> list[tuple[str, str, str]]:
+    """The teams of `frame` (factory, department, team), once each."""
+    return frame.select("factory", "department", "team").unique().rows()
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -196,9 +207,8 @@ def _days(first: date, last: date) -> list[date]:
 
 def _teams(observations: pl.DataFrame, settings: Settings) -> set[tuple[str, str, str]]:
     """The teams observed and those the study expects."""
-    return set(observations.select("factory", "department", "team").unique().iter_rows()) \
-        | {(f, d, t) for f, depts in settings.study.items()
-           for d, names in depts.items() for t in names}
+    return set(_rows(observations)) | {(f, d, t) for f, depts in settings.study.items()
+                                       for d, names in depts.items() for t in names}
 
 
 def _tasks(observations: pl.DataFrame, settings: Settings) -> list[str]:
