@@ -332,10 +332,13 @@ def _changed(lake: Path, entries: list[LogEntry], known: int, rows: pl.DataFrame
             - set(same["observation_id"])
         ids |= _corrected(corrections_in_effect(earlier)) | _corrected(
             corrections_in_effect(entries))
-    then, now = _of(before, ids), _of(after, ids)
-    was = patches(lake, corrections_in_effect(earlier), then, only=ids)
-    return _changed_days({k: (then.get(k), was.by_id.get(k)) for k in ids},
-                         {k: (now.get(k), patched.get(k)) for k in ids})
+    # an observation corrected before or after: as the corrections show it (a few)
+    fixed = ids & (_corrected(corrections_in_effect(earlier)) | patched.keys())
+    then, now = _of(before, fixed), _of(after, fixed)
+    was = patches(lake, corrections_in_effect(earlier), then, only=fixed)
+    return _changed_days({k: (then.get(k), was.by_id.get(k)) for k in fixed},
+                         {k: (now.get(k), patched.get(k)) for k in fixed}) \
+        | _differing_days(before, after, ids - fixed)
 
 
 Shown = tuple[Current | None, Patch | None]  # an observation's current event, as corrected
@@ -358,6 +361,17 @@ def _changed_days(before: dict[str, Shown], after: dict[str, Shown]) -> set[date
         if old != new:
             days |= {day for day in (_day(*old), _day(*new)) if day is not None}
     return days
+
+
+def _differing_days(before: pl.DataFrame, after: pl.DataFrame, ids: set[str]) -> set[date]:
+    """The days on which one of the observations `ids` (of no correction) shows otherwise
+    `before` than `after` (of `versions.currents`): its current event or its count of
+    versions differs (`_changed_days`, as columns)."""
+    columns = [c for c in after.columns if c != "order"]  # (what a Current holds)
+    then, now = (frame.filter(pl.col("observation_id").is_in(list(ids))).select(columns)
+                 for frame in (before, after))
+    return {day for gone, there in ((then, now), (now, then)) for day in gone.join(
+        there, on=columns, how="anti", nulls_equal=True)["day"].drop_nulls()}
 
 
 def _settle_empty(out: Path, frames: dict[str, dict[str, str]], expected: set[str]) -> None:
