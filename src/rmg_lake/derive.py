@@ -257,7 +257,7 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
         "sha256", "observation_id").iter_rows() if (patch := patched[key]) is not None
         and (observation := patch.observation) is not None])  # (withdrawn: not shown)
     log_side = pl.concat([plain, fixed]).select(
-        pl.col("sha256").alias("event_id"), "batch", "versions",
+        "day", pl.col("sha256").alias("event_id"), "batch", "versions",
         pl.col("path").alias("source_path"), pl.col("first_saved").alias("synced_at"),
         pl.col("observation_id").is_in(list(patched)).alias("corrected"),
         pl.col("observation_id").replace_strict(
@@ -280,8 +280,9 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
         for first in range(0, len(days), _WRITERS):  # a few days' rows at a time: one
             _write_all(pool, out, frames, [  # copy of the month's in memory, not three
                 (name, day.isoformat(), frame) for day in days[first:first + _WRITERS]
-                if not (frame := current_frames({name: rows.filter(pl.col("day") == day)},
-                                                log_side)[name]).is_empty()])
+                if not (frame := current_frames(
+                    {name: rows.filter(pl.col("day") == day)},
+                    log_side.filter(pl.col("day") == day).drop("day"))[name]).is_empty()])
         del rows
         if name in DETAIL:
             _write_teams(pool, out, frames, name, month)
