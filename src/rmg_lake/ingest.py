@@ -65,8 +65,9 @@ class Index:
             for path in set(frame["path"]).intersection(pending) if pending else ():
                 del pending[path]
             pending.update({d.path: d for d in batch.deferred})
-            index._parts.append(_indexed(frame, batch.batch, held=batch.batch not in out,
-                                         evidence=batch.source.startswith("legacy:")))
+            index._parts.append(_indexed(  # (evidence: a pilot import's files)
+                frame, batch.batch, held=batch.batch not in out,
+                evidence=batch.source.startswith("legacy:")))
         return index
 
     def add(self, records: pl.DataFrame, evidence: list[bool]) -> None:
