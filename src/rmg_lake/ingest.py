@@ -240,6 +240,7 @@ class _Part:
         self.store, self.index, self.max_size = store, index, max_size
         self.files = 0
         self.records: list[FileRecord] = []
+        self._frames: list[pl.DataFrame] = []  # the records, as columns, a lot at a time
         self.deferred: list[Deferred] = []
         self.vanished = 0
         self.rows = EventRows()
@@ -256,7 +257,7 @@ class _Part:
         self._decide()
         stored = None
         if self.records:
-            table = record_bytes(records_frame(self.records))
+            table = record_bytes(pl.concat(self._frames))
             stored = self.store.put_records(sha256(table), table).stored
         return Collected(tuple(self.records), tuple(self.deferred), self.vanished,
                          keep_events(self.store, self.rows), last, stored)
@@ -291,7 +292,8 @@ class _Part:
                 records.append(record)
                 evidence.append(file.evidence)
         if records:
-            self.index.add(records_frame(records), evidence)
+            self._frames.append(frame := records_frame(records))
+            self.index.add(frame, evidence)
             self.records.extend(records)
 
 
