@@ -165,7 +165,7 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
     settings = settings_in_force(batches)
     # go on from the frames before, where they still hold: the quarantine after new
     # ingests only, completion under the same settings (the days that changed: `touched`)
-    if previous is not None and all(isinstance(e, Batch) for e in entries[previous.entries:]):
+    if previous is not None and brought is not None:  # (new ingests alone)
         quarantine = quarantine_frame([b for b in batches if b.batch > previous.entries],
                                       _whole(out, previous, "quarantine"),
                                       {b.batch: family(b.source) for b in batches})
@@ -173,8 +173,8 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
         quarantine = quarantine_frame(batches)
     earlier = _whole(out, previous, "completion") if previous is not None and settings == \
         settings_in_force(in_effect(entries[:previous.entries])) else None
-    for name, frame in (("completion", _completion(out, frames.get("observations", {}),
-                                                   settings, earlier, touched)),
+    for name, frame in (("completion", _completion_frame(
+                            out, frames.get("observations", {}), settings, earlier, touched)),
                         ("batches", batches_frame(entries)),
                         ("quarantine", quarantine),
                         ("corrections", corrections_frame(entries, patched.applied))):
@@ -322,7 +322,8 @@ def _changed(lake: Path, entries: list[LogEntry], known: int, rows: pl.DataFrame
     alone, they only add to what was current: only the observations they bring events of
     (`brought`) may change."""
     earlier = entries[:known]
-    was_in_effect = {b.batch for b in in_effect(earlier)}
+    was_in_effect, was_corrected = {b.batch for b in in_effect(earlier)}, \
+        corrections_in_effect(earlier)
     if brought is not None:
         before = _currents(rows, was_in_effect, set(brought))
         ids = set(brought)
@@ -331,12 +332,11 @@ def _changed(lake: Path, entries: list[LogEntry], known: int, rows: pl.DataFrame
         same = before.join(after, on=[*after.columns], how="semi", nulls_equal=True)
         ids = (set(before["observation_id"]) | set(after["observation_id"])) \
             - set(same["observation_id"])
-        ids |= _corrected(corrections_in_effect(earlier)) | _corrected(
-            corrections_in_effect(entries))
+        ids |= _corrected(was_corrected) | _corrected(corrections_in_effect(entries))
     # an observation corrected before or after: as the corrections show it (a few)
-    fixed = ids & (_corrected(corrections_in_effect(earlier)) | patched.keys())
+    fixed = ids & (_corrected(was_corrected) | patched.keys())
     then, now = _of(before, fixed), _of(after, fixed)
-    was = patches(lake, corrections_in_effect(earlier), then, only=fixed)
+    was = patches(lake, was_corrected, then, only=fixed)
     return _changed_days({k: (then.get(k), was.by_id.get(k)) for k in fixed},
                          {k: (now.get(k), patched.get(k)) for k in fixed}) \
         | _differing_days(before, after, ids - fixed)
@@ -389,8 +389,8 @@ def _settle_empty(out: Path, frames: dict[str, dict[str, str]], expected: set[st
             frames.pop(name, None)
 
 
-def _completion(out: Path, observations: dict[str, str], settings: Settings,
-                earlier: pl.DataFrame | None, changed: set[date]) -> pl.DataFrame:
+def _completion_frame(out: Path, observations: dict[str, str], settings: Settings,
+                      earlier: pl.DataFrame | None, changed: set[date]) -> pl.DataFrame:
     """The completion frame of the `observations` partitions: from `earlier` (under the
     same settings, before the days `changed`), reading only the days made again, if it
     still holds."""

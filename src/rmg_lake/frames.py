@@ -181,24 +181,25 @@ def completion_after(earlier: pl.DataFrame, observed: tuple[date, date],
     again = pl.col("day").is_in(redo)
     redone = read(redo)
     grid = earlier.filter(pl.col("day") == start)  # every day has each team's every task
-    teams, tasks = _teams(redone, settings), _tasks(redone, settings)
-    if not teams <= set(_rows(grid)) or not set(tasks) <= set(grid["task"]):
+    all_teams, all_tasks = _team_keys(grid), set(grid["task"])
+    teams, tasks = _teams(redone, settings), set(_tasks(redone, settings))
+    if not teams <= all_teams or not tasks <= all_tasks:
         return None  # a team or task is new
     # one observed only on the days made again, and not any more, is gone
     was = earlier.filter(again, pl.col("attempted") > 0)
-    gone = set(_rows(was)) - teams, set(was["task"]) - set(tasks)
+    gone = _team_keys(was) - teams, set(was["task"]) - tasks
     if gone[0] or gone[1]:
         still = earlier.filter(~again, pl.col("attempted") > 0)
-        if not gone[0] <= set(_rows(still)) or not gone[1] <= set(still["task"]):
+        if not gone[0] <= _team_keys(still) or not gone[1] <= set(still["task"]):
             return None
     return pl.concat([earlier.filter(~again), _completion(
-        redone, settings, redo, set(_rows(grid)), sorted(grid["task"].unique()))]).sort(
+        redone, settings, redo, all_teams, sorted(all_tasks))]).sort(
         "day", maintain_order=True)  # (each day's rows in order: its own or made again)
 
 
-def _rows(frame: pl.DataFrame) -> list[tuple[str, str, str]]:
-    """The teams of `frame` (factory, department, team), once each."""
-    return frame.select("factory", "department", "team").unique().rows()
+def _team_keys(frame: pl.DataFrame) -> set[tuple[str, str, str]]:
+    """The teams of `frame` (factory, department, team)."""
+    return set(frame.select("factory", "department", "team").unique().rows())
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -207,7 +208,7 @@ def _days(first: date, last: date) -> list[date]:
 
 def _teams(observations: pl.DataFrame, settings: Settings) -> set[tuple[str, str, str]]:
     """The teams observed and those the study expects."""
-    return set(_rows(observations)) | {(f, d, t) for f, depts in settings.study.items()
+    return _team_keys(observations) | {(f, d, t) for f, depts in settings.study.items()
                                        for d, names in depts.items() for t in names}
 
 
