@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import orjson
+import polars as pl
 import pytest
-from conftest import run_cli
+from conftest import Ingested, run_cli
 
 from rmg_lake import Lake, open_lake
 from rmg_lake.checks import CHECKS, COLUMNS
@@ -341,3 +342,24 @@ def test_a_days_flags_are_the_views_of_that_day(found: Found) -> None:
     later = [dict(zip(COLUMNS, row, strict=True))
              for row in found.lake.flags(days[len(days) // 2]).rows()]
     assert later == [f for f in every if f["day"] >= days[len(days) // 2]]
+
+
+def test_a_wip_outlier_is_far_from_the_machines_whole_history(ingested: Ingested) -> None:
+    """`wip_outlier` flags exactly the counts whose robust z-score against the machine's
+    every round (median; 1.4826 × the median deviation, or 1.253314 × the mean one when
+    that is 0) is over 3.5, counted here again with polars from the `wip` frame."""
+    panels = ("back", "front", "sleeve", "collar", "wip")
+    machine = ["factory", "department", "team", "machine", "panel"]
+    counts = (ingested.lake.table("wip").filter(mc_status="manned")
+              .unpivot(panels, index=["observation_id", *machine[:4]], variable_name="panel",
+                       value_name="pieces")
+              .drop_nulls("pieces").with_columns(pl.col("pieces").cast(pl.Float64)))
+    deviation = (pl.col("pieces") - pl.col("pieces").median().over(machine)).abs()
+    scale = pl.when(deviation.median().over(machine) > 0).then(
+        1.4826 * deviation.median().over(machine)).otherwise(
+        1.253314 * deviation.mean().over(machine))
+    far = counts.filter(pl.len().over(machine) >= 10, scale > 0, deviation / scale > 3.5)
+    flags = [f for f in ingested.lake.flags().iter_rows(named=True)
+             if f["check_name"] == "wip_outlier"]
+    assert 0 < len(flags) < counts.height // 20  # some, and rare
+    assert sorted(f["observation_id"] for f in flags) == sorted(far["observation_id"])

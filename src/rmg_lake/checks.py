@@ -171,22 +171,21 @@ CHECKS: tuple[Check, ...] = (
     Check("wip_outlier", "A machine's count of a panel (or its wip) is far from its "
           "own history (of 10 rounds or more): a robust z-score over {wip_z}, against its "
           "median.", """
-        WITH counts AS (SELECT * FROM ${every_panel}),
-        centres AS (SELECT factory, department, team, machine, panel,
-                           median(pieces) AS centre
-                    FROM counts GROUP BY ALL HAVING count(*) >= 10),
-        spread AS (SELECT factory, department, team, machine, panel, m.centre,
-                          CASE WHEN median(abs(c.pieces - m.centre)) > 0
-                               THEN 1.4826 * median(abs(c.pieces - m.centre))
-                               ELSE 1.253314 * avg(abs(c.pieces - m.centre)) END AS scale
-                   FROM counts c JOIN centres m
-                   USING (factory, department, team, machine, panel)
-                   GROUP BY ALL)
+        WITH history AS (  -- a machine's counts as a list: one pass, not two and a join
+            SELECT factory, department, team, machine, panel, median(pieces) AS centre,
+                   list(pieces) AS counts
+            FROM ${every_panel} GROUP BY ALL HAVING count(*) >= 10),
+        spread AS (
+            SELECT * EXCLUDE (counts, deviations),
+                   CASE WHEN list_median(deviations) > 0 THEN 1.4826 * list_median(deviations)
+                        ELSE 1.253314 * list_avg(deviations) END AS scale
+            FROM (SELECT *, list_transform(counts, x -> abs(x - centre)) AS deviations
+                  FROM history))
         SELECT 'wip_outlier', 'warning', c.day, c.factory, c.department, c.team, c.observer,
                c.observation_id,
                format('{} {}: {:g}, usually about {:g}', c.machine, c.panel, c.pieces,
                       s.centre)
-        FROM counts c JOIN spread s USING (factory, department, team, machine, panel)
+        FROM ${panels} c JOIN spread s USING (factory, department, team, machine, panel)
         WHERE s.scale > 0 AND abs(c.pieces - s.centre) / s.scale > ${wip_z}"""),
     Check("wip_jump", "A machine's count of a panel (or its wip) rose by more than "
           "{wip_jump} from one round to the next the same day (a drop is work handed in).",
