@@ -108,7 +108,7 @@ def _count(folder: Path) -> tuple[int, float]:
 
 def _simulate(folder: Path, files: int, start: date, factories: int, observers: int,
               shape: str) -> None:
-    from rmg_lake.simulate import simulate as make
+    from rmg_lake.sample.simulate import simulate as make
 
     photos = shape == "mixed"
     with tempfile.TemporaryDirectory() as sample:  # a week, to learn the rate

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from rmg_lake import IngestResult, Lake, open_lake
-from rmg_lake.simulate import SimulationManifest, simulate
+from rmg_lake.sample.simulate import SimulationManifest, simulate
 
 REPO = Path(__file__).parent.parent  # the project's checkout
 PILOT_APP = REPO / "tests" / "data" / "pilot"  # the 2014 pilot app's own output

@@ -23,7 +23,7 @@ import pytest
 from conftest import Ingested, run_cli
 
 from rmg_lake import Lake, open_lake
-from rmg_lake.checks import CHECKS, COLUMNS
+from rmg_lake.derive.checks import CHECKS, COLUMNS
 
 DHAKA = ZoneInfo("Asia/Dhaka")
 MONDAY = date(2026, 11, 2)  # the week runs Saturday to Thursday; Friday is off

@@ -19,7 +19,7 @@ from conftest import REPO, Ingested, run_cli, run_in
 from typer.testing import CliRunner
 
 from rmg_lake.cli import app
-from rmg_lake.simulate import simulate
+from rmg_lake.sample.simulate import simulate
 
 DUCKDB = shutil.which("duckdb")
 

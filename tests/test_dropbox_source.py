@@ -17,7 +17,7 @@ from dropbox_fake import FakeDropbox, Faults
 
 from rmg_lake import open_lake
 from rmg_lake.contract.models import FACTORY_TZ
-from rmg_lake.simulate import SimulationManifest, simulate
+from rmg_lake.sample.simulate import SimulationManifest, simulate
 from rmg_lake.sources import printable
 from rmg_lake.sources.dropbox import DropboxFolder
 
@@ -170,8 +170,8 @@ def _timed_sync(fake: FakeDropbox, lake_dir: Path, workers: int) -> float:
     """Seconds to list and fetch every file (the sync itself, without deriving frames)."""
     import time
 
-    from rmg_lake.ingest import Index, collect
-    from rmg_lake.store import RawStore
+    from rmg_lake.store.ingest import Index, collect
+    from rmg_lake.store.raw import RawStore
 
     started = time.monotonic()
     [got] = collect(source(fake), RawStore(lake_dir), Index(), workers=workers)
@@ -194,9 +194,9 @@ def test_downloads_run_side_by_side_and_are_kept_in_order(
 ) -> None:
     import threading
 
-    from rmg_lake.ingest import Index, collect
     from rmg_lake.sources import SourceFile
-    from rmg_lake.store import RawStore
+    from rmg_lake.store.ingest import Index, collect
+    from rmg_lake.store.raw import RawStore
 
     for n in range(60):
         fake.put(f"{ROOT}/obs01/photo_{n:04d}.jpg", b"\xff\xd8" + n.to_bytes(4, "big"),
@@ -317,8 +317,8 @@ def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
 def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> None:
     import hashlib
 
-    from rmg_lake.backup import backup, restore
-    from rmg_lake.sources.dropbox import DropboxTarget
+    from rmg_lake.deliver.backup import backup, restore
+    from rmg_lake.deliver.dropbox_target import DropboxTarget
 
     simulate(tmp_path / "inbox", days=2, seed=25)
     lake = open_lake(tmp_path / "lake", create=True)

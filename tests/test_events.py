@@ -14,8 +14,8 @@ import pytest
 from test_history import frames
 
 from rmg_lake import Lake, LakeUnusable, open_lake
-from rmg_lake.derive import FORMAT, load_state
-from rmg_lake.simulate import simulate
+from rmg_lake.derive.partitions import FORMAT, load_state
+from rmg_lake.sample.simulate import simulate
 
 
 def _part(tmp_path: Path, name: str, start: date, days: int = 2) -> Path:

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rmg_lake import Lake, LakeError, open_lake
-from rmg_lake.derive import load_state
-from rmg_lake.log import Rollback, in_effect
-from rmg_lake.simulate import simulate
+from rmg_lake.derive.partitions import load_state
+from rmg_lake.sample.simulate import simulate
 from rmg_lake.sources import LocalFolder, SourceFile
+from rmg_lake.store.log import Rollback, in_effect
 
 
 def frames(root: Path, *, but: tuple[str, ...] = ()) -> dict[str, str]:

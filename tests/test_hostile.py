@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from rmg_lake import open_lake
 from rmg_lake.contract import InvalidObservation, validate_file
-from rmg_lake.log import Batch
 from rmg_lake.sources import LocalFolder, SourceFile
+from rmg_lake.store.log import Batch
 
 DATA = Path(__file__).parent / "data"
 BAD = sorted((DATA / "bad").iterdir())
@@ -273,7 +273,7 @@ def test_memory_stays_bounded_with_100000_files(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from rmg_lake.simulate import simulate
+    from rmg_lake.sample.simulate import simulate
 
     made = simulate(tmp_path / "inbox", days=1070, observers=8, seed=5)
     assert made.files >= 100_000

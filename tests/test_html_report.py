@@ -248,7 +248,7 @@ def test_wip_trends_are_the_view(page: _Tables, ingested: Ingested) -> None:
 
 def test_each_team_is_a_line_of_its_departments_chart(page: _Tables, report: Path) -> None:
     """A chart per factory and department; in it a line per team with a point a day."""
-    from rmg_lake.charts import line_id
+    from rmg_lake.deliver.charts import line_id
 
     html = report.read_text()
     _, *rows = page.tables["wip_trend"]
@@ -268,7 +268,7 @@ def test_charts_drawn_in_turn_are_each_as_if_drawn_alone() -> None:
     not its lines, its legend, nor the height its values needed."""
     import polars as pl
 
-    from rmg_lake.charts import wip_charts
+    from rmg_lake.deliver.charts import wip_charts
 
     days = [date(2026, 11, 1) + timedelta(days=n) for n in range(10)]
     tall = pl.DataFrame({"team": ["treatment"] * 10 + ["control"] * 10, "day": days * 2,
@@ -283,7 +283,7 @@ def test_charts_drawn_in_turn_are_each_as_if_drawn_alone() -> None:
 
 
 def test_the_same_lake_gives_the_same_page(ingested: Ingested) -> None:
-    from rmg_lake.html_report import render_html, report_data
+    from rmg_lake.deliver.html import render_html, report_data
 
     now = datetime(2026, 11, 15, 8, 0, tzinfo=FACTORY_TZ)
     pages = {render_html(ingested.lake, report_data(ingested.lake, now=now))
@@ -294,7 +294,7 @@ def test_the_same_lake_gives_the_same_page(ingested: Ingested) -> None:
 def test_the_default_window_is_four_weeks_to_the_last_day_observed(
     ingested: Ingested,
 ) -> None:
-    from rmg_lake.html_report import report_data
+    from rmg_lake.deliver.html import report_data
 
     [(first, last)] = ingested.sql("select min(day), max(day) from observations")
     morning = datetime.combine(last, time(7), FACTORY_TZ)  # the last day's tasks not done
@@ -329,7 +329,7 @@ def test_a_window_narrows_the_page(ingested: Ingested, tmp_path: Path) -> None:
 
 
 def test_a_stopped_sync_is_said_at_the_top(ingested: Ingested) -> None:
-    from rmg_lake.html_report import render_html, report_data
+    from rmg_lake.deliver.html import render_html, report_data
 
     [(last,)] = ingested.sql("select max(day) from observations")
     later = datetime.combine(last + timedelta(days=9), time(8), FACTORY_TZ)
@@ -344,7 +344,7 @@ def test_a_stopped_sync_is_said_at_the_top(ingested: Ingested) -> None:
 
 
 def test_one_day_is_a_page_too(ingested: Ingested) -> None:
-    from rmg_lake.html_report import render_html, report_data
+    from rmg_lake.deliver.html import render_html, report_data
 
     [(first,)] = ingested.sql("select min(day) from observations")
     page = render_html(ingested.lake, report_data(ingested.lake, start=first, end=first))
@@ -354,7 +354,7 @@ def test_one_day_is_a_page_too(ingested: Ingested) -> None:
 def test_the_day_s_flags_are_every_flag_before_anything_was_observed(
     ingested: Ingested,
 ) -> None:
-    from rmg_lake.html_report import report_data
+    from rmg_lake.deliver.html import report_data
 
     [(first,)] = ingested.sql("select min(day) from observations")
     report = report_data(ingested.lake, now=datetime.combine(first, time(7), FACTORY_TZ))

@@ -14,13 +14,14 @@ import polars as pl
 import pytest
 from conftest import Ingested
 
-from rmg_lake import Lake, LakeUnusable, Settings, files, open_lake
+from rmg_lake import Lake, LakeUnusable, Settings, open_lake
+from rmg_lake._internal import files
 from rmg_lake.config import Calendar
-from rmg_lake.derive import BASE, load_state
-from rmg_lake.frames import team_frame_name
-from rmg_lake.log import Batch
-from rmg_lake.simulate import simulate
+from rmg_lake.derive.frames import team_frame_name
+from rmg_lake.derive.partitions import BASE, load_state
+from rmg_lake.sample.simulate import simulate
 from rmg_lake.sources import LocalFolder, SourceFile
+from rmg_lake.store.log import Batch
 
 
 def test_every_file_is_accounted_for(ingested: Ingested) -> None:
@@ -102,7 +103,7 @@ def test_a_frame_read_for_some_days_is_those_days_of_the_whole(
 
 
 def test_a_range_of_days_names_only_the_partitions_that_may_hold_them() -> None:
-    from rmg_lake.derive import Derived
+    from rmg_lake.derive.partitions import Derived
 
     parts = {"2026-10-31": "a", "2026-11-01": "b", "2026-11-02": "c", "2026-12-01": "d"}
     state = Derived("/lake", 1, {
@@ -310,7 +311,7 @@ def test_a_run_that_dies_after_its_commit_is_caught_up(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("rmg_lake.derive.build_catalog", die)
+        patch.setattr("rmg_lake.derive.partitions.build_catalog", die)
         with pytest.raises(KeyboardInterrupt):
             lake.ingest(tmp_path / "inbox")
     assert len(lake.batches()) == 2  # committed, but the frames are behind

@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO, run_in
 
 from rmg_lake import open_lake
-from rmg_lake.derive import derive
-from rmg_lake.log import Batch, Log
-from rmg_lake.upgrade import LAYOUT
+from rmg_lake.derive.partitions import derive
+from rmg_lake.store.log import Batch, Log
+from rmg_lake.store.upgrade import LAYOUT
 
 OLD = REPO / "tests" / "data" / "lake-2" / "lake"
 
@@ -83,7 +83,7 @@ def test_the_first_write_upgrades_it_and_it_says_the_same(
 
 def test_an_upgraded_lake_takes_new_files(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from rmg_lake.simulate import simulate
+    from rmg_lake.sample.simulate import simulate
 
     lake = _copy(tmp_path)
     simulate(tmp_path / "more", days=1, observers=2, seed=23)
@@ -115,7 +115,7 @@ def test_a_damaged_records_file_is_a_finding_and_nothing_is_called_an_orphan(
 
 def test_an_interrupted_upgrade_is_finished_and_an_older_release_refuses_the_lake(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rmg_lake import upgrade as module
+    from rmg_lake.store import upgrade as module
 
     lake = _copy(tmp_path)
     writes = 0

@@ -21,8 +21,8 @@ import pytest
 from conftest import REPO, run_cli, run_in
 
 from rmg_lake import open_lake
-from rmg_lake.pilot import IMPORTER, Study
 from rmg_lake.sources.legacy import PilotFiles
+from rmg_lake.sources.pilot import IMPORTER, Study
 
 PILOT = REPO / "tests" / "data" / "legacy" / "pilot"
 STUDY = ("--factory", "f01", "--observer", "obs01", "--team", "treatment")

@@ -19,7 +19,7 @@ from conftest import run_main
 from openpyxl import load_workbook
 
 from rmg_lake import Lake, open_lake
-from rmg_lake.simulate import simulate
+from rmg_lake.sample.simulate import simulate
 
 
 def cli(*args: str, env: dict[str, str] | None = None, umask: int | None = None,

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-import rmg_lake.report as report
-from rmg_lake.report import COLUMNS, EMPTY_MESSAGE, completion_csv, completion_json
-from rmg_lake.report import render_completion as render
+import rmg_lake.deliver.completion as report
+from rmg_lake.deliver.completion import COLUMNS, EMPTY_MESSAGE, completion_csv, completion_json
+from rmg_lake.deliver.completion import render_completion as render
 
 SCHEMA = {
     "day": pl.Date, "factory": pl.String, "task": pl.String, "department": pl.String,

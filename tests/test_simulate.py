@@ -16,7 +16,7 @@ import pytest
 
 from rmg_lake.contract import FACTORY_TZ, InvalidObservation, parse_name, validate_file
 from rmg_lake.errors import LakeError
-from rmg_lake.simulate import BAD_KINDS, FrameCount, SimulationManifest, simulate
+from rmg_lake.sample.simulate import BAD_KINDS, FrameCount, SimulationManifest, simulate
 
 Tree = dict[str, tuple[bytes, int]]  # relative posix path -> (bytes, mtime in ns)
 FRIDAY = 4

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, pilot_day, run_cli, run_in
 
 from rmg_lake import Lake, open_lake
-from rmg_lake.events import keep_events
+from rmg_lake.store.events import keep_events
 
 OLD = REPO / "tests" / "data" / "old-lake"
 
@@ -132,7 +132,7 @@ def test_an_examination_that_fails_leaves_the_ingest_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(OLD / "lake", tmp_path / "lake")
     _private(tmp_path)
-    monkeypatch.setattr("rmg_lake.reexamine.reexaminations",
+    monkeypatch.setattr("rmg_lake.store.reexamine.reexaminations",
                         lambda root, entries: [((1,), _Broken())])
     inbox = _empty(tmp_path)
     (inbox / "notes.txt").write_text("a file the ingest still takes")
@@ -179,7 +179,7 @@ def test_an_examination_that_fails_half_way_leaves_no_trace(
             raise RuntimeError("the disk hiccuped")
         return keep_events(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("rmg_lake.ingest.keep_events", fails_once)
+    monkeypatch.setattr("rmg_lake.store.ingest.keep_events", fails_once)
     lake = open_lake(tmp_path / "lake")
     result = lake.ingest(inbox)
     assert result.unexamined and "RuntimeError: the disk hiccuped" in result.unexamined[0]

@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 
 from rmg_lake import Lake, open_lake
-from rmg_lake.simulate import simulate
+from rmg_lake.sample.simulate import simulate
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from rmg_lake import Lake, open_lake
-from rmg_lake.derive import Derived
+from rmg_lake.derive.partitions import Derived
 
 WIP = "wip_knitting_treatment_obs03_20261124T101500.json"
 OBSERVATION = {

@@ -18,18 +18,28 @@ import duckdb
 import orjson
 import polars as pl
 
-from rmg_lake.catalog import CATALOG
-from rmg_lake.checks import FLAG_SCHEMA, flags_sql
+from rmg_lake._internal.faults import reached
+from rmg_lake._internal.files import (
+    fsync_dir,
+    make_private_dir,
+    own_private_dir,
+    sync_all,
+    write_once,
+)
+from rmg_lake._internal.progress import Track
 from rmg_lake.config import Settings
-from rmg_lake.corrections import observation_key, plan
-from rmg_lake.derive import Derived, derive, load_state
+from rmg_lake.corrections.apply import observation_key, plan
+from rmg_lake.corrections.sheet import read_sheet
+from rmg_lake.derive.catalog import CATALOG
+from rmg_lake.derive.checks import FLAG_SCHEMA, flags_sql
+from rmg_lake.derive.frames import team_frame_name
+from rmg_lake.derive.partitions import Derived, derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable
-from rmg_lake.faults import reached
-from rmg_lake.files import fsync_dir, make_private_dir, own_private_dir, sync_all, write_once
-from rmg_lake.frames import FRAMES, team_frame_name
-from rmg_lake.ingest import BATCH_FILES, MAX_SIZE, Index, collect, new_batch
-from rmg_lake.locking import WriterLock
-from rmg_lake.log import (
+from rmg_lake.results import Corrected, IngestResult, RolledBack
+from rmg_lake.sources import Source, open_source
+from rmg_lake.store.ingest import BATCH_FILES, MAX_SIZE, Index, collect, new_batch
+from rmg_lake.store.locking import WriterLock
+from rmg_lake.store.log import (
     Batch,
     Correction,
     Log,
@@ -41,15 +51,12 @@ from rmg_lake.log import (
     rolled_back_by,
     settings_in_force,
 )
-from rmg_lake.progress import Track
-from rmg_lake.reexamine import heal
-from rmg_lake.results import Corrected, IngestResult, RolledBack
-from rmg_lake.sheet import read_sheet
-from rmg_lake.sources import Source, open_source
-from rmg_lake.store import RawStore, sha256
-from rmg_lake.upgrade import LAYOUT, READABLE, needed, upgrade
-from rmg_lake.verify import Verified, make_private, remove_orphans, verify
-from rmg_lake.versions import current_of
+from rmg_lake.store.raw import RawStore, sha256
+from rmg_lake.store.reexamine import heal
+from rmg_lake.store.tables import FRAMES
+from rmg_lake.store.upgrade import LAYOUT, READABLE, needed, upgrade
+from rmg_lake.store.verify import Verified, make_private, remove_orphans, verify
+from rmg_lake.store.versions import current_of
 
 __all__ = ["LAYOUT", "Corrected", "IngestResult", "Lake", "RolledBack", "open_lake"]
 
@@ -61,7 +68,7 @@ class Lake:
     """A lake folder: raw store, log, and the frames and catalog derived from them.
 
     One process at a time writes (an ingest, a rollback, a rebuild, or a reader bringing
-    the derived files up to date): the others wait for it (see `rmg_lake.locking`); set
+    the derived files up to date): the others wait for it (see `rmg_lake.store.locking`); set
     `lock.wait`, `lock.on_wait` and `lock.on_stale` to change how long and what they say.
     """
 
@@ -89,7 +96,7 @@ class Lake:
         files.
 
         First, what an older rmg-lake quarantined is examined again, a batch per source
-        (see `rmg_lake.reexamine`). Then `before(entries)` is given the log before
+        (see `rmg_lake.store.reexamine`). Then `before(entries)` is given the log before
         anything of `source` is read: it may prepare the source, or refuse (a LakeError).
         """
         if batch_files < 1:
@@ -118,7 +125,7 @@ class Lake:
 
     def reexamine(self) -> tuple[tuple[Batch, ...], tuple[str, ...]]:
         """Examine again what an older rmg-lake quarantined (`ingest` does it first; see
-        `rmg_lake.reexamine`): the batches that did, and why any could not."""
+        `rmg_lake.store.reexamine`): the batches that did, and why any could not."""
         with self._writing():
             entries = self.log.entries()
             healed, unexamined, _ = self._reexamine(entries, None, MAX_SIZE)
@@ -128,7 +135,7 @@ class Lake:
 
     def _reexamine(self, entries: list[LogEntry], index: Index | None, max_size: int,
                    ) -> tuple[tuple[Batch, ...], tuple[str, ...], Index | None]:
-        """`heal` (see `rmg_lake.reexamine`), each examination committed as `_take` does."""
+        """`heal` (see `rmg_lake.store.reexamine`), each examination committed as `_take` does."""
         def take(source: Source, examines: tuple[int, ...], known: Index) -> list[Batch]:
             return self._take(source, entries, known, None, track=None, workers=2,
                               max_size=max_size, batch_files=BATCH_FILES,
@@ -193,7 +200,7 @@ class Lake:
         return RolledBack(entry, sorted(before - after), sorted(after - before))
 
     def correct(self, sheet: Path, *, by: str, partial: bool = False) -> Corrected:
-        """Apply a corrections sheet (CSV or XLSX; see `rmg_lake.corrections`) as one log
+        """Apply a corrections sheet (CSV or XLSX; see `rmg_lake.corrections.apply`) as one log
         entry that keeps the sheet: all its rows, or with `partial` those not refused. A
         sheet with nothing to apply, or applied before, commits nothing."""
         data, rows = read_sheet(sheet)
@@ -282,7 +289,7 @@ class Lake:
 
     def upgrade(self) -> None:
         """Bring a lake of an older layout to this one now (the first run that writes does
-        it anyway; see `rmg_lake.upgrade`)."""
+        it anyway; see `rmg_lake.store.upgrade`)."""
         if needed(_meta(self.root)):
             with self._writing():
                 pass
@@ -297,7 +304,7 @@ class Lake:
 
     def verify(self, *, repair: bool = False, track: Track | None = None) -> Verified:
         """Re-hash every file the log names, look for orphans and for files other users may
-        read (see `rmg_lake.verify`); `repair` then deletes the orphans and makes every
+        read (see `rmg_lake.store.verify`); `repair` then deletes the orphans and makes every
         file private, and nothing else."""
         with self._writing():  # an ingest's files are orphans until its entry commits
             verified = verify(self.root, track=track)
@@ -350,7 +357,7 @@ class Lake:
         return settings_in_force(in_effect(self.log.entries()))
 
     def flags(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
-        """The quality checks' findings (see `rmg_lake.checks`), from `start` to `end`
+        """The quality checks' findings (see `rmg_lake.derive.checks`), from `start` to `end`
         (from a `start`, the frames of those days and the week before are read, and the
         whole wip and observations for a machine's history and an observer's tasks)."""
         # (dates as literals: binding parameters makes duckdb import pandas)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from rmg_lake.log import OUTCOMES, Batch, Correction, CorrectionRow, FileRecord, Rollback
-from rmg_lake.records import file_records
+from rmg_lake.store.log import Batch, Correction, CorrectionRow, Rollback
+from rmg_lake.store.records import OUTCOMES, FileRecord, file_records
 
 __all__ = ["Corrected", "IngestResult", "RolledBack"]
 
@@ -36,7 +36,7 @@ class IngestResult:
     vanished: int = 0  # files that went away while being read; taken if they come back
     gone: tuple[str, ...] = ()  # deleted or moved away at the source: the lake keeps them
     relisted: bool = False  # the source's stored cursor had expired: listed whole again
-    # batches that examined again what an older rmg-lake quarantined (rmg_lake.reexamine)
+    # batches that examined again what an older rmg-lake quarantined (rmg_lake.store.reexamine)
     reexamined: tuple[Batch, ...] = ()
     unexamined: tuple[str, ...] = ()  # examinations that failed: why (the ingest went on)
 

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from rmg_lake.backup import open_target
 from rmg_lake.cli.shell import (
     LakeOption,
     about,
@@ -20,6 +19,7 @@ from rmg_lake.cli.shell import (
     track,
 )
 from rmg_lake.config import load_config
+from rmg_lake.deliver.targets import open_target
 from rmg_lake.errors import LakeError
 
 
@@ -36,8 +36,8 @@ def backup(
     weeks_days: Annotated[int, typer.Option(min=0)] = 365,
 ) -> None:
     """Write a timestamped, verifiable version of the lake; only new files are copied."""
-    from rmg_lake.backup import backup as run
-    from rmg_lake.backup import prune as run_prune
+    from rmg_lake.deliver.backup import backup as run
+    from rmg_lake.deliver.backup import prune as run_prune
 
     if to is None:
         config = load_config()
@@ -65,7 +65,7 @@ def restore(
         help="Which backup, by part of its time stamp (default: the newest).")] = None,
 ) -> None:
     """Make a lake again from a backup, and its frames and views from it."""
-    from rmg_lake.backup import restore as run
+    from rmg_lake.deliver.backup import restore as run
 
     restored = run(open_target(source), lake.expanduser().resolve(), version=version,
                    track=track)
@@ -81,7 +81,7 @@ def auth(
         "--status", help="Say which account and folder are set up; change nothing.")] = False,
 ) -> None:
     """Sign in to Dropbox (OAuth 2, PKCE, offline access); the token stays private to you."""
-    from rmg_lake.credentials import load_credentials, save_credentials, sign_in
+    from rmg_lake.sources.dropbox_client import load_credentials, save_credentials, sign_in
 
     if status:
         credentials, config = load_credentials(), load_config()

@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
+from rmg_lake._internal.files import write_atomic
 from rmg_lake.cli.shell import LISTED, LakeOption, about, app, lake_from, lake_path, out, track
 from rmg_lake.config import load_config
 from rmg_lake.errors import LakeError
-from rmg_lake.files import write_atomic
 
 
 class Department(StrEnum):
@@ -68,9 +68,9 @@ def import_legacy(
     each round it holds as an observation of the contract (what cannot be mapped is
     quarantined with the reason)."""
     from rmg_lake.cli.lake_commands import print_ingest
-    from rmg_lake.pilot import Study
-    from rmg_lake.reimport import import_pilot
+    from rmg_lake.pilot_import import import_pilot
     from rmg_lake.sources.legacy import PilotFiles
+    from rmg_lake.sources.pilot import Study
 
     team = {"same_floor": "same-floor", "different": "other-floor"}.get(team, team)
     for option, value in (("--factory", factory), ("--observer", observer), ("--team", team)):

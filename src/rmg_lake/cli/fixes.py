@@ -12,11 +12,11 @@ import typer
 
 from rmg_lake.cli.shell import LakeOption, about, app, err, lake_from, out, plural
 from rmg_lake.config import load_config
-from rmg_lake.corrections import DROP, shown_change, shown_field, shown_id, shown_value
+from rmg_lake.corrections.apply import DROP, shown_change, shown_field, shown_id, shown_value
+from rmg_lake.deliver.story import Fix, Story, story
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.lake import Corrected, Lake
-from rmg_lake.log import CorrectionRow
-from rmg_lake.story import Fix, Story, story
+from rmg_lake.store.log import CorrectionRow
 
 
 @app.command()

@@ -11,9 +11,9 @@ from rich.table import Table
 
 from rmg_lake.cli.fixes import show_observation
 from rmg_lake.cli.shell import LakeOption, app, lake_from, out
-from rmg_lake.corrections import shown_change, shown_field, shown_id, shown_row
+from rmg_lake.corrections.apply import shown_change, shown_field, shown_id, shown_row
 from rmg_lake.errors import LakeError, shown
-from rmg_lake.log import Batch, Correction, CorrectionRow, LogEntry, Rollback, rolled_back_by
+from rmg_lake.store.log import Batch, Correction, CorrectionRow, LogEntry, Rollback, rolled_back_by
 
 JsonOption = Annotated[bool, typer.Option("--json", help="JSON for programs, not a table.")]
 

@@ -12,6 +12,7 @@ import polars as pl
 import typer
 from rich.text import Text
 
+from rmg_lake._internal.files import write_atomic
 from rmg_lake.cli.shell import (
     LISTED,
     Format,
@@ -28,15 +29,19 @@ from rmg_lake.cli.shell import (
 )
 from rmg_lake.config import CONFIG_FILE, load_config
 from rmg_lake.contract.models import FACTORY_TZ
+from rmg_lake.deliver.completion import (
+    TABLE_DAYS,
+    completion_csv,
+    completion_json,
+    render_completion,
+)
 from rmg_lake.errors import LakeError, shown
-from rmg_lake.files import write_atomic
 from rmg_lake.lake import IngestResult, Lake
-from rmg_lake.log import FileRecord
-from rmg_lake.report import TABLE_DAYS, completion_csv, completion_json, render_completion
 from rmg_lake.sources import Source, open_source
+from rmg_lake.store.records import FileRecord
 
 if TYPE_CHECKING:
-    from rmg_lake.verify import Verified
+    from rmg_lake.store.verify import Verified
 
 
 @app.command()
@@ -75,9 +80,10 @@ def ingest(
 def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
     """Deliver the report into the lake and to `reports_to`, else a Dropbox source's
     folder; a place that cannot be reached is a warning (the lake has the report)."""
-    from rmg_lake.backup import Target, open_target
-    from rmg_lake.publish import publish
-    from rmg_lake.sources.dropbox import DropboxFolder, DropboxTarget
+    from rmg_lake.deliver.dropbox_target import DropboxTarget
+    from rmg_lake.deliver.publish import publish
+    from rmg_lake.deliver.targets import Target, open_target
+    from rmg_lake.sources.dropbox import DropboxFolder
 
     targets: list[Target] = []
     if reports_to is not None:
@@ -229,8 +235,8 @@ def check(
         "--list", help="List the checks and their rules; check nothing.")] = False,
 ) -> None:
     """The daily quality checks: what to ask the field team about."""
-    from rmg_lake.checks import rules as check_rules
-    from rmg_lake.flag_report import flags_csv, flags_json, render_flags
+    from rmg_lake.deliver.flags import flags_csv, flags_json, render_flags
+    from rmg_lake.derive.checks import rules as check_rules
 
     the_lake = lake_from(lake)
     if rules:
@@ -254,7 +260,7 @@ def check(
 
 
 def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | None) -> None:
-    from rmg_lake.html_report import render_html, report_data
+    from rmg_lake.deliver.html import render_html, report_data
 
     if to is None:
         raise LakeError("an HTML report needs a file to go to", hint="pass --out FILE")
@@ -330,7 +336,7 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
 ) -> None:
     """Write a realistic sync folder under the contract (for demos, tests and benchmarks)."""
-    from rmg_lake.simulate import simulate as run
+    from rmg_lake.sample.simulate import simulate as run
 
     manifest = run(folder, days=days, observers=observers, seed=seed)
     out.print(f"Wrote {manifest.files:,} files to {folder}: {manifest.observation_files:,} "

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from rmg_lake.cli.shell import LakeOption, app, day_option, lake_from, out, plural, track
+from rmg_lake.deliver.export import export as export_frames
+from rmg_lake.deliver.secret import init_secret, load_secret
+from rmg_lake.derive.frames import DETAIL
 from rmg_lake.errors import LakeError, shown
-from rmg_lake.export import export as export_frames
-from rmg_lake.frames import DETAIL
-from rmg_lake.secret import init_secret, load_secret
 
 
 class ExportFormat(StrEnum):

@@ -25,7 +25,7 @@ from rich.text import Text
 from rmg_lake.config import Config, load_config
 from rmg_lake.errors import LakeError
 from rmg_lake.lake import Lake, open_lake
-from rmg_lake.locking import Holder
+from rmg_lake.store.locking import Holder
 
 __all__ = [
     "LISTED", "Format", "LakeOption", "about", "app", "day_option", "err", "lake_from",

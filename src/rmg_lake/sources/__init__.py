@@ -37,7 +37,8 @@ def open_source(spec: str, *, exclude: Sequence[Path] = ()) -> Source:
     `exclude` names folders never to list, such as a lake kept inside the sync folder.
     """
     if spec.startswith("dropbox:"):
-        from rmg_lake.sources.dropbox import DropboxFolder, client_from_env
+        from rmg_lake.sources.dropbox import DropboxFolder
+        from rmg_lake.sources.dropbox_client import client_from_env
 
         return DropboxFolder(spec, client_from_env())
     return LocalFolder(spec, exclude=exclude)

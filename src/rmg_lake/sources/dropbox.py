@@ -11,86 +11,25 @@ is *deferred*: listed in the batch with the reason and tried again by the next r
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 import dropbox
 import requests
-from dropbox.content_hash import DropboxContentHasher, content_hash
+from dropbox.content_hash import DropboxContentHasher
 from dropbox.exceptions import ApiError, AuthError, BadInputError, HttpError
 from dropbox.files import DeletedMetadata, FileMetadata, ListFolderContinueError
-from requests.adapters import HTTPAdapter
-from tenacity import (
-    RetryError,
-    retry,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import RetryError
 
-from rmg_lake.credentials import load_credentials
 from rmg_lake.errors import SourceError
 from rmg_lake.sources.base import FileDeferred, FileGone, SourceFile, ours
+from rmg_lake.sources.dropbox_client import DROPPED, Retry, call
 
-__all__ = ["CA_CERTS_VARIABLE", "DropboxFolder", "DropboxTarget", "client_from_env",
-           "http_session"]
+__all__ = ["SCHEME", "DropboxFolder"]
 
 SCHEME = "dropbox:"
-CA_CERTS_VARIABLE = "RMG_LAKE_DROPBOX_CA_CERTS"
-
-
-class _Retry(Exception):
-    """A fetch worth trying again: the connection dropped, the body was cut, bytes differ."""
-
-
-_DROPPED = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.Timeout, HttpError)
-
-
-class _TrustOnly(HTTPAdapter):
-    """Verifies servers against one CA bundle, whatever `REQUESTS_CA_BUNDLE` says."""
-
-    def __init__(self, ca_certs: str, pool: int) -> None:
-        super().__init__(pool_maxsize=pool)
-        self.ca_certs = ca_certs
-
-    def send(self, request: requests.PreparedRequest, stream: bool = False,
-             timeout: Any = None, verify: Any = True, cert: Any = None,
-             proxies: Any = None) -> requests.Response:
-        return super().send(request, stream=stream, timeout=timeout,
-                            verify=self.ca_certs if verify else verify, cert=cert,
-                            proxies=proxies)
-
-
-def http_session(pool: int = 16) -> requests.Session:
-    """HTTPS connections for the SDK, `pool` of them kept open for parallel downloads.
-
-    A testing aid: `RMG_LAKE_DROPBOX_CA_CERTS` names the only CA bundle to trust, for a
-    loopback Dropbox (with `DROPBOX_API_HOST` and `DROPBOX_API_CONTENT_HOST`, which the SDK
-    reads).
-    """
-    ca_certs = os.environ.get(CA_CERTS_VARIABLE)
-    if not ca_certs:
-        session: requests.Session = dropbox.create_session(max_connections=pool)
-        return session
-    if not Path(ca_certs).is_file():
-        raise SourceError("no such CA bundle", file=ca_certs,
-                          hint=f"unset {CA_CERTS_VARIABLE}, or point it at a PEM file")
-    session = requests.Session()
-    session.mount("https://", _TrustOnly(ca_certs, pool))
-    return session
-
-
-def client_from_env(session: requests.Session | None = None) -> dropbox.Dropbox:
-    """A client with the user's credentials (environment, else `rmg-lake auth`'s file)."""
-    credentials = load_credentials()
-    return dropbox.Dropbox(oauth2_refresh_token=credentials.refresh_token,
-                           app_key=credentials.app_key, session=session or http_session(),
-                           max_retries_on_error=4, max_retries_on_rate_limit=8, timeout=60)
 
 
 class DropboxFolder:
@@ -191,31 +130,25 @@ class DropboxFolder:
         spool.truncate()
         hasher, size = DropboxContentHasher(), 0
         try:
-            metadata, response = self.client.files_download(self._api_path(file.path))
+            metadata, response = self.client.files_download(self.api_path(file.path))
             with response:
                 for chunk in response.iter_content(1 << 20):
                     hasher.update(chunk)
                     spool.write(chunk)
                     size += len(chunk)
-        except _DROPPED as err:
-            raise _Retry(type(err).__name__) from err
+        except DROPPED as err:
+            raise Retry(type(err).__name__) from err
         if size != metadata.size or hasher.hexdigest() != metadata.content_hash:
-            raise _Retry("the bytes do not match Dropbox's content hash")
+            raise Retry("the bytes do not match Dropbox's content hash")
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call the SDK, trying again on a dropped connection or a bad body."""
-        caller = retry(
-            retry=retry_if_exception_type((_Retry, requests.exceptions.ConnectionError,
-                                           requests.exceptions.ChunkedEncodingError)),
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=0.05, max=2),
-        )(function)
-        return caller(*args, **kwargs)
+        return call(function, *args, attempts=self.attempts, **kwargs)
 
     def _api_root(self) -> str:
         return "" if self.root == "/" else self.root
 
-    def _api_path(self, relative: str) -> str:
+    def api_path(self, relative: str) -> str:
+        """The path the API knows the file `relative` (to this folder) by."""
         return f"{self._api_root()}/{relative}"
 
     def _relative(self, path_display: str) -> str:
@@ -227,74 +160,3 @@ class DropboxFolder:
 def _utc(value: datetime) -> datetime:
     """The SDK gives Dropbox's times as naive UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class DropboxTarget:
-    """Backups and reports in a Dropbox folder (`dropbox:/path`), under `backups/` and
-    `reports/`: the only places rmg-lake writes there."""
-
-    CHUNK = 8 * 1024 * 1024  # files larger than this go up in an upload session
-
-    def __init__(self, spec: str, client: dropbox.Dropbox, *, attempts: int = 5) -> None:
-        self.folder = DropboxFolder(spec, client, attempts=attempts)
-        self.client = client
-        self.name = self.folder.name
-
-    def _path(self, key: str) -> str:
-        return self.folder._api_path(key)
-
-    def put(self, key: str, data: bytes) -> None:
-        """Upload `data` and check the content hash Dropbox reports for what it stored."""
-        try:
-            metadata = self.folder._call(self._upload, self._path(key), data)
-        except ApiError as err:
-            raise SourceError(f"Dropbox refused the upload ({err.error})", file=key) from None
-        except (requests.exceptions.RequestException, HttpError, RetryError):
-            raise SourceError("cannot upload it to Dropbox", file=key,
-                              hint="check the internet connection, then run again") from None
-        if metadata.content_hash != content_hash(data):
-            raise SourceError("Dropbox stored other bytes than were sent", file=key)
-
-    def _upload(self, path: str, data: bytes) -> Any:
-        mode = dropbox.files.WriteMode.overwrite
-        if len(data) <= self.CHUNK:
-            return self.client.files_upload(data, path, mode=mode)
-        session = self.client.files_upload_session_start(data[:self.CHUNK])
-        offset = self.CHUNK
-        while len(data) - offset > self.CHUNK:
-            cursor = dropbox.files.UploadSessionCursor(session.session_id, offset)
-            self.client.files_upload_session_append_v2(data[offset:offset + self.CHUNK], cursor)
-            offset += self.CHUNK
-        cursor = dropbox.files.UploadSessionCursor(session.session_id, offset)
-        commit = dropbox.files.CommitInfo(path=path, mode=mode)
-        return self.client.files_upload_session_finish(data[offset:], cursor, commit)
-
-    def get(self, key: str) -> bytes:
-        listed = SourceFile(key, 0, datetime.now(UTC), "")
-        return self.folder.read(listed)
-
-    def keys(self, prefix: str) -> list[str]:
-        return sorted(self._below(prefix, recursive=False))
-
-    def objects(self) -> list[str]:
-        return sorted(self._below("backups/objects", recursive=True))
-
-    def _below(self, prefix: str, *, recursive: bool) -> list[str]:
-        """The files under `prefix` (none if the folder is not there yet)."""
-        folder = DropboxFolder(f"{self.name}/{prefix}", self.client, recursive=recursive)
-        try:
-            return [f"{prefix}/{f.path}" for f in folder.list()]
-        except SourceError as err:
-            if "not_found" in str(err):
-                return []
-            raise
-
-    def delete(self, key: str) -> None:
-        try:
-            self.folder._call(self.client.files_delete_v2, self._path(key))
-        except ApiError as err:
-            if "not_found" not in str(err.error):
-                raise SourceError(f"Dropbox cannot delete it ({err.error})", file=key) from err
-        except (requests.exceptions.RequestException, HttpError, RetryError):
-            raise SourceError("cannot reach Dropbox to delete it", file=key,
-                              hint="check the internet connection, then run again") from None

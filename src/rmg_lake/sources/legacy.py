@@ -1,6 +1,6 @@
 """The 2014 pilot's files as a source: each file kept as it is, each round a contract file.
 
-Listing reads every file under the path (the pilot's data is small; see `rmg_lake.pilot`)
+Listing reads every file under the path (the pilot's data is small; see `rmg_lake.sources.pilot`)
 and lists, for each:
 
     Knitting_wip.json                                       the file itself: evidence, kept
@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rmg_lake.errors import SourceError
-from rmg_lake.pilot import IMPORTER, Listed, PilotFile, Study, read_pilot
 from rmg_lake.sources.base import FileRefused, SourceFile
 from rmg_lake.sources.local import NOT_OURS
+from rmg_lake.sources.pilot import IMPORTER, Listed, PilotFile, Study, read_pilot
 
 __all__ = ["PilotFiles", "legacy_name", "legacy_path", "study_of"]
 

@@ -6,9 +6,9 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+from rmg_lake.simulate import simulate
 
 from rmg_lake import open_lake
-from rmg_lake.simulate import simulate
 
 here = Path(__file__).resolve().parent
 work = here / "work"

@@ -1,0 +1,176 @@
+"""Backups: timestamped, verifiable versions of the whole lake, sharing one object store.
+
+    backups/<UTC timestamp>.json     a manifest: every file of the lake by path and sha256
+    backups/objects/ab/cdef…         the files' bytes, by sha256, shared by all versions
+
+Only what the log names is backed up (the log, `_meta.json`, and the raw, quarantined,
+attachment and events files and the corrections sheets its entries name): derived files
+are remade by `restore`. Each backup stores only objects the target lacks, yet every
+version restores on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rmg_lake._internal.files import own_private_dir, write_once
+from rmg_lake._internal.progress import Track
+from rmg_lake.deliver.targets import Target
+from rmg_lake.errors import LakeError, LakeUnusable
+from rmg_lake.lake import Lake, open_lake
+from rmg_lake.store.log import Batch, Correction
+from rmg_lake.store.raw import sha256
+
+__all__ = [
+    "BackupResult", "Pruned", "backup", "prune", "restore", "versions",
+]
+
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    manifest: str  # its key in the target
+    objects: int  # files in this version
+    uploaded: int  # of them, new to the target
+
+
+def _object_key(digest: str) -> str:
+    return f"backups/objects/{digest[:2]}/{digest[2:]}"
+
+
+def backup(lake: Lake, target: Target, *, now: datetime | None = None,
+           track: Track | None = None) -> BackupResult:
+    """Write a new version of `lake` to `target`, uploading only objects it lacks."""
+    lake.upgrade()  # (its one rewrite of the log's entries is not to happen meanwhile)
+    entries = lake.entries()  # read once: a batch committed meanwhile waits for next time
+    batches = [e for e in entries if isinstance(e, Batch)]
+    known: dict[str, tuple[str | None, int | None]] = {
+        path: (digest, None) for b in entries if isinstance(b, Batch | Correction)
+        for path, digest in b.named().items()}
+    for b in batches:  # (a file kept: the log says its size too)
+        kept = b.frame(["stored", "sha256", "size"])
+        known |= dict(zip(kept["stored"], zip(kept["sha256"], kept["size"], strict=True),
+                          strict=True))
+    known |= {name: (None, None) for name in
+              ("_meta.json", *(f"_log/{e.batch:06d}.json" for e in entries))}
+    present = set(target.objects())  # one listing, not one question per object
+    objects, missing = [], []
+    try:
+        for path, (digest, size) in sorted(known.items()):
+            if digest is None:  # the log's own files
+                data = (lake.root / path).read_bytes()
+                digest, size = sha256(data), len(data)
+            elif size is None:  # events files and sheets: the log names no size
+                size = (lake.root / path).stat().st_size
+            if _object_key(digest) not in present:
+                missing.append((path, digest, size))
+                present.add(_object_key(digest))
+            objects.append({"path": path, "sha256": digest, "size": size})
+        uploads: Iterable[tuple[str, str, int]] = missing
+        if track is not None:
+            uploads = track(missing, len(missing), "Backing up", size=lambda item: item[2],
+                            total_size=sum(item[2] for item in missing))
+        for path, digest, _ in uploads:
+            data = (lake.root / path).read_bytes()
+            if sha256(data) != digest:  # no manifest is written: no version names it
+                raise LakeError("a file of the lake is damaged", file=path,
+                                hint="run `rmg-lake verify`, and restore it from a backup")
+            target.put(_object_key(digest), data)
+    except FileNotFoundError as err:
+        raise LakeError("a file the log names is missing from the lake",
+                        file=str(err.filename), hint="run `rmg-lake verify`") from None
+    stamp = (now or datetime.now(UTC)).astimezone(UTC)
+    key = f"backups/{stamp:%Y-%m-%dT%H%M%S.%fZ}.json"
+    manifest = {"format": FORMAT, "created_at": stamp.isoformat(), "batches": len(entries),
+                "objects": objects}
+    target.put(key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return BackupResult(key, len(objects), len(missing))
+
+
+def versions(target: Target) -> list[str]:
+    """The manifests' keys, oldest first."""
+    return [key for key in target.keys("backups") if key.endswith(".json")]
+
+
+def restore(target: Target, lake_dir: Path, *, version: str | None = None,
+            track: Track | None = None) -> Lake:
+    """Make a new lake at `lake_dir` from a version (default: the newest), derive it, and
+    verify it."""
+    found = versions(target)
+    if not found:
+        raise LakeError("no backup there", file=target.name)
+    chosen = [k for k in found if version is None or version in k]
+    if not chosen:
+        raise LakeError(f"no backup version {version!r}", file=target.name,
+                        hint=f"the newest is {found[-1]}")
+    key = chosen[-1]
+    manifest = orjson.loads(target.get(key))
+    if lake_dir.exists() and any(lake_dir.iterdir()):
+        raise LakeUnusable("the folder is not empty", file=str(lake_dir),
+                           hint="restore into a new folder")
+    own_private_dir(lake_dir)  # (an empty folder made beforehand, too)
+    items: Iterable[dict[str, Any]] = manifest["objects"]
+    if track is not None:
+        items = track(items, len(manifest["objects"]), "Restoring",
+                      size=lambda item: item["size"],
+                      total_size=sum(item["size"] for item in manifest["objects"]))
+    for item in items:
+        data = target.get(_object_key(item["sha256"]))
+        if sha256(data) != item["sha256"]:
+            raise LakeError("a backed-up file is damaged", file=item["path"],
+                            hint="restore an older version")
+        write_once(lake_dir / item["path"], data)
+    lake = open_lake(lake_dir)
+    lake.rebuild(track=track)
+    verified = lake.verify(track=track)
+    if not verified.ok:
+        raise LakeUnusable(f"the restored lake fails verification ({verified.problems[0].file}"
+                           f": {verified.problems[0].detail})", file=str(lake_dir),
+                           hint="restore an older version")
+    return lake
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    kept: list[str]
+    deleted: list[str]  # manifests
+    objects_deleted: int
+
+
+def _when(key: str) -> datetime:
+    stamp = key.rsplit("/", 1)[-1].removesuffix(".json")
+    return datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+
+
+def prune(target: Target, *, now: datetime | None = None, every_version_days: int = 14,
+          weekly_days: int = 365) -> Pruned:
+    """Keep every version of the last `every_version_days`, then the newest of each week
+    for `weekly_days`, and always the newest of all; delete the other manifests first,
+    then the objects no kept manifest names."""
+    now = now or datetime.now(UTC)
+    found = versions(target)
+    kept: set[str] = set(found[-1:])
+    weeks: set[tuple[int, int]] = set()
+    for key in reversed(found):  # newest first: the first of a week is its newest
+        age = (now - _when(key)).days
+        week = _when(key).isocalendar()[:2]
+        if age <= every_version_days or (age <= weekly_days and week not in weeks):
+            kept.add(key)
+        if age > every_version_days:
+            weeks.add(week)
+    deleted = [key for key in found if key not in kept]
+    for key in deleted:
+        target.delete(key)
+    named = {_object_key(item["sha256"]) for key in kept
+             for item in orjson.loads(target.get(key))["objects"]}
+    unused = [key for key in target.objects() if key not in named]
+    for key in unused:
+        target.delete(key)
+    return Pruned(sorted(kept), deleted, len(unused))

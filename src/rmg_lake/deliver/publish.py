@@ -1,0 +1,76 @@
+"""The daily report, delivered: the HTML page and the day's flags as CSV, under dated names,
+in the lake's `reports/` folder and in any other targets (the study's Dropbox folder).
+
+    reports/2026-11-30-report.html   the page (`rmg-lake report --format html`)
+    reports/2026-11-30-flags.csv     the flags `rmg-lake check` shows that day
+
+The date is the factory's; a second report on the same day replaces the first. Each
+place keeps the reports of its last `KEEP` days and deletes older ones, never a file of
+another name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rmg_lake.deliver.flags import flags_csv
+from rmg_lake.deliver.html import render_html, report_data
+from rmg_lake.deliver.targets import FolderTarget, Target
+from rmg_lake.errors import LakeError
+from rmg_lake.lake import Lake
+
+__all__ = ["FOLDER", "KEEP", "Published", "prune_reports", "publish"]
+
+FOLDER = "reports"
+KEEP = 30  # days of reports kept in each place
+_NAME = re.compile(rf"{FOLDER}/(\d{{4}}-\d{{2}}-\d{{2}})-(report\.html|flags\.csv)")
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    page: str  # its key in each place, e.g. reports/2026-11-30-report.html
+    flags: str
+    flag_count: int
+    places: list[str]  # where they were delivered: the lake's folder, then other targets
+    deleted: int  # older reports deleted, in all places together
+    failed: list[str]  # targets that could not be reached, each with the reason
+
+
+def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
+            now: datetime | None = None) -> Published:
+    """Write today's report and flags into the lake's `reports/` and each of `targets`,
+    then delete reports older than the last `keep` days in each. A target that cannot
+    be reached is listed in `failed`; the others are written all the same."""
+    report = report_data(lake, now=now)
+    day = report.made.date().isoformat()
+    files = {f"{FOLDER}/{day}-report.html": render_html(lake, report).encode(),
+             f"{FOLDER}/{day}-flags.csv": flags_csv(report.days_flags).encode()}
+    places, failed, deleted = [], [], 0
+    for number, place in enumerate([FolderTarget(lake.root), *targets]):
+        try:
+            for key, data in files.items():
+                place.put(key, data)
+            deleted += len(prune_reports(place, keep))
+        except (LakeError, OSError) as err:
+            if number == 0:  # the lake's own folder
+                raise
+            failed.append(f"{place.name}: {err}")
+            continue
+        places.append(place.name)
+    page, flags = files
+    return Published(page, flags, report.days_flags.height, places, deleted, failed)
+
+
+def prune_reports(target: Target, keep: int = KEEP) -> list[str]:
+    """Delete the reports of all but the last `keep` days in `target`; what was deleted."""
+    days: dict[str, list[str]] = {}
+    for key in target.keys(FOLDER):
+        if named := _NAME.fullmatch(key):
+            days.setdefault(named[1], []).append(key)
+    old = [key for day in sorted(days)[:max(len(days) - keep, 0)] for key in days[day]]
+    for key in old:
+        target.delete(key)
+    return old

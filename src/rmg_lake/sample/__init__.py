@@ -1,0 +1,1 @@
+"""A simulated study: realistic sync folders of observation files, good and bad."""
