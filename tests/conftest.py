@@ -13,8 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from rmg_lake import IngestResult, Lake, open_lake
-from rmg_lake.sample.simulate import SimulationManifest, simulate
+from rmg_lake import IngestResult, Lake, SimulationManifest, open_lake, simulate
 
 REPO = Path(__file__).parent.parent  # the project's checkout
 PILOT_APP = REPO / "tests" / "data" / "pilot"  # the 2014 pilot app's own output

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import Ingested, run_cli
 
-from rmg_lake import LakeError
-from rmg_lake.deliver.backup import backup, restore, versions
+from rmg_lake import LakeError, backup, restore, simulate, versions
 from rmg_lake.deliver.targets import FolderTarget
-from rmg_lake.sample.simulate import simulate
 
 
 def _kept(lake: Path) -> dict[str, str]:
@@ -112,7 +110,7 @@ def test_a_lake_missing_a_file_is_not_backed_up(tmp_path: Path) -> None:
 
 
 def test_prune_keeps_what_the_policy_says(ingested: Ingested, tmp_path: Path) -> None:
-    from rmg_lake.deliver.backup import prune
+    from rmg_lake import prune
 
     target = FolderTarget(tmp_path / "usb")
     days = ["2025-11-01", "2026-12-09", "2026-12-10", "2026-12-20", "2026-12-30"]

@@ -18,8 +18,8 @@ import typer
 from conftest import REPO, Ingested, run_cli, run_in
 from typer.testing import CliRunner
 
+from rmg_lake import simulate
 from rmg_lake.cli import app
-from rmg_lake.sample.simulate import simulate
 
 DUCKDB = shutil.which("duckdb")
 

@@ -20,9 +20,8 @@ import pytest
 from conftest import run_cli, run_main
 from openpyxl import Workbook
 
-from rmg_lake import Lake, open_lake
+from rmg_lake import Lake, open_lake, simulate
 from rmg_lake.derive.partitions import load_state
-from rmg_lake.sample.simulate import simulate
 
 HEADER = ("observation_id", "field", "old_value", "new_value", "reason")
 DETAIL = ("observations", "roster", "wip", "interactions")
@@ -510,8 +509,7 @@ def test_the_kept_sheet_is_verified_and_backed_up(lake: Lake, tmp_path: Path) ->
         (c.moved["observation_id"], "team", c.moved["team"], c.to_team, "wrong team")])
     entry = lake.correct(path, by="r").entry
     assert entry is not None and lake.verify().ok
-    from rmg_lake.deliver.backup import backup, restore
-    from rmg_lake.deliver.targets import open_target
+    from rmg_lake import backup, open_target, restore
 
     target = open_target(str(tmp_path / "backups"))
     backup(lake, target)

@@ -21,10 +21,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from rmg_lake import open_lake
+from rmg_lake import open_lake, simulate
 from rmg_lake._internal.faults import VARIABLE
 from rmg_lake.derive.partitions import load_state
-from rmg_lake.sample.simulate import simulate
 
 KILLS = int(os.environ.get("RMG_LAKE_KILLS", "25"))
 POINTS = ["raw-written:1", "raw-written:40", "raw-written:120", "before-commit",

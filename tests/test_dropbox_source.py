@@ -15,9 +15,8 @@ import pytest
 from dropbox import dropbox_client
 from dropbox_fake import FakeDropbox, Faults
 
-from rmg_lake import open_lake
+from rmg_lake import SimulationManifest, open_lake, simulate
 from rmg_lake.contract.models import FACTORY_TZ
-from rmg_lake.sample.simulate import SimulationManifest, simulate
 from rmg_lake.sources import printable
 from rmg_lake.sources.dropbox import DropboxFolder
 
@@ -317,7 +316,7 @@ def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
 def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> None:
     import hashlib
 
-    from rmg_lake.deliver.backup import backup, restore
+    from rmg_lake import backup, restore
     from rmg_lake.deliver.dropbox_target import DropboxTarget
 
     simulate(tmp_path / "inbox", days=2, seed=25)

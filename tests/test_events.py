@@ -13,9 +13,8 @@ import polars as pl
 import pytest
 from test_history import frames
 
-from rmg_lake import Lake, LakeUnusable, open_lake
+from rmg_lake import Lake, LakeUnusable, open_lake, simulate
 from rmg_lake.derive.partitions import FORMAT, load_state
-from rmg_lake.sample.simulate import simulate
 
 
 def _part(tmp_path: Path, name: str, start: date, days: int = 2) -> Path:

@@ -16,9 +16,8 @@ from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rmg_lake import Lake, LakeError, open_lake
+from rmg_lake import Lake, LakeError, open_lake, simulate
 from rmg_lake.derive.partitions import load_state
-from rmg_lake.sample.simulate import simulate
 from rmg_lake.sources import LocalFolder, SourceFile
 from rmg_lake.store.log import Rollback, in_effect
 

@@ -273,7 +273,7 @@ def test_memory_stays_bounded_with_100000_files(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from rmg_lake.sample.simulate import simulate
+    from rmg_lake import simulate
 
     made = simulate(tmp_path / "inbox", days=1070, observers=8, seed=5)
     assert made.files >= 100_000

@@ -14,12 +14,11 @@ import polars as pl
 import pytest
 from conftest import Ingested
 
-from rmg_lake import Lake, LakeUnusable, Settings, open_lake
+from rmg_lake import Lake, LakeUnusable, Settings, open_lake, simulate
 from rmg_lake._internal import files
 from rmg_lake.config import Calendar
 from rmg_lake.derive.frames import team_frame_name
 from rmg_lake.derive.partitions import BASE, load_state
-from rmg_lake.sample.simulate import simulate
 from rmg_lake.sources import LocalFolder, SourceFile
 from rmg_lake.store.log import Batch
 

@@ -83,7 +83,7 @@ def test_the_first_write_upgrades_it_and_it_says_the_same(
 
 def test_an_upgraded_lake_takes_new_files(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from rmg_lake.sample.simulate import simulate
+    from rmg_lake import simulate
 
     lake = _copy(tmp_path)
     simulate(tmp_path / "more", days=1, observers=2, seed=23)

@@ -78,7 +78,7 @@ def test_a_killed_writers_lock_is_taken_over_and_reported(lake: Path) -> None:
 def test_an_open_reader_neither_blocks_the_writer_nor_breaks(lake: Path, tmp_path: Path) -> None:
     import duckdb
 
-    from rmg_lake.sample.simulate import simulate
+    from rmg_lake import simulate
 
     reader = duckdb.connect(str(lake / "lake.duckdb"), read_only=True)  # as `duckdb` does
     try:
@@ -120,7 +120,7 @@ print(len(result.batches), flush=True)
 
 def test_a_reader_reads_the_last_derived_state_at_once_while_a_slow_ingest_writes(
         lake: Path, tmp_path: Path) -> None:
-    from rmg_lake.sample.simulate import simulate
+    from rmg_lake import simulate
 
     simulate(tmp_path / "more", days=2, observers=2, seed=96, photos=False)
     before = open_lake(lake).table("observations").height

@@ -18,8 +18,7 @@ import pytest
 from conftest import run_main
 from openpyxl import load_workbook
 
-from rmg_lake import Lake, open_lake
-from rmg_lake.sample.simulate import simulate
+from rmg_lake import Lake, open_lake, simulate
 
 
 def cli(*args: str, env: dict[str, str] | None = None, umask: int | None = None,

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_cli
 
-from rmg_lake import open_lake
+from rmg_lake import open_lake, simulate
 from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.deliver.publish import KEEP, publish
 from rmg_lake.deliver.targets import FolderTarget
-from rmg_lake.sample.simulate import simulate
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from rmg_lake import ConfigError, load_config, open_lake
-from rmg_lake.sample.simulate import simulate
+from rmg_lake import ConfigError, load_config, open_lake, simulate
 
 
 def write_toml(folder: Path, extra: str = "") -> None:

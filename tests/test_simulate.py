@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from rmg_lake import LakeError, SimulationManifest, simulate
 from rmg_lake.contract import FACTORY_TZ, InvalidObservation, parse_name, validate_file
-from rmg_lake.errors import LakeError
-from rmg_lake.sample.simulate import BAD_KINDS, FrameCount, SimulationManifest, simulate
+from rmg_lake.sample.simulate import BAD_KINDS, FrameCount
 
 Tree = dict[str, tuple[bytes, int]]  # relative posix path -> (bytes, mtime in ns)
 FRIDAY = 4

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from rmg_lake import Lake, open_lake
-from rmg_lake.sample.simulate import simulate
+from rmg_lake import Lake, open_lake, simulate
 
 
 @pytest.fixture(scope="module")

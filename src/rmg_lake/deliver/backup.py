@@ -99,7 +99,7 @@ def versions(target: Target) -> list[str]:
     return [key for key in target.keys("backups") if key.endswith(".json")]
 
 
-def restore(target: Target, lake_dir: Path, *, version: str | None = None,
+def restore(target: Target, lake_dir: str | Path, *, version: str | None = None,
             track: Track | None = None) -> Lake:
     """Make a new lake at `lake_dir` from a version (default: the newest), derive it, and
     verify it."""
@@ -112,6 +112,7 @@ def restore(target: Target, lake_dir: Path, *, version: str | None = None,
                         hint=f"the newest is {found[-1]}")
     key = chosen[-1]
     manifest = orjson.loads(target.get(key))
+    lake_dir = Path(lake_dir)
     if lake_dir.exists() and any(lake_dir.iterdir()):
         raise LakeUnusable("the folder is not empty", file=str(lake_dir),
                            hint="restore into a new folder")

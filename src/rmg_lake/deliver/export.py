@@ -50,8 +50,9 @@ class Exported:
     notes: bool  # whether the notes are in it
 
 
-def export(lake: Lake, out: Path, *, fmt: Format = "parquet", secret: StudySecret | None = None,
-           keep_notes: bool = False, start: date | None = None, end: date | None = None,
+def export(lake: Lake, out: str | Path, *, fmt: Format = "parquet",
+           secret: StudySecret | None = None, keep_notes: bool = False,
+           start: date | None = None, end: date | None = None,
            tasks: Collection[str] | None = None, track: Track | None = None) -> Exported:
     """Write the observations, completion and every team frame (of `tasks`, between
     `start` and `end`) into the new folder `out`, one file each, and README.txt.
@@ -62,7 +63,7 @@ def export(lake: Lake, out: Path, *, fmt: Format = "parquet", secret: StudySecre
     wanted = set(tasks) if tasks else set(DETAIL)
     if unknown := sorted(wanted - set(DETAIL)):
         raise LakeError(f"no task {', '.join(unknown)}", hint=f"one of {', '.join(DETAIL)}")
-    out = out.expanduser().resolve()
+    out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise LakeError("is a file, not a folder", file=str(out),
                         hint="give --out a new folder")
