@@ -147,7 +147,7 @@ def test_an_unusable_lake_folder_is_one_line(tmp_path: Path) -> None:
     result = run_cli("ingest", "--source", "inbox", "--lake", "lake", cwd=tmp_path)
     assert result.returncode == 1
     _no_traceback(result)
-    assert "cannot use the lake folder (Not a directory)" in result.stderr
+    assert "cannot use the lake folder: a file stands where a folder is wanted" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert len(list((tmp_path / "lake" / "_log").iterdir())) == 1  # nothing committed
 
@@ -220,12 +220,13 @@ def test_every_command_is_in_the_readme() -> None:
 
 
 def test_help_shows_every_option_text_whole() -> None:
-    """Help texts are shown as written: rich markup must not eat a `[default: …]`."""
+    """Help texts are shown as written: no markup eats a `[default: …]` (a line may end
+    after the hyphen of `rmg-lake.toml`, as text wrapped at hyphens does)."""
     for command in app.registered_commands:
         name = command.name or command.callback.__name__
         result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "300"})
         assert result.exit_code == 0, result.output
-        shown = " ".join(result.output.split())
+        shown = " ".join(result.output.split()).replace("- ", "-")
         for param in typer.main.get_command(app).commands[name].params:
             text = getattr(param, "help", None)
             if text:
@@ -376,3 +377,36 @@ def test_no_worker_or_supervisor_code_is_ever_printed(tmp_path: Path) -> None:
         result = run_cli(*args, cwd=tmp_path)
         output += result.stdout + result.stderr
     assert [code for code in codes if code in output] == []
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_help_wraps_to_the_terminal(columns: int, tmp_path: Path) -> None:
+    """`--help` of rmg-lake and of every command fits the terminal, breaks lines only
+    between words (a sentence of the source reads whole), and shows flags without a type."""
+    env = {**os.environ, "COLUMNS": str(columns)}
+    def shown(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "rmg_lake", *args, "--help"],
+                                capture_output=True, text=True, env=env, check=True,
+                                cwd=tmp_path)
+        assert all(len(line) <= columns for line in result.stdout.splitlines())
+        assert "<bool>" not in result.stdout
+        return " ".join(result.stdout.split())
+
+    top = shown()
+    commands = top.split("Commands: ")[1]
+    assert "..." not in commands
+    assert "Remake every derived file (Parquet frames, lake.duckdb) from the log and the " \
+           "files it names." in commands
+    assert "--version Print rmg-lake's version and exit." in top
+    assert "a row applies only if the value is still its old_value, and all rows apply or " \
+           "none (unless --partial)." in shown("correct")
+    for command in ("ingest", "report", "check", "rebuild", "backup", "restore", "export"):
+        assert f"Usage: rmg-lake {command}" in shown(command)
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"rmg-lake {version('rmg-lake')}\n"

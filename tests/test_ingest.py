@@ -354,9 +354,9 @@ def test_the_same_lake_by_another_path_is_not_rebuilt(ingested: Ingested, tmp_pa
     __import__("duckdb").IOException("Could not write file"),
 ])
 def test_what_the_file_system_says_becomes_one_lake_error(error: Exception) -> None:
-    from rmg_lake.lake import _lake_errors
+    from rmg_lake.errors import boundary
 
-    with pytest.raises(LakeUnusable) as caught, _lake_errors(Path("/lake")):
+    with pytest.raises(LakeUnusable) as caught, boundary(file=Path("/lake"), kind=LakeUnusable):
         raise error
     assert "None" not in str(caught.value)
     assert str(caught.value).startswith("/lake")

@@ -372,3 +372,22 @@ def test_no_output_shows_a_person_s_code(study: tuple[Path, Lake], tmp_path: Pat
     printed = "\n".join(run.stdout + run.stderr for run in runs)
     printed = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", printed)  # colours may split a code
     assert [code for code in codes if code in printed] == []
+
+
+def test_peoples_codes_are_marked_once_on_the_contracts_models() -> None:
+    """The fields marked `Personal` on the models are the ones every rule reads: messages
+    never repeat their values, corrections and `show` hide them, exports pseudonymise them."""
+    from rmg_lake.contract import validate
+    from rmg_lake.contract.models import PERSONAL, InteractionsObservation, RosterMachine
+    from rmg_lake.corrections.apply import shown_value
+    from rmg_lake.store.tables import SCHEMAS
+
+    assert {"worker_id", "supervisor"} == PERSONAL
+    assert "worker_id" in RosterMachine.model_fields
+    assert "supervisor" in InteractionsObservation.model_fields
+    assert not PERSONAL & validate.SHOWN_VALUES  # (a message may name the key, never its value)
+    for field in ("machines.KN3.worker_id", "supervisor"):
+        assert shown_value(field, "w1101") == "‹a person's code›"
+    assert shown_value("team", "treatment") == "'treatment'"
+    columns = {c for schema in SCHEMAS.values() for c in schema}
+    assert columns >= PERSONAL  # the frames keep them under the same names

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from rmg_lake.errors import ConfigError
+from rmg_lake.errors import ConfigError, boundary
 
 __all__ = [
     "CONFIG_FILE", "WEEKDAYS", "Calendar", "Checks", "Config", "Protocol", "Settings",
@@ -141,9 +141,8 @@ def load_config(path: Path | None = None) -> Config | None:
         if not path.is_file():
             return None
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"cannot read it ({err.strerror})", file=str(path)) from None
+        with boundary(file=path, kind=ConfigError, doing="read it"):
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"not valid TOML ({err})", file=str(path)) from None
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from rmg_lake.derive.catalog import CATALOG
 from rmg_lake.derive.checks import FLAG_SCHEMA, flags_sql
 from rmg_lake.derive.frames import team_frame_name
 from rmg_lake.derive.partitions import Derived, derive, load_state
-from rmg_lake.errors import LakeError, LakeUnusable
+from rmg_lake.errors import LakeError, LakeUnusable, boundary
 from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store.ingest import BATCH_FILES, MAX_SIZE, Index, collect, new_batch
@@ -425,6 +425,9 @@ _AS_OF = frozenset({"frames", CATALOG, f".{CATALOG}.new", "_derived.json"})
 def _check_as_of_folder(folder: Path, lake: Path) -> None:
     """Refuse to write derived files over anything but earlier ones (they delete what they
     do not name), or anywhere in the lake but its as-of-* folders."""
+    if folder.exists() and not folder.is_dir():
+        raise LakeError("is a file, not a folder", file=str(folder),
+                        hint="give --out a new folder")
     inside = folder == lake or (folder.is_relative_to(lake)
                                 and not folder.relative_to(lake).parts[0].startswith("as-of-"))
     if inside or (folder.is_dir() and any(p.name not in _AS_OF for p in folder.iterdir())):
@@ -456,17 +459,10 @@ def _no_such_frame(relative: str) -> LakeError:
                      hint="see the names under frames/teams/, or `.tables` in duckdb")
 
 
-@contextmanager
-def _lake_errors(root: Path) -> Iterator[None]:
-    """The one place where the file system's errors become a researcher's errors."""
-    try:
-        yield
-    except OSError as err:
-        raise LakeUnusable(f"cannot use the lake folder ({err.strerror or err})",
-                           file=str(err.filename or root)) from None
-    except (pl.exceptions.PolarsError, duckdb.Error) as err:  # e.g. a full disk
-        raise LakeUnusable(f"cannot write the derived files ({err})", file=str(root),
-                           hint="free disk space, then run `rmg-lake rebuild`") from None
+def _lake_errors(root: Path) -> AbstractContextManager[None]:
+    """What the file system (or DuckDB, polars) says while the lake is used, as the lake's
+    error."""
+    return boundary(file=root, kind=LakeUnusable, doing="use the lake folder")
 
 
 def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:

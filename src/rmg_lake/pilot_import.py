@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rmg_lake._internal.progress import Track
 from rmg_lake.config import Settings
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, guarded
 from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.sources.legacy import PilotFiles, study_of
 from rmg_lake.sources.pilot import ID_FILE, PilotFile
@@ -38,6 +38,7 @@ _PHOTO = re.compile(r"(?i).*\.(jpe?g|png)$")
 Key = tuple[str, ...]  # ("origin", sha256) or ("file", name, sha256, "round <n>")
 
 
+@guarded
 def import_pilot(lake: Lake, files: PilotFiles, *, instead_of: Collection[int] = (),
                  settings: Settings | None = None, track: Track | None = None,
                  ) -> IngestResult:

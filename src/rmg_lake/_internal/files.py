@@ -78,7 +78,16 @@ def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     Without `sync` the caller syncs later (many files at once: see `sync_all`).
     """
     make_private_dir(path.parent)
-    _write_temp(path.parent, data, sync=sync).replace(path)
+    try:
+        temp = _write_temp(path.parent, data, sync=sync)
+        try:
+            temp.replace(path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    except OSError as err:  # (the temp file is ours: what failed is writing `path`)
+        err.filename, err.filename2 = str(path), None
+        raise
 
 
 def write_new(path: Path, data: bytes) -> None:

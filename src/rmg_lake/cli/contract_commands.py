@@ -13,7 +13,7 @@ import typer
 from rmg_lake._internal.files import write_atomic
 from rmg_lake.cli.shell import LISTED, LakeOption, about, app, lake_from, lake_path, out, track
 from rmg_lake.config import load_config
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, boundary
 
 
 class Department(StrEnum):
@@ -38,11 +38,8 @@ def schema(
         return
     for task, document in schemas.items():
         path = to.expanduser() / file_name(task)
-        try:
+        with boundary(file=path, doing="write the schema"):
             write_atomic(path, schema_bytes(document), sync=False)
-        except OSError as err:
-            raise LakeError(f"cannot write the schema ({err.strerror})", file=str(path)) \
-                from None
     out.print(f"Wrote {', '.join(map(file_name, schemas))} to {to}.")
 
 

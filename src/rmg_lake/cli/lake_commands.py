@@ -35,7 +35,7 @@ from rmg_lake.deliver.completion import (
     completion_json,
     render_completion,
 )
-from rmg_lake.errors import LakeError, shown
+from rmg_lake.errors import LakeError, boundary, shown
 from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store.records import FileRecord
@@ -86,8 +86,12 @@ def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
     from rmg_lake.sources.dropbox import DropboxFolder
 
     targets: list[Target] = []
+    unreached: list[str] = []
     if reports_to is not None:
-        targets.append(open_target(reports_to))
+        try:
+            targets.append(open_target(reports_to))
+        except LakeError as error:
+            unreached.append(str(error))
     elif isinstance(source, DropboxFolder):
         targets.append(DropboxTarget(source.name, source.client))
     done = publish(lake, targets=targets)
@@ -97,7 +101,7 @@ def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
                         for place in done.places[1:])
               + (f"; deleted {plural(done.deleted, 'older report file')}" if done.deleted
                  else "") + ".", highlight=False)
-    for failure in done.failed:
+    for failure in [*unreached, *done.failed]:
         err.print(Text.assemble(("warning: ", "bold yellow"), f"the report did not reach "
                                 f"{failure}; the next --report tries again"), highlight=False)
 
@@ -265,10 +269,8 @@ def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | N
     if to is None:
         raise LakeError("an HTML report needs a file to go to", hint="pass --out FILE")
     page = render_html(lake, report_data(lake, start=first, end=last))
-    try:
+    with boundary(file=to, doing="write the report"):
         write_atomic(to.expanduser(), page.encode(), sync=False)
-    except OSError as err:
-        raise LakeError(f"cannot write the report ({err.strerror})", file=str(to)) from None
     out.print(f"Wrote the report to {to} ({len(page) // 1024:,} kB).")
 
 

@@ -6,8 +6,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,9 +22,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.text import Text
+from typer.core import TyperGroup
 
 from rmg_lake.config import Config, load_config
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, converted
 from rmg_lake.lake import Lake, open_lake
 from rmg_lake.store.locking import Holder
 
@@ -36,8 +38,26 @@ __all__ = [
 LISTED = 10  # files listed in a summary before "… and N more"
 
 T = TypeVar("T")
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="An append-only lake for the RMG field study's observation files.")
+
+
+class _Commands(TyperGroup):
+    """`--help`'s list of commands, each with its whole first sentence, wrapped to the
+    terminal (click would cut it short with "...")."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, command.get_short_help_str(limit=1_000))
+                for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+# Plain help (no rich panels): texts wrap to the terminal (up to 120 columns: longer lines
+# read badly), and flags show no type
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False, rich_markup_mode=None,
+                  context_settings={"max_content_width": 120})
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -116,14 +136,44 @@ def plural(count: int, word: str) -> str:
     return f"{count:,} {many}"
 
 
+class _Run:
+    debug = False  # --debug: an unexpected error shows its traceback
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        out.print(f"rmg-lake {metadata.version('rmg-lake')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print rmg-lake's version and exit.")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the whole traceback of an unexpected error.")] = False,
+) -> None:
+    """An append-only lake for the RMG field study's observation files."""
+    _Run.debug = debug
+
+
 def main() -> None:
-    """Entry point: library errors become one line on stderr and exit code 1.
+    """Entry point: every error becomes one line on stderr and exit code 1: the library's
+    as they are, the system's as the error boundary words them (`rmg_lake.errors`), and
+    any other (a bug) as what it is and a pointer to --debug.
 
     (Typer already turns Ctrl-C into exit 130 and a closed pipe, as in `| head`, into a
     quiet exit.)
     """
     try:
-        app()
-    except LakeError as exc:
-        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        app(prog_name="rmg-lake")  # (also when run as `python -m rmg_lake`)
+    except Exception as exc:
+        if _Run.debug:
+            raise
+        mine = converted(exc)
+        text = str(mine) if mine is not None else (
+            f"an unexpected {type(exc).__name__} (a fault of rmg-lake's) — run the same "
+            "command again with `rmg-lake --debug …` to see where, and report it")
+        err.print(Text.assemble(("error: ", "bold red"), text), highlight=False)
         sys.exit(1)

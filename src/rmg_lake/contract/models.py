@@ -26,6 +26,7 @@ from pydantic import (
 
 __all__ = [
     "FACTORY_TZ",
+    "PERSONAL",
     "Interaction",
     "InteractionsObservation",
     "KnittingWipMachine",
@@ -33,6 +34,7 @@ __all__ = [
     "LinkingWipMachine",
     "LinkingWipObservation",
     "Observation",
+    "Personal",
     "RosterMachine",
     "RosterObservation",
     "department_problem",
@@ -49,6 +51,15 @@ OTHER_INTERLOCUTORS = ("OO", "OS", "FIC", "PM", "OM", "O")  # besides the team's
 
 Token = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=64)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Personal:
+    """Marks a field whose value is a person's code (a worker's, a supervisor's): never
+    shown by a message, `show` or a correction's summary, pseudonymised by `export
+    --pseudonymise`. `PERSONAL` (below) gathers these fields' names from the models."""
+
+
+PersonCode = Annotated[Code, Personal()]
 INT64_MAX = 2**63 - 1  # the frames keep whole numbers as Int64: larger ones cannot be real
 Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 Seconds = Annotated[int, Field(ge=0, le=INT64_MAX)]
@@ -66,7 +77,7 @@ class _Model(BaseModel):
 class _Machine(_Model):
     mc_status: McStatus
     """Whether a worker sat at the machine."""
-    worker_id: Code | None
+    worker_id: PersonCode | None
     """The factory's code of the worker at the machine (null when unmanned, and when
     manned in a partial observation whose worker is not known: contract 1.1)."""
 
@@ -317,7 +328,7 @@ class InteractionsObservation(_Observation):
 
     task: Literal["interactions"]
     """The task: a window following the team's supervisor."""
-    supervisor: Code
+    supervisor: PersonCode
     """The factory's code of the supervisor followed."""
     interactions: list[Interaction]
     """The supervisor's interactions, in order."""
@@ -406,3 +417,21 @@ def shown_key(key: str) -> str:
     """A machine key as a field path may show it: a key that is no machine code of either
     department may be a person's code typed in the wrong place: described, not repeated."""
     return key if _MACHINE_LIKE.fullmatch(key) else "<not a machine code>"
+
+
+def _personal(model: type[BaseModel]) -> set[str]:
+    """The fields of `model` and of the models below it that are marked `Personal`."""
+    marked = {name for name, field in model.model_fields.items()
+              if any(isinstance(m, Personal)
+                     for m in [*field.metadata, *_marks(field.annotation)])}
+    return marked.union(*(_personal(sub) for sub in model.__subclasses__()))
+
+
+def _marks(annotation: Any) -> list[Any]:
+    """The `Annotated` metadata anywhere in a field's type (`PersonCode | None` too)."""
+    found = list(getattr(annotation, "__metadata__", ()))
+    return found + [m for arg in getattr(annotation, "__args__", ()) for m in _marks(arg)]
+
+
+# The names of the fields (and the frames' columns) that hold people's codes
+PERSONAL = frozenset(_personal(_Model))

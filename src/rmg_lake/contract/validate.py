@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from rmg_lake.contract.models import (
     FACTORY_TZ,
+    PERSONAL,
     Observation,
     department_problem,
     parse_observation,
@@ -20,21 +21,20 @@ from rmg_lake.contract.models import (
 from rmg_lake.contract.names import parse_name
 from rmg_lake.errors import LakeError
 
-__all__ = ["CONTRACT_KEYS", "InvalidObservation", "Validated", "extra_keys", "validate_file",
-           "validate_payload"]
+__all__ = ["CONTRACT_KEYS", "SHOWN_VALUES", "InvalidObservation", "Validated", "extra_keys",
+           "validate_file", "validate_payload"]
 
 # A message repeats the input only where it cannot be a person's code: a number or a
 # boolean in a counting or coded field. Text never: whatever failed to parse may be a
 # worker's code typed in the wrong place, so it is described, not echoed.
-_SHOWN = frozenset({
+SHOWN_VALUES = frozenset({
     "schema_version", "back", "front", "sleeve", "collar", "wip", "length_s",
     "mc_status", "component", "status", "task", "initiator", "topic", "department",
 })
 # Keys of the contract, which a message may name (any other key may be a person's code).
-_KEYS = _SHOWN | {"observation_id", "observer", "factory", "team", "started_at", "ended_at",
-                  "app_version", "device", "notes", "machines", "worker_id", "style",
-                  "supervisor", "interactions", "with", "left_floor_s"}
-CONTRACT_KEYS = _KEYS
+CONTRACT_KEYS = SHOWN_VALUES | PERSONAL | {
+    "observation_id", "observer", "factory", "team", "started_at", "ended_at", "app_version",
+    "device", "notes", "machines", "style", "interactions", "with", "left_floor_s"}
 _NAME_HINT = "expected <task>_<department>_<team>_<observer>_<YYYYMMDD>T<HHMMSS>.json"
 
 
@@ -134,7 +134,7 @@ def _first_problem(exc: ValidationError) -> tuple[str | None, str]:
     if error["type"] in ("uuid_parsing", "uuid_type"):
         return field, "not a UUID"  # pydantic's own message quotes the text
     value = error.get("input")
-    if isinstance(value, int | float) and loc and loc[-1] in _SHOWN:
+    if isinstance(value, int | float) and loc and loc[-1] in SHOWN_VALUES:
         got = repr(value) if len(repr(value)) <= 24 else f"a number of {len(repr(value))} digits"
         message = f"{message} (got {got})"
     return field, message
@@ -159,7 +159,7 @@ def _duplicate_key(data: bytes) -> str | None:
         json.loads(data, object_pairs_hook=_no_twice)
     except _Twice as twice:
         key = str(twice.args[0])
-        if key in _KEYS:
+        if key in CONTRACT_KEYS:
             return key
         return f"machines.{key}" if shown_key(key) == key else "(a key the contract lacks)"
     return None

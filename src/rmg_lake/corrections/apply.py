@@ -29,7 +29,7 @@ from uuid import UUID
 
 import pydantic_core
 
-from rmg_lake.contract.models import Observation, shown_key
+from rmg_lake.contract.models import PERSONAL, Observation, shown_key
 from rmg_lake.contract.validate import CONTRACT_KEYS, InvalidObservation, validate_payload
 from rmg_lake.corrections.sheet import SheetRow, as_text
 from rmg_lake.errors import LakeUnusable
@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 DROP = "DROP"
-PERSONAL = frozenset({"worker_id", "supervisor"})  # their values are never printed
 _FIXED = {"observation_id": "an observation's id cannot be corrected (DROP it instead)",
           "schema_version": "the contract's version is not a value to correct"}
 _OPTIONAL = frozenset({"app_version", "device", "notes"})  # absent is null: may be set

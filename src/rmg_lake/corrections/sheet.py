@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, boundary
 
 __all__ = ["COLUMNS", "SheetError", "SheetRow", "as_text", "read_sheet"]
 
@@ -43,10 +44,11 @@ def read_sheet(path: Path) -> tuple[bytes, list[SheetRow]]:
     if suffix not in SUFFIXES:
         raise SheetError("not a .csv or .xlsx file", file=str(path),
                          hint="save the corrections sheet as CSV (UTF-8) or Excel (.xlsx)")
-    try:
+    with boundary(file=path, kind=SheetError, doing="read it"):
+        if not stat.S_ISREG(path.stat().st_mode):  # (reading a named pipe would wait)
+            raise SheetError("not a file (a folder, a named pipe or a device)",
+                             file=str(path), hint="give the sheet's file")
         data = path.read_bytes()
-    except OSError as err:
-        raise SheetError(f"cannot read it ({err.strerror or err})", file=str(path)) from None
     cells = _csv_cells(path, data) if suffix == ".csv" else _xlsx_cells(path, data)
     return data, _rows(path, cells)
 

@@ -11,7 +11,8 @@ version restores on its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ import orjson
 from rmg_lake._internal.files import own_private_dir, write_once
 from rmg_lake._internal.progress import Track
 from rmg_lake.deliver.targets import Target
-from rmg_lake.errors import LakeError, LakeUnusable
+from rmg_lake.errors import LakeError, LakeUnusable, guarded
 from rmg_lake.lake import Lake, open_lake
 from rmg_lake.store.log import Batch, Correction
 from rmg_lake.store.raw import sha256
@@ -45,6 +46,7 @@ def _object_key(digest: str) -> str:
     return f"backups/objects/{digest[:2]}/{digest[2:]}"
 
 
+@guarded
 def backup(lake: Lake, target: Target, *, now: datetime | None = None,
            track: Track | None = None) -> BackupResult:
     """Write a new version of `lake` to `target`, uploading only objects it lacks."""
@@ -62,30 +64,28 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
               ("_meta.json", *(f"_log/{e.batch:06d}.json" for e in entries))}
     present = set(target.objects())  # one listing, not one question per object
     objects, missing = [], []
-    try:
-        for path, (digest, size) in sorted(known.items()):
+    for path, (digest, size) in sorted(known.items()):
+        with _named_by_the_log(path):
             if digest is None:  # the log's own files
                 data = (lake.root / path).read_bytes()
                 digest, size = sha256(data), len(data)
             elif size is None:  # events files and sheets: the log names no size
                 size = (lake.root / path).stat().st_size
-            if _object_key(digest) not in present:
-                missing.append((path, digest, size))
-                present.add(_object_key(digest))
-            objects.append({"path": path, "sha256": digest, "size": size})
-        uploads: Iterable[tuple[str, str, int]] = missing
-        if track is not None:
-            uploads = track(missing, len(missing), "Backing up", size=lambda item: item[2],
-                            total_size=sum(item[2] for item in missing))
-        for path, digest, _ in uploads:
+        if _object_key(digest) not in present:
+            missing.append((path, digest, size))
+            present.add(_object_key(digest))
+        objects.append({"path": path, "sha256": digest, "size": size})
+    uploads: Iterable[tuple[str, str, int]] = missing
+    if track is not None:
+        uploads = track(missing, len(missing), "Backing up", size=lambda item: item[2],
+                        total_size=sum(item[2] for item in missing))
+    for path, digest, _ in uploads:
+        with _named_by_the_log(path):
             data = (lake.root / path).read_bytes()
-            if sha256(data) != digest:  # no manifest is written: no version names it
-                raise LakeError("a file of the lake is damaged", file=path,
-                                hint="run `rmg-lake verify`, and restore it from a backup")
-            target.put(_object_key(digest), data)
-    except FileNotFoundError as err:
-        raise LakeError("a file the log names is missing from the lake",
-                        file=str(err.filename), hint="run `rmg-lake verify`") from None
+        if sha256(data) != digest:  # no manifest is written: no version names it
+            raise LakeError("a file of the lake is damaged", file=path,
+                            hint="run `rmg-lake verify`, and restore it from a backup")
+        target.put(_object_key(digest), data)
     stamp = (now or datetime.now(UTC)).astimezone(UTC)
     key = f"backups/{stamp:%Y-%m-%dT%H%M%S.%fZ}.json"
     manifest = {"format": FORMAT, "created_at": stamp.isoformat(), "batches": len(entries),
@@ -94,11 +94,23 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
     return BackupResult(key, len(objects), len(missing))
 
 
+@contextmanager
+def _named_by_the_log(path: str) -> Iterator[None]:
+    """Reading a file the log names (`path`, relative to the lake): gone, it is a finding."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise LakeError("a file the log names is missing from the lake", file=path,
+                        hint="run `rmg-lake verify`") from None
+
+
+@guarded
 def versions(target: Target) -> list[str]:
     """The manifests' keys, oldest first."""
     return [key for key in target.keys("backups") if key.endswith(".json")]
 
 
+@guarded
 def restore(target: Target, lake_dir: str | Path, *, version: str | None = None,
             track: Track | None = None) -> Lake:
     """Make a new lake at `lake_dir` from a version (default: the newest), derive it, and
@@ -150,6 +162,7 @@ def _when(key: str) -> datetime:
     return datetime.strptime(stamp, "%Y-%m-%dT%H%M%S.%fZ").replace(tzinfo=UTC)
 
 
+@guarded
 def prune(target: Target, *, now: datetime | None = None, every_version_days: int = 14,
           weekly_days: int = 365) -> Pruned:
     """Keep every version of the last `every_version_days`, then the newest of each week

@@ -6,12 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dropbox
-import requests
 from dropbox.content_hash import content_hash
-from dropbox.exceptions import ApiError, HttpError
-from tenacity import RetryError
+from dropbox.exceptions import ApiError
 
-from rmg_lake.errors import SourceError
+from rmg_lake.errors import SourceError, boundary, dropbox_not_found
 from rmg_lake.sources.base import SourceFile
 from rmg_lake.sources.dropbox import DropboxFolder
 from rmg_lake.sources.dropbox_client import call
@@ -36,13 +34,8 @@ class DropboxTarget:
 
     def put(self, key: str, data: bytes) -> None:
         """Upload `data` and check the content hash Dropbox reports for what it stored."""
-        try:
+        with boundary(file=key, kind=SourceError, doing="upload it to Dropbox"):
             metadata = call(self._upload, self._path(key), data, attempts=self.attempts)
-        except ApiError as err:
-            raise SourceError(f"Dropbox refused the upload ({err.error})", file=key) from None
-        except (requests.exceptions.RequestException, HttpError, RetryError):
-            raise SourceError("cannot upload it to Dropbox", file=key,
-                              hint="check the internet connection, then run again") from None
         if metadata.content_hash != content_hash(data):
             raise SourceError("Dropbox stored other bytes than were sent", file=key)
 
@@ -76,16 +69,14 @@ class DropboxTarget:
         try:
             return [f"{prefix}/{f.path}" for f in folder.list()]
         except SourceError as err:
-            if "not_found" in str(err):
+            if dropbox_not_found(err.__cause__):
                 return []
             raise
 
     def delete(self, key: str) -> None:
-        try:
-            call(self.client.files_delete_v2, self._path(key), attempts=self.attempts)
-        except ApiError as err:
-            if "not_found" not in str(err.error):
-                raise SourceError(f"Dropbox cannot delete it ({err.error})", file=key) from err
-        except (requests.exceptions.RequestException, HttpError, RetryError):
-            raise SourceError("cannot reach Dropbox to delete it", file=key,
-                              hint="check the internet connection, then run again") from None
+        with boundary(file=key, kind=SourceError, doing="delete it in Dropbox"):
+            try:
+                call(self.client.files_delete_v2, self._path(key), attempts=self.attempts)
+            except ApiError as err:
+                if not dropbox_not_found(err):  # (gone already: as good as deleted)
+                    raise

@@ -24,18 +24,18 @@ import polars as pl
 
 from rmg_lake._internal.files import own_private_dir, write_atomic
 from rmg_lake._internal.progress import Track
+from rmg_lake.contract.models import PERSONAL
 from rmg_lake.deliver.dictionary import column_rows
 from rmg_lake.deliver.secret import StudySecret
 from rmg_lake.derive.frames import DETAIL, team_frame_name
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, boundary, guarded
 from rmg_lake.lake import Lake
 from rmg_lake.store.tables import parquet_bytes
 
-__all__ = ["FORMATS", "PERSONAL", "Exported", "export"]
+__all__ = ["FORMATS", "Exported", "export"]
 
 Format = Literal["parquet", "csv", "xlsx"]
 FORMATS: tuple[Format, ...] = ("parquet", "csv", "xlsx")
-PERSONAL = ("worker_id", "supervisor")  # columns holding codes of people studied
 FREE_TEXT = ("notes",)  # left out when pseudonymised, unless kept on purpose
 UNCHECKED = ("source_path", "device", "app_version", "extra_keys")  # … and these, always
 _TIME = "%Y-%m-%dT%H:%M:%S%.6fZ"  # UTC, as text in CSV and Excel
@@ -50,6 +50,7 @@ class Exported:
     notes: bool  # whether the notes are in it
 
 
+@guarded
 def export(lake: Lake, out: str | Path, *, fmt: Format = "parquet",
            secret: StudySecret | None = None, keep_notes: bool = False,
            start: date | None = None, end: date | None = None,
@@ -78,11 +79,8 @@ def export(lake: Lake, out: str | Path, *, fmt: Format = "parquet",
     parts: Iterable[tuple[str, pl.DataFrame]] = _frames(lake, teams, wanted, start, end)
     if track is not None:
         parts = track(parts, len(teams) + 2, "Exporting")
-    try:
+    with boundary(file=out, doing="make the folder"):
         own_private_dir(out)  # (an empty folder made beforehand, too)
-    except OSError as err:
-        raise LakeError(f"cannot make the folder ({err.strerror or err})",
-                        file=str(out)) from None
     rows, dictionary = {}, []
     for name, frame in parts:
         shared = _shareable(frame, secret, keep)
@@ -116,7 +114,7 @@ def _shareable(frame: pl.DataFrame, secret: StudySecret | None, keep_notes: bool
     if secret is None:
         return frame
     frame = frame.drop(UNCHECKED, strict=False)
-    for column in PERSONAL:
+    for column in sorted(PERSONAL):
         if column in frame.columns:
             codes = frame[column].drop_nulls().unique().to_list()
             frame = frame.with_columns(pl.col(column).replace_strict(

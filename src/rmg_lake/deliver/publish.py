@@ -19,7 +19,7 @@ from datetime import datetime
 from rmg_lake.deliver.flags import flags_csv
 from rmg_lake.deliver.html import render_html, report_data
 from rmg_lake.deliver.targets import FolderTarget, Target
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, boundary, guarded
 from rmg_lake.lake import Lake
 
 __all__ = ["FOLDER", "KEEP", "Published", "prune_reports", "publish"]
@@ -39,6 +39,7 @@ class Published:
     failed: list[str]  # targets that could not be reached, each with the reason
 
 
+@guarded
 def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
             now: datetime | None = None) -> Published:
     """Write today's report and flags into the lake's `reports/` and each of `targets`,
@@ -51,13 +52,14 @@ def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
     places, failed, deleted = [], [], 0
     for number, place in enumerate([FolderTarget(lake.root), *targets]):
         try:
-            for key, data in files.items():
-                place.put(key, data)
-            deleted += len(prune_reports(place, keep))
-        except (LakeError, OSError) as err:
+            with boundary(file=place.name):
+                for key, data in files.items():
+                    place.put(key, data)
+                deleted += len(prune_reports(place, keep))
+        except LakeError as err:
             if number == 0:  # the lake's own folder
                 raise
-            failed.append(f"{place.name}: {err}")
+            failed.append(str(err) if err.file else f"{place.name}: {err}")
             continue
         places.append(place.name)
     page, flags = files

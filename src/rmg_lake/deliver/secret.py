@@ -22,7 +22,7 @@ from pathlib import Path
 import typer
 
 from rmg_lake._internal.files import make_private_dir, write_once
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, boundary
 
 __all__ = ["StudySecret", "init_secret", "load_secret", "secret_path"]
 
@@ -61,12 +61,9 @@ def init_secret() -> StudySecret:
         raise LakeError("is a folder, not the study secret", file=str(path),
                         hint="RMG_LAKE_SECRET names the secret's file")
     key = secrets.token_bytes(_BYTES)
-    try:
+    with boundary(file=path, doing="write the study secret"):
         make_private_dir(path.parent)  # (never a folder of the user's own: only made)
         made = write_once(path, key.hex().encode() + b"\n", durable=True)
-    except OSError as err:
-        raise LakeError(f"cannot write the study secret ({err.strerror or err})",
-                        file=str(path)) from None
     if not made:
         raise LakeError("there is a study secret already", file=str(path),
                         hint="keep it: every export's pseudonyms come from it (`rmg-lake "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rmg_lake.corrections.apply import observation_key, raw_payload, replay
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, guarded
 from rmg_lake.lake import Lake
 from rmg_lake.store.log import (
     Batch,
@@ -61,6 +61,7 @@ class Story:
         return "corrected" if any(f.in_effect for f in self.fixes) else "current"
 
 
+@guarded
 def story(lake: Lake, key: str) -> Story:
     """The story of the observation whose id is `key` (or starts with it)."""
     entries = lake.entries()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rmg_lake._internal.files import write_atomic
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, guarded
 from rmg_lake.store.raw import sha256
 
 __all__ = ["FolderTarget", "Target", "open_target"]
@@ -40,6 +40,9 @@ class FolderTarget:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self.name = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise LakeError("is a file, not a folder", file=str(root),
+                            hint="give a folder (a new one is made)")
 
     def put(self, key: str, data: bytes) -> None:
         write_atomic(self.root / key, data)
@@ -62,6 +65,7 @@ class FolderTarget:
         (self.root / key).unlink(missing_ok=True)
 
 
+@guarded
 def open_target(spec: str) -> Target:
     """A folder to write to: `dropbox:/path` (signed in as `rmg-lake auth` left it), or
     a local one."""

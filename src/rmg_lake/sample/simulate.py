@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from rmg_lake.contract.models import FACTORY_TZ, OTHER_INTERLOCUTORS
-from rmg_lake.errors import LakeError
+from rmg_lake.errors import LakeError, guarded
 from rmg_lake.sample.bad import BAD_KINDS, spoil
 from rmg_lake.sample.bad import dump as _dump
 
@@ -135,6 +135,7 @@ class _Folder:
             os.utime(target, ns=(mtime_ns, mtime_ns))
 
 
+@guarded
 def simulate(
     root: Path, *, days: int = 21, observers: int = 4, seed: int = 0,
     start: date = date(2026, 11, 1), factories: int = 2, bad_files: bool = True,

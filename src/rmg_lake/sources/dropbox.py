@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 import dropbox
-import requests
 from dropbox.content_hash import DropboxContentHasher
-from dropbox.exceptions import ApiError, AuthError, BadInputError, HttpError
+from dropbox.exceptions import ApiError
 from dropbox.files import DeletedMetadata, FileMetadata, ListFolderContinueError
 from tenacity import RetryError
 
-from rmg_lake.errors import SourceError
+from rmg_lake.errors import SourceError, boundary, dropbox_not_found
 from rmg_lake.sources.base import FileDeferred, FileGone, SourceFile, ours
 from rmg_lake.sources.dropbox_client import DROPPED, Retry, call
 
@@ -69,7 +68,7 @@ class DropboxFolder:
                 self.gone.append(path)
 
     def _entries(self) -> Iterator[Any]:
-        try:
+        with boundary(file=self.name, kind=SourceError, doing="list it"):
             page = None
             if self.start_cursor is not None:
                 try:
@@ -88,15 +87,6 @@ class DropboxFolder:
                 page = self._call(self.client.files_list_folder_continue, page.cursor)
                 yield from page.entries
             self.cursor = page.cursor
-        except (AuthError, BadInputError) as err:
-            raise SourceError("Dropbox refused the credentials", file=self.name,
-                              hint="run `rmg-lake auth` again (or check DROPBOX_APP_KEY and "
-                              "DROPBOX_REFRESH_TOKEN)") from err
-        except ApiError as err:
-            raise SourceError(f"Dropbox cannot list it ({err.error})", file=self.name) from err
-        except (requests.exceptions.RequestException, HttpError, RetryError) as err:
-            raise SourceError("cannot reach Dropbox", file=self.name,
-                              hint="check the internet connection, then run again") from err
 
     def read(self, file: SourceFile) -> bytes:
         buffer = io.BytesIO()
@@ -118,7 +108,7 @@ class DropboxFolder:
             raise FileDeferred(f"not fetched whole after {self.attempts} tries "
                                f"({err.last_attempt.exception()})", file=file.path) from None
         except ApiError as err:
-            if "not_found" in str(err.error):
+            if dropbox_not_found(err):
                 raise FileGone("the file went away before it was read",
                                file=file.path) from None
             raise FileDeferred(f"Dropbox refused it ({err.error})", file=file.path) from None
