@@ -20,7 +20,7 @@ day again and trusts nothing derived.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -33,8 +33,9 @@ from rmg_lake._internal.faults import reached
 from rmg_lake._internal.files import sync_all, write_atomic
 from rmg_lake._internal.progress import Track
 from rmg_lake.config import Settings
-from rmg_lake.corrections.apply import Patch, patches
+from rmg_lake.corrections.apply import Patch
 from rmg_lake.derive.catalog import build_catalog
+from rmg_lake.derive.changes import Update, what_changed
 from rmg_lake.derive.frames import (
     DETAIL,
     batches_frame,
@@ -51,17 +52,14 @@ from rmg_lake.derive.frames import (
 from rmg_lake.store.events import EVENT_FRAMES, corrected_rows, in_store, read_events
 from rmg_lake.store.log import (
     Batch,
-    Correction,
-    Current,
     LogEntry,
-    corrections_in_effect,
     in_effect,
     settings_in_force,
 )
 from rmg_lake.store.raw import sha256
 from rmg_lake.store.resolved import family
 from rmg_lake.store.tables import SCHEMAS, parquet_bytes
-from rmg_lake.store.versions import arrivals, as_currents, currents, log_rows
+from rmg_lake.store.versions import log_rows
 
 __all__ = ["STATE", "Derived", "derive", "load_state"]
 
@@ -121,50 +119,51 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
     current events changed are derived again (and the months of their team frames);
     without it, everything is. `rows` are the entries' `versions.log_rows`, if at hand.
     """
-    shown_before = load_state(out, whole=False)  # its files stay one more update
-    batches = in_effect(entries)
-    corrections = corrections_in_effect(entries)
-    rows = log_rows(entries) if rows is None else rows
-    effect, corrected = {b.batch for b in batches}, _corrected(corrections)
-    # new ingests alone change only the observations they bring events of
-    brought = None if previous is None or not all(
-        isinstance(e, Batch) for e in entries[previous.entries:]) else arrivals(
-        rows, {e.batch for e in entries[previous.entries:]})["observation_id"].unique()
-    after = _currents(rows, effect, None if brought is None else {*brought, *corrected})
-    patched = patches(lake, corrections, _of(after, corrected))
-    frames: dict[str, dict[str, str]] = {}
-    if previous is None:
-        touched = set(_shown(after, patched.by_id)["day"])
-    else:
-        frames = {name: dict(parts) for name, parts in previous.frames.items()}
-        touched = _changed(lake, entries, previous.entries, rows, after, patched.by_id,
-                           brought)
-    if brought is not None:  # every observation that may show on the days to derive
-        after = _currents(rows, effect, {*_on(rows, touched), *corrected})
-    shown = _shown(after, patched.by_id).filter(pl.col("day").is_in(list(touched)))
-    month_names = sorted({day.isoformat()[:7] for day in touched})
-    months: Iterable[str] = month_names
-    if track is not None:
-        months = track(month_names, len(month_names), "Deriving frames")
-    holders = _holders(rows, shown["sha256"])
-    del rows, after  # the whole log's columns: not needed while the months are derived
+    before = load_state(out, whole=False)  # its files stay one more update
+    update = what_changed(lake, entries, previous.entries if previous else None,
+                          log_rows(entries) if rows is None else rows)
+    del rows  # the whole log's columns: not needed while the days are derived
+    frames = {name: dict(parts) for name, parts in previous.frames.items()} if previous else {}
+    _derive_days(lake, out, frames, entries, update, track)
+    _derive_history(out, frames, entries)
+    settings = settings_in_force(in_effect(entries))
+    _derive_whole(out, frames, entries, previous, update, settings)
+    state = _commit(lake, out, frames, entries, settings)
+    _delete_unnamed(out, state, before)
+    return state
+
+
+def _derive_days(lake: Path, out: Path, frames: dict[str, dict[str, str]],
+                 entries: list[LogEntry], update: Update, track: Track | None) -> None:
+    """Write the day partitions of `update`'s days, and their months' team frames."""
+    names = sorted({day.isoformat()[:7] for day in update.days})
+    months = names if track is None else track(names, len(names), "Deriving frames")
     by_number = {e.batch: e for e in entries if isinstance(e, Batch)}
     with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
         for month in months:
-            days = sorted(day for day in touched if day.isoformat().startswith(month))
-            _derive_month(lake, out, frames, days, shown.filter(
-                pl.col("day").is_between(days[0], days[-1])), holders, by_number,
-                patched.by_id, pool)
+            days = sorted(day for day in update.days if day.isoformat().startswith(month))
+            _derive_month(lake, out, frames, days, update.shown.filter(
+                pl.col("day").is_between(days[0], days[-1])), update.holders, by_number,
+                update.patched, pool)
+
+
+def _derive_history(out: Path, frames: dict[str, dict[str, str]],
+                    entries: list[LogEntry]) -> None:
+    """What became of each file of each ingest: a partition per batch, written once."""
     history = frames.setdefault("history", {})
     for batch in entries:
-        if isinstance(batch, Batch) and (batch.inline or batch.records) \
-                and f"b{batch.batch:06d}" not in history:
-            history[f"b{batch.batch:06d}"] = _write(out, "history", f"b{batch.batch:06d}",
-                                                    history_frame(batch))
-    settings = settings_in_force(batches)
-    # go on from the frames before, where they still hold: the quarantine after new
-    # ingests only, completion under the same settings (the days that changed: `touched`)
-    if previous is not None and brought is not None:  # (new ingests alone)
+        key = f"b{batch.batch:06d}"
+        if isinstance(batch, Batch) and (batch.inline or batch.records) and key not in history:
+            history[key] = _write(out, "history", key, history_frame(batch))
+
+
+def _derive_whole(out: Path, frames: dict[str, dict[str, str]], entries: list[LogEntry],
+                  previous: Derived | None, update: Update, settings: Settings) -> None:
+    """The whole frames: completion, batches, quarantine and corrections. They go on from
+    the frames before where those still hold: the quarantine after new ingests only,
+    completion under the same settings (made again for the days that changed)."""
+    batches = in_effect(entries)
+    if previous is not None and update.ingests_only:
         quarantine = quarantine_frame([b for b in batches if b.batch > previous.entries],
                                       _whole(out, previous, "quarantine"),
                                       {b.batch: family(b.source) for b in batches})
@@ -172,12 +171,18 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
         quarantine = quarantine_frame(batches)
     earlier = _whole(out, previous, "completion") if previous is not None and settings == \
         settings_in_force(in_effect(entries[:previous.entries])) else None
-    for name, frame in (("completion", _completion_frame(
-                            out, frames.get("observations", {}), settings, earlier, touched)),
-                        ("batches", batches_frame(entries)),
+    completion = _completion_frame(out, frames.get("observations", {}), settings, earlier,
+                                   update.days)
+    for name, frame in (("completion", completion), ("batches", batches_frame(entries)),
                         ("quarantine", quarantine),
-                        ("corrections", corrections_frame(entries, patched.applied))):
+                        ("corrections", corrections_frame(entries, update.applied))):
         frames[name] = {_WHOLE: _write(out, name, _WHOLE, frame)}
+
+
+def _commit(lake: Path, out: Path, frames: dict[str, dict[str, str]],
+            entries: list[LogEntry], settings: Settings) -> Derived:
+    """Make the new state the lake's: every expected frame there, the catalog over it,
+    the files on disk, then `_derived.json`, which names them."""
     configured = {f"teams/{team_frame_name(task, d, t)}" for task in DETAIL
                   for departments in settings.study.values()
                   for d, teams in departments.items() for t in teams}
@@ -190,54 +195,7 @@ def derive(lake: Path, entries: list[LogEntry], out: Path, *,
          "frames": state.frames},
         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS), sync=False)
     reached("state-written")
-    _delete_unnamed(out, state, shown_before)
     return state
-
-
-def _corrected(corrections: list[Correction]) -> set[str]:
-    """The observations some row of `corrections` is about."""
-    return {row.observation_id for c in corrections for row in c.rows}
-
-
-def _currents(rows: pl.DataFrame, batches: set[int],
-              ids: set[str] | None = None) -> pl.DataFrame:
-    """`versions.currents` after `batches` (those in effect) of every observation, or of
-    those `ids`."""
-    if ids is not None:
-        rows = rows.filter(pl.col("observation_id").is_in(list(ids)))
-    return currents(arrivals(rows, batches))
-
-
-def _on(rows: pl.DataFrame, days: set[date]) -> pl.Series:
-    """The observations with some file of `rows` on one of `days` (a duplicate's event is
-    on the day of the file that added its bytes, which `rows` hold, rolled back or not)."""
-    return rows.filter(pl.col("day").is_in(sorted(days)))["observation_id"].unique()
-
-
-def _of(frame: pl.DataFrame, ids: Iterable[str]) -> dict[str, Current]:
-    """The Currents of `frame` (of `versions.currents`) of the observations `ids`."""
-    return as_currents(frame.filter(pl.col("observation_id").is_in(list(ids))))
-
-
-def _shown(after: pl.DataFrame, patched: dict[str, Patch]) -> pl.DataFrame:
-    """The current events by the day each shows on: its own, or as corrected (a withdrawn
-    observation shows on none)."""
-    moved = {key: patch.observation.day for key, patch in patched.items()
-             if patch.observation is not None}
-    return after.filter(~pl.col("observation_id").is_in(list(patched.keys() - moved))) \
-        .with_columns(pl.col("observation_id").replace_strict(
-            list(moved), list(moved.values()), default=pl.col("day"),
-            return_dtype=pl.Date).alias("day"))
-
-
-def _holders(rows: pl.DataFrame, events: pl.Series) -> pl.DataFrame:
-    """sha256 → `holder` of the `events` (their sha256): the batch that first added the
-    event, whose events hold its rows (rolled back or not: a later duplicate of it may
-    stand in)."""
-    return rows.filter(pl.col("outcome") == "added",
-                       pl.col("sha256").is_in(events.implode())).select(
-        "sha256", pl.col("batch").alias("holder")).unique("sha256", keep="first",
-                                                           maintain_order=True)
 
 
 def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
@@ -248,34 +206,13 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
     `patched` ones as corrected), then the month's team frames: a frame at a time, so
     that a month of one frame's rows is in memory, not of all."""
     month = days[0].isoformat()[:7]
-    fixed = shown.filter(pl.col("observation_id").is_in(list(patched)))
-    plain = shown.filter(~pl.col("observation_id").is_in(list(patched)))
-    wanted = [(by_number[number], group["sha256"].unique()) for (number,), group in sorted(
-        plain.select("sha256").join(holders, on="sha256", how="left").group_by("holder"))]
-    corrected = corrected_rows([(sha, observation, patch.fields) for sha, key in fixed.select(
-        "sha256", "observation_id").iter_rows() if (patch := patched[key]) is not None
-        and (observation := patch.observation) is not None])  # (withdrawn: not shown)
-    log_side = pl.concat([plain, fixed]).select(
-        "day", pl.col("sha256").alias("event_id"), "batch", "versions",
-        pl.col("path").alias("source_path"), pl.col("first_saved").alias("synced_at"),
-        pl.col("observation_id").is_in(list(patched)).alias("corrected"),
-        pl.col("observation_id").replace_strict(
-            list(patched), [len(p.fields) for p in patched.values()], default=0,
-            return_dtype=pl.Int64).alias("corrections"))
-    for parts in frames.values():
-        for day in days:
-            parts.pop(day.isoformat(), None)
-        parts.pop(month, None)
-    span = (days[0], days[-1])
-    parsed = {batch.batch: read_events(lake, batch, ids, span)  # made from raw: every
-              for batch, ids in wanted if not in_store(batch)}  # frame at once
+    for parts in frames.values():  # what was derived of these days before
+        for key in (*(day.isoformat() for day in days), month):
+            parts.pop(key, None)
+    rows_of = _month_rows(lake, shown, holders, by_number, patched, (days[0], days[-1]))
+    log_side = _log_side(shown, patched)
     for name in EVENT_FRAMES:
-        found = [parsed[batch.batch][name] if batch.batch in parsed
-                 else read_events(lake, batch, ids, span, (name,))[name]
-                 for batch, ids in wanted]
-        rows = pl.concat([*(part.with_columns(_UNCORRECTED) if name != "observations"
-                            else part for part in found), corrected[name]])
-        del found
+        rows = rows_of(name)
         for first in range(0, len(days), _WRITERS):  # a few days' rows at a time: one
             _write_all(pool, out, frames, [  # copy of the month's in memory, not three
                 (name, day.isoformat(), frame) for day in days[first:first + _WRITERS]
@@ -285,6 +222,44 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
         del rows
         if name in DETAIL:
             _write_teams(pool, out, frames, name, month)
+
+
+def _month_rows(lake: Path, shown: pl.DataFrame, holders: pl.DataFrame,
+                by_number: dict[int, Batch], patched: dict[str, Patch],
+                span: tuple[date, date]) -> Callable[[str], pl.DataFrame]:
+    """A reader of one frame's rows of the `shown` events: from the event store of the
+    batch that holds each (or made from raw, every frame at once, for a batch the store
+    lacks), and for a corrected observation made again from its raw file."""
+    fixed = shown.filter(pl.col("observation_id").is_in(list(patched)))
+    plain = shown.filter(~pl.col("observation_id").is_in(list(patched)))
+    wanted = [(by_number[number], group["sha256"].unique()) for (number,), group in sorted(
+        plain.select("sha256").join(holders, on="sha256", how="left").group_by("holder"))]
+    corrected = corrected_rows([(sha, observation, patch.fields) for sha, key in fixed.select(
+        "sha256", "observation_id").iter_rows() if (patch := patched[key]) is not None
+        and (observation := patch.observation) is not None])  # (withdrawn: not shown)
+    parsed = {batch.batch: read_events(lake, batch, ids, span)
+              for batch, ids in wanted if not in_store(batch)}
+
+    def rows(name: str) -> pl.DataFrame:
+        found = [parsed[batch.batch][name] if batch.batch in parsed
+                 else read_events(lake, batch, ids, span, (name,))[name]
+                 for batch, ids in wanted]
+        return pl.concat([*(part.with_columns(_UNCORRECTED) if name != "observations"
+                            else part for part in found), corrected[name]])
+
+    return rows
+
+
+def _log_side(shown: pl.DataFrame, patched: dict[str, Patch]) -> pl.DataFrame:
+    """What the log says of each shown event, with its day: its batch, its versions, where
+    it came from and when it was first saved, and how many corrections changed it."""
+    return shown.select(
+        "day", pl.col("sha256").alias("event_id"), "batch", "versions",
+        pl.col("path").alias("source_path"), pl.col("first_saved").alias("synced_at"),
+        pl.col("observation_id").is_in(list(patched)).alias("corrected"),
+        pl.col("observation_id").replace_strict(
+            list(patched), [len(p.fields) for p in patched.values()], default=0,
+            return_dtype=pl.Int64).alias("corrections"))
 
 
 def _write_teams(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, str]],
@@ -310,68 +285,6 @@ def _write_all(pool: ThreadPoolExecutor, out: Path, frames: dict[str, dict[str, 
     written = pool.map(lambda part: _write(out, *part), parts)
     for (name, key, _), relative in zip(parts, written, strict=True):
         frames.setdefault(name, {})[key] = relative
-
-
-def _changed(lake: Path, entries: list[LogEntry], known: int, rows: pl.DataFrame,
-             after: pl.DataFrame, patched: dict[str, Patch],
-             brought: pl.Series | None) -> set[date]:
-    """The days on which an observation shows otherwise after `entries` than after the
-    first `known` of them: its current event (or its count of versions) or its
-    corrections differ, on either side of the change. If the new entries are ingests
-    alone, they only add to what was current: only the observations they bring events of
-    (`brought`) may change."""
-    earlier = entries[:known]
-    was_in_effect, was_corrected = {b.batch for b in in_effect(earlier)}, \
-        corrections_in_effect(earlier)
-    if brought is not None:
-        before = _currents(rows, was_in_effect, set(brought))
-        ids = set(brought)
-    else:  # a rollback or a correction: what counted before may change anywhere
-        before = _currents(rows, was_in_effect)
-        same = before.join(after, on=[*after.columns], how="semi", nulls_equal=True)
-        ids = (set(before["observation_id"]) | set(after["observation_id"])) \
-            - set(same["observation_id"])
-        ids |= _corrected(was_corrected) | _corrected(corrections_in_effect(entries))
-    # an observation corrected before or after: as the corrections show it (a few)
-    fixed = ids & (_corrected(was_corrected) | patched.keys())
-    then, now = _of(before, fixed), _of(after, fixed)
-    was = patches(lake, was_corrected, then, only=fixed)
-    return _changed_days({k: (then.get(k), was.by_id.get(k)) for k in fixed},
-                         {k: (now.get(k), patched.get(k)) for k in fixed}) \
-        | _differing_days(before, after, ids - fixed)
-
-
-Shown = tuple[Current | None, Patch | None]  # an observation's current event, as corrected
-
-
-def _day(current: Current | None, patch: Patch | None) -> date | None:
-    """The day an observation shows on: its corrected one; None if it is not shown."""
-    if patch is not None:
-        return patch.observation.day if patch.observation is not None else None
-    return current.record.day if current is not None else None
-
-
-def _changed_days(before: dict[str, Shown], after: dict[str, Shown]) -> set[date]:
-    """The days on which some observation's current event (its count of versions, or its
-    corrections) differs, on either side of the change."""
-    days = set()
-    for observation_id in before.keys() | after.keys():
-        old, new = before.get(observation_id, (None, None)), after.get(observation_id,
-                                                                       (None, None))
-        if old != new:
-            days |= {day for day in (_day(*old), _day(*new)) if day is not None}
-    return days
-
-
-def _differing_days(before: pl.DataFrame, after: pl.DataFrame, ids: set[str]) -> set[date]:
-    """The days on which one of the observations `ids` (of no correction) shows otherwise
-    `before` than `after` (of `versions.currents`): its current event or its count of
-    versions differs (`_changed_days`, as columns)."""
-    columns = [c for c in after.columns if c != "order"]  # (what a Current holds)
-    then, now = (frame.filter(pl.col("observation_id").is_in(list(ids))).select(columns)
-                 for frame in (before, after))
-    return {day for gone, there in ((then, now), (now, then)) for day in gone.join(
-        there, on=columns, how="anti", nulls_equal=True)["day"].drop_nulls()}
 
 
 def _settle_empty(out: Path, frames: dict[str, dict[str, str]], expected: set[str]) -> None:
