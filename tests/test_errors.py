@@ -103,7 +103,7 @@ def test_an_unexpected_error_is_one_line_and_a_pointer_to_debug(
     def broken(*_: object) -> None:
         raise ZeroDivisionError("w1101 / 0")  # (what it says may name a person: not shown)
 
-    monkeypatch.setattr("rmg_lake.cli.lake_commands.render_completion", broken)
+    monkeypatch.setattr("rmg_lake.cli.everyday.render_completion", broken)
     result = run_in(capsys, "report", "--lake", str(ingested.lake.root), "--all")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1

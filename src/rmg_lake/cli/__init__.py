@@ -2,7 +2,7 @@
 # ruff: noqa: I001  (the commands are listed in `--help` in the order they are imported)
 
 from rmg_lake.cli import (  # noqa: F401
-    lake_commands, history, fixes, backups, sharing, contract_commands,
+    everyday, history, corrections, backups, sharing, contract,
 )
 from rmg_lake.cli.shell import app, main
 

@@ -9,7 +9,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from rmg_lake.cli.fixes import show_observation
+from rmg_lake.cli.corrections import show_observation
 from rmg_lake.cli.shell import LakeOption, app, lake_from, out
 from rmg_lake.corrections.apply import shown_change, shown_field, shown_id, shown_row
 from rmg_lake.errors import LakeError, shown

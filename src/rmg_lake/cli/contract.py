@@ -64,7 +64,7 @@ def import_legacy(
     """Take the pilot app's files into the lake: each file kept as it is (photos too),
     each round it holds as an observation of the contract (what cannot be mapped is
     quarantined with the reason)."""
-    from rmg_lake.cli.lake_commands import print_ingest
+    from rmg_lake.cli.everyday import print_ingest
     from rmg_lake.pilot_import import import_pilot
     from rmg_lake.sources.legacy import PilotFiles
     from rmg_lake.sources.pilot import Study

@@ -1,4 +1,4 @@
-"""The lake's everyday commands: ingest, report, rebuild, verify, simulate."""
+"""The lake's everyday commands: ingest, report, check, rebuild, verify, simulate."""
 
 from __future__ import annotations
 
