@@ -113,10 +113,10 @@ def test_an_unexpected_error_is_one_line_and_a_pointer_to_debug(
         run_in(capsys, "--debug", "report", "--lake", str(ingested.lake.root), "--all")
 
 
-@pytest.fixture(scope="module")
-def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+@pytest.fixture
+def places(tmp_path: Path) -> dict[str, Path]:
     """A file, a folder, a named pipe, a missing path and a place that refuses writes."""
-    root = tmp_path_factory.mktemp("places")
+    root = tmp_path
     (root / "notes.txt").write_text("a file")
     (root / "folder.csv").mkdir()
     os.mkfifo(root / "pipe.csv")
@@ -191,3 +191,38 @@ def test_a_full_disk_midway_is_one_line_and_leaves_nothing_half_written(
     assert "too large for that disk" in result.stderr
     assert not list((tmp_path / "usb").rglob(".tmp-*"))  # no temp file left behind
     assert not list((tmp_path / "usb").glob("backups/*.json"))  # no version named
+
+
+EVERY = ["ingest", "report", "check", "rebuild", "verify", "correct x.csv --by me", "log",
+         "show 1", "rollback 1 --reason wrong", "backup --to {folder}",
+         "export --out {missing}",
+         "import-legacy {folder} --factory f01 --observer obs01 --team treatment"]
+
+
+@pytest.mark.parametrize(("command", "lake", "says"), [
+    *((command, "file", "is a file, not a lake folder") for command in EVERY),
+    *((command, "missing", "no lake here") for command in EVERY  # (these two make one)
+      if command.split()[0] not in ("ingest", "import-legacy"))])
+def test_every_command_says_when_its_lake_is_no_lake(
+        command: str, lake: str, says: str, places: dict[str, Path],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = [*command.format(**{k: str(v) for k, v in places.items()}).split(),
+            "--lake", str(places[lake])]
+    result = run_in(capsys, *args)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("command", "secret", "says"), [
+    ("secret init", "refused", "cannot write the study secret: "),
+    ("secret status", "folder", "cannot read the study secret: is a folder, not a file"),
+    ("secret status", "missing", "no study secret on this computer"),
+    ("secret init", "folder", "is a folder, not the study secret"),
+])
+def test_a_bad_place_for_the_study_secret_is_one_line(
+        command: str, secret: str, says: str, places: dict[str, Path],
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RMG_LAKE_SECRET", str(places[secret]))
+    result = run_in(capsys, *command.split())
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr

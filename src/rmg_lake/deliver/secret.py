@@ -74,15 +74,15 @@ def init_secret() -> StudySecret:
 def load_secret() -> StudySecret:
     """The study secret; a LakeError saying how to get one if there is none."""
     path = secret_path()
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise LakeError("no study secret on this computer", file=str(path),
-                        hint="run `rmg-lake secret init` once for the study, or copy the "
-                             "file from the computer that made it (then chmod 600)") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise LakeError(f"cannot read the study secret ({err})", file=str(path)) from None
+    with boundary(file=path, doing="read the study secret"):
+        try:
+            mode = path.stat().st_mode
+            text = path.read_text(encoding="ascii", errors="replace").strip()
+        except FileNotFoundError:
+            raise LakeError("no study secret on this computer", file=str(path),
+                            hint="run `rmg-lake secret init` once for the study, or copy "
+                                 "the file from the computer that made it (then chmod 600)"
+                            ) from None
     if stat.S_IMODE(mode) & 0o077:
         raise LakeError("the study secret is readable by others", file=str(path),
                         hint=f"chmod 600 {path}")
