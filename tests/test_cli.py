@@ -18,6 +18,7 @@ import typer
 from conftest import REPO, Ingested, run_cli, run_in
 from typer.testing import CliRunner
 
+import rmg_lake
 from rmg_lake import simulate
 from rmg_lake.cli import app
 
@@ -255,6 +256,11 @@ def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.Monk
     assert namespace["wip"].height > 0  # type: ignore[attr-defined]
     corrections = namespace["lake"].table("corrections")  # type: ignore[attr-defined]
     assert corrections["outcome"].to_list() == ["applied"] * 3  # the sample's sheet applies
+    assert (tmp_path / "shared" / "observations.csv").is_file()  # exported,
+    backups = rmg_lake.open_target("usb-backups")  # backed up, and restored before the
+    assert rmg_lake.versions(backups)  # rollback that ends the example
+    assert rmg_lake.open_lake("lake").table("observations").is_empty()
+    assert rmg_lake.open_lake("lake-restored").table("observations").height > 1000
 
 
 def test_readers_that_find_the_catalog_gone_rebuild_it_once_together(
@@ -380,14 +386,15 @@ def test_no_worker_or_supervisor_code_is_ever_printed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("columns", [80, 120])
-def test_help_wraps_to_the_terminal(columns: int, tmp_path: Path) -> None:
+def test_help_wraps_to_the_terminal(columns: int, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """`--help` of rmg-lake and of every command fits the terminal, breaks lines only
     between words (a sentence of the source reads whole), and shows flags without a type."""
-    env = {**os.environ, "COLUMNS": str(columns)}
+    monkeypatch.setenv("COLUMNS", str(columns))
+
     def shown(*args: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "rmg_lake", *args, "--help"],
-                                capture_output=True, text=True, env=env, check=True,
-                                cwd=tmp_path)
+        result = run_in(capsys, *args, "--help")
+        assert result.returncode == 0
         assert all(len(line) <= columns for line in result.stdout.splitlines())
         assert "<bool>" not in result.stdout
         return " ".join(result.stdout.split())

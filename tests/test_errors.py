@@ -11,13 +11,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+import polars as pl
 import pytest
 import requests
 from conftest import REPO, Ingested, run_in
 from dropbox import auth, files
 from dropbox.exceptions import ApiError, AuthError, HttpError, InternalServerError, RateLimitError
 
-from rmg_lake.errors import LakeError, LakeUnusable, boundary, converted, dropbox_not_found
+from rmg_lake.errors import (
+    LakeError,
+    LakeUnusable,
+    boundary,
+    converted,
+    dropbox_not_found,
+    passing,
+)
 
 
 @pytest.mark.parametrize(("number", "says", "retryable"), [
@@ -90,6 +99,8 @@ def test_dropbox_and_network_errors_by_their_types(error: Exception, says: str, 
 
 def test_a_fault_of_the_code_is_not_dressed_up_as_the_users() -> None:
     assert converted(KeyError("machine")) is None
+    assert converted(duckdb.CatalogException("Table with name wip does not exist")) is None
+    assert converted(pl.exceptions.ColumnNotFoundError("w1101")) is None
     with pytest.raises(KeyError), boundary(file="lake"):
         raise KeyError("machine")
     with pytest.raises(LakeError, match="the disk is full") as caught, boundary(file="lake"):
@@ -139,7 +150,7 @@ BAD = [
     ("rebuild --as-of 1 --out {file}", "is a file, not a folder"),
     ("restore {file} --lake {missing}", "is a file, not a folder"),
     ("report --lake {file}", "is a file, not a lake folder"),
-    ("ingest --source {file} --lake {missing}", "no such folder"),
+    ("ingest --source {file} --lake {missing}", "is a file, not a folder"),
     ("simulate {file}", "already exists"),
     ("check --lake {missing}", "no lake here"),
     ("ingest --source {missing} --lake {missing}", "no such folder"),
@@ -153,7 +164,10 @@ BAD = [
     ("simulate {refused}", "not permitted here|permission denied"),
     ("report --format html --out {refused}/r.html", "not permitted here|permission denied"),
     ("correct {folder} --by me", "not a file"),
-    ("report --format html --out {folder}", "is a folder, not a file"),
+    ("report --format html --out {folder}", "is not a file (a folder"),
+    ("report --format html --out {pipe}", "is not a file (a folder, a named pipe or a device)"),
+    ("rebuild --as-of 1 --out {refused}", "cannot write the frames there: "),
+    ("backup --to {lake}/backups", "a backup goes outside the lake"),
     ("correct {pipe} --by me", "not a file (a folder, a named pipe or a device)"),
     ("restore {pipe} --lake {missing}", "is a file, not a folder"),
 ]
@@ -163,7 +177,8 @@ BAD = [
 def test_a_bad_place_is_one_line_and_no_traceback(
         command: str, says: str, places: dict[str, Path], ingested: Ingested,
         capsys: pytest.CaptureFixture[str]) -> None:
-    args = command.format(**{k: str(v) for k, v in places.items()}).split()
+    args = command.format(lake=ingested.lake.root,
+                          **{k: str(v) for k, v in places.items()}).split()
     if "--lake" not in args and args[0] not in ("simulate", "schema"):
         args += ["--lake", str(ingested.lake.root)]
     result = run_in(capsys, *args)
@@ -218,6 +233,8 @@ def test_every_command_says_when_its_lake_is_no_lake(
     ("secret status", "folder", "cannot read the study secret: is a folder, not a file"),
     ("secret status", "missing", "no study secret on this computer"),
     ("secret init", "folder", "is a folder, not the study secret"),
+    ("secret status", "pipe", "not a file (a folder, a named pipe or a device)"),
+    ("secret init", "pipe", "is a named pipe or a device, not the study secret"),
 ])
 def test_a_bad_place_for_the_study_secret_is_one_line(
         command: str, secret: str, says: str, places: dict[str, Path],
@@ -226,3 +243,48 @@ def test_a_bad_place_for_the_study_secret_is_one_line(
     result = run_in(capsys, *command.split())
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("error", "says", "retryable"), [
+    (duckdb.IOException('IO Error: Cannot open "x": Too many open files\nLINE 2: SELECT'),
+     "the data files could not be read or written: too many files are open", True),
+    (pl.exceptions.ComputeError("failed to write: No space left on device (os error 28)"),
+     "the data files could not be read or written: the disk is full", True),
+    (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
+     "the connection was cut", True),
+    (TimeoutError("timed out"), "the network drive did not answer", True),
+])
+def test_what_duckdb_polars_and_the_network_say_in_the_systems_words(
+        error: Exception, says: str, retryable: bool) -> None:
+    found = converted(error, file="lake")
+    assert found is not None and str(found).startswith(f"lake: {says} — ")
+    assert "\n" not in str(found) and "SELECT" not in str(found)  # (their text: not shown)
+    assert found.retryable is retryable and passing(error) is retryable
+
+
+def test_a_damaged_or_strange_backup_is_one_line_and_never_waits(
+        tmp_path: Path, ingested: Ingested, capsys: pytest.CaptureFixture[str]) -> None:
+    usb = tmp_path / "usb"
+    assert run_in(capsys, "backup", "--to", str(usb), "--lake",
+                  str(ingested.lake.root)).returncode == 0
+    (usb / "backups" / "notes.json").write_text("not a version")  # (ignored)
+    (manifest,) = (usb / "backups").glob("2*.json")
+    objects = sorted((usb / "backups" / "objects").rglob("*"))
+    piped = next(o for o in objects if o.is_file())
+    piped.unlink()
+    os.mkfifo(piped)  # reading it would wait for ever
+    result = run_in(capsys, "restore", str(usb), "--lake", str(tmp_path / "again"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "not a file (a folder, a named pipe or a device)" in result.stderr
+    manifest.write_text("{")
+    result = run_in(capsys, "restore", str(usb), "--lake", str(tmp_path / "again2"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "this backup version's manifest is damaged" in result.stderr
+
+
+def test_a_named_pipe_as_rmg_lake_toml_is_refused_not_read(tmp_path: Path) -> None:
+    from rmg_lake import ConfigError, load_config
+
+    os.mkfifo(tmp_path / "rmg-lake.toml")
+    with pytest.raises(ConfigError, match="not a file"):
+        load_config(tmp_path / "rmg-lake.toml")

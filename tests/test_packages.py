@@ -29,11 +29,13 @@ def _imports() -> list[tuple[str, str]]:
         parts = path.relative_to(SRC).with_suffix("").parts
         importer = ".".join(parts)
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{importer}: a relative import"  # (none: absolute)
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 \
-                else []
-            found += [(importer, name.removeprefix("rmg_lake.")) for name in names
-                      if name.startswith("rmg_lake.")]
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [(importer, "__init__" if name == "rmg_lake" else
+                       name.removeprefix("rmg_lake.")) for name in names
+                      if name == "rmg_lake" or name.startswith("rmg_lake.")]
     return found
 
 

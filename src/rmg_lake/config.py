@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from rmg_lake._internal.files import read_file
 from rmg_lake.errors import ConfigError, boundary
 
 __all__ = [
@@ -142,7 +143,7 @@ def load_config(path: Path | None = None) -> Config | None:
             return None
     try:
         with boundary(file=path, kind=ConfigError, doing="read it"):
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            raw = tomllib.loads(read_file(path, kind=ConfigError).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"not valid TOML ({err})", file=str(path)) from None
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 __all__ = ["ConfigError", "LakeError", "LakeUnusable", "SourceError", "boundary", "converted",
-           "dropbox_not_found", "guarded", "shown"]
+           "dropbox_not_found", "guarded", "passing", "shown"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,11 +96,19 @@ _ERRNO: dict[int, tuple[str, str, bool]] = {
     errno.ETIMEDOUT: ("the network drive did not answer", f"check the connection, {_AGAIN}",
                       True),
     errno.ESTALE: ("the network drive lost it", f"check the connection, {_AGAIN}", True),
+    errno.ECONNRESET: ("the connection was cut", f"check the connection, {_AGAIN}", True),
+    errno.ECONNREFUSED: ("the connection was refused", f"check the connection, {_AGAIN}",
+                         True),
+    errno.ENETUNREACH: ("the network cannot be reached", f"check the connection, {_AGAIN}",
+                        True),
+    errno.EHOSTUNREACH: ("the host cannot be reached", f"check the connection, {_AGAIN}",
+                         True),
+    errno.EAGAIN: ("busy just now", _AGAIN, True),
 }
 _ERRNO_OF: dict[type[OSError], int] = {  # raised without a number, as some libraries do
     FileNotFoundError: errno.ENOENT, NotADirectoryError: errno.ENOTDIR,
     IsADirectoryError: errno.EISDIR, PermissionError: errno.EACCES,
-    FileExistsError: errno.EEXIST,
+    FileExistsError: errno.EEXIST, TimeoutError: errno.ETIMEDOUT,
 }
 _OFFLINE = ("cannot reach Dropbox", "check the internet connection, then run again")
 
@@ -136,9 +145,23 @@ def _converted(error: BaseException, where: str | None,
     if module in ("requests", "urllib3") or isinstance(error, OSError):
         return (kind or SourceError)(_OFFLINE[0], file=where, hint=_OFFLINE[1],
                                      retryable=True)
-    if module in ("duckdb", "_duckdb", "polars"):  # their I/O: a full disk, most often
-        return made(f"the data files could not be read or written ({error})", file=where,
-                    hint=f"free disk space, {_AGAIN}", retryable=True)
+    if module in ("duckdb", "_duckdb", "polars"):
+        return _data_files(error, where, made)
+    return None
+
+
+def _data_files(error: BaseException, where: str | None,
+                kind: type[LakeError]) -> LakeError | None:
+    """DuckDB's or polars' failure to read or write a file, by the system's words in it
+    (their own text is not repeated: it may quote data); None for any other (a bug)."""
+    text = str(error)
+    for number, (message, hint, again) in _ERRNO.items():
+        if os.strerror(number) in text:
+            return kind(f"the data files could not be read or written: {message}",
+                        file=where, hint=hint, retryable=again)
+    if type(error).__name__ == "IOException" or "os error" in text:
+        return kind("the data files could not be read or written", file=where,
+                    hint=f"check the disk, {_AGAIN}", retryable=True)
     return None
 
 
@@ -156,6 +179,14 @@ def boundary(*, file: str | Path | None = None, kind: type[LakeError] | None = N
         if mine is None:
             raise
         raise mine from error
+
+
+def passing(error: BaseException) -> bool:
+    """Whether `error` is a passing state of the computer (a full disk, too many open files,
+    a network drive gone) rather than a fault of the file being read: then it is not to be
+    called damage, but said as it is (the boundary words it)."""
+    mine = converted(error)
+    return mine is not None and mine.retryable
 
 
 def guarded(function: Callable[P, R]) -> Callable[P, R]:
@@ -189,12 +220,16 @@ def _dropbox(error: BaseException, where: str | None, kind: type[LakeError]) -> 
         if _tagged(found, "not_found"):
             return kind("no such file or folder in Dropbox", file=where,
                         hint="check the dropbox: path")
+        if _tagged(found, "too_many_write_operations"):
+            return kind("Dropbox asks rmg-lake to slow down", file=where,
+                        hint="wait a few minutes, then run the same command again",
+                        retryable=True)
         if _tagged(found, "insufficient_space"):
             return kind("the Dropbox account is full", file=where,
                         hint="free space in Dropbox, then run the same command again",
                         retryable=True)
         return kind(f"Dropbox refused it ({found})", file=where)
-    return kind(f"Dropbox failed ({name})", file=where, hint=_OFFLINE[1], retryable=True)
+    return kind(f"Dropbox refused it ({name})", file=where)
 
 
 def dropbox_not_found(error: BaseException | None) -> bool:

@@ -34,7 +34,7 @@ from rmg_lake.derive.catalog import CATALOG
 from rmg_lake.derive.checks import FLAG_SCHEMA, flags_sql
 from rmg_lake.derive.frames import team_frame_name
 from rmg_lake.derive.partitions import Derived, derive, load_state
-from rmg_lake.errors import LakeError, LakeUnusable, boundary
+from rmg_lake.errors import LakeError, LakeUnusable, boundary, passing
 from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sources import Source, open_source
 from rmg_lake.store.ingest import BATCH_FILES, MAX_SIZE, Index, collect, new_batch
@@ -245,8 +245,9 @@ class Lake:
                                 hint=f"the log holds batches 1 to {len(entries)}")
             folder = (out or self.root / f"as-of-{as_of:06d}").expanduser().resolve()
             _check_as_of_folder(folder, self.root)
-            own_private_dir(folder)
-            derive(self.root, entries[:as_of], folder, track=track)
+            with boundary(file=folder, doing="write the frames there"):  # (not the lake's)
+                own_private_dir(folder)
+                derive(self.root, entries[:as_of], folder, track=track)
             return folder
 
     def refresh(self) -> Derived:
@@ -502,6 +503,7 @@ def _meta(root: Path) -> dict[str, object]:
         said = orjson.loads((root / "_meta.json").read_bytes())
         if isinstance(said, dict) and "layout" in said:
             return said
-    except (OSError, orjson.JSONDecodeError):
-        pass
+    except (OSError, orjson.JSONDecodeError) as err:
+        if passing(err):
+            raise
     raise LakeUnusable("unreadable _meta.json", file=str(root / "_meta.json"))

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["fsync_dir", "make_private_dir", "own_private_dir", "private_umask", "sync_all",
-           "write_atomic", "write_new", "write_once"]
+from rmg_lake.errors import LakeError
+
+__all__ = ["fsync_dir", "make_private_dir", "own_private_dir", "private_umask", "read_file",
+           "sync_all", "write_atomic", "write_new", "write_once"]
 
 
 def make_private_dir(path: Path) -> None:
@@ -78,16 +81,13 @@ def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     Without `sync` the caller syncs later (many files at once: see `sync_all`).
     """
     make_private_dir(path.parent)
-    try:
+    with _about(path):
         temp = _write_temp(path.parent, data, sync=sync)
         try:
             temp.replace(path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-    except OSError as err:  # (the temp file is ours: what failed is writing `path`)
-        err.filename, err.filename2 = str(path), None
-        raise
 
 
 def write_new(path: Path, data: bytes) -> None:
@@ -101,7 +101,7 @@ def write_new(path: Path, data: bytes) -> None:
         fd = os.open(path, _NEW, 0o600)
     mine = os.fstat(fd).st_ino
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with _about(path), os.fdopen(fd, "wb") as handle:
             handle.write(data)
     except BaseException:
         with contextlib.suppress(OSError):  # (unless another has put the whole file there)
@@ -120,7 +120,8 @@ def write_once(path: Path, data: bytes, *, durable: bool = False) -> bool:
     if path.exists():
         return False
     make_private_dir(path.parent)
-    temp = _write_temp(path.parent, data, sync=durable)
+    with _about(path):
+        temp = _write_temp(path.parent, data, sync=durable)
     try:
         os.link(temp, path)
     except FileExistsError:
@@ -143,3 +144,25 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_file(path: Path, *, kind: type[LakeError] = LakeError) -> bytes:
+    """The bytes of the regular file `path`. A named pipe, a device or a folder is refused
+    (`kind`), not read: reading one would wait for ever, or never end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a pipe: opened, never waited on)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise kind("not a file (a folder, a named pipe or a device)",
+                            file=str(path), hint="give a regular file")
+        return handle.read()
+
+
+@contextmanager
+def _about(path: Path) -> Iterator[None]:
+    """An OSError while writing `path` names it (not a temp file, nor no file at all)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None or Path(str(err.filename)).name.startswith(".tmp-"):
+            err.filename, err.filename2 = str(path), None
+        raise

@@ -268,6 +268,9 @@ def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | N
 
     if to is None:
         raise LakeError("an HTML report needs a file to go to", hint="pass --out FILE")
+    if to.expanduser().exists() and not to.expanduser().is_file():  # (never over a device)
+        raise LakeError("is not a file (a folder, a named pipe or a device)", file=str(to),
+                        hint="give --out a file to write")
     page = render_html(lake, report_data(lake, start=first, end=last))
     with boundary(file=to, doing="write the report"):
         write_atomic(to.expanduser(), page.encode(), sync=False)

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from rmg_lake.cli.shell import LakeOption, app, day_option, lake_from, out, plural, track
+from rmg_lake.cli.shell import (
+    Commands,
+    LakeOption,
+    app,
+    day_option,
+    lake_from,
+    out,
+    plural,
+    track,
+)
 from rmg_lake.deliver.export import export as export_frames
 from rmg_lake.deliver.secret import init_secret, load_secret
 from rmg_lake.derive.frames import DETAIL
@@ -61,7 +70,7 @@ def export(
               f"{'included' if done.notes else 'left out'}.", highlight=False)
 
 
-secret_app = typer.Typer(no_args_is_help=True, help="The study secret that keys the "
+secret_app = typer.Typer(cls=Commands, no_args_is_help=True, help="The study secret that keys the "
                          "pseudonyms of `export --pseudonymise`.")
 app.add_typer(secret_app, name="secret")
 

@@ -30,7 +30,7 @@ from rmg_lake.lake import Lake, open_lake
 from rmg_lake.store.locking import Holder
 
 __all__ = [
-    "LISTED", "Format", "LakeOption", "about", "app", "day_option", "err", "lake_from",
+    "LISTED", "Commands", "Format", "LakeOption", "about", "app", "day_option", "err", "lake_from",
     "lake_path", "main",
     "out", "plural", "track",
 ]
@@ -40,7 +40,7 @@ LISTED = 10  # files listed in a summary before "… and N more"
 T = TypeVar("T")
 
 
-class _Commands(TyperGroup):
+class Commands(TyperGroup):
     """`--help`'s list of commands, each with its whole first sentence, wrapped to the
     terminal (click would cut it short with "...")."""
 
@@ -55,7 +55,7 @@ class _Commands(TyperGroup):
 
 # Plain help (no rich panels): texts wrap to the terminal (up to 120 columns: longer lines
 # read badly), and flags show no type
-app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"max_content_width": 120})
 out = Console(soft_wrap=True)

@@ -55,8 +55,9 @@ Code = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 class Personal:
     """Marks a field whose value is a person's code (a worker's, a supervisor's): never
-    shown by a message, `show` or a correction's summary, pseudonymised by `export
-    --pseudonymise`. `PERSONAL` (below) gathers these fields' names from the models."""
+    repeated by an error message or a correction's summary (`show` prints an observation's
+    values on purpose, and says so), pseudonymised by `export --pseudonymise`. `PERSONAL`
+    (below) gathers these fields' names from the models."""
 
 
 PersonCode = Annotated[Code, Personal()]

@@ -32,7 +32,7 @@ import pydantic_core
 from rmg_lake.contract.models import PERSONAL, Observation, shown_key
 from rmg_lake.contract.validate import CONTRACT_KEYS, InvalidObservation, validate_payload
 from rmg_lake.corrections.sheet import SheetRow, as_text
-from rmg_lake.errors import LakeUnusable
+from rmg_lake.errors import LakeUnusable, passing
 from rmg_lake.store.log import Correction, CorrectionRow, Current, RowOutcome
 
 __all__ = [
@@ -304,7 +304,9 @@ def raw_payload(lake: Path, record_stored: str) -> Payload:
     try:
         loaded = pydantic_core.from_json(  # the parser ingest validated it with
             (lake / record_stored).read_bytes().removeprefix(codecs.BOM_UTF8))
-    except (OSError, ValueError):
+    except (OSError, ValueError) as err:
+        if passing(err):
+            raise
         raise LakeUnusable("a raw file the log names is missing or damaged",
                            file=str(lake / record_stored),
                            hint="restore it from a backup (its name is its sha256)") from None

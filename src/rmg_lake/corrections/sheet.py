@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import stat
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 
+from rmg_lake._internal.files import read_file
 from rmg_lake.errors import LakeError, boundary
 
 __all__ = ["COLUMNS", "SheetError", "SheetRow", "as_text", "read_sheet"]
@@ -45,10 +45,7 @@ def read_sheet(path: Path) -> tuple[bytes, list[SheetRow]]:
         raise SheetError("not a .csv or .xlsx file", file=str(path),
                          hint="save the corrections sheet as CSV (UTF-8) or Excel (.xlsx)")
     with boundary(file=path, kind=SheetError, doing="read it"):
-        if not stat.S_ISREG(path.stat().st_mode):  # (reading a named pipe would wait)
-            raise SheetError("not a file (a folder, a named pipe or a device)",
-                             file=str(path), hint="give the sheet's file")
-        data = path.read_bytes()
+        data = read_file(path, kind=SheetError)
     cells = _csv_cells(path, data) if suffix == ".csv" else _xlsx_cells(path, data)
     return data, _rows(path, cells)
 

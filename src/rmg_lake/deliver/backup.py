@@ -11,6 +11,7 @@ version restores on its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import orjson
 
 from rmg_lake._internal.files import own_private_dir, write_once
 from rmg_lake._internal.progress import Track
-from rmg_lake.deliver.targets import Target
+from rmg_lake.deliver.targets import FolderTarget, Target
 from rmg_lake.errors import LakeError, LakeUnusable, guarded
 from rmg_lake.lake import Lake, open_lake
 from rmg_lake.store.log import Batch, Correction
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 FORMAT = 1
+_VERSION = re.compile(r"backups/\d{4}-\d\d-\d\dT\d{6}\.\d{6}Z\.json")  # a manifest's key
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ def _object_key(digest: str) -> str:
 def backup(lake: Lake, target: Target, *, now: datetime | None = None,
            track: Track | None = None) -> BackupResult:
     """Write a new version of `lake` to `target`, uploading only objects it lacks."""
+    if isinstance(target, FolderTarget) and target.root.resolve().is_relative_to(lake.root):
+        raise LakeError("a backup goes outside the lake", file=target.name,
+                        hint="give --to a folder outside the lake (on another disk, best)")
     lake.upgrade()  # (its one rewrite of the log's entries is not to happen meanwhile)
     entries = lake.entries()  # read once: a batch committed meanwhile waits for next time
     batches = [e for e in entries if isinstance(e, Batch)]
@@ -104,10 +109,22 @@ def _named_by_the_log(path: str) -> Iterator[None]:
                         hint="run `rmg-lake verify`") from None
 
 
+def _manifest(target: Target, key: str) -> dict[str, Any]:
+    """The manifest `key` of `target`: the objects of one version."""
+    try:
+        manifest = orjson.loads(target.get(key))
+        if isinstance(manifest, dict) and isinstance(manifest.get("objects"), list):
+            return manifest
+    except orjson.JSONDecodeError:
+        pass
+    raise LakeError("this backup version's manifest is damaged", file=f"{target.name}/{key}",
+                    hint="restore another version (--version), or check the backup folder")
+
+
 @guarded
 def versions(target: Target) -> list[str]:
-    """The manifests' keys, oldest first."""
-    return [key for key in target.keys("backups") if key.endswith(".json")]
+    """The manifests' keys, oldest first (other files there are not versions)."""
+    return [key for key in target.keys("backups") if _VERSION.fullmatch(key)]
 
 
 @guarded
@@ -123,7 +140,7 @@ def restore(target: Target, lake_dir: str | Path, *, version: str | None = None,
         raise LakeError(f"no backup version {version!r}", file=target.name,
                         hint=f"the newest is {found[-1]}")
     key = chosen[-1]
-    manifest = orjson.loads(target.get(key))
+    manifest = _manifest(target, key)
     lake_dir = Path(lake_dir)
     if lake_dir.exists() and any(lake_dir.iterdir()):
         raise LakeUnusable("the folder is not empty", file=str(lake_dir),
@@ -183,7 +200,7 @@ def prune(target: Target, *, now: datetime | None = None, every_version_days: in
     for key in deleted:
         target.delete(key)
     named = {_object_key(item["sha256"]) for key in kept
-             for item in orjson.loads(target.get(key))["objects"]}
+             for item in _manifest(target, key)["objects"]}
     unused = [key for key in target.objects() if key not in named]
     for key in unused:
         target.delete(key)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import typer
 
-from rmg_lake._internal.files import make_private_dir, write_once
+from rmg_lake._internal.files import make_private_dir, read_file, write_once
 from rmg_lake.errors import LakeError, boundary
 
 __all__ = ["StudySecret", "init_secret", "load_secret", "secret_path"]
@@ -60,6 +60,9 @@ def init_secret() -> StudySecret:
     if path.is_dir():
         raise LakeError("is a folder, not the study secret", file=str(path),
                         hint="RMG_LAKE_SECRET names the secret's file")
+    if path.exists() and not path.is_file():
+        raise LakeError("is a named pipe or a device, not the study secret", file=str(path),
+                        hint="RMG_LAKE_SECRET names the secret's file")
     key = secrets.token_bytes(_BYTES)
     with boundary(file=path, doing="write the study secret"):
         make_private_dir(path.parent)  # (never a folder of the user's own: only made)
@@ -77,7 +80,7 @@ def load_secret() -> StudySecret:
     with boundary(file=path, doing="read the study secret"):
         try:
             mode = path.stat().st_mode
-            text = path.read_text(encoding="ascii", errors="replace").strip()
+            text = read_file(path).decode("ascii", errors="replace").strip()
         except FileNotFoundError:
             raise LakeError("no study secret on this computer", file=str(path),
                             hint="run `rmg-lake secret init` once for the study, or copy "

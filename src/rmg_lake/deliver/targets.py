@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from rmg_lake._internal.files import write_atomic
+from rmg_lake._internal.files import read_file, write_atomic
 from rmg_lake.errors import LakeError, guarded
 from rmg_lake.store.raw import sha256
 
@@ -42,7 +42,7 @@ class FolderTarget:
         self.name = str(self.root)
         if self.root.exists() and not self.root.is_dir():
             raise LakeError("is a file, not a folder", file=str(root),
-                            hint="give a folder (a new one is made)")
+                            hint="give a folder")
 
     def put(self, key: str, data: bytes) -> None:
         write_atomic(self.root / key, data)
@@ -50,7 +50,7 @@ class FolderTarget:
             raise LakeError("the backup copy does not match what was written", file=key)
 
     def get(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        return read_file(self.root / key)
 
     def keys(self, prefix: str) -> list[str]:
         folder = self.root / prefix

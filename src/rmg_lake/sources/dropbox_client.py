@@ -24,7 +24,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from rmg_lake._internal.files import write_atomic
-from rmg_lake.errors import SourceError
+from rmg_lake.errors import SourceError, passing
 
 __all__ = [
     "CA_CERTS_VARIABLE", "DROPPED", "Credentials", "Retry", "call", "client_from_env",
@@ -61,7 +61,9 @@ def load_credentials() -> Credentials:
                            stored.get("account_id"), origin=str(path))
     except FileNotFoundError:
         pass
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as err:
+        if passing(err):
+            raise
         raise SourceError("unreadable Dropbox credentials", file=str(path),
                           hint="run `rmg-lake auth` again") from None
     raise SourceError("no Dropbox credentials", hint="run `rmg-lake auth`, or set "

@@ -47,7 +47,8 @@ class LocalFolder:
     def __init__(self, root: str | Path, *, exclude: Sequence[Path] = ()) -> None:
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
-            raise SourceError("no such folder", file=str(root),
+            raise SourceError("is a file, not a folder" if self.root.exists()
+                              else "no such folder", file=str(root),
                               hint="check `source` in rmg-lake.toml or pass --source DIR")
         # by path, and by identity however the path is spelled (taken when listing: the
         # folder may not exist yet)

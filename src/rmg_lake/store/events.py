@@ -30,7 +30,7 @@ from rmg_lake.contract.models import (
     parse_observation,
 )
 from rmg_lake.contract.validate import extra_keys
-from rmg_lake.errors import LakeUnusable
+from rmg_lake.errors import LakeUnusable, passing
 from rmg_lake.store.log import Batch
 from rmg_lake.store.raw import RawStore, sha256
 from rmg_lake.store.tables import SCHEMAS, parquet_bytes
@@ -157,7 +157,9 @@ def read_events(lake: Path, batch: Batch, wanted: pl.Series, days: tuple[date, d
         try:
             frames[name] = pl.scan_parquet(lake / stored).filter(pl.col("day").is_between(
                 *days), pl.col("event_id").is_in(wanted.implode())).collect()
-        except (OSError, pl.exceptions.PolarsError):
+        except (OSError, pl.exceptions.PolarsError) as err:
+            if passing(err):
+                raise
             raise _damaged(lake / stored) from None
     if "observations" in frames and frames["observations"].height != len(wanted):
         raise _damaged(lake / batch.events.get("observations", "events"))  # one is not in it
@@ -172,7 +174,9 @@ def _damaged(path: Path) -> LakeUnusable:
 def _parse(path: Path) -> Observation:
     try:
         return parse_observation(path.read_bytes())
-    except (OSError, ValidationError):
+    except (OSError, ValidationError) as err:
+        if passing(err):
+            raise
         raise LakeUnusable("a raw file the log names is missing or damaged", file=str(path),
                            hint="restore it from a backup (its name is its sha256)") from None
 

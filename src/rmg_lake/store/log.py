@@ -32,7 +32,7 @@ from pydantic import (
 
 from rmg_lake._internal.files import write_once
 from rmg_lake.config import Settings
-from rmg_lake.errors import LakeUnusable
+from rmg_lake.errors import LakeUnusable, passing
 from rmg_lake.store.records import OUTCOMES, FileRecord, file_records, records_frame
 
 __all__ = [
@@ -100,7 +100,9 @@ class Batch(BaseModel):
                                file=self.records)
         try:
             return pl.read_parquet(self._lake / self.records, columns=columns)
-        except (OSError, pl.exceptions.PolarsError):
+        except (OSError, pl.exceptions.PolarsError) as err:
+            if passing(err):
+                raise
             raise LakeUnusable(f"batch {self.batch}'s file records cannot be read",
                                file=str(self._lake / self.records),
                                hint="restore the lake from a backup") from None
