@@ -214,14 +214,20 @@ def _derive_month(lake: Path, out: Path, frames: dict[str, dict[str, str]],
     for name in EVENT_FRAMES:
         rows = rows_of(name)
         for first in range(0, len(days), _WRITERS):  # a few days' rows at a time: one
-            _write_all(pool, out, frames, [  # copy of the month's in memory, not three
-                (name, day.isoformat(), frame) for day in days[first:first + _WRITERS]
-                if not (frame := current_frames(
-                    {name: rows.filter(pl.col("day") == day)},
-                    log_side.filter(pl.col("day") == day).drop("day"))[name]).is_empty()])
+            made = [(name, day.isoformat(), _day_frame(name, rows, log_side, day))  # copy
+                    for day in days[first:first + _WRITERS]]  # of the month's, not three
+            _write_all(pool, out, frames, [part for part in made if not part[2].is_empty()])
+            del made
         del rows
         if name in DETAIL:
             _write_teams(pool, out, frames, name, month)
+
+
+def _day_frame(name: str, rows: pl.DataFrame, log_side: pl.DataFrame,
+               day: date) -> pl.DataFrame:
+    """The frame `name` of one `day`: its `rows`, with what the log says of their events."""
+    return current_frames({name: rows.filter(pl.col("day") == day)},
+                          log_side.filter(pl.col("day") == day).drop("day"))[name]
 
 
 def _month_rows(lake: Path, shown: pl.DataFrame, holders: pl.DataFrame,
