@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_cli
+from openpyxl import load_workbook
 
 from rmg_lake import open_lake, simulate
 from rmg_lake.contract.models import FACTORY_TZ
@@ -40,9 +41,13 @@ def test_ingest_report_delivers_the_page_and_the_days_flags(
     assert check.returncode == 0, check.stderr
     assert flags.read_text() == check.stdout and check.stdout.count("\n") > 1
     assert page.stat().st_mode & 0o077 == 0  # private, like every file of the lake
+    workbook = page.with_name(page.name.replace("report.html", "checks.xlsx"))
+    summary = load_workbook(workbook)["summary"]  # the same flags, for the field manager
+    assert summary["B3"].value == str(check.stdout.count("\n") - 1)
     again = run_cli("ingest", "--source", str(study), "--lake", str(lake), "--report")
     assert "Nothing new" in again.stdout and "Wrote the report" in again.stdout
-    assert sorted(p.name for p in (lake / "reports").iterdir()) == [flags.name, page.name]
+    assert sorted(p.name for p in (lake / "reports").iterdir()) == [
+        workbook.name, flags.name, page.name]
 
 
 def test_each_place_keeps_the_last_30_days(study: Path, tmp_path: Path) -> None:

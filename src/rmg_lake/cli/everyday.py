@@ -15,7 +15,6 @@ from rich.text import Text
 from rmg_lake._internal.files import write_atomic
 from rmg_lake.cli.shell import (
     LISTED,
-    Format,
     LakeOption,
     about,
     app,
@@ -96,7 +95,8 @@ def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
         targets.append(DropboxTarget(source.name, source.client))
     done = publish(lake, targets=targets)
     out.print(f"Wrote the report and {plural(done.flag_count, 'flag')} to "
-              f"{lake.root / done.page} and {Path(done.flags).name}"
+              f"{lake.root / done.page}, {Path(done.flags).name} and "
+              f"{Path(done.checks).name}"
               + "".join(f"; delivered to {place}/{Path(done.page).parent}"
                         for place in done.places[1:])
               + (f"; deleted {plural(done.deleted, 'older report file')}" if done.deleted
@@ -226,6 +226,13 @@ def report(
         render_completion(frame, out)
 
 
+class CheckFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    xlsx = "xlsx"
+
+
 @app.command()
 def check(
     lake: LakeOption = None,
@@ -234,7 +241,11 @@ def check(
                       "before today, factory time, and any later flags, such as today's "
                       "quarantined files).")] = None,
     every_day: Annotated[bool, typer.Option("--all", help="Every day's flags.")] = False,
-    format: Annotated[Format, typer.Option(help="table, csv or json.")] = Format.table,
+    format: Annotated[CheckFormat, typer.Option(
+        help="table, csv, json, or xlsx: the checks workbook for the field manager (summary, "
+             "tracking, observers, and a sheet per check with columns to fill in); needs "
+             "--out.")] = CheckFormat.table,
+    to: Annotated[Path | None, typer.Option("--out", help="The workbook's file.")] = None,
     rules: Annotated[bool, typer.Option(
         "--list", help="List the checks and their rules; check nothing.")] = False,
 ) -> None:
@@ -242,6 +253,8 @@ def check(
     from rmg_lake.deliver.flags import flags_csv, flags_json, render_flags
     from rmg_lake.derive.checks import rules as check_rules
 
+    if format is CheckFormat.xlsx and to is None:
+        raise LakeError("a workbook needs a file to go to", hint="pass --out FILE.xlsx")
     the_lake = lake_from(lake)
     if rules:
         for name, rule in check_rules(the_lake.settings()).items():
@@ -255,12 +268,39 @@ def check(
             err.print(f"Nothing observed since {first} ({(today - first).days} days ago): "
                       "has the sync stopped?", style="bold red")
     flags = the_lake.flags(first, last)
-    if format is Format.csv:
+    if format is CheckFormat.xlsx and to is not None:
+        _workbook(the_lake, flags, to, first, last)
+    elif format is CheckFormat.csv:
         sys.stdout.write(flags_csv(flags))
-    elif format is Format.json:
+    elif format is CheckFormat.json:
         sys.stdout.write(flags_json(flags))
     else:
         render_flags(flags, out)
+
+
+def _workbook(lake: Lake, flags: pl.DataFrame, to: Path, first: date | None,
+              last: date | None) -> None:
+    """The checks workbook of `flags` (the days `first` to `last`, else those they are of)."""
+    from rmg_lake.deliver.workbook import checks_workbook
+
+    days = sorted({*(d for d in flags["day"] if d is not None),
+                   *(d for d in (first, last) if d is not None)})
+    if not days:
+        raise LakeError("no day to check: the lake holds no observation and no flag yet")
+    start, end = days[0], days[-1]
+    _not_a_device(to)
+    data = checks_workbook(lake, flags, start, end)
+    with boundary(file=to, doing="write the workbook"):
+        write_atomic(to.expanduser(), data, sync=False)
+    out.print(f"Wrote the checks of {start} to {end} ({plural(flags.height, 'flag')}) to {to}.",
+              highlight=False)
+
+
+def _not_a_device(to: Path) -> None:
+    """Refuse to write over anything but a file (`--out /dev/null` would be replaced)."""
+    if to.expanduser().exists() and not to.expanduser().is_file():
+        raise LakeError("is not a file (a folder, a named pipe or a device)", file=str(to),
+                        hint="give --out a file to write")
 
 
 def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | None) -> None:
@@ -268,9 +308,7 @@ def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | N
 
     if to is None:
         raise LakeError("an HTML report needs a file to go to", hint="pass --out FILE")
-    if to.expanduser().exists() and not to.expanduser().is_file():  # (never over a device)
-        raise LakeError("is not a file (a folder, a named pipe or a device)", file=str(to),
-                        hint="give --out a file to write")
+    _not_a_device(to)
     page = render_html(lake, report_data(lake, start=first, end=last))
     with boundary(file=to, doing="write the report"):
         write_atomic(to.expanduser(), page.encode(), sync=False)

@@ -3,6 +3,7 @@ in the lake's `reports/` folder and in any other targets (the study's Dropbox fo
 
     reports/2026-11-30-report.html   the page (`rmg-lake report --format html`)
     reports/2026-11-30-flags.csv     the flags `rmg-lake check` shows that day
+    reports/2026-11-30-checks.xlsx   the same as the checks workbook (`check --format xlsx`)
 
 The date is the factory's; a second report on the same day replaces the first. Each
 place keeps the reports of its last `KEEP` days and deletes older ones, never a file of
@@ -19,6 +20,7 @@ from datetime import datetime
 from rmg_lake.deliver.flags import flags_csv
 from rmg_lake.deliver.html import render_html, report_data
 from rmg_lake.deliver.targets import FolderTarget, Target
+from rmg_lake.deliver.workbook import checks_workbook
 from rmg_lake.errors import LakeError, boundary, guarded
 from rmg_lake.lake import Lake
 
@@ -26,13 +28,14 @@ __all__ = ["FOLDER", "KEEP", "Published", "prune_reports", "publish"]
 
 FOLDER = "reports"
 KEEP = 30  # days of reports kept in each place
-_NAME = re.compile(rf"{FOLDER}/(\d{{4}}-\d{{2}}-\d{{2}})-(report\.html|flags\.csv)")
+_NAME = re.compile(rf"{FOLDER}/(\d{{4}}-\d{{2}}-\d{{2}})-(report\.html|flags\.csv|checks\.xlsx)")
 
 
 @dataclass(frozen=True, slots=True)
 class Published:
     page: str  # its key in each place, e.g. reports/2026-11-30-report.html
     flags: str
+    checks: str  # the checks workbook's key
     flag_count: int
     places: list[str]  # where they were delivered: the lake's folder, then other targets
     deleted: int  # older reports deleted, in all places together
@@ -42,13 +45,16 @@ class Published:
 @guarded
 def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
             now: datetime | None = None) -> Published:
-    """Write today's report and flags into the lake's `reports/` and each of `targets`,
-    then delete reports older than the last `keep` days in each. A target that cannot
-    be reached is listed in `failed`; the others are written all the same."""
+    """Write today's report, flags and checks workbook into the lake's `reports/` and each
+    of `targets`, then delete reports older than the last `keep` days in each. A target
+    that cannot be reached is listed in `failed`; the others are written all the same."""
     report = report_data(lake, now=now)
     day = report.made.date().isoformat()
+    flags = report.days_flags
+    days = sorted({report.check_day or report.end, *(d for d in flags["day"] if d is not None)})
     files = {f"{FOLDER}/{day}-report.html": render_html(lake, report).encode(),
-             f"{FOLDER}/{day}-flags.csv": flags_csv(report.days_flags).encode()}
+             f"{FOLDER}/{day}-flags.csv": flags_csv(flags).encode(),
+             f"{FOLDER}/{day}-checks.xlsx": checks_workbook(lake, flags, days[0], days[-1])}
     places, failed, deleted = [], [], 0
     for number, place in enumerate([FolderTarget(lake.root), *targets]):
         try:
@@ -62,8 +68,8 @@ def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
             failed.append(str(err) if err.file else f"{place.name}: {err}")
             continue
         places.append(place.name)
-    page, flags = files
-    return Published(page, flags, report.days_flags.height, places, deleted, failed)
+    page, flags_file, workbook = files
+    return Published(page, flags_file, workbook, flags.height, places, deleted, failed)
 
 
 def prune_reports(target: Target, keep: int = KEEP) -> list[str]:
