@@ -28,6 +28,7 @@ class ExportFormat(StrEnum):
     parquet = "parquet"
     csv = "csv"
     xlsx = "xlsx"
+    dta = "dta"  # Stata 118
 
 
 @app.command()

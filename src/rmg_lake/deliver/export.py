@@ -4,6 +4,8 @@ pseudonymised on request.
     <out>/observations.parquet, completion.parquet, roster_knitting_treatment.parquet, …
     <out>/README.txt        what was exported, and every column: type, meaning, values
 
+(or .csv, .xlsx, or .dta for Stata: `rmg_lake.deliver.stata`)
+
 Pseudonymised, every worker and supervisor code becomes `p_` and 16 hex digits of
 HMAC-SHA256 keyed by the study secret (`rmg_lake.deliver.secret`), and what anyone could have
 typed outside the contract's codes is left out: the observers' notes (unless kept on
@@ -27,6 +29,7 @@ from rmg_lake._internal.progress import Track
 from rmg_lake.contract.models import PERSONAL
 from rmg_lake.deliver.dictionary import column_rows
 from rmg_lake.deliver.secret import StudySecret
+from rmg_lake.deliver.stata import dta_bytes
 from rmg_lake.derive.frames import DETAIL, team_frame_name
 from rmg_lake.errors import LakeError, boundary, guarded
 from rmg_lake.lake import Lake
@@ -34,8 +37,8 @@ from rmg_lake.store.tables import parquet_bytes
 
 __all__ = ["FORMATS", "Exported", "export"]
 
-Format = Literal["parquet", "csv", "xlsx"]
-FORMATS: tuple[Format, ...] = ("parquet", "csv", "xlsx")
+Format = Literal["parquet", "csv", "xlsx", "dta"]
+FORMATS: tuple[Format, ...] = ("parquet", "csv", "xlsx", "dta")
 FREE_TEXT = ("notes",)  # left out when pseudonymised, unless kept on purpose
 UNCHECKED = ("source_path", "device", "app_version", "extra_keys")  # … and these, always
 _TIME = "%Y-%m-%dT%H:%M:%S%.6fZ"  # UTC, as text in CSV and Excel
@@ -130,6 +133,8 @@ def _encode(frame: pl.DataFrame, fmt: Format, name: str) -> tuple[bytes, set[str
     joined = {c for c, dtype in frame.schema.items() if isinstance(dtype, pl.List)}
     flat = frame.with_columns(pl.col(c).list.eval(pl.element().cast(pl.String)).list.join(";")
                               for c in sorted(joined))
+    if fmt == "dta":
+        return dta_bytes(flat, name), joined
     if fmt == "csv":
         buffer = io.BytesIO()
         flat.write_csv(buffer, datetime_format=_TIME)
