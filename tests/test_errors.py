@@ -276,6 +276,7 @@ def test_a_damaged_or_strange_backup_is_one_line_and_never_waits(
     result = run_in(capsys, "restore", str(usb), "--lake", str(tmp_path / "again"))
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "not a file (a folder, a named pipe or a device)" in result.stderr
+    assert not (tmp_path / "again").exists()  # no half-made lake left behind
     manifest.write_text("{")
     result = run_in(capsys, "restore", str(usb), "--lake", str(tmp_path / "again2"))
     assert result.returncode == 1 and result.stderr.count("\n") == 1

@@ -12,6 +12,7 @@ version restores on its own.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,7 +146,24 @@ def restore(target: Target, lake_dir: str | Path, *, version: str | None = None,
     if lake_dir.exists() and any(lake_dir.iterdir()):
         raise LakeUnusable("the folder is not empty", file=str(lake_dir),
                            hint="restore into a new folder")
+    existed = lake_dir.exists()
     own_private_dir(lake_dir)  # (an empty folder made beforehand, too)
+    try:
+        return _restore(target, manifest, lake_dir, track)
+    except BaseException:  # what it wrote goes: no half-made lake is left to be taken for one
+        for path in lake_dir.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        if not existed:
+            lake_dir.rmdir()
+        raise
+
+
+def _restore(target: Target, manifest: dict[str, Any], lake_dir: Path,
+             track: Track | None) -> Lake:
+    """Write the manifest's objects into the empty `lake_dir`, derive and verify the lake."""
     items: Iterable[dict[str, Any]] = manifest["objects"]
     if track is not None:
         items = track(items, len(manifest["objects"]), "Restoring",
