@@ -78,9 +78,14 @@ def _write_temp(folder: Path, data: bytes, *, sync: bool = True) -> Path:
 def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     """Replace `path` with `data` in one step: readers see the old file or the new one.
 
-    Without `sync` the caller syncs later (many files at once: see `sync_all`).
+    Without `sync` the caller syncs later (many files at once: see `sync_all`). Anything
+    but a file at `path` (a folder, a named pipe, a device such as /dev/null) is refused,
+    never replaced.
     """
     make_private_dir(path.parent)
+    if path.exists() and not path.is_file():
+        raise LakeError("is not a file (a folder, a named pipe or a device)", file=str(path),
+                        hint="give a file to write")
     with _about(path):
         temp = _write_temp(path.parent, data, sync=sync)
         try:

@@ -281,14 +281,9 @@ def check(
 def _workbook(lake: Lake, flags: pl.DataFrame, to: Path, first: date | None,
               last: date | None) -> None:
     """The checks workbook of `flags` (the days `first` to `last`, else those they are of)."""
-    from rmg_lake.deliver.workbook import checks_workbook
+    from rmg_lake.deliver.workbook import checked_days, checks_workbook
 
-    days = sorted({*(d for d in flags["day"] if d is not None),
-                   *(d for d in (first, last) if d is not None)})
-    if not days:
-        raise LakeError("no day to check: the lake holds no observation and no flag yet")
-    start, end = days[0], days[-1]
-    _not_a_device(to)
+    start, end = checked_days(flags, first, last)
     data = checks_workbook(lake, flags, start, end)
     with boundary(file=to, doing="write the workbook"):
         write_atomic(to.expanduser(), data, sync=False)
@@ -296,19 +291,11 @@ def _workbook(lake: Lake, flags: pl.DataFrame, to: Path, first: date | None,
               highlight=False)
 
 
-def _not_a_device(to: Path) -> None:
-    """Refuse to write over anything but a file (`--out /dev/null` would be replaced)."""
-    if to.expanduser().exists() and not to.expanduser().is_file():
-        raise LakeError("is not a file (a folder, a named pipe or a device)", file=str(to),
-                        hint="give --out a file to write")
-
-
 def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | None) -> None:
     from rmg_lake.deliver.html import render_html, report_data
 
     if to is None:
         raise LakeError("an HTML report needs a file to go to", hint="pass --out FILE")
-    _not_a_device(to)
     page = render_html(lake, report_data(lake, start=first, end=last))
     with boundary(file=to, doing="write the report"):
         write_atomic(to.expanduser(), page.encode(), sync=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
-from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -30,7 +29,7 @@ from rmg_lake.lake import Lake, open_lake
 from rmg_lake.store.locking import Holder
 
 __all__ = [
-    "LISTED", "Commands", "Format", "LakeOption", "about", "app", "day_option", "err", "lake_from",
+    "LISTED", "Commands", "LakeOption", "about", "app", "day_option", "err", "lake_from",
     "lake_path", "main",
     "out", "plural", "track",
 ]
@@ -63,12 +62,6 @@ err = Console(stderr=True, soft_wrap=True)
 
 LakeOption = Annotated[Path | None, typer.Option(
     "--lake", help="Lake folder (default: `lake` from rmg-lake.toml, else ./lake).")]
-
-
-class Format(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
 
 
 def track(items: Iterable[T], total: int, what: str, *,

@@ -20,7 +20,7 @@ from datetime import datetime
 from rmg_lake.deliver.flags import flags_csv
 from rmg_lake.deliver.html import render_html, report_data
 from rmg_lake.deliver.targets import FolderTarget, Target
-from rmg_lake.deliver.workbook import checks_workbook
+from rmg_lake.deliver.workbook import checked_days, checks_workbook
 from rmg_lake.errors import LakeError, boundary, guarded
 from rmg_lake.lake import Lake
 
@@ -51,10 +51,10 @@ def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
     report = report_data(lake, now=now)
     day = report.made.date().isoformat()
     flags = report.days_flags
-    days = sorted({report.check_day or report.end, *(d for d in flags["day"] if d is not None)})
+    first, last = checked_days(flags, report.check_day or report.end)
     files = {f"{FOLDER}/{day}-report.html": render_html(lake, report).encode(),
              f"{FOLDER}/{day}-flags.csv": flags_csv(flags).encode(),
-             f"{FOLDER}/{day}-checks.xlsx": checks_workbook(lake, flags, days[0], days[-1])}
+             f"{FOLDER}/{day}-checks.xlsx": checks_workbook(lake, flags, first, last)}
     places, failed, deleted = [], [], 0
     for number, place in enumerate([FolderTarget(lake.root), *targets]):
         try:

@@ -23,9 +23,10 @@ from typing import Any
 import polars as pl
 
 from rmg_lake.derive.checks import CHECKS, SEVERITIES
+from rmg_lake.errors import LakeError
 from rmg_lake.lake import Lake
 
-__all__ = ["FILL_IN", "checks_workbook"]
+__all__ = ["FILL_IN", "checked_days", "checks_workbook"]
 
 FILL_IN = ("field", "old_value", "new_value", "reason", "resolution")  # for the field team
 _WIDEST = 60  # characters: a longer text wraps in its cell instead
@@ -54,6 +55,15 @@ def checks_workbook(lake: Lake, flags: pl.DataFrame, first: date, last: date) ->
     return buffer.getvalue()
 
 
+def checked_days(flags: pl.DataFrame, *days: date | None) -> tuple[date, date]:
+    """The first and last day of the workbook of `flags`: those of the flags and `days`."""
+    found = sorted({*(d for d in flags["day"] if d is not None),
+                    *(d for d in days if d is not None)})
+    if not found:
+        raise LakeError("no day to check: the lake holds no observation and no flag yet")
+    return found[0], found[-1]
+
+
 def _summary(book: Any, flags: pl.DataFrame, first: date, last: date, batch: str) -> None:
     """The days, the last batch, then the flags counted by check and severity."""
     counts = flags.group_by("check_name", "severity").len("flags").with_columns(
@@ -73,27 +83,23 @@ def _observers(observations: pl.DataFrame, flags: pl.DataFrame) -> pl.DataFrame:
     flagged = flags.filter(pl.col("observer").is_not_null()).group_by("observer", "day").agg(
         (pl.col("check_name") == "late_arrival").sum().alias("late_files"),
         (pl.col("check_name") == "clock_ahead").sum().alias("clock_warnings"))
-    per_day = observations.group_by("observer", "day").agg(
-        pl.len().alias("tasks"),
-        *((pl.col("status") == s).sum().alias(s) for s in ("complete", "partial", "aborted")),
-        minutes.median().round(1).alias("median_minutes"),
-        minutes.min().round(1).alias("min_minutes"),
-        minutes.max().round(1).alias("max_minutes"))
-    per_day = per_day.join(flagged, on=["observer", "day"], how="left").with_columns(
+    tasks = [pl.len().alias("tasks"),
+             *((pl.col("status") == s).sum().alias(s) for s in ("complete", "partial",
+                                                                "aborted")),
+             minutes.median().round(1).alias("median_minutes"),
+             minutes.min().round(1).alias("min_minutes"),
+             minutes.max().round(1).alias("max_minutes")]
+    per_day = observations.group_by("observer", "day").agg(tasks).join(
+        flagged, on=["observer", "day"], how="left").with_columns(
         pl.col("late_files", "clock_warnings").fill_null(0))
     in_all = observations.group_by("observer").agg(
-        pl.len().alias("tasks"),
-        *((pl.col("status") == s).sum().alias(s) for s in ("complete", "partial", "aborted")),
-        minutes.median().round(1).alias("median_minutes"),
-        minutes.min().round(1).alias("min_minutes"),
-        minutes.max().round(1).alias("max_minutes"),
-        pl.col("day").min().alias("first_day"), pl.col("day").max().alias("last_day"),
+        *tasks, pl.col("day").min().alias("first_day"), pl.col("day").max().alias("last_day"),
         pl.col("day").n_unique().alias("days_worked")
     ).join(per_day.group_by("observer").agg(pl.col("late_files", "clock_warnings").sum()),
            on="observer")
-    shown = [pl.col("day").cast(pl.String)]
     return pl.concat([
-        per_day.with_columns(*shown, first_day=None, last_day=None, days_worked=None),
+        per_day.with_columns(pl.col("day").cast(pl.String), first_day=None, last_day=None,
+                             days_worked=None),
         in_all.with_columns(day=pl.lit("all"))], how="diagonal_relaxed").select(
         "observer", "day", "tasks", "complete", "partial", "aborted", "median_minutes",
         "min_minutes", "max_minutes", "first_day", "last_day", "days_worked", "late_files",
