@@ -67,7 +67,7 @@ def test_the_first_write_upgrades_it_and_it_says_the_same(
     files = _kept(lake)
     assert run_in(capsys, "rebuild", "--lake", str(lake)).returncode == 0  # a write
     meta = json.loads((lake / "_meta.json").read_text())
-    assert meta["layout"] == LAYOUT == 2 and meta["upgrades"][0]["from"] == 1
+    assert meta["layout"] == LAYOUT == 3 and meta["upgrades"][0]["from"] == 1
     for number in (1, 2):
         entry = json.loads((lake / "_log" / f"{number:06d}.json").read_text())
         assert "files" not in entry and entry["records"].startswith("records/")
@@ -133,7 +133,7 @@ def test_an_interrupted_upgrade_is_finished_and_an_older_release_refuses_the_lak
     with pytest.raises(KeyboardInterrupt):
         open_lake(lake).upgrade()
     meta = json.loads((lake / "_meta.json").read_text())
-    assert meta["layout"] == 2 and "upgrading" in meta  # an older rmg-lake refuses it whole
+    assert meta["layout"] == LAYOUT and "upgrading" in meta  # an older rmg-lake refuses it whole
     monkeypatch.undo()
     assert len(open_lake(lake).entries()) == 5  # readable half way
     open_lake(lake).upgrade()

@@ -43,7 +43,8 @@ def test_ingest_report_delivers_the_page_and_the_days_flags(
     assert page.stat().st_mode & 0o077 == 0  # private, like every file of the lake
     workbook = page.with_name(page.name.replace("report.html", "checks.xlsx"))
     summary = load_workbook(workbook)["summary"]  # the same flags, for the field manager
-    assert summary["B3"].value == str(check.stdout.count("\n") - 1)
+    n = check.stdout.count("\n") - 1
+    assert summary["B3"].value == f"{n}: {n} open, 0 corrected, 0 reviewed"
     again = run_cli("ingest", "--source", str(study), "--lake", str(lake), "--report")
     assert "Nothing new" in again.stdout and "Wrote the report" in again.stdout
     assert sorted(p.name for p in (lake / "reports").iterdir()) == [

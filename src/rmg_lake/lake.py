@@ -29,6 +29,7 @@ from rmg_lake._internal.files import (
 from rmg_lake._internal.progress import Track
 from rmg_lake.config import Settings
 from rmg_lake.corrections.apply import observation_key, plan
+from rmg_lake.corrections.review import plan_reviews
 from rmg_lake.corrections.sheet import read_sheet
 from rmg_lake.derive.catalog import CATALOG
 from rmg_lake.derive.checks import FLAG_SCHEMA, flags_sql
@@ -200,32 +201,42 @@ class Lake:
         return RolledBack(entry, sorted(before - after), sorted(after - before))
 
     def correct(self, sheet: Path, *, by: str, partial: bool = False) -> Corrected:
-        """Apply a corrections sheet (CSV or XLSX; see `rmg_lake.corrections.apply`) as one log
+        """Apply a corrections sheet (CSV or XLSX; see `rmg_lake.corrections.apply`), or a
+        checks workbook filled in (its corrections, and the flags it reviewed), as one log
         entry that keeps the sheet: all its rows, or with `partial` those not refused. A
         sheet with nothing to apply, or applied before, commits nothing."""
-        data, rows = read_sheet(sheet)
-        digest = sha256(data)
+        read = read_sheet(sheet)
+        digest = sha256(read.data)
+        flags = self._flag_status() if read.reviews else {}
         with self._writing():
             entries = self.log.entries()
             corrections = corrections_in_effect(entries)
             done = next((c for c in corrections if c.sha256 == digest), None)
             if done is not None:
-                return Corrected(done.rows, None, same_as=done.batch)
-            asked = {observation_key(row.observation_id) for row in rows}
-            records = tuple(plan(self.root, corrections, current_of(entries, asked), rows))
-            result = Corrected(records, None)
-            if not result.count("applied") or (result.count("refused") and not partial):
+                return Corrected(done.rows, None, same_as=done.batch, reviews=done.reviews)
+            asked = {observation_key(row.observation_id) for row in read.rows}
+            records = tuple(plan(self.root, corrections, current_of(entries, asked),
+                                 read.rows))
+            result = Corrected(records, None, reviews=plan_reviews(read.reviews, flags))
+            if not (result.count("applied") or result.count("reviewed")) or (
+                    result.count("refused") and not partial):
                 return result
-            kept = self.store.put_sheet(sheet.name, digest, data)
+            kept = self.store.put_sheet(sheet.name, digest, read.data)
             entry = Correction(batch=len(entries) + 1, committed_at=datetime.now(UTC), by=by,
                                sheet=sheet.name, sha256=digest, stored=kept.stored,
-                               partial=bool(result.count("refused")), rows=records)
+                               partial=bool(result.count("refused")), rows=records,
+                               reviews=result.reviews)
             sync_all()
             reached("before-commit")
             self.log.commit(entry)
             reached("after-commit")
             self._derive([*entries, entry], None)
-        return Corrected(records, entry)
+        return replace(result, entry=entry)
+
+    def _flag_status(self) -> dict[str, str]:
+        """Every flag found now → its status."""
+        flags = self.flags()
+        return dict(zip(flags["flag_id"], flags["status"], strict=True))
 
     def rebuild(self, *, track: Track | None = None, as_of: int | None = None,
                 out: Path | None = None) -> Path:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from rmg_lake.store.log import Batch, Correction, CorrectionRow, Rollback
+from rmg_lake.store.log import Batch, Correction, CorrectionRow, Review, Rollback
 from rmg_lake.store.records import OUTCOMES, FileRecord, file_records
 
 __all__ = ["Corrected", "IngestResult", "RolledBack"]
@@ -24,9 +24,12 @@ class Corrected:
     rows: tuple[CorrectionRow, ...]  # every row of the sheet, with its outcome
     entry: Correction | None  # the new log entry; None if nothing was applied
     same_as: int | None = None  # the correction that applied this very sheet before
+    reviews: tuple[Review, ...] = ()  # a checks workbook's flags reviewed, with outcomes
 
     def count(self, outcome: str) -> int:
-        return sum(1 for row in self.rows if row.outcome == outcome)
+        """Rows and reviews with that outcome (`applied`, `already`, `reviewed`, `refused`)."""
+        return sum(1 for row in self.rows if row.outcome == outcome) + \
+            sum(1 for review in self.reviews if review.outcome == outcome)
 
 
 @dataclass(frozen=True, slots=True)

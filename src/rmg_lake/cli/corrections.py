@@ -16,14 +16,14 @@ from rmg_lake.corrections.apply import DROP, shown_change, shown_field, shown_id
 from rmg_lake.deliver.story import Fix, Story, story
 from rmg_lake.errors import LakeError, shown
 from rmg_lake.lake import Corrected, Lake
-from rmg_lake.store.log import CorrectionRow
+from rmg_lake.store.log import CorrectionRow, Review
 
 
 @app.command()
 def correct(
     sheet: Annotated[Path, typer.Argument(
         help="The sheet (.csv or .xlsx): observation_id, field, old_value, new_value, "
-             "reason.", show_default=False)],
+             "reason; or a checks workbook filled in.", show_default=False)],
     lake: LakeOption = None,
     partial: Annotated[bool, typer.Option(
         "--partial", help="Apply the rows that can be, even if others are refused.")] = False,
@@ -37,6 +37,10 @@ def correct(
     `field` is a path into the observation (team, machines.KN3.worker_id,
     interactions.4.topic); new_value DROP withdraws the observation. Raw files are never
     changed: the sheet is kept, and the log records every row.
+
+    A checks workbook (`check --format xlsx`) filled in by the field manager is taken as
+    it comes back: a row with a change corrects its flag, a row with only a resolution
+    records the flag as reviewed; both settle the flag.
     """
     the_lake = lake_from(lake)
     config = about(load_config(), the_lake.root)
@@ -56,23 +60,31 @@ def _summary(sheet: Path, done: Corrected, partial: bool) -> None:
         out.print(f"{name} was applied as batch {done.same_as}: nothing changes.",
                   highlight=False)
         return
-    refused = [row for row in done.rows if row.outcome == "refused"]
+    refusals = [*(_refusal(row) for row in done.rows if row.outcome == "refused"),
+                *(_refused_review(review) for review in done.reviews
+                  if review.outcome == "refused")]
     counts = ", ".join([f"{plural(done.count('applied'), 'row')} applied",
+                        *([f"{plural(done.count('reviewed'), 'flag')} reviewed"]
+                          if done.reviews else []),
                         *([f"{done.count('already')} already so"] if done.count("already")
-                          else []), *([f"{len(refused)} refused"] if refused else [])])
+                          else []), *([f"{len(refusals)} refused"] if refusals else [])])
     if done.entry is not None:
         out.print(f"Batch {done.entry.batch} corrects from {name}: {counts}. The frames and "
                   f"views show the corrected values (`rmg-lake rollback "
                   f"{done.entry.batch} --reason …` undoes it).", highlight=False)
-    elif not refused:
+    elif not refusals:
         out.print(f"{name} changes nothing: every value is already as it says ({counts}).",
                   highlight=False)
-    for row in refused:
-        err.print(_refusal(row), highlight=False)
-    if done.entry is None and refused:
-        err.print(f"Nothing applied: {plural(done.count('applied'), 'row')} could apply, "
-                  f"{done.count('already')} already so, {len(refused)} refused." + (
-            "" if partial or not done.count("applied") else
+    for refusal in refusals:
+        err.print(refusal, highlight=False)
+    if done.entry is None and refusals:
+        could = done.count("applied") + done.count("reviewed")
+        err.print(", ".join([
+            f"Nothing applied: {plural(done.count('applied'), 'row')} could apply",
+            *([f"{plural(done.count('reviewed'), 'flag')} could be reviewed"]
+              if done.reviews else []),
+            f"{done.count('already')} already so", f"{len(refusals)} refused"]) + "." + (
+            "" if partial or not could else
             " Fix the refused rows, or pass --partial to apply the others."),
             highlight=False)
         raise typer.Exit(1)
@@ -82,7 +94,14 @@ def _refusal(row: CorrectionRow) -> str:
     """`row 7, 3f2a9c1e…, team: old_value is not the current value (now 'control')`."""
     field = shown_field(row.field) if row.field else DROP
     now = f" (now {shown_value(row.field, row.current)})" if row.current is not None else ""
-    return shown(f"  row {row.row}, {shown_id(row.observation_id)}, {field}: {row.detail}{now}")
+    where = f"{row.worksheet} row {row.row}" if row.worksheet else f"row {row.row}"
+    return shown(f"  {where}, {shown_id(row.observation_id)}, {field}: {row.detail}{now}")
+
+
+def _refused_review(review: Review) -> str:
+    """`wip_jump row 4, flag 1a2b3c4d5e6f7a8b: no such flag in the lake now (…)`."""
+    return shown(f"  {review.worksheet} row {review.row}, flag {review.flag_id or '(none)'}: "
+                 f"{review.detail}")
 
 
 def show_observation(the_lake: Lake, key: str, json: bool) -> None:

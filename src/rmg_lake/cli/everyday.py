@@ -241,6 +241,9 @@ def check(
                       "before today, factory time, and any later flags, such as today's "
                       "quarantined files).")] = None,
     every_day: Annotated[bool, typer.Option("--all", help="Every day's flags.")] = False,
+    settled: Annotated[bool, typer.Option(
+        "--settled", help="Also the flags a checks workbook corrected or reviewed (their "
+                          "status says so).")] = False,
     format: Annotated[CheckFormat, typer.Option(
         help="table, csv, json, or xlsx: the checks workbook for the field manager (summary, "
              "tracking, observers, and a sheet per check with columns to fill in); needs "
@@ -249,7 +252,8 @@ def check(
     rules: Annotated[bool, typer.Option(
         "--list", help="List the checks and their rules; check nothing.")] = False,
 ) -> None:
-    """The daily quality checks: what to ask the field team about."""
+    """The daily quality checks: what to ask the field team about (flags a checks
+    workbook corrected or reviewed are left out)."""
     from rmg_lake.deliver.flags import flags_csv, flags_json, render_flags
     from rmg_lake.derive.checks import rules as check_rules
 
@@ -270,12 +274,19 @@ def check(
     flags = the_lake.flags(first, last)
     if format is CheckFormat.xlsx and to is not None:
         _workbook(the_lake, flags, to, first, last)
-    elif format is CheckFormat.csv:
+        return
+    hidden = 0 if settled else int((flags["status"] != "open").sum())
+    if hidden:
+        flags = flags.filter(pl.col("status") == "open")
+    if format is CheckFormat.csv:
         sys.stdout.write(flags_csv(flags))
     elif format is CheckFormat.json:
         sys.stdout.write(flags_json(flags))
     else:
         render_flags(flags, out)
+    if hidden:
+        err.print(f"{plural(hidden, 'flag')} corrected or reviewed not shown (--settled "
+                  "shows them).", highlight=False)
 
 
 def _workbook(lake: Lake, flags: pl.DataFrame, to: Path, first: date | None,

@@ -74,7 +74,8 @@ def log_(lake: LakeOption = None, json: JsonOption = False) -> None:
         state = _state(e, by)
         if isinstance(e, Correction):
             state = "; ".join([f"{e.counts['applied']:,} applied, "
-                               f"{e.counts['refused']:,} refused", *filter(None, [state])])
+                               + (f"{e.counts['reviewed']:,} reviewed, " if e.reviews else "")
+                               + f"{e.counts['refused']:,} refused", *filter(None, [state])])
         if isinstance(e, Rollback):  # the source column says what it rolls back
             state = state.removeprefix(f"rollback of {e.target}: ")
         table.add_row(str(e.batch), e.committed_at.astimezone().strftime("%d %b %H:%M"),
@@ -89,8 +90,8 @@ def _row_line(row: CorrectionRow) -> str:
     """One row of a corrections sheet, its values shown only if they name no person."""
     change = shown_change(row)
     why = f" — {row.detail}" if row.detail else ""
-    return shown(f"  {row.outcome:<8} row {row.row:<4} {shown_id(row.observation_id)}  {change}"
-                 f"{why}")
+    where = f"{row.worksheet} row {row.row}" if row.worksheet else f"row {row.row:<4}"
+    return shown(f"  {row.outcome:<8} {where} {shown_id(row.observation_id)}  {change}{why}")
 
 
 @app.command()
@@ -120,7 +121,8 @@ def show(
                   **({"extra_keys": [shown_field(k) for k in f.extra_keys]}
                      if f.extra_keys else {})}
                  for f in entry.files] if isinstance(entry, Batch) else []
-        rows = {"rows": [shown_row(r) for r in entry.rows]} \
+        rows = {"rows": [shown_row(r) for r in entry.rows],
+                "reviews": [r.model_dump(exclude_none=True) for r in entry.reviews]} \
             if isinstance(entry, Correction) else {}
         sys.stdout.buffer.write(orjson.dumps({**_entry_json(entry, by), "files": files,
                                               **rows}, option=orjson.OPT_INDENT_2) + b"\n")
@@ -134,6 +136,10 @@ def show(
     if isinstance(entry, Correction):
         for row in entry.rows:
             out.print(_row_line(row), highlight=False)
+        for review in entry.reviews:
+            why = f" — {review.detail}" if review.detail else ""
+            out.print(shown(f"  {review.outcome:<8} {review.worksheet} row {review.row}, flag "
+                            f"{review.flag_id}: {review.resolution}{why}"), highlight=False)
         return
     if isinstance(entry, Rollback):
         return

@@ -105,7 +105,7 @@ class Patch(NamedTuple):
 
 class Patches(NamedTuple):
     by_id: dict[str, Patch]  # observation_id → its corrected self
-    applied: set[tuple[int, int]]  # (batch, row) of every row in effect
+    applied: set[tuple[int, int]]  # (batch, place among its rows) of every row in effect
 
 
 def shown_field(field: str) -> str:
@@ -317,15 +317,15 @@ def raw_payload(lake: Path, record_stored: str) -> Payload:
 def replay(lake: Path, corrections: list[Correction], currents: dict[str, Current],
            only: Collection[str] | None = None) -> tuple[dict[str, Replayed], set[tuple[int, int]]]:
     """Each observation of `currents` (of `only`, if given) that a row of `corrections`
-    (those in effect, in log order) names, as those rows leave it; and the rows (batch,
-    row) that apply."""
-    sheets: dict[str, list[tuple[int, list[CorrectionRow]]]] = {}
+    (those in effect, in log order) names, as those rows leave it; and the rows that apply
+    (batch, the row's place among its entry's rows)."""
+    sheets: dict[str, list[tuple[int, list[tuple[int, CorrectionRow]]]]] = {}
     for correction in corrections:
-        mine: dict[str, list[CorrectionRow]] = {}
-        for row in correction.rows:
+        mine: dict[str, list[tuple[int, CorrectionRow]]] = {}
+        for place, row in enumerate(correction.rows):
             if row.outcome != "refused" and row.observation_id in currents \
                     and (only is None or row.observation_id in only):
-                mine.setdefault(row.observation_id, []).append(row)
+                mine.setdefault(row.observation_id, []).append((place, row))
         for observation_id, rows in mine.items():
             sheets.setdefault(observation_id, []).append((correction.batch, rows))
     replayed, applied = {}, set()
@@ -334,16 +334,17 @@ def replay(lake: Path, corrections: list[Correction], currents: dict[str, Curren
         payload: Payload | None = raw_payload(lake, stored)
         observation: Observation | None = None
         fields: list[str] = []
-        for batch, rows in sheets[observation_id]:
-            after, valid, outcomes = apply_rows(payload, rows, file=stored)
+        for batch, placed in sheets[observation_id]:
+            after, valid, outcomes = apply_rows(payload, [row for _, row in placed],
+                                                file=stored)
             if any(outcome.outcome == "refused" for outcome in outcomes):
                 continue  # written for another version: a sheet's rows apply together
-            changed = [row for row, o in zip(rows, outcomes, strict=True)
+            changed = [(place, row) for (place, row), o in zip(placed, outcomes, strict=True)
                        if o.outcome == "applied"]
             if changed:
                 payload, observation = after, valid
-                fields += [row.field for row in changed]
-                applied |= {(batch, row.row) for row in changed}
+                fields += [row.field for _, row in changed]
+                applied |= {(batch, place) for place, _ in changed}
         replayed[observation_id] = Replayed(payload, observation, tuple(fields))
     return replayed, applied
 
@@ -378,7 +379,8 @@ def plan(lake: Path, corrections: list[Correction], currents: dict[str, Current]
         payload = replayed[key].payload if key in replayed else raw_payload(lake, stored)
         _, _, done = apply_rows(payload, [rows[i] for i in indices], file=stored)
         outcomes |= dict(zip(indices, done, strict=True))
-    return [CorrectionRow(row=row.row, observation_id=key, field=row.field,
+    return [CorrectionRow(row=row.row, worksheet=row.worksheet, flag_id=row.flag_id,
+                          observation_id=key, field=row.field,
                           old_value=row.old_value, new_value=row.new_value, reason=row.reason,
                           outcome=outcomes[i].outcome,
                           detail=outcomes[i].detail, current=outcomes[i].current)

@@ -16,8 +16,8 @@ _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 def render_flags(flags: pl.DataFrame, console: Console) -> None:
-    """Day by day: each finding's check (coloured by severity), where and by whom, and
-    beneath it what was found (two lines: it reads on a phone too)."""
+    """Day by day: each finding's check (coloured by severity), where and by whom (and if
+    settled, how), and beneath it what was found (two lines: it reads on a phone too)."""
     if flags.is_empty():
         console.print("No flags: every check passes.")
         return
@@ -28,9 +28,11 @@ def render_flags(flags: pl.DataFrame, console: Console) -> None:
             _plural(counts[s], s) for s in SEVERITIES if s in counts), style="bold")]
         for row in rows.iter_rows(named=True):
             where = "/".join(row[k] for k in ("factory", "department", "team") if row[k])
+            settled = f"  ({row['status']} in batch {row['settled_by']})" \
+                if row["status"] != "open" else ""
             lines.append(Text.assemble(
                 "  ", (f"{row['check_name']:<22}", _STYLE[row["severity"]]), where,
-                f"  {row['observer']}" if row["observer"] else ""))
+                f"  {row['observer']}" if row["observer"] else "", (settled, "dim")))
             lines.append(Text(f"      {row['detail']}"))
         console.print(Text("\n").join(lines), highlight=False)  # a day at once: fast
 

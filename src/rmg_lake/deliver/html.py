@@ -17,6 +17,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from rmg_lake.contract.models import FACTORY_TZ
+from rmg_lake.derive.checks import FOUND
 from rmg_lake.errors import LakeError
 from rmg_lake.lake import Lake
 
@@ -54,12 +55,17 @@ class Report:
     made: datetime
 
     @property
-    def days_flags(self) -> pl.DataFrame:
-        """The flags `rmg-lake check` shows by default: the check day's and any later
-        (every flag while nothing was observed before today)."""
+    def checked(self) -> pl.DataFrame:
+        """The check day's flags and any later (every flag while nothing was observed
+        before today), open or settled."""
         if self.check_day is None:
             return self.flags
         return self.flags.filter(pl.col("day") >= self.check_day)
+
+    @property
+    def days_flags(self) -> pl.DataFrame:
+        """The flags `rmg-lake check` shows by default: the open ones of `checked`."""
+        return self.checked.filter(pl.col("status") == "open")
 
 
 def report_data(lake: Lake, *, start: date | None = None, end: date | None = None,
@@ -101,7 +107,7 @@ def render_html(lake: Lake, report: Report | None = None) -> str:
         start=start, end=end, today=report.made.date(), last_observed=report.last_observed,
         quiet=report.quiet, entries=batches.height,
         heat=_heat(completion), observers=_observers(observations, window),
-        flag_day=report.check_day, flags=_frame_table(report.days_flags),
+        flag_day=report.check_day, flags=_frame_table(report.days_flags.select(FOUND)),
         flag_counts=_flag_counts(window),
         charts=_charts(trend, first, end), trend=_frame_table(trend), treatment=TREATMENT,
         topics=_interactions(interactions, "topic"),
@@ -165,9 +171,11 @@ def _observers(observations: pl.DataFrame, flags: pl.DataFrame) -> _Table:
 
 
 def _flag_counts(flags: pl.DataFrame) -> _Table:
-    """Per check: how many flags, on how many days, and the last day."""
+    """Per check: how many flags (how many still open), on how many days, and the last
+    day."""
     frame = flags.group_by("check_name", "severity").agg(
-        flags=pl.len(), days=pl.col("day").n_unique(), last_day=pl.col("day").max()
+        flags=pl.len(), open=(pl.col("status") == "open").sum(),
+        days=pl.col("day").n_unique(), last_day=pl.col("day").max()
     ).sort("check_name", "severity")
     return _frame_table(frame)
 

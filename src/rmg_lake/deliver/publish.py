@@ -54,7 +54,8 @@ def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
     first, last = checked_days(flags, report.check_day or report.end)
     files = {f"{FOLDER}/{day}-report.html": render_html(lake, report).encode(),
              f"{FOLDER}/{day}-flags.csv": flags_csv(flags).encode(),
-             f"{FOLDER}/{day}-checks.xlsx": checks_workbook(lake, flags, first, last)}
+             f"{FOLDER}/{day}-checks.xlsx": checks_workbook(lake, report.checked, first,
+                                                            last)}
     places, failed, deleted = [], [], 0
     for number, place in enumerate([FolderTarget(lake.root), *targets]):
         try:

@@ -84,9 +84,9 @@ def story(lake: Lake, key: str) -> Story:
                                    {observation_id: current}, [observation_id])
         payload = replayed[observation_id].payload if observation_id in replayed \
             else raw_payload(lake.root, current.record.stored)
-    fixes = tuple(Fix(e, row, e.batch in by, (e.batch, row.row) in applied)
-                  for e in entries if isinstance(e, Correction) for row in e.rows
-                  if row.observation_id == observation_id)
+    fixes = tuple(Fix(e, row, e.batch in by, (e.batch, place) in applied)
+                  for e in entries if isinstance(e, Correction)
+                  for place, row in enumerate(e.rows) if row.observation_id == observation_id)
     return Story(observation_id, arrivals, fixes, payload, attached)
 
 

@@ -1,12 +1,19 @@
 """The checks workbook: the day's quality checks as Excel, for the field manager.
 
-    summary         the days checked, the lake's last batch, and flags by check and severity
+    summary         the days checked, the lake's last batch, and flags by check and
+                    severity: open, corrected and reviewed
     tracking        factory × department × team × task × day: expected, completed,
                     attempted, status (as `completion`)
     observers       per observer, per day and in all: tasks and their status, durations,
                     first and last day, days worked, late files and clock warnings
-    <check>         one sheet per check that fired, a row per flag, with empty `field`,
-                    `old_value`, `new_value`, `reason` and `resolution` columns to fill in
+    <check>         one sheet per check with open flags, a row per flag (its `flag_id`
+                    last), with empty `field`, `old_value`, `new_value`, `reason` and
+                    `resolution` columns to fill in
+
+Filled in, it goes back into the lake with `rmg-lake correct FILE.xlsx`
+(`rmg_lake.corrections.sheet`): a row with a change is a correction of its flag, a row
+with only a resolution reviews it; either settles the flag, which the next day's checks
+leave out.
 
 Each sheet has its header row frozen, filters on and columns wide enough to read; no cell
 is a formula (a text starting with `=` stays text), and no worker's or supervisor's code
@@ -22,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from rmg_lake.derive.checks import CHECKS, SEVERITIES
+from rmg_lake.derive.checks import CHECKS, SEVERITIES, STATUSES
 from rmg_lake.errors import LakeError
 from rmg_lake.lake import Lake
 
@@ -33,7 +40,8 @@ _WIDEST = 60  # characters: a longer text wraps in its cell instead
 
 
 def checks_workbook(lake: Lake, flags: pl.DataFrame, first: date, last: date) -> bytes:
-    """The workbook of `flags` (of `lake.flags`, for the days `first` to `last`)."""
+    """The workbook of `flags` (of `lake.flags`, for the days `first` to `last`: the
+    summary counts them all, the check sheets hold the open ones)."""
     from openpyxl import Workbook  # only the workbook needs it
 
     book = Workbook()
@@ -45,9 +53,10 @@ def checks_workbook(lake: Lake, flags: pl.DataFrame, first: date, last: date) ->
     _sheet(book, "tracking", lake.completion(first, last).sort(
         "day", "factory", "department", "team", "task"))
     _sheet(book, "observers", _observers(lake.table("observations", first, last), flags))
-    fired = {name for name in flags["check_name"].unique() if name is not None}
+    open_flags = flags.filter(pl.col("status") == "open").drop("status", "settled_by")
+    fired = {name for name in open_flags["check_name"].unique() if name is not None}
     for check in (c.name for c in CHECKS if c.name in fired):
-        rows = flags.filter(pl.col("check_name") == check).drop("check_name")
+        rows = open_flags.filter(pl.col("check_name") == check).drop("check_name")
         _sheet(book, check, rows.with_columns(pl.lit(None, pl.String).alias(c)
                                               for c in FILL_IN))
     buffer = io.BytesIO()
@@ -65,15 +74,24 @@ def checked_days(flags: pl.DataFrame, *days: date | None) -> tuple[date, date]:
 
 
 def _summary(book: Any, flags: pl.DataFrame, first: date, last: date, batch: str) -> None:
-    """The days, the last batch, then the flags counted by check and severity."""
-    counts = flags.group_by("check_name", "severity").len("flags").with_columns(
+    """The days, the last batch, then the flags counted by check and severity, and how
+    many of them are open, corrected and reviewed."""
+    counts = flags.group_by("check_name", "severity").agg(
+        pl.len().alias("flags"), *((pl.col("status") == s).sum().alias(s) for s in STATUSES)
+    ).with_columns(
         pl.col("severity").replace_strict(list(SEVERITIES), range(len(SEVERITIES)),
                                           return_dtype=pl.Int64).alias("order")
     ).sort("order", "check_name").drop("order")
     sheet = _sheet(book, "summary", counts, above=[("days checked", f"{first} to {last}"),
                                                     ("the lake's last batch", batch),
-                                                    ("flags", str(flags.height))])
+                                                    ("flags", _tally(flags))])
     sheet.column_dimensions["A"].width = max(sheet.column_dimensions["A"].width, 24)
+
+
+def _tally(flags: pl.DataFrame) -> str:
+    """`12: 9 open, 2 corrected, 1 reviewed`."""
+    return f"{flags.height}: " + ", ".join(
+        f"{(flags['status'] == status).sum()} {status}" for status in STATUSES)
 
 
 def _observers(observations: pl.DataFrame, flags: pl.DataFrame) -> pl.DataFrame:

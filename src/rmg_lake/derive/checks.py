@@ -5,12 +5,19 @@ observer. Each `Check` is one SQL query over the views of `lake.duckdb` (see
 `rmg_lake.derive.catalog`), with the thresholds of `[checks]` in rmg-lake.toml (recorded in the
 log like the other study settings); the `flags` view is their union, one row per finding:
 
-    check_name, severity, day, factory, department, team, observer, observation_id, detail
+    check_name, severity, day, factory, department, team, observer, observation_id, detail,
+    flag_id, status, settled_by
 
 (`check_name`: `check` is a word SQL reserves.) `severity` is `error` (data is missing or
 cannot be right), `warning` (look at it) or `info` (worth knowing). A detail names
 machines and fields, never a worker's or a supervisor's code: flags are meant to be
 shared with the field team.
+
+A flag is known by `flag_id`, the same every day it is found: a hash of its check, day,
+place, observation, observer (but for `incomplete`, whose observer is whom to ask) and
+what its detail is about (the words before its first `: `: a task, a machine and panel,
+a file). `status` is `open`, or `corrected` or `reviewed` by a checks workbook taken back
+(`rmg-lake correct`), in the batch `settled_by` (the first in effect; a correction wins).
 """
 
 from __future__ import annotations
@@ -25,13 +32,15 @@ import polars as pl
 from rmg_lake.config import Settings
 from rmg_lake.contract.models import FACTORY_TZ
 
-__all__ = ["CHECKS", "COLUMNS", "FLAG_SCHEMA", "Check", "flags_sql", "rules"]
+__all__ = ["CHECKS", "COLUMNS", "FLAG_SCHEMA", "FOUND", "STATUSES", "Check", "flags_sql", "rules"]
 
-COLUMNS = ("check_name", "severity", "day", "factory", "department", "team", "observer",
-           "observation_id", "detail")
-FLAG_SCHEMA: dict[str, Any] = {name: pl.Date if name == "day" else pl.String
-                               for name in COLUMNS}
+FOUND = ("check_name", "severity", "day", "factory", "department", "team", "observer",
+         "observation_id", "detail")  # what a check finds
+COLUMNS = (*FOUND, "flag_id", "status", "settled_by")
+FLAG_SCHEMA: dict[str, Any] = {name: pl.Date if name == "day" else pl.Int64
+                               if name == "settled_by" else pl.String for name in COLUMNS}
 SEVERITIES = ("error", "warning", "info")
+STATUSES = ("open", "corrected", "reviewed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +277,7 @@ def flags_sql(settings: Settings, days: tuple[date, date] | None = None) -> str:
         "every_panel": _PANELS.format("every_wip" if days else "wip"),
     }
     parts = [f"SELECT * FROM ({Template(check.sql).substitute(values)}) "
-             f"AS {check.name}({_COLUMNS})" for check in CHECKS]
+             f"AS {check.name}({_FOUND})" for check in CHECKS]
     union = "SELECT * FROM (\n" + "\nUNION ALL\n".join(parts) + "\n)"
     if days is not None:
         first, last = (f"DATE '{day.isoformat()}'" for day in days)
@@ -279,7 +288,9 @@ def flags_sql(settings: Settings, days: tuple[date, date] | None = None) -> str:
                  + ", ".join(f"{name} AS (SELECT * FROM {name} WHERE day BETWEEN "
                              f"{first} - {LOOKBACK} AND {last})" for name in _WINDOWED)
                  + f"\n{union} WHERE day BETWEEN {first} AND {last}")
-    return (union + " ORDER BY day, "
+    return (f"SELECT f.*, coalesce(s.status, 'open') AS status, s.batch AS settled_by "
+            f"FROM (SELECT *, {_FLAG_ID} AS flag_id FROM ({union})) f "
+            f"LEFT JOIN ({_SETTLED}) s USING (flag_id) ORDER BY day, "
             "CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, "
             "check_name, factory, department, team, observer, observation_id, detail")
 
@@ -296,7 +307,21 @@ def rules(settings: Settings) -> dict[str, str]:
     return {check.name: check.rule.format(**values) for check in CHECKS}
 
 
-_COLUMNS = ", ".join(f'"{c}"' for c in COLUMNS)
+_FOUND = ", ".join(f'"{c}"' for c in FOUND)
+_FLAG_ID = ("substr(sha256(concat_ws(chr(31), check_name, CAST(day AS VARCHAR), "
+            "coalesce(factory, ''), coalesce(department, ''), coalesce(team, ''), "
+            "CASE check_name WHEN 'incomplete' THEN '' ELSE coalesce(observer, '') END, "
+            "coalesce(observation_id, ''), CASE WHEN contains(detail, ': ') "
+            "THEN split_part(detail, ': ', 1) ELSE '' END)), 1, 16)")
+# Each flag's settlement: the first batch in effect that corrected it, else reviewed it.
+_SETTLED = """
+    SELECT flag_id, status, batch FROM (
+        SELECT flag_id, 'corrected' AS status, batch FROM corrections
+        WHERE flag_id IS NOT NULL AND outcome <> 'refused' AND NOT rolled_back
+        UNION ALL
+        SELECT flag_id, 'reviewed', batch FROM reviews
+        WHERE outcome <> 'refused' AND NOT rolled_back)
+    QUALIFY row_number() OVER (PARTITION BY flag_id ORDER BY status, batch) = 1"""
 
 
 def _cases(minutes: dict[str, float]) -> str:

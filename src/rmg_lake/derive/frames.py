@@ -14,6 +14,7 @@ types are `rmg_lake.store.tables`'s).
                    resolved them (took them in, or quarantined them again)
     corrections    one row per row of each corrections sheet: its outcome, and whether it
                    is in effect
+    reviews        one row per flag a checks workbook reviewed (a resolution, no change)
 
 `rmg_lake.derive.partitions` decides which of them to make and where to keep them.
 """
@@ -32,8 +33,8 @@ from rmg_lake.store.tables import SCHEMAS
 
 __all__ = [
     "DETAIL", "batches_frame", "completion", "completion_after", "corrections_frame",
-    "current_frames", "empty_frame", "history_frame", "quarantine_frame", "team_frame_name",
-    "team_frames",
+    "current_frames", "empty_frame", "history_frame", "quarantine_frame", "reviews_frame",
+    "team_frame_name", "team_frames",
 ]
 
 DETAIL = ("roster", "wip", "interactions")  # the tasks, each with its team frames
@@ -193,14 +194,25 @@ def batches_frame(entries: list[LogEntry]) -> pl.DataFrame:
 
 def corrections_frame(entries: list[LogEntry], in_effect: set[tuple[int, int]],
                       ) -> pl.DataFrame:
-    """Every row of every corrections sheet; `in_effect`: the (batch, row) that apply."""
+    """Every row of every corrections sheet; `in_effect`: the rows that apply (batch,
+    place among its entry's rows)."""
     by = rolled_back_by(entries)
     return pl.DataFrame(
         [{"batch": e.batch, "committed_at": e.committed_at, "by": e.by, "sheet": e.sheet,
           **row.model_dump(), "rolled_back": e.batch in by,
-          "in_effect": (e.batch, row.row) in in_effect}
-         for e in entries if isinstance(e, Correction) for row in e.rows],
+          "in_effect": (e.batch, place) in in_effect}
+         for e in entries if isinstance(e, Correction) for place, row in enumerate(e.rows)],
         schema=SCHEMAS["corrections"], orient="row")
+
+
+def reviews_frame(entries: list[LogEntry]) -> pl.DataFrame:
+    """Every flag a checks workbook reviewed (a resolution, no change)."""
+    by = rolled_back_by(entries)
+    return pl.DataFrame(
+        [{"batch": e.batch, "committed_at": e.committed_at, "by": e.by, "sheet": e.sheet,
+          **review.model_dump(), "rolled_back": e.batch in by}
+         for e in entries if isinstance(e, Correction) for review in e.reviews],
+        schema=SCHEMAS["reviews"], orient="row")
 
 
 def history_frame(batch: Batch) -> pl.DataFrame:

@@ -5,7 +5,7 @@
     frames/teams/<name>/<month>-<hash>.parquet  the team frames: one file per month
     frames/history/b<batch>-<hash>.parquet     what became of each file: one per ingest
     frames/<frame>/all-<hash>.parquet          completion, batches, quarantine,
-                                               corrections: whole
+                                               corrections, reviews: whole
     _derived.json                              which files make up each frame now
 
 A file is named by its content's hash, so the same log gives the same names and bytes
@@ -46,6 +46,7 @@ from rmg_lake.derive.frames import (
     empty_frame,
     history_frame,
     quarantine_frame,
+    reviews_frame,
     team_frame_name,
     team_frames,
 )
@@ -64,9 +65,9 @@ from rmg_lake.store.versions import log_rows
 __all__ = ["STATE", "Derived", "derive", "load_state"]
 
 STATE = "_derived.json"
-FORMAT = 5  # frames' layout and columns: a state of another format is derived again
+FORMAT = 6  # frames' layout and columns: a state of another format is derived again
 BASE = ("observations", "roster", "wip", "interactions", "completion", "batches", "quarantine",
-        "corrections", "history")
+        "corrections", "reviews", "history")
 _WRITERS = 4  # partitions written at once (polars lets go of the GIL while it writes)
 _EMPTY, _WHOLE = "empty", "all"  # the keys of a frame with no partitions, of a whole frame
 _UNCORRECTED = [pl.lit(False).alias("corrected"), pl.lit(0, pl.Int64).alias("corrections")]
@@ -159,9 +160,9 @@ def _derive_history(out: Path, frames: dict[str, dict[str, str]],
 
 def _derive_whole(out: Path, frames: dict[str, dict[str, str]], entries: list[LogEntry],
                   previous: Derived | None, update: Update, settings: Settings) -> None:
-    """The whole frames: completion, batches, quarantine and corrections. They go on from
-    the frames before where those still hold: the quarantine after new ingests only,
-    completion under the same settings (made again for the days that changed)."""
+    """The whole frames: completion, batches, quarantine, corrections and reviews. They go
+    on from the frames before where those still hold: the quarantine after new ingests
+    only, completion under the same settings (made again for the days that changed)."""
     batches = in_effect(entries)
     if previous is not None and update.ingests_only:
         quarantine = quarantine_frame([b for b in batches if b.batch > previous.entries],
@@ -175,7 +176,8 @@ def _derive_whole(out: Path, frames: dict[str, dict[str, str]], entries: list[Lo
                                    update.days)
     for name, frame in (("completion", completion), ("batches", batches_frame(entries)),
                         ("quarantine", quarantine),
-                        ("corrections", corrections_frame(entries, update.applied))):
+                        ("corrections", corrections_frame(entries, update.applied)),
+                        ("reviews", reviews_frame(entries))):
         frames[name] = {_WHOLE: _write(out, name, _WHOLE, frame)}
 
 

@@ -37,7 +37,7 @@ from rmg_lake.store.records import OUTCOMES, FileRecord, file_records, records_f
 
 __all__ = [
     "Batch", "Correction", "CorrectionRow", "Current", "Deferred", "Entry", "Log",
-    "LogEntry", "Rollback", "RowOutcome", "arrival",
+    "LogEntry", "Review", "ReviewOutcome", "Rollback", "RowOutcome", "arrival",
     "corrections_in_effect", "in_effect", "is_newer", "read_entry",
     "retracted", "rolled_back_by", "settings_in_force",
 ]
@@ -179,6 +179,8 @@ class CorrectionRow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     row: int  # its row in the sheet (the header is row 1)
+    worksheet: str | None = None  # a checks workbook's: the sheet it is on (layout 3)
+    flag_id: str | None = None  # a checks workbook's: the flag it settles (layout 3)
     observation_id: str
     field: str  # a path into the payload: `team`, `machines.KN3.worker_id`, … ("" to DROP)
     old_value: str  # as text; "" is null
@@ -189,8 +191,26 @@ class CorrectionRow(BaseModel):
     current: str | None = None  # refused for a stale old_value: the value it found
 
 
+ReviewOutcome = Literal["reviewed", "already", "refused"]  # already: settled before
+
+
+class Review(BaseModel):
+    """A checks workbook's row with a resolution and no change: its flag was looked at and
+    the data is right as it is (layout 3)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    worksheet: str
+    row: int
+    flag_id: str
+    resolution: str
+    outcome: ReviewOutcome
+    detail: str | None = None  # refused: why
+
+
 class Correction(BaseModel):
-    """One applied corrections sheet: who, which sheet (kept as evidence), every row."""
+    """One applied corrections sheet (or checks workbook): who, which sheet (kept as
+    evidence), every row, and the flags it reviewed."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -203,6 +223,7 @@ class Correction(BaseModel):
     stored: str  # where the sheet's bytes are kept, relative to the lake
     partial: bool  # applied with some rows refused (--partial)
     rows: tuple[CorrectionRow, ...]
+    reviews: tuple[Review, ...] = ()
 
     def named(self) -> dict[str, str]:
         """The file of the lake it names: the sheet."""
@@ -211,8 +232,11 @@ class Correction(BaseModel):
     @property
     def counts(self) -> dict[str, int]:
         tally = Counter(row.outcome for row in self.rows)
+        reviewed = Counter(review.outcome for review in self.reviews)
         return {"rows": len(self.rows), "applied": tally["applied"],
-                "already": tally["already"], "refused": tally["refused"]}
+                "already": tally["already"], "refused": tally["refused"],
+                **({"reviewed": reviewed["reviewed"], "reviews_refused": reviewed["refused"]}
+                   if self.reviews else {})}
 
 
 LogEntry = Batch | Correction | Rollback

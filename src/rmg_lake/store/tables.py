@@ -59,10 +59,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "corrections": {
         "batch": pl.Int64, "committed_at": TS, "by": pl.String, "sheet": pl.String,
-        "row": pl.Int64, "observation_id": pl.String, "field": pl.String,
+        "row": pl.Int64, "worksheet": pl.String, "flag_id": pl.String,
+        "observation_id": pl.String, "field": pl.String,
         "old_value": pl.String, "new_value": pl.String, "reason": pl.String,
         "outcome": pl.String, "detail": pl.String, "current": pl.String,
         "rolled_back": pl.Boolean, "in_effect": pl.Boolean,
+    },
+    "reviews": {
+        "batch": pl.Int64, "committed_at": TS, "by": pl.String, "sheet": pl.String,
+        "worksheet": pl.String, "row": pl.Int64, "flag_id": pl.String,
+        "resolution": pl.String, "outcome": pl.String, "detail": pl.String,
+        "rolled_back": pl.Boolean,
     },
     "history": {
         "batch": pl.Int64, "source": pl.String, "path": pl.String, "sha256": pl.String,

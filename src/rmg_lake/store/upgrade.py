@@ -3,13 +3,18 @@
     layout 1   each ingest's file records inline in its log entry
     layout 2   each ingest's file records in `records/<sha256>.parquet`, which its entry
                names (`rmg_lake.store.records`)
+    layout 3   a correction may come from a checks workbook: its rows name their sheet
+               and flag, and it records the flags reviewed (`Review`); its entries are
+               those of layout 2, which layout 3 reads as they are
 
 An upgrade says the same things in the new form: every entry keeps its number, header and
-records (the one time an entry is written again). Each step can be interrupted:
-`_meta.json` says the new layout first (an older rmg-lake then refuses the lake as too
-new), the records files are on disk before an entry names them, each entry is replaced
-in one step (readers see the old one or the new one, both readable), and `_meta.json`
-says the upgrade is done last; the next run that writes finishes it.
+records (the one time an entry is written again; from layout 2 to 3 none is: an older
+rmg-lake, which would not read a review, refuses the lake by its `_meta.json`). Each step
+can be interrupted: `_meta.json` says the new layout first (an older rmg-lake then
+refuses the lake as too new), the records files are on disk before an entry names them,
+each entry is replaced in one step (readers see the old one or the new one, both
+readable), and `_meta.json` says the upgrade is done last; the next run that writes
+finishes it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ from rmg_lake.store.records import record_bytes, records_frame
 
 __all__ = ["LAYOUT", "READABLE", "needed", "upgrade"]
 
-LAYOUT = 2  # the on-disk layout this rmg-lake writes, kept in _meta.json
-READABLE = (1, 2)  # the layouts it reads (and upgrades at its first write)
+LAYOUT = 3  # the on-disk layout this rmg-lake writes, kept in _meta.json
+READABLE = (1, 2, 3)  # the layouts it reads (and upgrades at its first write)
 
 
 def needed(meta: dict[str, object]) -> bool:
