@@ -142,8 +142,8 @@ def _workbook(path: Path, data: bytes, sheets: dict[str, list[list[str]]]) -> Sh
 
 def _filled(path: Path, title: str, cells: list[list[str]],
             ) -> list[tuple[SheetRow, str, str]]:
-    """A workbook sheet's rows (as a corrections sheet's), each with its flag and
-    resolution; rows with neither a change nor a resolution are left out."""
+    """A workbook sheet's rows (as a corrections sheet's, empty ones too), each with its
+    flag and resolution."""
     found = []
     header = _header(cells)
     at = {column: header.index(column) for column in FLAGGED}
