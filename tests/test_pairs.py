@@ -205,6 +205,21 @@ def test_the_library_reads_the_views(study: Study) -> None:
     assert lake.agreement(WEDNESDAY + timedelta(days=1)).is_empty()
 
 
+def test_a_catalog_made_before_the_views_answers_the_library_too(tmp_path: Path) -> None:
+    """(An existing lake's lake.duckdb gains the views at its next ingest or rebuild.)"""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    checked = write_round(inbox, TUESDAY, "10:00", "obs01", knitting())
+    write_round(inbox, TUESDAY, "10:05", "obs02", knitting(KN1={"front": 7}))
+    lake = open_lake(tmp_path / "lake", create=True)
+    lake.ingest(inbox)
+    con = duckdb.connect(str(lake.root / "lake.duckdb"))
+    con.execute("DROP VIEW pairs; DROP VIEW agreement")
+    con.close()
+    assert lake.pairs()["first_observation_id"].to_list() == [checked]
+    assert lake.agreement()["counts_agree"].to_list() == [0.9, 0.9]
+
+
 def test_a_back_check_that_agrees_is_no_copy(study: Study) -> None:
     """The `wip_repeated` check leaves a pair alone (Tuesday's identical rounds 16 minutes
     apart, or by the same observer, are flagged)."""

@@ -369,16 +369,16 @@ class Lake:
 
     def pairs(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
         """The paired wip rounds (back-checks) of the days `start` to `end`, compared
-        machine by machine: the `pairs` view (see `rmg_lake.derive.pairs`)."""
-        sql = pairs_sql(_days(start, end)) if start or end else "SELECT * FROM pairs"
-        return self._query(sql, PAIR_SCHEMA, "the paired rounds cannot be compared", "pairs")
+        machine by machine: the `pairs` view's rows (see `rmg_lake.derive.pairs`; its
+        query, so a catalog made before the view existed answers too)."""
+        return self._query(pairs_sql(_days(start, end)), PAIR_SCHEMA,
+                           "the paired rounds cannot be compared", "pairs")
 
     def agreement(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
         """Each observer's agreement in the paired rounds of the days `start` to `end`: the
-        `agreement` view (see `rmg_lake.derive.pairs`)."""
-        sql = agreement_sql(_days(start, end)) if start or end else "SELECT * FROM agreement"
-        return self._query(sql, AGREEMENT_SCHEMA, "the observers' agreement cannot be counted",
-                           "agreement")
+        `agreement` view's rows (its query, as `pairs`)."""
+        return self._query(agreement_sql(_days(start, end)), AGREEMENT_SCHEMA,
+                           "the observers' agreement cannot be counted", "agreement")
 
     def _query(self, sql: str, schema: dict[str, Any], failing: str,
                view: str) -> pl.DataFrame:
@@ -469,9 +469,9 @@ def _standing(entries: list[LogEntry], target: int) -> str:
             "`rmg-lake log`")
 
 
-def _days(start: date | None, end: date | None) -> tuple[date, date]:
-    """The days `start` to `end`, either open."""
-    return start or date.min, end or date.max
+def _days(start: date | None, end: date | None) -> tuple[date, date] | None:
+    """The days `start` to `end`, either open (None: every day)."""
+    return None if start is None and end is None else (start or date.min, end or date.max)
 
 
 def _sql(day: date | None) -> str:
