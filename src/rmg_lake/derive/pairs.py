@@ -79,13 +79,21 @@ pair AS (
       AND (a.started_at < b.started_at
            OR (a.started_at = b.started_at AND a.observation_id < b.observation_id))
       AND b.started_at <= a.started_at + INTERVAL {PAIRED_WITHIN} MINUTE),
+side AS (  -- each pair's machines, round by round (the union keeps DuckDB from joining
+           -- the two rounds' machines before it has found the pairs)
+    SELECT p.first_observation_id, p.second_observation_id, 1 AS round, w.*
+    FROM pair p JOIN (SELECT * FROM wip WHERE {{days}}) w
+      ON w.observation_id = p.first_observation_id
+    UNION ALL
+    SELECT p.first_observation_id, p.second_observation_id, 2 AS round, w.*
+    FROM pair p JOIN (SELECT * FROM wip WHERE {{days}}) w
+      ON w.observation_id = p.second_observation_id),
 compared AS (
-    SELECT p.first_observation_id, p.second_observation_id, a.machine,
+    SELECT a.first_observation_id, a.second_observation_id, a.machine,
            {_COMPARED}
-    FROM pair p
-    JOIN (SELECT * FROM wip WHERE {{days}}) a ON a.observation_id = p.first_observation_id
-    JOIN (SELECT * FROM wip WHERE {{days}}) b ON b.observation_id = p.second_observation_id
-     AND b.machine = a.machine),
+    FROM side a JOIN side b
+      USING (first_observation_id, second_observation_id, machine)
+    WHERE a.round = 1 AND b.round = 2),
 summed AS (
     SELECT p.*, count(c.machine) AS machines, {_SUMS}
     FROM pair p LEFT JOIN compared c USING (first_observation_id, second_observation_id)
