@@ -248,6 +248,20 @@ def test_wip_trends_are_the_view(page: _Tables, ingested: Ingested) -> None:
         assert float(row[5][0]) == pytest.approx(pieces, abs=0.05 + 1e-9)  # one decimal
 
 
+def test_each_observer_s_agreement_is_the_view(page: _Tables, ingested: Ingested) -> None:
+    header, *rows = page.tables["agreement"]
+    assert [c[0] for c in header] == ["observer", "pairs", "machines", "agreeing",
+                                      "mean_abs_diff"]
+    expected = ingested.sql("select observer, pairs, machines, all_agree, mean_abs_diff "
+                            "from agreement order by observer")
+    assert len(rows) == len(expected) > 1  # the field supervisor and those checked
+    for row, (observer, pairs, machines, agree, difference) in zip(rows, expected,
+                                                                   strict=True):
+        assert [c[0] for c in row[:3]] == [observer, str(pairs), str(machines)]
+        assert float(row[3][0].removesuffix("%")) == pytest.approx(100 * agree, abs=0.05)
+        assert float(row[4][0]) == pytest.approx(difference, abs=0.005 + 1e-9)
+
+
 def test_each_team_is_a_line_of_its_departments_chart(page: _Tables, report: Path) -> None:
     """A chart per factory and department; in it a line per team with a point a day."""
     from rmg_lake.deliver.charts import line_id

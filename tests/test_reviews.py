@@ -51,8 +51,10 @@ def _fill(book: Path, fills: dict[str, dict[str, str]]) -> list[tuple[str, int]]
     field manager does in Excel; where each is (sheet, row)."""
     workbook = load_workbook(book)
     where = []
-    for sheet in workbook.worksheets[3:]:  # the check sheets
+    for sheet in workbook.worksheets:
         header = [cell.value for cell in sheet[1]]
+        if "flag_id" not in header:
+            continue  # not a check's sheet
         for row in sheet.iter_rows(min_row=2):
             flag = row[header.index("flag_id")].value
             for column, value in fills.get(flag, {}).items():
@@ -127,7 +129,7 @@ def test_a_settled_flag_does_not_come_back_the_next_day_and_a_rollback_reopens_i
     assert late not in listed and short not in listed
     assert f"{short},reviewed,2" in _listed(capsys, lake, "--settled")
     next_book = load_workbook(_workbook(capsys, lake, tmp_path / "next.xlsx"))
-    in_sheets = {str(v) for sheet in next_book.worksheets[3:]
+    in_sheets = {str(v) for sheet in next_book.worksheets
                  for row in sheet.iter_rows(values_only=True) for v in row}
     assert late not in in_sheets and short not in in_sheets
     assert "2 corrected" not in str(next_book["summary"]["B3"].value)  # 1 and 1

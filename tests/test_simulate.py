@@ -176,15 +176,40 @@ def test_a_default_run_holds_every_case(run: tuple[SimulationManifest, Tree],
     assert manifest.duplicates > 0 and manifest.superseded > 0 and manifest.photos > 0
     assert any(" (1).json" in p for p in valid) and any("conflicted copy" in p for p in valid)
     assert any("/" in p for p in valid) and any("/" not in p for p in valid)
-    assert sorted({o.observer for o in observations}) == ["obs01", "obs02", "obs03", "obs04"]
+    assert sorted({o.observer for o in observations}) == [
+        "obs00", "obs01", "obs02", "obs03", "obs04"]  # obs00: the field supervisor
     observers = defaultdict(set)
     for o in observations:
-        observers[(o.factory, o.department, o.team)].add(o.observer)
+        if o.observer != "obs00":
+            observers[(o.factory, o.department, o.team)].add(o.observer)
     assert all(len(codes) == 1 for codes in observers.values())  # one observer per team
     assert manifest.factories_teams == {
         "f01": {d: ["treatment", "same-floor", "other-floor"] for d in ("knitting", "linking")},
         "f02": {d: ["treatment", "control"] for d in ("knitting", "linking")},
     }
+
+
+def test_the_field_supervisor_back_checks_a_round_each_working_day(
+        run: tuple[SimulationManifest, Tree], valid: dict[str, tuple[Any, bytes, int]]) -> None:
+    """Two observers' wip rounds of a team begun within 15 minutes of each other: exactly
+    the manifest's back-checks, one a working day, mostly agreeing with the round."""
+    manifest, _ = run
+    rounds = [valid[path][0] for path in manifest.current.values()
+              if valid[path][0].task == "wip"]  # (their latest versions)
+    paired = {(str(a.observation_id), str(b.observation_id)) for a in rounds for b in rounds
+              if (a.day, a.factory, a.department, a.team) == (b.day, b.factory, b.department,
+                                                              b.team)
+              and a.observer != b.observer
+              and timedelta(0) <= b.started_at - a.started_at <= timedelta(minutes=15)}
+    assert paired == {(checked, check) for check, checked in manifest.back_checks.items()}
+    assert len(paired) == len(manifest.days)
+    by_id = {str(o.observation_id): o for o in rounds}
+    machines = [(by_id[a].machines[code], row) for a, b in paired
+                for code, row in by_id[b].machines.items()]
+    assert all(by_id[a].machines.keys() == by_id[b].machines.keys() for a, b in paired)
+    same = sum(first == second for first, second in machines)
+    assert 0.8 * len(machines) < same < len(machines)  # a few differ, by a little
+    assert any(f.worker_id != s.worker_id for f, s in machines if s.mc_status == "manned")
 
 
 def test_more_factories_and_no_bad_files(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def test_a_sheet_per_check_that_fired_holds_its_flags_and_columns_to_fill_in(
     workbook, flags = book
     fired = [c.name for c in CHECKS if c.name in set(flags["check_name"])]
     assert len(fired) >= 4
-    assert workbook.sheetnames == ["summary", "tracking", "observers", *fired]
+    assert workbook.sheetnames == ["summary", "tracking", "observers", "agreement", *fired]
     for check in fired:
         expected = flags.filter(pl.col("check_name") == check).drop(
             "check_name", "status", "settled_by").rows(named=True)

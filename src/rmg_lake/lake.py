@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 import orjson
@@ -34,6 +34,7 @@ from rmg_lake.corrections.sheet import read_sheet
 from rmg_lake.derive.catalog import CATALOG
 from rmg_lake.derive.checks import FLAG_SCHEMA, flags_sql
 from rmg_lake.derive.frames import team_frame_name
+from rmg_lake.derive.pairs import AGREEMENT_SCHEMA, PAIR_SCHEMA, agreement_sql, pairs_sql
 from rmg_lake.derive.partitions import Derived, derive, load_state
 from rmg_lake.errors import LakeError, LakeUnusable, boundary, passing
 from rmg_lake.results import Corrected, IngestResult, RolledBack
@@ -375,7 +376,25 @@ class Lake:
         # (dates as literals: binding parameters makes duckdb import pandas)
         sql = (f"SELECT * FROM flags WHERE day <= {_sql(end)}" if start is None
                else flags_sql(self.settings(), (start, end or date.max)))
+        return self._query(sql, FLAG_SCHEMA, "the quality checks cannot run", "flags")
 
+    def pairs(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
+        """The paired wip rounds (back-checks) of the days `start` to `end`, compared
+        machine by machine: the `pairs` view's rows (see `rmg_lake.derive.pairs`; its
+        query, so a catalog made before the view existed answers too)."""
+        return self._query(pairs_sql(_days(start, end)), PAIR_SCHEMA,
+                           "the paired rounds cannot be compared", "pairs")
+
+    def agreement(self, start: date | None = None, end: date | None = None) -> pl.DataFrame:
+        """Each observer's agreement in the paired rounds of the days `start` to `end`: the
+        `agreement` view's rows (its query, as `pairs`)."""
+        return self._query(agreement_sql(_days(start, end)), AGREEMENT_SCHEMA,
+                           "the observers' agreement cannot be counted", "agreement")
+
+    def _query(self, sql: str, schema: dict[str, Any], failing: str,
+               view: str) -> pl.DataFrame:
+        """The rows of `sql` over the catalog's views; `failing` says what could not be
+        done if DuckDB refuses it, and `view` which view could not be read."""
         def query(_: Derived) -> pl.DataFrame:
             try:
                 con = duckdb.connect(str(self.root / CATALOG), read_only=True)
@@ -386,14 +405,14 @@ class Lake:
             except duckdb.IOException:
                 raise  # its files were replaced since it was opened
             except duckdb.Error as err:
-                raise LakeError(f"the quality checks cannot run ({err})",
+                raise LakeError(f"{failing} ({err})",
                                 hint="please report it, with the lake's version") from None
             finally:
                 con.close()
-            return pl.DataFrame(rows, schema=FLAG_SCHEMA, orient="row")
+            return pl.DataFrame(rows, schema=schema, orient="row")
 
         return self._reading(query, (duckdb.IOException,), LakeUnusable(
-            "the catalog's flags cannot be read", file=str(self.root),
+            f"the catalog's {view} cannot be read", file=str(self.root),
             hint="run `rmg-lake rebuild`"))
 
     def last_day_observed(self, before: date) -> date | None:
@@ -459,6 +478,11 @@ def _standing(entries: list[LogEntry], target: int) -> str:
         return f"batch {by} already rolled it back; roll back batch {by} to undo that"
     return ("other rollbacks in the log have the same effect as undoing it; see "
             "`rmg-lake log`")
+
+
+def _days(start: date | None, end: date | None) -> tuple[date, date] | None:
+    """The days `start` to `end`, either open (None: every day)."""
+    return None if start is None and end is None else (start or date.min, end or date.max)
 
 
 def _sql(day: date | None) -> str:

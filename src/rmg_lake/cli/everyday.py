@@ -382,5 +382,5 @@ def simulate(
     manifest = run(folder, days=days, observers=observers, seed=seed)
     out.print(f"Wrote {manifest.files:,} files to {folder}: {manifest.observation_files:,} "
               f"observation files ({manifest.duplicates:,} duplicates, {manifest.superseded:,} "
-              f"superseded versions), {manifest.photos:,} photos, {len(manifest.bad):,} bad "
-              "files.")
+              f"superseded versions, {len(manifest.back_checks):,} back-checks), "
+              f"{manifest.photos:,} photos, {len(manifest.bad):,} bad files.")

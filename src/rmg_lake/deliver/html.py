@@ -1,7 +1,7 @@
 """The HTML report: one self-contained page (no network when it is read) for a phone or a
 laptop, from the lake's frames, over a window of days (by default the four weeks up to
-the last day observed): completion heatmaps per factory, observers, the day's flags, WIP
-trends per team, interactions, batches.
+the last day observed): completion heatmaps per factory, observers and their agreement in
+paired rounds, the day's flags, WIP trends per team, interactions, batches.
 
 Each data table carries `data-view`, the frame it shows, so a test can hold it against
 the frame.
@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.derive.checks import FOUND
+from rmg_lake.derive.pairs import PAIRED_WITHIN
 from rmg_lake.errors import LakeError
 from rmg_lake.lake import Lake
 
@@ -113,6 +114,7 @@ def render_html(lake: Lake, report: Report | None = None) -> str:
         topics=_interactions(interactions, "topic"),
         initiators=_interactions(interactions, "initiator"),
         observer_days=_observer_days(observations),
+        agreement=_agreement(lake.agreement(start, end)), paired_within=PAIRED_WITHIN,
         batches=_frame_table(batches.select(
             "batch", "kind", pl.col("committed_at").dt.convert_time_zone(FACTORY_TZ.key)
             .dt.strftime("%Y-%m-%d %H:%M"), "source", "seen", "added", "duplicate",
@@ -168,6 +170,15 @@ def _observers(observations: pl.DataFrame, flags: pl.DataFrame) -> _Table:
         "observer", "days", "tasks", "complete", "partial", "aborted",
         pl.col("incomplete").fill_null(0), "last_day").sort("observer")
     return _frame_table(frame)
+
+
+def _agreement(agreement: pl.DataFrame) -> _Table:
+    """Per observer: paired rounds, machines compared, the share of them agreeing on
+    everything, and the mean absolute difference of the counts both rounds give."""
+    return _frame_table(agreement.select(
+        "observer", "pairs", "machines",
+        agreeing=pl.format("{}%", (pl.col("all_agree") * 100).round(1)),
+        mean_abs_diff=pl.col("mean_abs_diff").round(2)))
 
 
 def _flag_counts(flags: pl.DataFrame) -> _Table:

@@ -6,6 +6,8 @@
                     attempted, status (as `completion`)
     observers       per observer, per day and in all: tasks and their status, durations,
                     first and last day, days worked, late files and clock warnings
+    agreement       per observer, each paired round (back-check) and in all: the machines
+                    compared and the shares agreeing, the mean difference of the counts
     <check>         one sheet per check with open flags, a row per flag (its `flag_id`
                     last), with empty `field`, `old_value`, `new_value`, `reason` and
                     `resolution` columns to fill in
@@ -53,6 +55,7 @@ def checks_workbook(lake: Lake, flags: pl.DataFrame, first: date, last: date) ->
     _sheet(book, "tracking", lake.completion(first, last).sort(
         "day", "factory", "department", "team", "task"))
     _sheet(book, "observers", _observers(lake.table("observations", first, last), flags))
+    _sheet(book, "agreement", _agreement(lake, first, last))
     open_flags = flags.filter(pl.col("status") == "open").drop("status", "settled_by")
     fired = {name for name in open_flags["check_name"].unique() if name is not None}
     for check in (c.name for c in CHECKS if c.name in fired):
@@ -122,6 +125,24 @@ def _observers(observations: pl.DataFrame, flags: pl.DataFrame) -> pl.DataFrame:
         "observer", "day", "tasks", "complete", "partial", "aborted", "median_minutes",
         "min_minutes", "max_minutes", "first_day", "last_day", "days_worked", "late_files",
         "clock_warnings").sort("observer", pl.col("day") == "all", "day")
+
+
+def _agreement(lake: Lake, first: date, last: date) -> pl.DataFrame:
+    """Per observer, each of their paired rounds (the other observer's beside it), then
+    their pairs in all (`day` "all"): the `pairs` and `agreement` views, shares rounded."""
+    pairs = lake.pairs(first, last).with_columns(pl.col("day").cast(pl.String))
+    sides = [pairs.rename({f"{mine}_observer": "observer",
+                           f"{mine}_observation_id": "observation_id",
+                           f"{other}_observer": "other_observer",
+                           f"{other}_observation_id": "other_observation_id"})
+             for mine, other in (("first", "second"), ("second", "first"))]
+    in_all = lake.agreement(first, last).with_columns(day=pl.lit("all"))
+    return pl.concat([*sides, in_all], how="diagonal_relaxed").select(
+        "observer", "day", "factory", "department", "team", "observation_id",
+        "other_observer", "other_observation_id", "minutes_apart", "pairs", "machines",
+        pl.col("^.*_agree$").round(3), "counts_compared", pl.col("mean_abs_diff").round(3),
+    ).sort("observer", pl.col("day") == "all", "day", "factory", "department", "team",
+           "observation_id")
 
 
 def _sheet(book: Any, title: str, frame: pl.DataFrame,

@@ -16,6 +16,7 @@ from rmg_lake._internal.faults import reached
 from rmg_lake._internal.files import private_umask
 from rmg_lake.config import Settings
 from rmg_lake.derive.checks import flags_sql
+from rmg_lake.derive.pairs import agreement_sql, pairs_sql
 
 __all__ = ["CATALOG", "build_catalog"]
 
@@ -31,8 +32,9 @@ def _files(out: Path, parts: dict[str, str]) -> str:
 
 
 def build_catalog(out: Path, frames: dict[str, dict[str, str]], settings: Settings) -> Path:
-    """(Re)write `out/lake.duckdb` with one view per frame (files relative to `out`), and
-    the `flags` view of the quality checks over them (with the thresholds of `settings`)."""
+    """(Re)write `out/lake.duckdb` with one view per frame (files relative to `out`), the
+    `flags` view of the quality checks over them (with the thresholds of `settings`), and
+    the observers' `pairs` and `agreement` views (see `rmg_lake.derive.pairs`)."""
     out = out.absolute()
     target, temp = out / CATALOG, out / f".{CATALOG}.new"
     temp.unlink(missing_ok=True)
@@ -56,6 +58,8 @@ def _write(temp: Path, out: Path, frames: dict[str, dict[str, str]],
                           f"b.rolled_back FROM {source} h JOIN batches b USING (batch))")
             con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM {source}')
         con.execute(f"CREATE VIEW flags AS {flags_sql(settings)}")
+        con.execute(f"CREATE VIEW pairs AS {pairs_sql()}")
+        con.execute(f"CREATE VIEW agreement AS {agreement_sql()}")
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -31,6 +31,7 @@ import polars as pl
 
 from rmg_lake.config import Settings
 from rmg_lake.contract.models import FACTORY_TZ
+from rmg_lake.derive.pairs import PAIRED_WITHIN
 
 __all__ = ["CHECKS", "COLUMNS", "FLAG_SCHEMA", "FOUND", "STATUSES", "Check", "flags_sql", "rules"]
 
@@ -209,18 +210,25 @@ CHECKS: tuple[Check, ...] = (
               FROM ${panels})
         WHERE pieces - before > ${wip_jump}"""),
     Check("wip_repeated", "A wip round repeats the round before it the same day, machine "
-          "for machine and panel for panel, with some pieces (copied?).", """
+          "for machine and panel for panel, with some pieces (copied?); not a second "
+          "observer's round within {paired_within} minutes of it (a back-check that "
+          "agrees).", """
         SELECT 'wip_repeated', 'warning', day, factory, department, team, observer,
                observation_id,
                format('the same counts at all {} machines as the round before', machines)
-        FROM (SELECT *, lag(counts) OVER (PARTITION BY day, factory, department, team
-                                          ORDER BY started_at, observation_id) AS before
+        FROM (SELECT *, lag(counts) OVER earlier AS before,
+                     lag(observer) OVER earlier AS before_observer,
+                     lag(started_at) OVER earlier AS before_started
               FROM (SELECT day, factory, department, team, observer, observation_id,
                            started_at, count(*) AS machines, sum(${pieces}) AS pieces,
                            string_agg(concat_ws(':', machine, ${round_counts}), ','
                                       ORDER BY machine) AS counts
-                    FROM wip WHERE mc_status = 'manned' GROUP BY ALL))
-        WHERE counts = before AND machines >= 2 AND pieces > 0"""),
+                    FROM wip WHERE mc_status = 'manned' GROUP BY ALL)
+              WINDOW earlier AS (PARTITION BY day, factory, department, team
+                                 ORDER BY started_at, observation_id))
+        WHERE counts = before AND machines >= 2 AND pieces > 0
+          AND NOT (observer <> before_observer
+                   AND started_at <= before_started + INTERVAL ${paired_within} MINUTE)"""),
     Check("superseded", "An observation was saved more than once with different content; "
           "the version saved last is used.", """
         SELECT 'superseded', 'info', day, factory, department, team, observer,
@@ -275,6 +283,7 @@ def flags_sql(settings: Settings, days: tuple[date, date] | None = None) -> str:
         "pieces": _PIECES, "panels": _PANELS.format("wip"), "round_counts": _ROUND_COUNTS,
         "every_observation": "every_observation" if days else "observations",
         "every_panel": _PANELS.format("every_wip" if days else "wip"),
+        "paired_within": PAIRED_WITHIN,
     }
     parts = [f"SELECT * FROM ({Template(check.sql).substitute(values)}) "
              f"AS {check.name}({_FOUND})" for check in CHECKS]
@@ -303,7 +312,8 @@ def rules(settings: Settings) -> dict[str, str]:
               "day_ends": checks.day_ends.strftime("%H:%M"),
               "shortest": _minutes(checks.shortest.model_dump()),
               "longest": _minutes(checks.longest.model_dump()),
-              "wip_z": f"{checks.wip_z:g}", "wip_jump": f"{checks.wip_jump:g}"}
+              "wip_z": f"{checks.wip_z:g}", "wip_jump": f"{checks.wip_jump:g}",
+              "paired_within": PAIRED_WITHIN}
     return {check.name: check.rule.format(**values) for check in CHECKS}
 
 

@@ -1,9 +1,11 @@
 """Write a realistic sync folder of observation files under the contract (shared/CONTRACT.md).
 
 For the bundled sample, tests and benchmarks. Deterministic: the same arguments write the
-same names, bytes and mtimes (one `random.Random(seed)`, never the clock). Besides valid
+same names, bytes and mtimes (`random.Random(seed)`, and a stream of the seed's own for the
+back-checks; never the clock). Besides valid
 observations it writes what the field really produces: photos, re-uploads under Dropbox's
-clash names, corrected re-saves that supersede a first version, and bad files.
+clash names, corrected re-saves that supersede a first version, the field supervisor's
+back-checks (a wip round recorded again by a second observer minutes later), and bad files.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ NOTES = ("power cut for ten minutes", "yarn shortage on the floor", "line chief 
          "floor in charge asked what I was doing", "new style started after lunch",
          "two machines under repair")
 UNMANNED, WORKER_CHANGE, MISSED_ROUND, NOTE = 0.10, 0.02, 0.05, 0.10
+BACK_CHECKER = "obs00"  # the field supervisor, who back-checks a wip round each working day
+MISCOUNT, OTHER_WORKER, AWAY = 0.05, 0.02, 0.01  # what a back-check sees otherwise
 DUPLICATE, RESAVE, PHOTO, IN_SUBFOLDER = 0.02, 0.01, 0.85, 0.6
 
 
@@ -71,6 +75,7 @@ class SimulationManifest:
     photos: int  # .jpg attachments
     bad: dict[str, str]  # path -> kind (one of BAD_KINDS); validate_file rejects each
     current: dict[str, str]  # observation_id -> path of its latest version
+    back_checks: dict[str, str]  # a back-check's observation_id -> that of the round it checks
     frames: tuple[FrameCount, ...]  # sorted by (task, factory, department, team)
     roster_rows: int  # machine rows in the current roster observations
     wip_rows: int  # machine rows in the current wip observations
@@ -161,29 +166,79 @@ def simulate(
     folder = _Folder()
     observations = _observe(rng, folder, teams, working, workers, PHOTO if photos else 0.0)
     current, duplicates, superseded = _reupload(rng, folder, observations)
+    # (a random stream of their own: adding them left every other file as it was)
+    checks = _back_checks(random.Random(f"back-checks {seed}"), folder,
+                          list(current.values()), PHOTO if photos else 0.0)
+    current.update((obs.payload["observation_id"], obs) for obs, _ in checks)
     bad = _bad(rng, folder, teams, working or [start], set(current)) if bad_files else {}
     folder.write(root)
     return _manifest(folder.files, bad, list(current.values()), duplicates, superseded, teams,
-                     len(observations))
+                     len(observations) + len(checks),
+                     {obs.payload["observation_id"]: checked for obs, checked in checks})
 
 
 def _observe(rng: random.Random, folder: _Folder, teams: list[_Team], working: list[date],
              workers: set[str], photo_share: float) -> list[_Obs]:
     """Every team's observations of every working day, with the photos taken."""
-    observations = []
-    for day in working:
-        for team in teams:
-            for payload in _team_day(rng, team, day, workers):
-                sub = team.observer if rng.random() < IN_SUBFOLDER else ""
-                synced = _synced_ns(rng, payload["ended_at"])
-                path = folder.put(_join(sub, _name(payload)), _dump(payload), synced)
-                observations.append(_Obs(payload, path, synced))
-                if rng.random() < photo_share:
-                    local = datetime.fromisoformat(payload["started_at"])
-                    photo = f"{payload['task']}_{local:%Y_%m_%d_%H_%M}.jpg"
-                    folder.put(_join(sub, photo), _jpeg(rng),
-                               synced + rng.randint(1, 30) * 10**9)
-    return observations
+    return [_save(rng, folder, payload, photo_share) for day in working for team in teams
+            for payload in _team_day(rng, team, day, workers)]
+
+
+def _save(rng: random.Random, folder: _Folder, payload: Payload, photo_share: float) -> _Obs:
+    """An observation's file as the tablet syncs it, and now and then its photo."""
+    sub = payload["observer"] if rng.random() < IN_SUBFOLDER else ""
+    synced = _synced_ns(rng, payload["ended_at"])
+    path = folder.put(_join(sub, _name(payload)), _dump(payload), synced)
+    if rng.random() < photo_share:
+        local = datetime.fromisoformat(payload["started_at"])
+        photo = f"{payload['task']}_{local:%Y_%m_%d_%H_%M}.jpg"
+        folder.put(_join(sub, photo), _jpeg(rng), synced + rng.randint(1, 30) * 10**9)
+    return _Obs(payload, path, synced)
+
+
+def _back_checks(rng: random.Random, folder: _Folder, current: list[_Obs],
+                 photo_share: float) -> list[tuple[_Obs, str]]:
+    """The field supervisor's back-checks: each working day, one complete wip round
+    recorded again 1 to 12 minutes after it began; each, and the id of the round it checks."""
+    rounds: dict[str, list[Payload]] = {}
+    for obs in current:
+        if obs.payload["task"] == "wip" and obs.payload["status"] == "complete":
+            rounds.setdefault(obs.payload["started_at"][:10], []).append(obs.payload)
+    checks = []
+    for day in sorted(rounds):
+        checked = rng.choice(rounds[day])
+        start = datetime.fromisoformat(checked["started_at"]) + timedelta(
+            seconds=rng.randint(60, 12 * 60))
+        payload = {key: value for key, value in checked.items() if key != "notes"} | {
+            "observation_id": _uuid(rng), "observer": BACK_CHECKER,
+            "started_at": start.isoformat(),
+            "ended_at": (start + timedelta(seconds=rng.randint(6 * 60, 14 * 60))).isoformat(),
+            "device": f"ipad-{BACK_CHECKER}", "machines": _recount(rng, checked["machines"])}
+        checks.append((_save(rng, folder, payload, photo_share), checked["observation_id"]))
+    return checks
+
+
+def _recount(rng: random.Random, machines: dict[str, Payload]) -> dict[str, Payload]:
+    """A round's machines as a second observer finds them minutes later: mostly the same;
+    a few counts off by a little, rarely another worker or a machine left unmanned."""
+    seen = copy.deepcopy(machines)
+    for code, row in seen.items():
+        if row["mc_status"] != "manned":
+            continue
+        roll = rng.random()
+        if roll < AWAY:  # the worker stepped away
+            seen[code] = dict.fromkeys(row) | {"mc_status": "unmanned"}
+            continue
+        others = sorted({r["worker_id"] for r in machines.values()} - {row["worker_id"], None})
+        if roll < AWAY + OTHER_WORKER and others:  # another of the team's workers noted
+            row["worker_id"] = rng.choice(others)
+        for key in ("back", "front", "sleeve", "collar", "wip"):
+            if row.get(key) is None or rng.random() >= MISCOUNT:
+                continue
+            off = rng.choice((-2, -1, 1, 2))
+            row[key] = (max(0.0, min(48.0, row[key] + off * 0.25)) if key == "wip"
+                        else max(0, row[key] + off))
+    return seen
 
 
 def _reupload(rng: random.Random, folder: _Folder,
@@ -355,7 +410,7 @@ def _edit(rng: random.Random, payload: Payload) -> Payload:
 
 def _manifest(files: dict[str, tuple[bytes, int]], bad: dict[str, str], current: list[_Obs],
               duplicates: int, superseded: int, teams: list[_Team],
-              originals: int) -> SimulationManifest:
+              originals: int, back_checks: dict[str, str]) -> SimulationManifest:
     frames: dict[tuple[str, str, str, str], list[int]] = {}
     rows: Counter[str] = Counter()
     for obs in current:
@@ -379,6 +434,7 @@ def _manifest(files: dict[str, tuple[bytes, int]], bad: dict[str, str], current:
         photos=sum(path.endswith(".jpg") for path in files),
         bad=dict(sorted(bad.items())),
         current={o.payload["observation_id"]: o.path for o in current},
+        back_checks=back_checks,
         frames=tuple(FrameCount(*key, *counts) for key, counts in sorted(frames.items())),
         roster_rows=rows["roster"], wip_rows=rows["wip"],
         interaction_rows=rows["interactions"],
