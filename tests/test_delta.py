@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 import pytest
 from conftest import run_in
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from rmg_lake import Lake, LakeError, init_secret, open_lake, publish_delta, simulate
 from rmg_lake._internal.faults import VARIABLE
@@ -309,6 +309,12 @@ def test_the_command_and_its_refusals(study: Study, tmp_path: Path,
         assert says in result.stderr and result.stderr.count("\n") == 1, result.stderr
         assert "s3cr3t" not in result.stderr
     assert not (tmp_path / "new").exists()
+    optimised = tmp_path / "wip" / "wip_knitting_treatment"  # a commit of another program's
+    write_deltalake(str(optimised), pl.read_delta(str(optimised)).head(0), mode="append")
+    result = run_in(capsys, "publish", "--delta", str(tmp_path / "wip"), "--lake", lake)
+    assert result.stderr == (f"error: {optimised}: version 6 was not written by rmg-lake — "
+                             "the tables are rmg-lake's to write, others' to read: publish "
+                             "into a new folder\n")
 
 
 def test_ingest_report_publishes_to_the_tomls_target(

@@ -25,6 +25,7 @@ lacks: the observations, committed last for each batch, say where the target sta
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Collection, Mapping
@@ -80,11 +81,17 @@ class _Target:
         return f"{self.address.rstrip('/')}/{table}"
 
     def open(self, table: str) -> DeltaTable | None:
-        """The table, if the target has it."""
+        """The table, if the target has it; refused if another program committed to it
+        last (its versions and the batches would no longer keep step)."""
         uri = self.uri(table)
         if not DeltaTable.is_deltatable(uri, self.options):
             return None
-        return DeltaTable(uri, storage_options=self.options)
+        found = DeltaTable(uri, storage_options=self.options)
+        if found.history(limit=1)[0].get("rmg_lake.batch") != str(found.version()):
+            raise LakeError(f"version {found.version()} was not written by rmg-lake",
+                            file=uri, hint="the tables are rmg-lake's to write, others' to "
+                                           "read: publish into a new folder")
+        return found
 
 
 @guarded
@@ -102,12 +109,12 @@ def publish_delta(lake: Lake, target: str | Path, *, tasks: Collection[str] | No
         observations = where.open("observations")
         chosen = _tasks(observations, where, kind, tasks)
         done, known = _standing(observations, where, len(entries))
+        tables = {name: found for name in known if (found := where.open(name))}
         todo = range(done + 1, len(entries) + 1)
         if todo:
             if where.folder is not None:
                 own_private_dir(where.folder)  # (one made beforehand, too)
             publisher = _Publisher(where, entries, chosen, secret, kind)
-            tables = {name: found for name in known if (found := where.open(name))}
             tables["observations"] = observations or publisher.create("observations")
             known = publisher.publish(lake, tables, done, known, track)
     return DeltaPublished(where.address, tuple(todo), len(entries) if todo else done,
@@ -174,9 +181,7 @@ class _Publisher:
                     None, ["observations"] if name == "observations" else None)),
                 storage_options=self.where.options)
         reached("delta-committed")
-        made = self.where.open(name)
-        assert made is not None
-        return made
+        return DeltaTable(self.where.uri(name), storage_options=self.where.options)
 
     def _write(self, table: DeltaTable, name: str, rows: pl.DataFrame,
                replaced: list[str | None], entry: LogEntry,
@@ -189,7 +194,7 @@ class _Publisher:
                 write_deltalake(table, rows, mode="overwrite", schema_mode="merge",
                                 predicate=_predicate(_column(name), replaced),
                                 commit_properties=about)
-            else:  # (no rows: an empty commit)
+            else:  # rows of new partitions only, or none: an empty commit
                 write_deltalake(table, rows, mode="append", schema_mode="merge",
                                 commit_properties=about)
         reached("delta-committed")
@@ -300,9 +305,14 @@ def _about(entry: LogEntry | None, tables: list[str] | None = None) -> dict[str,
             f"sheet {entry.sheet} by {entry.by}" if isinstance(entry, Correction) else \
             f"rollback of batch {entry.target}"  # (its reason is free text: left out)
     return {"rmg_lake.batch": str(batch), "rmg_lake.kind": kind, "rmg_lake.source": source,
-            "rmg_lake.version": metadata.version("rmg-lake"),
+            "rmg_lake.version": _version(),
             "userMetadata": f"rmg-lake batch {batch} ({kind})",
             **({"rmg_lake.tables": ",".join(tables)} if tables is not None else {})}
+
+
+@functools.cache
+def _version() -> str:
+    return metadata.version("rmg-lake")
 
 
 def _target(lake: Lake, target: str | Path,
@@ -380,18 +390,12 @@ def _standing(observations: DeltaTable | None, where: _Target,
     are committed last for each batch)."""
     if observations is None:
         return 0, set()
-    version = observations.version()
-    last = observations.history(limit=1)[0]
-    if last.get("rmg_lake.batch") != str(version) or "rmg_lake.tables" not in last:
-        raise LakeError(f"version {version} of the observations was not written by "
-                        "rmg-lake", file=where.address,
-                        hint="the tables are rmg-lake's to write, others' to read: publish "
-                             "into a new folder")
+    version = observations.version()  # (its last commit is rmg-lake's: `_Target.open`)
     if version > batches:
         raise LakeError(f"the tables hold batch {version}, the lake only {batches}: they "
                         "were published from another lake", file=where.address,
                         hint="give --delta a new folder")
-    return version, set(str(last["rmg_lake.tables"]).split(","))
+    return version, set(observations.history(limit=1)[0]["rmg_lake.tables"].split(","))
 
 
 def _scratch(lake: Lake, where: _Target) -> Path:
