@@ -21,12 +21,19 @@ import polars as pl
 import pytest
 from conftest import run_in
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import (
+    CommitFailedError,
+    DeltaError,
+    DeltaProtocolError,
+    SchemaMismatchError,
+)
 
 from rmg_lake import Lake, LakeError, init_secret, open_lake, publish_delta, simulate
 from rmg_lake._internal.faults import VARIABLE
 from rmg_lake.deliver.export import shareable
 from rmg_lake.derive.checks import FLAG_SCHEMA
 from rmg_lake.derive.partitions import load_state
+from rmg_lake.errors import converted
 
 BASE = {"observations", "completion", "flags"}
 KINDS = ["created", "ingest", "ingest", "correction", "rollback", "rollback"]  # version 0–5
@@ -185,6 +192,8 @@ def test_publishing_again_writes_nothing(study: Study) -> None:
     again = publish_delta(study.lake, study.whole)
     assert (again.batches, again.batch, len(again.tables)) == ((), 5, len(tables(study.whole)))
     assert files() == before
+    assert all(p.stat().st_mode & 0o077 == 0 for p in before)  # private, as the lake is
+    assert study.lake.verify().ok  # (its folders for the targets too)
 
 
 @pytest.mark.parametrize("kill_at", [
@@ -272,6 +281,25 @@ def test_a_column_added_later_is_a_schema_change_not_a_rewrite(
     assert second and second <= set(DeltaTable(path, version=2).file_uris())
     commit = (path / "_delta_log" / f"{2:020d}.json").read_text()
     assert '"metaData"' in commit and '\\"name\\":\\"corrections\\"' in commit
+
+
+@pytest.mark.parametrize(("error", "says", "retryable"), [
+    (SchemaMismatchError("w1101"), "the Delta table's columns cannot take the frame's", False),
+    (DeltaProtocolError("w1101"), "the Delta table uses features deltalake cannot write",
+     False),
+    (CommitFailedError("w1101"), "another program wrote the Delta table at the same time",
+     True),
+    (DeltaError("Generic LocalFileSystem error: Permission denied (os error 13) w1101"),
+     "the data files could not be read or written: permission denied", False),
+    (DeltaError("Generic S3 error: error sending request w1101"),
+     "the Delta table could not be read or written", True),
+])
+def test_deltalakes_errors_at_the_boundary(error: Exception, says: str,
+                                           retryable: bool) -> None:
+    """By type, or the system's words; never their text, which may quote rows."""
+    found = converted(error, file="s3://rmg/delta")
+    assert found is not None and found.retryable is retryable
+    assert str(found).startswith(f"s3://rmg/delta: {says} — ") and "w1101" not in str(found)
 
 
 def test_the_command_and_its_refusals(study: Study, tmp_path: Path,
