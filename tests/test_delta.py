@@ -172,6 +172,8 @@ def test_history_names_each_commits_batch_kind_source_and_rmg_lake(study: Study)
         assert [h["rmg_lake.kind"] for h in history] == KINDS
         assert [h["rmg_lake.source"] for h in history] == sources
         assert {h["rmg_lake.version"] for h in history} == {metadata.version("rmg-lake")}
+        assert [h["rmg_lake.committed_at"] for h in history[1:]] == [
+            e.committed_at.isoformat() for e in entries]  # (UTC, as the log has them)
         assert history[4]["userMetadata"] == "rmg-lake batch 4 (rollback)"  # Spark shows it
 
 
@@ -257,7 +259,7 @@ def test_a_pseudonymised_target_holds_no_code_and_refuses_to_mix(
 
 
 def test_a_column_added_later_is_a_schema_change_not_a_rewrite(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    study: Study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Batch 1 published by an rmg-lake whose frames lacked `corrections`; batch 2 (a
     correction of the first day) by this one: the column is added, the second day's file
@@ -281,6 +283,8 @@ def test_a_column_added_later_is_a_schema_change_not_a_rewrite(
     assert second and second <= set(DeltaTable(path, version=2).file_uris())
     commit = (path / "_delta_log" / f"{2:020d}.json").read_text()
     assert '"metaData"' in commit and '\\"name\\":\\"corrections\\"' in commit
+    with pytest.raises(LakeError, match="the tables hold batch 2 of another lake"):
+        publish_delta(study.lake, tmp_path / "target")  # (which has five)
 
 
 @pytest.mark.parametrize(("error", "says", "retryable"), [

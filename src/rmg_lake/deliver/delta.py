@@ -30,6 +30,7 @@ import hashlib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from importlib import metadata
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def publish_delta(lake: Lake, target: str | Path, *, tasks: Collection[str] | No
         entries = lake.entries()
         observations = where.open("observations")
         chosen = _tasks(observations, where, kind, tasks)
-        done, known = _standing(observations, where, len(entries))
+        done, known = _standing(observations, where, entries)
         tables = {name: found for name in known if (found := where.open(name))}
         todo = range(done + 1, len(entries) + 1)
         if todo:
@@ -295,17 +296,19 @@ def _predicate(column: str, keys: list[str | None]) -> str:
 
 
 def _about(entry: LogEntry | None, tables: list[str] | None = None) -> dict[str, str]:
-    """A commit's metadata: the batch (0: the table made), its kind and source, the
-    rmg-lake that wrote it; the observations' also name the target's tables."""
+    """A commit's metadata: the batch (0: the table made), its kind, source and time in
+    the lake, the rmg-lake that wrote it; the observations' also name the target's
+    tables."""
     if entry is None:
-        batch, kind, source = 0, "created", ""
+        batch, kind, source, when = 0, "created", "", ""
     else:
         batch, kind = entry.batch, entry.kind
         source = entry.source if isinstance(entry, Batch) else \
             f"sheet {entry.sheet} by {entry.by}" if isinstance(entry, Correction) else \
             f"rollback of batch {entry.target}"  # (its reason is free text: left out)
+        when = entry.committed_at.astimezone(UTC).isoformat()
     return {"rmg_lake.batch": str(batch), "rmg_lake.kind": kind, "rmg_lake.source": source,
-            "rmg_lake.version": _version(),
+            "rmg_lake.committed_at": when, "rmg_lake.version": _version(),
             "userMetadata": f"rmg-lake batch {batch} ({kind})",
             **({"rmg_lake.tables": ",".join(tables)} if tables is not None else {})}
 
@@ -385,17 +388,18 @@ def _mixing(theirs: str, ours: str, address: str) -> LakeError:
 
 
 def _standing(observations: DeltaTable | None, where: _Target,
-              batches: int) -> tuple[int, set[str]]:
+              entries: list[LogEntry]) -> tuple[int, set[str]]:
     """The last batch the target holds, and its tables (its observations say both: they
-    are committed last for each batch)."""
+    are committed last for each batch); refused if that batch is not this lake's."""
     if observations is None:
         return 0, set()
     version = observations.version()  # (its last commit is rmg-lake's: `_Target.open`)
-    if version > batches:
-        raise LakeError(f"the tables hold batch {version}, the lake only {batches}: they "
-                        "were published from another lake", file=where.address,
-                        hint="give --delta a new folder")
-    return version, set(observations.history(limit=1)[0]["rmg_lake.tables"].split(","))
+    last = observations.history(limit=1)[0]
+    if version and (version > len(entries) or last.get("rmg_lake.committed_at")
+                    != _about(entries[version - 1])["rmg_lake.committed_at"]):
+        raise LakeError(f"the tables hold batch {version} of another lake", file=where.address,
+                        hint="give --delta a new folder for this lake's")
+    return version, set(str(last["rmg_lake.tables"]).split(","))
 
 
 def _scratch(lake: Lake, where: _Target) -> Path:
