@@ -7,12 +7,14 @@
     rmg_lake.story(lake, "3f2a9c1e")              # one observation, file by file
     rmg_lake.export(lake, "share", secret=rmg_lake.load_secret())
     rmg_lake.backup(lake, rmg_lake.open_target("/media/usb/rmg"))
+    rmg_lake.publish_delta(lake, "/srv/rmg-delta")  # Delta tables, a version per batch
 
 These names are the library a notebook calls; the packages below them are its stages.
 """
 
 from rmg_lake.config import Config, Settings, load_config
 from rmg_lake.deliver.backup import BackupResult, Pruned, backup, prune, restore, versions
+from rmg_lake.deliver.delta import DeltaPublished, publish_delta
 from rmg_lake.deliver.export import Exported, export
 from rmg_lake.deliver.secret import StudySecret, init_secret, load_secret
 from rmg_lake.deliver.story import Story, story
@@ -27,6 +29,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Corrected",
+    "DeltaPublished",
     "Exported",
     "IngestResult",
     "Lake",
@@ -48,6 +51,7 @@ __all__ = [
     "open_lake",
     "open_target",
     "prune",
+    "publish_delta",
     "restore",
     "simulate",
     "story",

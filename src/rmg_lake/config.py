@@ -127,6 +127,8 @@ class Config(Settings):
     lake: Path = Path("lake")
     backup: str | None = None  # where `rmg-lake backup` writes without --to
     reports_to: str | None = None  # a folder whose reports/ also gets `ingest --report`'s
+    publish: str | None = None  # where `ingest --report` also publishes the Delta tables
+    publish_pseudonymise: bool = False  # … with people's codes pseudonymised
     max_file_mb: float = Field(default=10, gt=0)  # larger files are kept, not parsed
     by: str | None = None  # who applies corrections sheets (else the login name)
 
@@ -162,4 +164,5 @@ def load_config(path: Path | None = None) -> Config | None:
     return config.model_copy(update={"lake": base / config.lake.expanduser(),
                                      "source": place(config.source),
                                      "backup": place(config.backup),
-                                     "reports_to": place(config.reports_to)})
+                                     "reports_to": place(config.reports_to),
+                                     "publish": place(config.publish)})

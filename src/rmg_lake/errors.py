@@ -1,7 +1,7 @@
 """Errors a researcher can act on: each names the file, the field and what to do next.
 
 Everything rmg-lake raises on purpose is a `LakeError`. What the operating system, the
-Dropbox SDK, `requests`, DuckDB or polars raise becomes one here, at one boundary
+Dropbox SDK, `requests`, DuckDB, polars or deltalake raise becomes one here, at one boundary
 (`converted`, `boundary`): the message says what went wrong and the hint what to do, and
 `retryable` says whether the same command may work later (a full disk, a dropped link).
 """
@@ -147,6 +147,8 @@ def _converted(error: BaseException, where: str | None,
                                      retryable=True)
     if module in ("duckdb", "_duckdb", "polars"):
         return _data_files(error, where, made)
+    if module == "_internal" and "DeltaError" in {t.__name__ for t in type(error).__mro__}:
+        return _delta(error, where, made)
     return None
 
 
@@ -163,6 +165,25 @@ def _data_files(error: BaseException, where: str | None,
         return kind("the data files could not be read or written", file=where,
                     hint=f"check the disk, {_AGAIN}", retryable=True)
     return None
+
+
+def _delta(error: BaseException, where: str | None, kind: type[LakeError]) -> LakeError:
+    """deltalake's (delta-rs) errors, by type; a file's failure in the system's words, any
+    other as the table or the object store out of reach (their text is not repeated)."""
+    name = type(error).__name__
+    if name == "SchemaMismatchError":
+        return kind("the Delta table's columns cannot take the frame's", file=where,
+                    hint="publish into a new folder")
+    if name == "DeltaProtocolError":
+        return kind("the Delta table uses features deltalake cannot write", file=where,
+                    hint="publish into a new folder")
+    if name == "CommitFailedError":
+        return kind("another program wrote the Delta table at the same time", file=where,
+                    hint=f"let it finish, {_AGAIN}", retryable=True)
+    return _data_files(error, where, kind) or kind(
+        "the Delta table could not be read or written", file=where,
+        hint="check the address, the storage options and the connection, then run the "
+             "same command again", retryable=True)
 
 
 @contextmanager

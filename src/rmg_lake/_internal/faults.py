@@ -12,6 +12,10 @@ keeps files ahead of each commit):
     partition-written  a derived Parquet file was written
     catalog-written    the new lake.duckdb is made, not yet in place
     state-written      _derived.json names the new files; older ones not yet deleted
+
+and `publish --delta` passes, between them (deriving a batch's frames for the target):
+
+    delta-committed    a Delta table was made, or a batch committed to one
 """
 
 from __future__ import annotations

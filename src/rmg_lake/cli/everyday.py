@@ -55,7 +55,8 @@ def ingest(
         "--report", help="Then write the HTML report and the day's flags (CSV) under dated "
                          "names into LAKE/reports/, and into reports/ of `reports_to` in "
                          "rmg-lake.toml or else of a Dropbox source; each place keeps its "
-                         "last 30 days'.")] = False,
+                         "last 30 days'. With `publish` in rmg-lake.toml, also publish the "
+                         "Delta tables there.")] = False,
 ) -> None:
     """Take every new file from the sync folder into the lake as one batch (more than
     50,000 new files: a batch per 50,000)."""
@@ -74,6 +75,8 @@ def ingest(
                                   max_size=max_size), the_lake)
     if report:
         _publish(the_lake, files, own.reports_to if own else None)
+        if own is not None and own.publish is not None:
+            _publish_delta(the_lake, own.publish, pseudonymise=own.publish_pseudonymise)
 
 
 def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
@@ -104,6 +107,22 @@ def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
     for failure in [*unreached, *done.failed]:
         err.print(Text.assemble(("warning: ", "bold yellow"), f"the report did not reach "
                                 f"{failure}; the next --report tries again"), highlight=False)
+
+
+def _publish_delta(lake: Lake, target: str, *, pseudonymise: bool) -> None:
+    """Publish the Delta tables to `publish` of rmg-lake.toml; a failure is a warning (the
+    next --report publishes what is left)."""
+    from rmg_lake.cli.sharing import say_published
+    from rmg_lake.deliver.delta import publish_delta
+    from rmg_lake.deliver.secret import load_secret
+
+    try:
+        say_published(publish_delta(lake, target, secret=load_secret() if pseudonymise
+                                    else None))
+    except LakeError as error:
+        err.print(Text.assemble(("warning: ", "bold yellow"), f"the Delta tables were not "
+                                f"published: {error}; the next --report publishes the "
+                                "batches they lack"), highlight=False)
 
 
 def print_ingest(result: IngestResult, lake: Lake) -> None:

@@ -1,4 +1,5 @@
-"""Sharing: exports for co-authors, pseudonymised with the study secret."""
+"""Sharing: exports for co-authors and Delta tables for a data team, pseudonymised with the
+study secret."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from rmg_lake.cli.shell import (
     plural,
     track,
 )
+from rmg_lake.deliver.delta import DeltaPublished, publish_delta
 from rmg_lake.deliver.export import export as export_frames
 from rmg_lake.deliver.secret import init_secret, load_secret
 from rmg_lake.derive.frames import DETAIL
@@ -56,9 +58,7 @@ def export(
     first, last = day_option(start, "--from"), day_option(end, "--to")
     if first and last and last < first:
         raise LakeError("--to is before --from")
-    chosen = [t.strip() for item in tasks or [] for t in item.split(",") if t.strip()]
-    if tasks and not chosen:
-        raise LakeError("--tasks names no task", hint=f"e.g. --tasks {','.join(DETAIL)}")
+    chosen = _tasks(tasks)
     secret = load_secret() if pseudonymise else None
     done = export_frames(lake_from(lake), to, fmt=fmt.value, secret=secret,
                          keep_notes=keep_notes, start=first, end=last, tasks=chosen,
@@ -69,6 +69,67 @@ def export(
     out.print(f"Wrote {plural(len(done.rows), 'file')} ({sum(done.rows.values()):,} rows) and "
               f"README.txt to {shown(str(done.folder))}: {privacy}; notes "
               f"{'included' if done.notes else 'left out'}.", highlight=False)
+
+
+@app.command()
+def publish(
+    delta: Annotated[str, typer.Option(
+        "--delta", help="Where the Delta tables go: a folder (new, or one published before), "
+                        "or an s3://, az:// or gs:// address.", show_default=False)],
+    lake: LakeOption = None,
+    tasks: Annotated[list[str] | None, typer.Option(
+        "--tasks", help=f"Only these tasks ({', '.join(DETAIL)}) in a new target: repeat the "
+                        "option, or separate them by commas (default: all, or the "
+                        "target's).")] = None,
+    pseudonymise: Annotated[bool, typer.Option(
+        "--pseudonymise", help="Replace every worker and supervisor code by its keyed hash, "
+                               "as `export --pseudonymise` does (a target is published "
+                               "always so, or never).")] = False,
+    storage_option: Annotated[list[str] | None, typer.Option(
+        "--storage-option", help="KEY=VALUE for an object store, passed to deltalake as it "
+                                 "is (repeat the option), e.g. AWS_REGION=eu-west-1.")] = None,
+) -> None:
+    """Publish the frames as Delta Lake tables for a data team: a commit per lake batch not
+    published yet, so that version N of each table is the lake right after batch N."""
+    options = dict(_option(text) for text in storage_option or [])
+    chosen = _tasks(tasks)
+    secret = load_secret() if pseudonymise else None
+    say_published(publish_delta(lake_from(lake), delta, tasks=chosen, secret=secret,
+                                storage_options=options or None, track=track))
+
+
+def say_published(done: DeltaPublished) -> None:
+    """What a publish did, in one line."""
+    privacy = (f"worker and supervisor codes pseudonymised (key id {done.key_id})"
+               if done.key_id else "worker and supervisor codes as the factory wrote them")
+    if not done.batches:
+        out.print(f"Nothing to publish: the {plural(len(done.tables), 'Delta table')} in "
+                  f"{shown(done.target)} hold batch {done.batch}, the lake's last.",
+                  highlight=False)
+        return
+    first, last = done.batches[0], done.batches[-1]
+    which = f"batch {first}" if first == last else f"batches {first} to {last}"
+    out.print(f"Published {which} to {shown(done.target)}: "
+              f"{plural(len(done.tables), 'Delta table')}, version {last} of each the lake "
+              f"right after batch {last}; {privacy}.", highlight=False)
+
+
+def _tasks(tasks: list[str] | None) -> list[str]:
+    """The tasks `--tasks` names (repeated, or separated by commas)."""
+    chosen = [t.strip() for item in tasks or [] for t in item.split(",") if t.strip()]
+    if tasks and not chosen:
+        raise LakeError("--tasks names no task", hint=f"e.g. --tasks {','.join(DETAIL)}")
+    return chosen
+
+
+def _option(text: str) -> tuple[str, str]:
+    """`KEY=VALUE` of --storage-option."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise LakeError("a value is not KEY=VALUE (not shown: it may hold a secret)",
+                        field="--storage-option", hint="e.g. --storage-option "
+                                                       "AWS_REGION=eu-west-1")
+    return key.strip(), value
 
 
 secret_app = typer.Typer(cls=Commands, no_args_is_help=True, help="The study secret that keys the "

@@ -35,7 +35,7 @@ from rmg_lake.errors import LakeError, boundary, guarded
 from rmg_lake.lake import Lake
 from rmg_lake.store.tables import parquet_bytes
 
-__all__ = ["FORMATS", "Exported", "export"]
+__all__ = ["FORMATS", "Exported", "export", "shareable"]
 
 Format = Literal["parquet", "csv", "xlsx", "dta"]
 FORMATS: tuple[Format, ...] = ("parquet", "csv", "xlsx", "dta")
@@ -86,7 +86,7 @@ def export(lake: Lake, out: str | Path, *, fmt: Format = "parquet",
         own_private_dir(out)  # (an empty folder made beforehand, too)
     rows, dictionary = {}, []
     for name, frame in parts:
-        shared = _shareable(frame, secret, keep)
+        shared = shareable(frame, secret, keep)
         data, joined = _encode(shared, fmt, name)
         file = f"{name}.{fmt}"
         write_atomic(out / file, data, sync=False)
@@ -108,8 +108,8 @@ def _frames(lake: Lake, teams: list[tuple[str, str, str]], tasks: set[str],
                                                                   start, end)
 
 
-def _shareable(frame: pl.DataFrame, secret: StudySecret | None, keep_notes: bool,
-               ) -> pl.DataFrame:
+def shareable(frame: pl.DataFrame, secret: StudySecret | None, keep_notes: bool,
+              ) -> pl.DataFrame:
     """The frame with people's codes pseudonymised (with a secret), notes dropped unless
     kept."""
     if not keep_notes:
