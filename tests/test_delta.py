@@ -35,7 +35,7 @@ from rmg_lake.derive.checks import FLAG_SCHEMA
 from rmg_lake.derive.partitions import load_state
 from rmg_lake.errors import converted
 
-BASE = {"observations", "completion", "flags"}
+BASE = {"observations", "completion", "flags", "roster", "wip", "interactions"}
 KINDS = ["created", "ingest", "ingest", "correction", "rollback", "rollback"]  # version 0–5
 NEW_TEAM = "wip_knitting_newteam"  # the team the correction of batch 3 moves a round to
 
@@ -313,12 +313,14 @@ def test_the_command_and_its_refusals(study: Study, tmp_path: Path,
                    "--lake", lake)
     assert first.returncode == 0, first.stderr
     assert first.stdout == (
-        f"Published batches 1 to 5 to {tmp_path / 'wip'}: 10 Delta tables, version 5 of "
+        f"Published batches 1 to 5 to {tmp_path / 'wip'}: 11 Delta tables, version 5 of "
         "each the lake right after batch 5; worker and supervisor codes as the factory "
         "wrote them.\n")
+    assert {"wip", "wip_knitting_treatment"} <= set(tables(tmp_path / "wip"))
+    assert not {"roster", "interactions"} & set(tables(tmp_path / "wip"))
     assert set(read(tmp_path / "wip", "observations", 3)["task"]) == {"wip"}
     again = run_in(capsys, "publish", "--delta", str(tmp_path / "wip"), "--lake", lake)
-    assert again.stdout.startswith("Nothing to publish: the 10 Delta tables in ")
+    assert again.stdout.startswith("Nothing to publish: the 11 Delta tables in ")
     (tmp_path / "a-file").write_text("not a folder")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("the researcher's own")

@@ -2,6 +2,7 @@
 
     TARGET/observations/            by day (day=2026-11-02/part-….parquet), _delta_log/
     TARGET/completion/, flags/      by day
+    TARGET/roster/, wip/, interactions/   a table per task (every team's rows), by day
     TARGET/wip_knitting_treatment/  a table per task, department and team, by month
                                     (its `month` column, YYYY-MM)
 
@@ -141,7 +142,7 @@ class _Publisher:
         todo = range(done + 1, len(self.entries) + 1)
         for number in track(todo, len(todo), "Publishing") if track else todo:
             after = _Frames.at(lake, self.entries[:number], scratch, rows, before.state)
-            names = {*known, *BASE, *after.teams(self.tasks)}
+            names = {*known, *BASE, *self.tasks, *after.teams(self.tasks)}
             for name in [*sorted(names - {"observations"}), "observations"]:
                 tables[name] = self.commit(tables.get(name), name, number, before, after,
                                            sorted(names))
@@ -280,12 +281,17 @@ def _empty(table: str) -> pl.DataFrame:
 
 def _frame(table: str) -> str:
     """The derived frame a table publishes: `wip_knitting_treatment` is a team frame."""
-    return table if table in BASE else f"teams/{table}"
+    return table if _by_day(table) else f"teams/{table}"
 
 
 def _column(table: str) -> str:
     """What `table` is partitioned by."""
-    return "day" if table in BASE else "month"
+    return "day" if _by_day(table) else "month"
+
+
+def _by_day(table: str) -> bool:
+    """Whether `table` is kept by day, as its frame is (else by month: a team's)."""
+    return table in BASE or table in DETAIL
 
 
 def _predicate(column: str, keys: list[str | None]) -> str:
