@@ -8,6 +8,7 @@ import csv
 import functools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -198,9 +199,19 @@ def test_publishing_again_writes_nothing(study: Study) -> None:
     assert study.lake.verify().ok  # (its folders for the targets too)
 
 
+def test_a_target_that_lost_a_table_is_refused(study: Study, tmp_path: Path) -> None:
+    """Made again from its latest changes alone, it would hold too little: refused."""
+    folder = tmp_path / "copy"
+    shutil.copytree(study.whole, folder)
+    shutil.rmtree(folder / "completion")
+    with pytest.raises(LakeError, match="the target has lost its table completion"):
+        publish_delta(study.lake, folder)
+    assert not (folder / "completion").exists()
+
+
 @pytest.mark.parametrize("kill_at", [
     "delta-committed:1",  # the observations made, nothing else
-    "delta-committed:79",  # batch 3: the new team's table made, one empty commit of two
+    "delta-committed:91",  # batch 3: the new team's table made, one empty commit of two
 ])
 def test_a_killed_publish_is_completed_by_the_next(study: Study, tmp_path: Path,
                                                    kill_at: str) -> None:

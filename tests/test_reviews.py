@@ -16,7 +16,6 @@ from conftest import REPO, run_in
 from openpyxl import load_workbook
 
 from rmg_lake import open_lake, simulate
-from rmg_lake.deliver.workbook import FILL_IN
 from rmg_lake.derive.checks import FOUND
 from rmg_lake.store.log import Correction
 from rmg_lake.store.upgrade import LAYOUT
@@ -206,7 +205,125 @@ def test_a_workbook_with_nothing_filled_in_says_so(
     said = run_in(capsys, "correct", str(book), "--lake", str(lake))
     assert said.returncode == 1
     assert "the checks workbook has no correction and no resolution filled in" in said.stderr
-    assert set(FILL_IN) >= {"field", "old_value", "new_value", "reason", "resolution"}
+
+
+def _first_rows(book: Path) -> dict[str, dict[str, object]]:
+    """Each check sheet's first flag (on its row 2), by the sheet's title."""
+    workbook = load_workbook(book)
+    return {sheet.title: dict(zip([c.value for c in sheet[1]], [c.value for c in sheet[2]],
+                                  strict=True))
+            for sheet in workbook.worksheets if sheet.cell(1, 1).value == "severity"
+            and sheet.max_row > 1}
+
+
+def test_a_row_settles_only_the_flag_of_its_sheet_and_observation(
+        lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    late, observation, short = _choose(lake)
+    book = _workbook(capsys, lake, tmp_path / "checks.xlsx")
+    other = next(row for title, row in _first_rows(book).items()
+                 if title not in ("late_arrival", "incomplete") and row["observation_id"]
+                 and row["observation_id"] != observation)
+    _fill(book, {late: {"field": "notes", "old_value": "", "new_value": NOTE,
+                        "reason": "asked", "flag_id": str(other["flag_id"])},
+                 short: {"resolution": OK, "flag_id": late}})
+    refused = run_in(capsys, "correct", str(book), "--lake", str(lake))
+    assert refused.returncode == 1 and len(open_lake(lake).entries()) == 1
+    assert f"flag {other['flag_id']} is not of this sheet's check" in refused.stderr
+    assert f"flag {late} is not of this sheet's check (it is a late_arrival flag)" \
+        in refused.stderr
+    book = _workbook(capsys, lake, tmp_path / "again.xlsx")  # a late file's own sheet,
+    first = _first_rows(book)["late_arrival"]  # with the id of another late file's flag
+    twin = next(flag for flag in _flags(lake, "check_name = 'late_arrival'")
+                if flag != first["flag_id"])
+    _fill(book, {str(first["flag_id"]): {"field": "notes", "old_value": "x",
+                                         "new_value": NOTE, "reason": "asked",
+                                         "flag_id": twin}})
+    refused = run_in(capsys, "correct", str(book), "--lake", str(lake))
+    assert f"flag {twin} is about another observation" in refused.stderr
+
+
+def test_a_correction_no_longer_in_effect_opens_its_flag_again(
+        lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    late, observation, _ = _choose(lake)
+    book = _workbook(capsys, lake, tmp_path / "checks.xlsx")
+    _fill(book, {late: {"field": "notes", "old_value": "", "new_value": NOTE,
+                        "reason": "asked the observer"}})
+    assert run_in(capsys, "correct", str(book), "--lake", str(lake)).returncode == 0
+    assert _flags(lake, f"flag_id = '{late}'") == {late: ("corrected", 2)}
+    # the tablet saves the observation again, with another note: the row (for a note
+    # that was empty) no longer applies, and the finding is open again
+    [(stored, path)] = open_lake(lake).table("history").filter(
+        observation_id=observation, outcome="added").select("stored", "path").rows()
+    newer = json.loads((lake / stored).read_text())
+    newer["notes"] = "saved again"
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / Path(path).name).write_text(json.dumps(newer))
+    assert run_in(capsys, "ingest", "--source", str(tmp_path / "again"), "--lake",
+                  str(lake)).returncode == 0
+    with duckdb.connect(str(lake / "lake.duckdb"), read_only=True) as con:
+        assert con.execute("select in_effect from corrections").fetchall() == [(False,)]
+    assert _flags(lake, f"flag_id = '{late}'") == {late: ("open", None)}
+
+
+def test_the_place_of_a_row_tells_which_rows_are_in_effect(
+        lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two rows on row 2 of two sheets: one applies, the other changes nothing."""
+    book = _workbook(capsys, lake, tmp_path / "checks.xlsx")
+    rows = _first_rows(book)
+    observations = open_lake(lake).table("observations")
+    (a, first), (b, second) = [(t, r) for t, r in rows.items() if r["observation_id"]][:2]
+    notes = [observations.filter(observation_id=r["observation_id"])["notes"][0]
+             for r in (first, second)]
+    _fill(book, {str(first["flag_id"]): {"field": "notes", "old_value": notes[0] or "",
+                                         "new_value": "checked", "reason": "asked"},
+                 str(second["flag_id"]): {"field": "notes", "old_value": notes[1] or "",
+                                          "new_value": notes[1] or "", "reason": "asked"}})
+    assert run_in(capsys, "correct", str(book), "--lake", str(lake)).returncode == 0
+    with duckdb.connect(str(lake / "lake.duckdb"), read_only=True) as con:
+        assert sorted(con.execute("select worksheet, row, outcome, in_effect "
+                                  "from corrections").fetchall()) == sorted([
+            (a, 2, "applied", True), (b, 2, "already", False)])
+
+
+def test_a_reason_alone_is_a_resolution(lake: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, short = _choose(lake)
+    book = _workbook(capsys, lake, tmp_path / "checks.xlsx")
+    _fill(book, {short: {"reason": "the team was on leave"}})
+    assert run_in(capsys, "correct", str(book), "--lake", str(lake)).returncode == 0
+    [review] = open_lake(lake).entries()[1].reviews  # type: ignore[union-attr]
+    assert (review.flag_id, review.resolution) == (short, "the team was on leave")
+
+
+def test_a_check_sheet_without_its_flag_id_or_saved_as_csv_is_refused(
+        lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, short = _choose(lake)
+    book = _workbook(capsys, lake, tmp_path / "checks.xlsx")
+    _fill(book, {short: {"resolution": OK}})
+    workbook = load_workbook(book)
+    sheet = workbook["incomplete"]
+    sheet.delete_cols([c.value for c in sheet[1]].index("flag_id") + 1)
+    workbook.save(book)
+    said = run_in(capsys, "correct", str(book), "--lake", str(lake))
+    assert said.returncode == 1
+    assert said.stderr.startswith(f"error: {book}: sheet incomplete has no column flag_id")
+    csv = tmp_path / "incomplete.csv"
+    csv.write_text("severity,day,observation_id,detail,flag_id,field,old_value,new_value,"
+                   f"reason,resolution\nerror,2026-11-02,,roster,{short},,,,,{OK}\n")
+    said = run_in(capsys, "correct", str(csv), "--lake", str(lake))
+    assert said.returncode == 1 and "a sheet of a checks workbook, saved as CSV" in said.stderr
+    assert len(open_lake(lake).entries()) == 1
+
+
+def test_a_file_quarantined_twice_on_one_day_is_two_flags(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "inbox").mkdir()
+    lake = open_lake(tmp_path / "lake", create=True)
+    for bad in ("{not json", "{still not json"):  # saved again, as bad
+        (tmp_path / "inbox" / "wip_bad.json").write_text(bad)
+        lake.ingest(tmp_path / "inbox")
+    quarantined = lake.flags().filter(check_name="quarantined")
+    assert quarantined.height == 2 and quarantined["flag_id"].n_unique() == 2
 
 
 # A lake the release before wrote (layout 2: no reviews; tests/data/lake-3)

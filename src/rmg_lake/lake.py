@@ -29,7 +29,7 @@ from rmg_lake._internal.files import (
 from rmg_lake._internal.progress import Track
 from rmg_lake.config import Settings
 from rmg_lake.corrections.apply import observation_key, plan
-from rmg_lake.corrections.review import plan_reviews
+from rmg_lake.corrections.review import Flag, check_flags, plan_reviews
 from rmg_lake.corrections.sheet import read_sheet
 from rmg_lake.derive.catalog import CATALOG
 from rmg_lake.derive.checks import FLAG_SCHEMA, flags_sql
@@ -208,7 +208,8 @@ class Lake:
         sheet with nothing to apply, or applied before, commits nothing."""
         read = read_sheet(sheet)
         digest = sha256(read.data)
-        flags = self._flag_status() if read.reviews else {}
+        flags = self._flags_now() if read.reviews or any(
+            row.worksheet is not None for row in read.rows) else {}
         with self._writing():
             entries = self.log.entries()
             corrections = corrections_in_effect(entries)
@@ -217,7 +218,7 @@ class Lake:
                 return Corrected(done.rows, None, same_as=done.batch, reviews=done.reviews)
             asked = {observation_key(row.observation_id) for row in read.rows}
             records = tuple(plan(self.root, corrections, current_of(entries, asked),
-                                 read.rows))
+                                 read.rows, check_flags(read.rows, flags)))
             result = Corrected(records, None, reviews=plan_reviews(read.reviews, flags))
             if not (result.count("applied") or result.count("reviewed")) or (
                     result.count("refused") and not partial):
@@ -234,10 +235,11 @@ class Lake:
             self._derive([*entries, entry], None)
         return replace(result, entry=entry)
 
-    def _flag_status(self) -> dict[str, str]:
-        """Every flag found now → its status."""
+    def _flags_now(self) -> dict[str, Flag]:
+        """Every flag found now, by its flag_id."""
         flags = self.flags()
-        return dict(zip(flags["flag_id"], flags["status"], strict=True))
+        return {row[0]: Flag(*row[1:]) for row in flags.select(
+            "flag_id", "check_name", "observation_id", "status").iter_rows()}
 
     def rebuild(self, *, track: Track | None = None, as_of: int | None = None,
                 out: Path | None = None) -> Path:

@@ -69,9 +69,11 @@ def _summary(sheet: Path, done: Corrected, partial: bool) -> None:
                         *([f"{done.count('already')} already so"] if done.count("already")
                           else []), *([f"{len(refusals)} refused"] if refusals else [])])
     if done.entry is not None:
-        out.print(f"Batch {done.entry.batch} corrects from {name}: {counts}. The frames and "
-                  f"views show the corrected values (`rmg-lake rollback "
-                  f"{done.entry.batch} --reason …` undoes it).", highlight=False)
+        shows = "The frames and views show the corrected values" if done.count("applied") \
+            else "The flags view shows them settled"
+        out.print(f"Batch {done.entry.batch} corrects from {name}: {counts}. {shows} "
+                  f"(`rmg-lake rollback {done.entry.batch} --reason …` undoes it).",
+                  highlight=False)
     elif not refusals:
         out.print(f"{name} changes nothing: every value is already as it says ({counts}).",
                   highlight=False)

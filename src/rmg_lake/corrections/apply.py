@@ -360,16 +360,20 @@ def patches(lake: Path, corrections: list[Correction], currents: dict[str, Curre
 
 
 def plan(lake: Path, corrections: list[Correction], currents: dict[str, Current],
-         rows: list[SheetRow]) -> list[CorrectionRow]:
+         rows: list[SheetRow], refused: dict[int, str] | None = None) -> list[CorrectionRow]:
     """What each row of a new sheet does to the lake as it is (`corrections` in effect,
-    `currents` the observations' current versions): its outcome, and why if refused."""
+    `currents` the observations' current versions): its outcome, and why if refused
+    (`refused`: rows refused beforehand, by their place, and why)."""
     ids = [observation_key(row.observation_id) for row in rows]
     known = {key for key in ids if key in currents}
     replayed, _ = replay(lake, corrections, currents, known)
     grouped: dict[str, list[int]] = {}
-    for i, key in enumerate(ids):
-        grouped.setdefault(key, []).append(i)
     outcomes: dict[int, Outcome] = {}
+    for i, key in enumerate(ids):
+        if refused and i in refused:
+            outcomes[i] = Outcome("refused", refused[i])
+        else:
+            grouped.setdefault(key, []).append(i)
     for key, indices in grouped.items():
         if key not in known:
             outcomes |= {i: Outcome("refused", "no observation with this id in the lake")

@@ -6,10 +6,11 @@ The first row names the columns (in any order; other columns are left alone). Ev
 is read as text, the way it shows in Excel: `12`, not `12.0`; an empty cell is "".
 
 A checks workbook (`rmg_lake.deliver.workbook`) filled in by the field manager is one
-too: each of its sheets whose header has `flag_id` and `resolution` is read. A row that
-says a change (`field`, `old_value` or `new_value`) is a correction of its flag (its
-`reason`, else its `resolution`, says why); a row with only a `resolution` reviews its
-flag ("checked with the observer: correct"); a row left empty is a flag not yet looked at.
+too: each of its sheets whose header has `resolution` is read (and must have `flag_id`).
+A row that says a change (`field`, `old_value` or `new_value`) is a correction of its
+flag (its `reason`, else its `resolution`, says why); a row with only a `resolution` (or
+only a `reason`) reviews its flag ("checked with the observer: correct"); a row left
+empty is a flag not yet looked at.
 """
 
 from __future__ import annotations
@@ -74,10 +75,18 @@ def read_sheet(path: Path) -> Sheet:
     with boundary(file=path, kind=SheetError, doing="read it"):
         data = read_file(path, kind=SheetError)
     if suffix == ".csv":
-        return Sheet(data, _rows(path, _csv_cells(path, data)), [])
+        cells = _csv_cells(path, data)
+        if cells and "resolution" in _header(cells):
+            raise SheetError("a sheet of a checks workbook, saved as CSV", file=str(path),
+                             hint="send back the whole workbook, as .xlsx")
+        return Sheet(data, _rows(path, cells), [])
     sheets = _xlsx_sheets(path, data)
     flagged = {title: cells for title, cells in sheets.items()
-               if cells and all(c in _header(cells) for c in FLAGGED)}
+               if cells and "resolution" in _header(cells)}
+    if lacking := [title for title, cells in flagged.items() if "flag_id" not in _header(cells)]:
+        raise SheetError(f"sheet {lacking[0]} has no column flag_id", file=str(path),
+                         hint="keep the flag_id column of each check's sheet as rmg-lake "
+                              "wrote it")
     if not flagged:
         title = "corrections" if "corrections" in sheets else next(iter(sheets), "")
         return Sheet(data, _rows(path, sheets.get(title, [])), [])
@@ -130,8 +139,8 @@ def _workbook(path: Path, data: bytes, sheets: dict[str, list[list[str]]]) -> Sh
                 rows.append(SheetRow(row.row, row.observation_id, row.field, row.old_value,
                                      row.new_value, row.reason or resolution, title,
                                      flag_id or None))
-            elif resolution:
-                reviews.append(SheetReview(title, row.row, flag_id, resolution))
+            elif resolution or row.reason:  # (the reason is the resolution, if alone)
+                reviews.append(SheetReview(title, row.row, flag_id, resolution or row.reason))
     if not rows and not reviews:
         raise SheetError("the checks workbook has no correction and no resolution filled in",
                          file=str(path),

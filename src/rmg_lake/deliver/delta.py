@@ -112,6 +112,11 @@ def publish_delta(lake: Lake, target: str | Path, *, tasks: Collection[str] | No
         chosen = _tasks(observations, where, kind, tasks)
         done, known = _standing(observations, where, entries)
         tables = {name: found for name in known if (found := where.open(name))}
+        if lost := sorted(set(known) - set(tables)):
+            raise LakeError(f"the target has lost its table {lost[0]}"
+                            + (f" and {len(lost) - 1} more" if len(lost) > 1 else ""),
+                            file=where.uri(lost[0]),
+                            hint="publish into a new folder (its tables are made again)")
         todo = range(done + 1, len(entries) + 1)
         if todo:
             if where.folder is not None:

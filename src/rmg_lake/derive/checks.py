@@ -16,8 +16,9 @@ shared with the field team.
 A flag is known by `flag_id`, the same every day it is found: a hash of its check, day,
 place, observation, observer (but for `incomplete`, whose observer is whom to ask) and
 what its detail is about (the words before its first `: `: a task, a machine and panel,
-a file). `status` is `open`, or `corrected` or `reviewed` by a checks workbook taken back
-(`rmg-lake correct`), in the batch `settled_by` (the first in effect; a correction wins).
+a file and the batch that quarantined it). `status` is `open`, or `corrected` or
+`reviewed` by a checks workbook taken back (`rmg-lake correct`), in the batch
+`settled_by` (the first in effect; a correction wins, while its row is in effect).
 """
 
 from __future__ import annotations
@@ -238,7 +239,8 @@ CHECKS: tuple[Check, ...] = (
           "ingested); once a later batch took it in, or quarantined it again, info.", """
         SELECT 'quarantined', CASE WHEN q.resolved_by IS NULL THEN 'error' ELSE 'info' END,
                CAST(b.committed_at ${local} AS DATE), NULL, NULL, NULL, NULL, NULL,
-               format('{}: {}{}{}', q.source_path, coalesce(q.field || ': ', ''), q.reason,
+               format('{} (batch {}): {}{}{}', q.source_path, q.batch,
+                      coalesce(q.field || ': ', ''), q.reason,
                       CASE q.resolution
                            WHEN 'quarantined' THEN format(' (quarantined again by batch {})',
                                                           q.resolved_by)
@@ -323,11 +325,14 @@ _FLAG_ID = ("substr(sha256(concat_ws(chr(31), check_name, CAST(day AS VARCHAR), 
             "CASE check_name WHEN 'incomplete' THEN '' ELSE coalesce(observer, '') END, "
             "coalesce(observation_id, ''), CASE WHEN contains(detail, ': ') "
             "THEN split_part(detail, ': ', 1) ELSE '' END)), 1, 16)")
-# Each flag's settlement: the first batch in effect that corrected it, else reviewed it.
+# Each flag's settlement: the first batch in effect that corrected it (with a row still
+# in effect: a newer version of the observation may bring the finding back), else
+# reviewed it (a review holds for the flag whatever its values: reviewed is reviewed).
 _SETTLED = """
     SELECT flag_id, status, batch FROM (
         SELECT flag_id, 'corrected' AS status, batch FROM corrections
-        WHERE flag_id IS NOT NULL AND outcome <> 'refused' AND NOT rolled_back
+        WHERE flag_id IS NOT NULL AND (in_effect OR outcome = 'already')
+          AND NOT rolled_back
         UNION ALL
         SELECT flag_id, 'reviewed', batch FROM reviews
         WHERE outcome <> 'refused' AND NOT rolled_back)
