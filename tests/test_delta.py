@@ -308,6 +308,8 @@ def test_a_column_added_later_is_a_schema_change_not_a_rewrite(
      "the data files could not be read or written: permission denied", False),
     (DeltaError("Generic S3 error: error sending request w1101"),
      "the Delta table could not be read or written", True),
+    (OSError("Generic S3 error: no credentials w1101"),  # (an object store's, as deltalake
+     "the Delta table could not be read or written", True),  # raises some: no errno)
 ])
 def test_deltalakes_errors_at_the_boundary(error: Exception, says: str,
                                            retryable: bool) -> None:

@@ -131,6 +131,8 @@ def converted(error: BaseException, *, file: str | Path | None = None,
 def _converted(error: BaseException, where: str | None,
                kind: type[LakeError] | None) -> LakeError | None:
     made = kind or LakeError
+    if isinstance(error, OSError) and not error.errno and where and "://" in where:
+        return _delta(error, where, made)  # an object store's failure, as deltalake says it
     if isinstance(error, OSError) and not _from_the_network(error):
         number = error.errno or _ERRNO_OF.get(type(error), 0)
         message, hint, again = _ERRNO.get(number, (
