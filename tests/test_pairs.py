@@ -291,3 +291,14 @@ def test_the_simulator_s_back_checks_are_the_pairs(ingested: Ingested) -> None:
     assert 0.8 < agree < 1
     assert pairs.filter(pl.col("all_agree") == 1).height > pairs.height / 4
     assert 0 < pairs["mean_abs_diff"].max() < 1  # type: ignore[operator]
+
+
+def test_a_back_check_is_not_a_round_of_the_protocol(study: Study) -> None:
+    """Completion counts the rounds the protocol asks for: a second observer's round
+    within 15 minutes of a team's round measures agreement, and is not one of them."""
+    counted = {(r["department"], r["team"]): r["attempted"] for r in study.sql(
+        f"SELECT * FROM completion WHERE task = 'wip' AND day = DATE '{TUESDAY}'")}
+    assert counted[("knitting", "treatment")] == 1  # checked (its back-check is not)
+    assert counted[("knitting", "control")] == 3  # 16 minutes apart: both count
+    assert counted[("knitting", "same-floor")] == 2  # the same observer: both count
+    assert counted[("linking", "treatment")] == 1

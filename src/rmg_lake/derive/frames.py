@@ -8,6 +8,7 @@ types are `rmg_lake.store.tables`'s).
                    (each with `corrected` and `corrections`: how many corrections changed it)
     teams/<task>_<department>_<team>   the same rows, one frame per team
     completion     day × factory × task × department × team against the protocol
+                   (back-checks, a wip round's second observer, not counted)
     batches        one row per log entry (ingests and rollbacks)
     history        one row per file of each ingest: what became of it
     quarantine     the bad files of the batches in effect, and whether a later batch
@@ -27,6 +28,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from rmg_lake.config import Settings
+from rmg_lake.derive.pairs import PAIRED_WITHIN
 from rmg_lake.store.log import Batch, Correction, LogEntry, rolled_back_by
 from rmg_lake.store.resolved import resolutions
 from rmg_lake.store.tables import SCHEMAS
@@ -157,7 +159,7 @@ def _completion(observations: pl.DataFrame, settings: Settings, days: list[date]
     """The completion rows of `days`."""
     schema = SCHEMAS["completion"]
     protocol = settings.protocol.expected()
-    counts = observations.group_by("day", "factory", "task", "department", "team").agg(
+    counts = _rounds(observations).group_by("day", "factory", "task", "department", "team").agg(
         completed=(pl.col("status") == "complete").sum().cast(pl.Int64),
         attempted=pl.len().cast(pl.Int64))
     grid = pl.DataFrame({"day": days}, schema={"day": schema["day"]}).join(
@@ -178,6 +180,23 @@ def _completion(observations: pl.DataFrame, settings: Settings, days: list[date]
         .select(list(schema))
         .sort("day", "factory", "task", "department", "team")
     )
+
+
+def _rounds(observations: pl.DataFrame) -> pl.DataFrame:
+    """The observations the protocol counts: all but back-checks, the wip rounds another
+    observer began within `PAIRED_WITHIN` minutes after a round of the same team (the
+    second of a pair of `rmg_lake.derive.pairs`: a measure of agreement, not a round)."""
+    team = ["day", "factory", "department", "team"]
+    wip = observations.filter(pl.col("task") == "wip").select(
+        *team, "observation_id", "observer", "started_at")
+    later = wip.join(wip, on=team, suffix="_first").filter(
+        pl.col("observer") != pl.col("observer_first"),
+        (pl.col("started_at") > pl.col("started_at_first"))
+        | ((pl.col("started_at") == pl.col("started_at_first"))
+           & (pl.col("observation_id") > pl.col("observation_id_first"))),
+        pl.col("started_at") <= pl.col("started_at_first")
+        + pl.duration(minutes=PAIRED_WITHIN))
+    return observations.filter(~pl.col("observation_id").is_in(later["observation_id"]))
 
 
 def batches_frame(entries: list[LogEntry]) -> pl.DataFrame:

@@ -319,7 +319,7 @@ def _completion_frame(out: Path, observations: dict[str, str], settings: Setting
     def read(keys: Iterable[str]) -> pl.DataFrame:
         return _read(out, {key: observations[key] for key in keys if key in observations},
                      "observations", ["day", "factory", "task", "department", "team",
-                                      "status"])
+                                      "status", "observation_id", "observer", "started_at"])
 
     if earlier is not None and days and (table := completion_after(
             earlier, (date.fromisoformat(days[0]), date.fromisoformat(days[-1])), changed,
