@@ -126,7 +126,9 @@ def _batch_line(batch: Batch, where: str) -> str:
         return (f"Batch {batch.batch}: what an older rmg-lake quarantined, examined again: "
                 f"{plural(c['seen'], 'file')}, {c['quarantined']:,} still quarantined.")
     if not c["seen"]:
-        return (f"Batch {batch.batch}: no new files; the study settings in {CONFIG_FILE} "
+        return (f"Batch 1: no files in {where} yet; the lake is made, with its study "
+                "settings." if batch.batch == 1 else
+                f"Batch {batch.batch}: no new files; the study settings in {CONFIG_FILE} "
                 "changed and now shape the frames.")
     deferred = f", {c['deferred']:,} deferred" if c.get("deferred") else ""
     look = f" (`rmg-lake show {batch.batch}`)" if c["quarantined"] else ""
