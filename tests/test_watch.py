@@ -8,6 +8,7 @@ test's own."""
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -242,6 +243,50 @@ def _refused_beside(first: subprocess.Popen[str], field: Path, inbox: Path,
     finally:
         first.kill()
     assert rest.splitlines()[-1].endswith("Stopped (SIGTERM).")
+
+
+def test_a_second_watcher_in_the_same_process_is_refused_too(inbox: Path, lake: Lake) -> None:
+    with watching(lake, LocalFolder(inbox)), \
+            pytest.raises(LakeUnusable, match=f"is watching this lake .pid {os.getpid()} "):
+        Watcher(lake, LocalFolder(inbox)).run()
+
+
+def test_on_a_terminal_a_status_line_while_it_waits(inbox: Path, tmp_path: Path) -> None:
+    import pty
+
+    main, terminal = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "rmg_lake", "watch", "--source", str(inbox),
+                           "--lake", str(tmp_path / "lake")], stdin=terminal, stdout=terminal,
+                          stderr=terminal, env=os.environ | {"TERM": "xterm",
+                                                             "COLUMNS": "200"}) as run:
+        os.close(terminal)
+        shown = b""
+        try:
+            while b"Ctrl-C stops" not in shown:
+                assert select.select([main], [], [], 30)[0], f"no status line: {shown!r}"
+                shown += os.read(main, 4096)
+            run.send_signal(signal.SIGTERM)
+            assert run.wait(30) == 0
+        finally:
+            run.kill()
+            os.close(main)
+    assert f"Watching {inbox} for new files. Ctrl-C stops.".encode() in shown
+
+
+def test_a_scheduled_backup_needs_a_place(
+    inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from conftest import run_in
+
+    (tmp_path / "rmg-lake.toml").write_text(
+        f'source = "{inbox}"\n\n[schedule]\nbackup = "20:00"\n')
+    monkeypatch.chdir(tmp_path)
+    refused = run_in(capsys, "watch")
+    assert refused.returncode == 1
+    assert refused.stderr == ("error: rmg-lake.toml: Value error, a scheduled backup needs "
+                              "`backup`, the place it goes to\n")
+    assert not (tmp_path / "lake").exists()
 
 
 # ------------------------------------------------------------------ stopping

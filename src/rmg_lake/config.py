@@ -140,6 +140,12 @@ class Config(Settings):
     by: str | None = None  # who applies corrections sheets (else the login name)
     schedule: Schedule = Schedule()  # `rmg-lake watch`'s daily report and backup
 
+    @model_validator(mode="after")
+    def _backup_has_a_place(self) -> Config:
+        if self.schedule.backup is not None and self.backup is None:
+            raise ValueError("a scheduled backup needs `backup`, the place it goes to")
+        return self
+
     @property
     def settings(self) -> Settings:
         return Settings.model_validate(self.model_dump(include=set(Settings.model_fields)))

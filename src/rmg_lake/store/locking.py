@@ -115,8 +115,7 @@ class WatchLock:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        # (not a singleton: a second watcher in the same process is refused too)
-        self._lock = FileLock(root / ".watch.lock", mode=0o600, is_singleton=False)
+        self._lock = FileLock(root / ".watch.lock", mode=0o600)
         self._holder = root / ".watch.lock.holder"
 
     def holder(self) -> Holder | None:

@@ -30,7 +30,7 @@ from rmg_lake.config import Config
 from rmg_lake.deliver.backup import BackupResult, Pruned, backup, prune
 from rmg_lake.deliver.publish import Published, places, publish
 from rmg_lake.deliver.targets import open_target
-from rmg_lake.errors import ConfigError, LakeError
+from rmg_lake.errors import LakeError
 from rmg_lake.lake import IngestResult, Lake
 from rmg_lake.sources import LocalFolder, Source
 from rmg_lake.store.ingest import MAX_SIZE
@@ -112,9 +112,6 @@ class Watcher:
         self.where = source.name.removeprefix("local:")
         self.link = Link(self.where, self.listener.note, clock, self.backoff)
         self.timetable = Timetable(lake.root, self.config.schedule)
-        if "backup" in self.timetable.times and self.config.backup is None:
-            raise ConfigError("a scheduled backup needs a place to go", field="schedule.backup",
-                              hint="set `backup` in rmg-lake.toml")
         self.arrivals = arrivals or arrivals_of(source, lake, self.link)
         self._settings = config.settings if config is not None else None
         self._max_size = int(config.max_file_mb * 2**20) if config is not None else MAX_SIZE
@@ -234,7 +231,7 @@ class Watcher:
 
     def _backup(self) -> None:
         """As `backup --prune`, to `backup` of rmg-lake.toml."""
-        assert self.config.backup is not None  # (checked when the watch was made)
+        assert self.config.backup is not None  # (a Config with a scheduled backup has one)
         with self._busy("backup"):
             target = open_target(self.config.backup)
             done = backup(self.lake, target, now=self.clock())
