@@ -484,21 +484,47 @@ def test_dropbox_arrivals_come_by_longpoll_not_by_listing(
 def test_a_link_gone_for_a_while_loses_nothing_and_says_so_twice(
     fake: FakeDropbox, dropbox_folder: DropboxFolder, field: Path, lake: Lake,
 ) -> None:
-    files = sorted(field.glob("*.json"))[:10]
+    """Gone while the watch waits, and gone while it ingests: each time a line when it
+    goes and one when it is back, and every file once."""
+    files = sorted(field.glob("*.json"))[:15]
     with watching(lake, dropbox_folder) as heard:
         until(lambda: "/2/files/list_folder/longpoll" in fake.requests, what="a long-poll")
         fake.go_offline()
         upload(fake, files[:5])  # uploaded by the tablets while the laptop is offline
         until(lambda: fake.dropped_offline >= 5, what="tries while offline")
         fake.go_online()
-        upload(fake, files[5:])
-        until(lambda: sum(b.counts["seen"] for b in heard.batches) == 11, what="every file")
+        upload(fake, files[5:10])
+        until(lambda: sum(b.counts["seen"] for b in heard.batches) == 11, what="the files")
+        assert len(heard.notes) == 2, heard.notes
+        upload(fake, files[10:])
+        until(lambda: len(heard.statuses) > 1 and "settle" in heard.statuses[-1],
+              what="files settling")
+        fake.go_offline()  # before the ingest: it fails, and is tried again
+        until(lambda: len(heard.notes) == 3, what="the link gone")
+        time.sleep(4 * QUIET)
+        fake.go_online()
+        until(lambda: sum(b.counts["seen"] for b in heard.batches) == 16, what="every file")
         time.sleep(2 * QUIET)
-    assert len(heard.notes) == 2, heard.notes
-    assert heard.notes[0].startswith(f"dropbox:{ROOT} cannot be reached (")
-    assert heard.notes[1].startswith(f"dropbox:{ROOT} can be reached again, after ")
+    assert [note.split(" (")[0].split(", after")[0] for note in heard.notes] == [
+        f"dropbox:{ROOT} cannot be reached", f"dropbox:{ROOT} can be reached again"] * 2
     paths = [f.path for batch in lake.batches()[1:] for f in batch.files]
     assert sorted(paths) == sorted(file.name for file in files)  # each once
+
+
+def test_an_ingest_the_link_cut_short_is_tried_again(
+    fake: FakeDropbox, dropbox_folder: DropboxFolder, field: Path, lake: Lake,
+) -> None:
+    """The long-poll gets through, the listing does not (five times over): the ingest is
+    tried again after a wait."""
+    files = sorted(field.glob("*.json"))[:4]
+    with watching(lake, dropbox_folder) as heard:
+        until(lambda: "/2/files/list_folder/longpoll" in fake.requests, what="a long-poll")
+        fake.inject("drop", times=8, route="/2/files/list_folder/continue")
+        upload(fake, files)
+        until(lambda: sum(b.counts["seen"] for b in heard.batches) == 5, what="the files")
+    assert [note.split(" (")[0].split(", after")[0] for note in heard.notes] == [
+        f"dropbox:{ROOT} cannot be reached", f"dropbox:{ROOT} can be reached again"]
+    assert fake.injected["drop"] == 8
 
 
 # ------------------------------------------------------------------ the service

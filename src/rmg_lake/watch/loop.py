@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import NoReturn, Protocol
 
 from rmg_lake.config import Config
@@ -99,6 +99,7 @@ class Watcher:
 
     `clock` (UTC-aware) decides when scheduled runs are due; `tick` is the longest wait
     before it looks at the clock again (a laptop waking from sleep is noticed within it).
+    Waits to try again (back-off) are timed by the monotonic clock.
     """
 
     def __init__(self, lake: Lake, source: Source, *, config: Config | None = None,
@@ -117,9 +118,11 @@ class Watcher:
         self._max_size = int(config.max_file_mb * 2**20) if config is not None else MAX_SIZE
         self._wake = threading.Event()
         self._stopping = False
-        self._retry_at: datetime | None = None  # an ingest to try again (link, deferred files)
+        # (monotonic) when to try an ingest again (a dropped link, deferred files), and a
+        # scheduled run that failed
+        self._retry_at: float | None = None
         self._deferred = Backoff(first=60, cap=self.backoff.cap)
-        self._job_retry: dict[str, datetime] = {}  # a scheduled run that failed: next try
+        self._job_retry: dict[str, float] = {}
 
     def run(self) -> Stopped:
         """Watch until stopped; how it stopped. Refuses (LakeUnusable) if another watch
@@ -145,7 +148,7 @@ class Watcher:
             if self._wait(self._timeout(), f"Watching {self.where} for new files"):
                 self._settle()
                 self._ingest()
-            elif self._retry_at is not None and self.clock() >= self._retry_at:
+            elif self._retry_at is not None and time.monotonic() >= self._retry_at:
                 self._ingest()
 
     def _wait(self, seconds: float, status: str) -> bool:
@@ -160,10 +163,14 @@ class Watcher:
 
     def _timeout(self) -> float:
         """Seconds until the next thing to do, `tick` at most."""
-        now = self.clock()
-        moments = [m for m in (self.timetable.next(now), self._retry_at,
-                               *self._job_retry.values()) if m is not None]
-        return min([self.tick, *((m - now).total_seconds() for m in moments)])
+        waits = [self.tick]
+        wall = self.clock()
+        if (next_run := self.timetable.next(wall)) is not None:
+            waits.append((next_run - wall).total_seconds())
+        now = time.monotonic()
+        waits += [at - now for at in (self._retry_at, *self._job_retry.values())
+                  if at is not None]
+        return min(waits)
 
     def _settle(self) -> None:
         """Wait for the uploads to settle: `quiet` seconds with nothing arriving and no
@@ -190,12 +197,12 @@ class Watcher:
         except LakeError as error:
             if not error.retryable:
                 raise
-            self._retry_at = self.clock() + timedelta(seconds=self.link.down(error))
+            self._retry_at = time.monotonic() + self.link.down(error)
             return
         self.link.up()
         self._retry_at = None
         if result.counts["deferred"]:  # files not fetched whole: tried again later
-            self._retry_at = self.clock() + timedelta(seconds=self._deferred.next())
+            self._retry_at = time.monotonic() + self._deferred.next()
         else:
             self._deferred.reset()
         self.listener.ingested(result)
@@ -204,7 +211,7 @@ class Watcher:
         """Run the scheduled jobs that are due (a missed one once), and record each."""
         now = self.clock()
         for job in self.timetable.due(now):
-            if self._job_retry.get(job, now) > now:
+            if self._job_retry.get(job, 0) > time.monotonic():
                 continue
             try:
                 if job == "report":
@@ -216,7 +223,7 @@ class Watcher:
                 if job not in self._job_retry:
                     self.listener.note(f"The scheduled {job} failed: {error} (tried again "
                                        f"every {duration(wait)} until it works)")
-                self._job_retry[job] = now + timedelta(seconds=wait)
+                self._job_retry[job] = time.monotonic() + wait
                 continue
             self._job_retry.pop(job, None)
             self.timetable.ran(job, now)
