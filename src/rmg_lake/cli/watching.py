@@ -147,8 +147,9 @@ def _install(source: str, lake: Path, quiet: float) -> None:
     if quiet != QUIET:
         command += ["--quiet", f"{quiet:g}"]
     service = install(command, Path.cwd())
+    settings = f" (where its {CONFIG_FILE} is read)" if Path(CONFIG_FILE).is_file() else ""
     out.print(f"Wrote {service.path}: it runs `rmg-lake watch` on {lake} at login, in "
-              f"{Path.cwd()} (where its {CONFIG_FILE} is read).", highlight=False)
+              f"{Path.cwd()}{settings}.", highlight=False)
     out.print(f"  start it, now and at every login: {service.start}", highlight=False)
     out.print(f"  stop it (and not at login):       {service.stop}", highlight=False)
     out.print(f"  read its log:                     {service.log}", highlight=False)
