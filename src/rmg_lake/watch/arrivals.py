@@ -70,10 +70,8 @@ class FolderArrivals:
 
     def start(self, wake: Callable[[], None]) -> None:
         self._wake = wake
-        handler = FileSystemEventHandler()
-        handler.on_any_event = self._seen  # type: ignore[method-assign]
         with boundary(file=self.root, kind=SourceError, doing="watch the folder"):
-            self._observer.schedule(handler, self.root, recursive=True,
+            self._observer.schedule(_Handler(self._seen), self.root, recursive=True,
                                     event_filter=_ARRIVING)
             self._observer.start()
 
@@ -119,6 +117,16 @@ class FolderArrivals:
         if self._observer.is_alive():
             self._observer.stop()
             self._observer.join()
+
+
+class _Handler(FileSystemEventHandler):
+    """Hands each event to `seen` (on the observer's thread)."""
+
+    def __init__(self, seen: Callable[[FileSystemEvent], None]) -> None:
+        self.seen = seen
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.seen(event)
 
 
 def _size(path: Path) -> int:
