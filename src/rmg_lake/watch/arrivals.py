@@ -77,7 +77,7 @@ class FolderArrivals:
 
     def _seen(self, event: FileSystemEvent) -> None:
         path = Path(os.fsdecode(event.dest_path or event.src_path))
-        if not self._ours(path):
+        if not self._listed(path):
             return
         with self._lock:
             self._changed = True
@@ -85,7 +85,7 @@ class FolderArrivals:
                 self._sizes[path] = _size(path)
         self._wake()
 
-    def _ours(self, path: Path) -> bool:
+    def _listed(self, path: Path) -> bool:
         """Whether `path` is a file the folder's ingest would list."""
         if not path.is_relative_to(self.root) or any(path.is_relative_to(p)
                                                      for p in self.exclude):
@@ -105,13 +105,14 @@ class FolderArrivals:
         with self._lock:
             seen = dict(self._sizes)
         now = {path: _size(path) for path in seen}
+        grown = {path for path, size in seen.items() if now[path] != size}
         with self._lock:
-            for path, size in now.items():
-                if size == seen[path] and self._sizes.get(path) == size:
+            for path, size in seen.items():
+                if path in grown:
+                    self._sizes[path] = now[path]
+                elif self._sizes.get(path) == size:  # (no event since: else looked at again)
                     del self._sizes[path]
-                else:
-                    self._sizes[path] = size
-        return any(now[path] != seen[path] for path in seen)
+        return bool(grown)
 
     def close(self) -> None:
         if self._observer.is_alive():

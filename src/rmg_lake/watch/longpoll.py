@@ -71,7 +71,7 @@ class DropboxArrivals:
             except Exception as err:  # (the boundary decides what it is; a bug stops it)
                 if isinstance(err, ApiError) and isinstance(err.error, ListFolderLongpollError) \
                         and err.error.is_reset():
-                    cursor = None  # the cursor expired: the ingest lists the folder whole
+                    cursor = None  # it expired: the latest, and an ingest to find what changed
                 elif self._stop(err):
                     return
                 continue
