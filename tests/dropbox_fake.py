@@ -33,6 +33,12 @@ Wire format, as the SDK (dropbox_client.py `request_json_string`) expects it:
 
 Faults (`Faults`, `FakeDropbox.inject`) are injected per HTTP request, seeded and counted in
 `FakeDropbox.injected`; every request's URL path is appended to `FakeDropbox.requests`.
+`FakeDropbox.go_offline()` drops every request (and every long-poll held) until
+`go_online()`: the link gone for a while.
+
+`files/list_folder/longpoll` is served as on `notify.dropboxapi.com` (no authorisation, as
+the SDK sends it): it is held until something changes under the cursor's folder (then
+`changes: true`), the `timeout` passes, the link goes or the fake stops.
 Only the Python standard library and `requests` are used; the content hash is computed here
 independently of the SDK's helper so the tests can check one against the other.
 """
@@ -102,6 +108,8 @@ _ROUTES: dict[str, tuple[str, str]] = {
     "/oauth2/token": (API_HOST, "oauth"),
     "/2/files/list_folder": (API_HOST, "rpc"),
     "/2/files/list_folder/continue": (API_HOST, "rpc"),
+    "/2/files/list_folder/get_latest_cursor": (API_HOST, "rpc"),
+    "/2/files/list_folder/longpoll": (NOTIFY_HOST, "notify"),
     "/2/files/get_metadata": (API_HOST, "rpc"),
     "/2/files/delete_v2": (API_HOST, "rpc"),
     "/2/files/download": (CONTENT_HOST, "download"),
@@ -223,6 +231,10 @@ class _ApiError(Exception):
 
 class _BadRequest(Exception):
     """A malformed call, sent as HTTP 400 plain text (the SDK raises BadInputError)."""
+
+
+class _Dropped(Exception):
+    """The link went while a request was held: the connection is closed unanswered."""
 
 
 def _ts(value: datetime) -> str:
@@ -397,8 +409,12 @@ class FakeDropbox:
         self.tokens_issued = 0
         self._codes: dict[str, str] = {}  # authorisation code → PKCE challenge
         self.list_pages_served = 0
+        self.offline = False  # the link is gone: every request is dropped
+        self.dropped_offline = 0  # requests dropped for it
 
         self._lock = threading.RLock()
+        self._changes = threading.Condition(self._lock)  # a change, the link, a stop
+        self._stopping = False
         self._faults = faults or Faults()
         self._rng = random.Random(self._faults.seed)
         self._queued: list[_Injection] = []
@@ -429,6 +445,7 @@ class FakeDropbox:
     def start(self) -> FakeDropbox:
         if self._server is not None:
             raise RuntimeError("FakeDropbox already started")
+        self._stopping = False
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(tls)
         self._server = _Server(self, tls)
@@ -442,6 +459,8 @@ class FakeDropbox:
         """Close the sessions made by `session()`, stop the server, join its threads."""
         with self._lock:
             sessions, self._sessions = self._sessions, []
+            self._stopping = True  # a held long-poll answers now
+            self._changes.notify_all()
         for session in sessions:
             session.close()
         server, thread = self._server, self._thread
@@ -469,6 +488,7 @@ class FakeDropbox:
         """Environment for a subprocess whose SDK and rmg-lake should talk to this fake."""
         return {"DROPBOX_API_HOST": f"{LOOPBACK[API_HOST]}:{self.port}",
                 "DROPBOX_API_CONTENT_HOST": f"{LOOPBACK[CONTENT_HOST]}:{self.port}",
+                "DROPBOX_API_NOTIFY_HOST": f"{LOOPBACK[NOTIFY_HOST]}:{self.port}",
                 "DROPBOX_APP_KEY": self.app_key,
                 "RMG_LAKE_DROPBOX_CA_CERTS": self.ca_path}
 
@@ -560,6 +580,21 @@ class FakeDropbox:
         """Every list_folder cursor issued so far now answers 409 `reset`."""
         with self._lock:
             self._generation += 1
+            self._changes.notify_all()
+
+    # ---------------------------------------------------------------- the link
+
+    def go_offline(self) -> None:
+        """The link is gone: every request from now on, and every long-poll held, is
+        dropped unanswered (files may still be `put`: they arrive at Dropbox meanwhile)."""
+        with self._lock:
+            self.offline = True
+            self._changes.notify_all()
+
+    def go_online(self) -> None:
+        """The link is back."""
+        with self._lock:
+            self.offline = False
 
     # ---------------------------------------------------------------- the tree
 
@@ -653,6 +688,7 @@ class FakeDropbox:
     def _record(self, lower: str) -> None:
         self._seq += 1
         self._journal.append((self._seq, lower))
+        self._changes.notify_all()  # (called with the lock held)
 
     def _set(self, node: _Node) -> None:
         lower = node.path_display.lower()
@@ -740,6 +776,10 @@ class FakeDropbox:
             self.requests.append(route)
             request_id = f"fake{len(self.requests):08d}"
             latency = self._faults.latency_s
+            if self.offline:
+                self.dropped_offline += 1
+                handler.drop()
+                return
         if latency:
             time.sleep(latency)
         kind, injection = self._choose_fault(route) if route in _ROUTES else (None, None)
@@ -761,6 +801,9 @@ class FakeDropbox:
 
         try:
             reply = self._dispatch(route, url.query, handler, body)
+        except _Dropped:
+            handler.drop()
+            return
         except _ApiError as e:
             reply = _json_reply(409, {"error_summary": e.summary, "error": e.error})
         except _BadRequest as e:
@@ -792,6 +835,9 @@ class FakeDropbox:
             raise _BadRequest(f"this route must be called on {host}, not {sent_to}")
         if style == "oauth":
             return self._oauth_token(body, query)
+        if style == "notify":  # no authorisation: the cursor is the credential
+            return self._longpoll(self._parse_arg(body.decode("utf-8", "replace"),
+                                                  "request body"))
 
         auth = self._check_auth(handler.headers.get("Authorization"))
         if auth is not None:
@@ -812,6 +858,8 @@ class FakeDropbox:
             return self._list_folder(arg)
         if route == "/2/files/list_folder/continue":
             return self._list_folder_continue(arg)
+        if route == "/2/files/list_folder/get_latest_cursor":
+            return self._latest_cursor(arg)
         if route == "/2/files/get_metadata":
             return self._get_metadata(arg)
         if route == "/2/files/delete_v2":
@@ -970,6 +1018,40 @@ class FakeDropbox:
         if hook is not None:
             hook(pages)
         return _json_reply(200, {"entries": entries, "cursor": token, "has_more": has_more})
+
+    def _latest_cursor(self, arg: dict[str, Any]) -> _Reply:
+        path = arg.get("path", "")
+        if not isinstance(path, str):
+            raise _BadRequest("path: expected a string")
+        with self._lock:
+            cursor = _Cursor(self._listing_root(path), bool(arg.get("recursive", False)),
+                             self._generation, self._seq, None)
+            token = f"{_CURSOR_PREFIX}{len(self._cursors) + 1:08d}-{secrets.token_hex(6)}"
+            self._cursors[token] = cursor
+        return _json_reply(200, {"cursor": token})
+
+    def _longpoll(self, arg: dict[str, Any]) -> _Reply:
+        """Held until the cursor's folder changes (`changes: true`), `timeout` seconds
+        pass, the link goes (dropped) or the fake stops."""
+        token, timeout = arg.get("cursor"), arg.get("timeout", 30)
+        if not isinstance(token, str) or not token.startswith(_CURSOR_PREFIX):
+            raise _BadRequest("cursor: invalid")
+        if not isinstance(timeout, int) or not 30 <= timeout <= 480:
+            raise _BadRequest("timeout: between 30 and 480")
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                cursor = self._cursors.get(token)
+                if cursor is None or cursor.generation != self._generation:
+                    raise _ApiError("reset/", _lookup("reset"))
+                if self.offline:
+                    self.dropped_offline += 1
+                    raise _Dropped
+                changes = cursor.snapshot is not None or self._changed_since(cursor)
+                left = deadline - time.monotonic()
+                if changes or left <= 0 or self._stopping:
+                    return _json_reply(200, {"changes": changes})
+                self._changes.wait(left)
 
     def _changed_since(self, cursor: _Cursor) -> bool:
         for seq, lower in reversed(self._journal):

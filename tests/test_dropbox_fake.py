@@ -199,6 +199,51 @@ def test_expired_cursor_is_reset(fake: FakeDropbox, dbx: dropbox.Dropbox) -> Non
     assert [e.path_display for e in entries] == [ROOT, f"{ROOT}/a.csv"]
 
 
+def test_a_longpoll_is_held_until_something_changes(
+    fake: FakeDropbox, dbx: dropbox.Dropbox,
+) -> None:
+    fake.put(f"{ROOT}/a.csv", b"a")
+    latest = dbx.files_list_folder_get_latest_cursor(ROOT, recursive=True).cursor
+    assert dbx.files_list_folder_continue(latest).entries == []  # nothing listed: now
+    fake.put("/elsewhere/b.csv", b"not under the folder")
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(dbx.files_list_folder_longpoll, latest, 30)
+        time.sleep(0.3)
+        assert not held.done()
+        fake.put(f"{ROOT}/sub/c.csv", b"c")
+        assert held.result(timeout=5).changes
+    assert dbx.files_list_folder_longpoll(latest, 30).changes  # at once: changes are there
+    assert [e.name for e in dbx.files_list_folder_continue(latest).entries] == ["sub", "c.csv"]
+
+
+def test_a_longpoll_on_an_expired_cursor_is_reset(fake: FakeDropbox, dbx: dropbox.Dropbox) -> None:
+    latest = dbx.files_list_folder_get_latest_cursor("", recursive=True).cursor
+    fake.expire_cursors()
+    with pytest.raises(ApiError) as expired:
+        dbx.files_list_folder_longpoll(latest, 30)
+    assert isinstance(expired.value.error, files.ListFolderLongpollError)
+    assert expired.value.error.is_reset()
+
+
+def test_offline_drops_every_request_and_the_held_longpoll(
+    fake: FakeDropbox, dbx: dropbox.Dropbox,
+) -> None:
+    fake.put(f"{ROOT}/a.csv", b"a")
+    latest = dbx.files_list_folder_get_latest_cursor(ROOT).cursor
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(dbx.files_list_folder_longpoll, latest, 30)
+        time.sleep(0.3)
+        fake.go_offline()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            held.result(timeout=5)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        dbx.files_get_metadata(f"{ROOT}/a.csv")
+    fake.put(f"{ROOT}/b.csv", b"arrived while the link was gone")
+    fake.go_online()
+    assert dbx.files_list_folder_longpoll(latest, 30).changes
+    assert fake.dropped_offline == 2
+
+
 # ------------------------------------------------------------------ content
 
 

@@ -10,9 +10,9 @@ from conftest import REPO
 SRC = REPO / "src" / "rmg_lake"
 # From the top: each stage may import those after it, never those before it.
 STAGES = (
-    ("__main__",), ("cli",), ("__init__",), ("deliver",), ("lake", "pilot_import", "results"),
-    ("derive",), ("corrections",), ("store",), ("sources",), ("sample",), ("contract",),
-    ("config", "errors", "_internal"),
+    ("__main__",), ("cli",), ("__init__",), ("watch",), ("deliver",),
+    ("lake", "pilot_import", "results"), ("derive",), ("corrections",), ("store",),
+    ("sources",), ("sample",), ("contract",), ("config", "errors", "_internal"),
 )
 
 

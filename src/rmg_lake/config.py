@@ -27,8 +27,8 @@ from rmg_lake._internal.files import read_file
 from rmg_lake.errors import ConfigError, boundary
 
 __all__ = [
-    "CONFIG_FILE", "WEEKDAYS", "Calendar", "Checks", "Config", "Protocol", "Settings",
-    "TaskMinutes", "load_config",
+    "CONFIG_FILE", "WEEKDAYS", "Calendar", "Checks", "Config", "Protocol", "Schedule",
+    "Settings", "TaskMinutes", "load_config",
 ]
 
 CONFIG_FILE = "rmg-lake.toml"
@@ -120,6 +120,15 @@ class Settings(_Settings):
                 for factory, deps in sorted(study.items())}
 
 
+class Schedule(_Settings):
+    """When `rmg-lake watch` delivers the report (as `ingest --report`) and backs up (as
+    `backup --prune`), each day, factory time; None: never. Not a study setting: the log
+    does not record it."""
+
+    report: time | None = None
+    backup: time | None = None
+
+
 class Config(Settings):
     """The whole file; paths are resolved against the folder it came from."""
 
@@ -131,6 +140,13 @@ class Config(Settings):
     publish_pseudonymise: bool = False  # … with people's codes pseudonymised
     max_file_mb: float = Field(default=10, gt=0)  # larger files are kept, not parsed
     by: str | None = None  # who applies corrections sheets (else the login name)
+    schedule: Schedule = Schedule()  # `rmg-lake watch`'s daily report and backup
+
+    @model_validator(mode="after")
+    def _backup_has_a_place(self) -> Config:
+        if self.schedule.backup is not None and self.backup is None:
+            raise ValueError("a scheduled backup needs `backup`, the place it goes to")
+        return self
 
     @property
     def settings(self) -> Settings:

@@ -115,8 +115,7 @@ class Lake:
                 settings = settings or Settings()  # the first batch always records them
             elif settings == settings_in_force(in_effect(entries)):
                 settings = None
-            source.resume(next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
-                                and e.source == source.name and e.cursor), None))
+            source.resume(_cursor(entries, source.name))
             batches, vanished = self._take(source, entries, index, settings, track=track,
                                            workers=workers or source.readers,
                                            max_size=max_size, batch_files=batch_files)
@@ -334,6 +333,11 @@ class Lake:
         """Every log entry: ingests, corrections and rollbacks."""
         return self.log.entries()
 
+    def cursor(self, source: str) -> str | None:
+        """Where the last committed listing of `source` (its name, `dropbox:/…`) ended:
+        the cursor its next ingest lists changes from (None for a folder, or none yet)."""
+        return _cursor(self.log.entries(), source)
+
     def batches(self) -> list[Batch]:
         """The ingests of the log (rolled back or not)."""
         return [e for e in self.log.entries() if isinstance(e, Batch)]
@@ -480,6 +484,12 @@ def _standing(entries: list[LogEntry], target: int) -> str:
         return f"batch {by} already rolled it back; roll back batch {by} to undo that"
     return ("other rollbacks in the log have the same effect as undoing it; see "
             "`rmg-lake log`")
+
+
+def _cursor(entries: list[LogEntry], source: str) -> str | None:
+    """The cursor the last batch of `source` that recorded one recorded."""
+    return next((e.cursor for e in reversed(entries) if isinstance(e, Batch)
+                 and e.source == source and e.cursor), None)
 
 
 def _days(start: date | None, end: date | None) -> tuple[date, date] | None:

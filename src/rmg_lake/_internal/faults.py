@@ -1,7 +1,8 @@
 """A fault hook for the crash tests: die at a named point, as a power cut or `kill -9` would.
 
 `RMG_LAKE_KILL_AT=<point>[:<n>]` makes the process kill itself with SIGKILL the n-th time
-(default: the first) it reaches `<point>`. Unset, as it always is outside the tests,
+(default: the first) it reaches `<point>` (`RMG_LAKE_KILL_WITH=TERM` sends SIGTERM instead:
+what stopping `rmg-lake watch` there does). Unset, as it always is outside the tests,
 `reached` does nothing. The points, in the order an ingest passes them (one of more
 than 50,000 new files passes the commit and derive points once per batch of it, and
 keeps files ahead of each commit):
@@ -25,10 +26,12 @@ import signal
 import threading
 from collections import Counter
 
-__all__ = ["VARIABLE", "reached"]
+__all__ = ["SIGNAL_VARIABLE", "VARIABLE", "reached"]
 
 VARIABLE = "RMG_LAKE_KILL_AT"
+SIGNAL_VARIABLE = "RMG_LAKE_KILL_WITH"
 _point, _, _nth = os.environ.get(VARIABLE, "").partition(":")
+_signal = signal.Signals[f"SIG{os.environ.get(SIGNAL_VARIABLE, 'KILL')}"]
 _seen: Counter[str] = Counter()
 _counting = threading.Lock()  # partitions are written from several threads
 
@@ -40,4 +43,4 @@ def reached(point: str) -> None:
     with _counting:
         _seen[point] += 1
         if _seen[point] == int(_nth or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), _signal)

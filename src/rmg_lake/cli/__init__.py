@@ -2,7 +2,7 @@
 # ruff: noqa: I001  (the commands are listed in `--help` in the order they are imported)
 
 from rmg_lake.cli import (  # noqa: F401
-    everyday, history, corrections, backups, sharing, contract,
+    everyday, watching, history, corrections, backups, sharing, contract,
 )
 from rmg_lake.cli.shell import app, main
 

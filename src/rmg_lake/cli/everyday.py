@@ -82,20 +82,9 @@ def ingest(
 def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
     """Deliver the report into the lake and to `reports_to`, else a Dropbox source's
     folder; a place that cannot be reached is a warning (the lake has the report)."""
-    from rmg_lake.deliver.dropbox_target import DropboxTarget
-    from rmg_lake.deliver.publish import publish
-    from rmg_lake.deliver.targets import Target, open_target
-    from rmg_lake.sources.dropbox import DropboxFolder
+    from rmg_lake.deliver.publish import places, publish
 
-    targets: list[Target] = []
-    unreached: list[str] = []
-    if reports_to is not None:
-        try:
-            targets.append(open_target(reports_to))
-        except LakeError as error:
-            unreached.append(str(error))
-    elif isinstance(source, DropboxFolder):
-        targets.append(DropboxTarget(source.name, source.client))
+    targets, unreached = places(source, reports_to)
     done = publish(lake, targets=targets)
     out.print(f"Wrote the report and {plural(done.flag_count, 'flag')} to "
               f"{lake.root / done.page}, {Path(done.flags).name} and "

@@ -19,12 +19,13 @@ from datetime import datetime
 
 from rmg_lake.deliver.flags import flags_csv
 from rmg_lake.deliver.html import render_html, report_data
-from rmg_lake.deliver.targets import FolderTarget, Target
+from rmg_lake.deliver.targets import FolderTarget, Target, open_target
 from rmg_lake.deliver.workbook import checked_days, checks_workbook
 from rmg_lake.errors import LakeError, boundary, guarded
 from rmg_lake.lake import Lake
+from rmg_lake.sources import Source
 
-__all__ = ["FOLDER", "KEEP", "Published", "prune_reports", "publish"]
+__all__ = ["FOLDER", "KEEP", "Published", "places", "prune_reports", "publish"]
 
 FOLDER = "reports"
 KEEP = 30  # days of reports kept in each place
@@ -71,6 +72,22 @@ def publish(lake: Lake, *, targets: Sequence[Target] = (), keep: int = KEEP,
         places.append(place.name)
     page, flags_file, workbook = files
     return Published(page, flags_file, workbook, flags.height, places, deleted, failed)
+
+
+def places(source: Source, reports_to: str | None) -> tuple[list[Target], list[str]]:
+    """Where `ingest --report` delivers besides the lake: `reports_to` (of rmg-lake.toml),
+    else a Dropbox source's folder; and those that cannot be opened, each with why."""
+    from rmg_lake.deliver.dropbox_target import DropboxTarget
+    from rmg_lake.sources.dropbox import DropboxFolder
+
+    if reports_to is not None:
+        try:
+            return [open_target(reports_to)], []
+        except LakeError as error:
+            return [], [str(error)]
+    if isinstance(source, DropboxFolder):
+        return [DropboxTarget(source.name, source.client)], []
+    return [], []
 
 
 def prune_reports(target: Target, keep: int = KEEP) -> list[str]:

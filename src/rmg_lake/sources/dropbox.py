@@ -52,8 +52,10 @@ class DropboxFolder:
         return f"{SCHEME}{self.root}"
 
     def resume(self, cursor: str | None) -> None:
-        """List only what changed since `cursor` (from the last committed batch)."""
+        """List only what changed since `cursor` (from the last committed batch); what
+        an earlier listing found is forgotten (the same folder may be ingested again)."""
         self.start_cursor = cursor
+        self.cursor, self.relisted, self.gone = None, False, []
 
     def list(self) -> Iterator[SourceFile]:
         for entry in self._entries():

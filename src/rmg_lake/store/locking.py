@@ -5,6 +5,10 @@ ends, however it ends, so a killed run never leaves the lake locked. Beside it,
 `lake/.lock.holder` names the run holding it (pid, host, since): a run that has to wait
 can say whom for, and one that finds the file while the lock is free knows the run before
 it was killed, and says so.
+
+`lake/.watch.lock` (`WatchLock`), the same way, lets one `rmg-lake watch` at a time watch a
+lake, for as long as it runs; the writer lock stays free between its ingests, so other
+commands go on beside it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from filelock import FileLock, Timeout
 from rmg_lake._internal.files import write_atomic
 from rmg_lake.errors import LakeUnusable
 
-__all__ = ["WAIT_VARIABLE", "Holder", "WriterLock"]
+__all__ = ["WAIT_VARIABLE", "Holder", "WatchLock", "WriterLock"]
 
 WAIT_VARIABLE = "RMG_LAKE_LOCK_WAIT"  # seconds a writer waits for another; default 600
 
@@ -52,12 +56,7 @@ class WriterLock:
         self._holder = root / ".lock.holder"
 
     def holder(self) -> Holder | None:
-        try:
-            raw = orjson.loads(self._holder.read_bytes())
-            return Holder(int(raw["pid"]), str(raw["host"]),
-                          datetime.fromisoformat(raw["since"]))
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return None
+        return _holder(self._holder)
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -73,7 +72,7 @@ class WriterLock:
             except Timeout:
                 whom = f" ({holder})" if holder else ""
                 raise LakeUnusable(f"another rmg-lake run is writing this lake{whom}",
-                                   file=str(self.root),
+                                   file=str(self.root), retryable=True,
                                    hint="wait for it to finish, then run this again") from None
         with self._holding():
             yield
@@ -108,6 +107,48 @@ class WriterLock:
         stale = self.holder()
         if stale is not None and self.on_stale is not None:
             self.on_stale(stale)
-        write_atomic(self._holder, orjson.dumps(
-            {"pid": os.getpid(), "host": socket.gethostname(),
-             "since": datetime.now(UTC).isoformat()}), sync=False)
+        _name_this_run(self._holder)
+
+
+class WatchLock:
+    """One `rmg-lake watch` per lake: held from `held()`'s start to its end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = FileLock(root / ".watch.lock", mode=0o600)
+        self._holder = root / ".watch.lock.holder"
+
+    def holder(self) -> Holder | None:
+        return _holder(self._holder)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold it, or refuse at once, naming the watcher that holds it."""
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            holder = self.holder()
+            whom = f" ({holder})" if holder else ""
+            raise LakeUnusable(f"another `rmg-lake watch` is watching this lake{whom}",
+                               file=str(self.root),
+                               hint="leave that one running, or stop it first") from None
+        try:
+            _name_this_run(self._holder)
+            yield
+        finally:
+            self._holder.unlink(missing_ok=True)
+            self._lock.release()
+
+
+def _holder(path: Path) -> Holder | None:
+    """The run a holder file names (None: none, or unreadable)."""
+    try:
+        raw = orjson.loads(path.read_bytes())
+        return Holder(int(raw["pid"]), str(raw["host"]), datetime.fromisoformat(raw["since"]))
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _name_this_run(path: Path) -> None:
+    write_atomic(path, orjson.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": datetime.now(UTC).isoformat()}), sync=False)
