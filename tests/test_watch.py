@@ -42,6 +42,8 @@ from rmg_lake.watch.loop import Stopped, Watcher
 from rmg_lake.watch.schedule import STATE, Timetable
 
 QUIET = 0.4  # seconds: the watch's quiet period in these tests
+TIMED = 1.2  # seconds: where a test's files arrive by the clock (a loaded machine's stall
+# between two writes, well under it, must not end a burst)
 
 
 class Heard:
@@ -86,7 +88,8 @@ def until(condition: Callable[[], object], timeout: float = 30, what: str = "") 
 def watching(lake: Lake, source: Source, **options: object) -> Iterator[Heard]:
     """A watch running in a thread for the `with` block, then stopped."""
     heard = Heard()
-    watcher = Watcher(lake, source, listener=heard, quiet=QUIET,
+    options.setdefault("quiet", QUIET)
+    watcher = Watcher(lake, source, listener=heard,  # type: ignore[arg-type]
                       backoff=Backoff(first=0.05, cap=0.2), **options)
     ended: list[Stopped | BaseException] = []
 
@@ -147,11 +150,11 @@ def test_files_arriving_in_bursts_become_a_batch_a_burst(
     field: Path, inbox: Path, lake: Lake,
 ) -> None:
     files = sorted(field.glob("*.json"))[:24]
-    with watching(lake, LocalFolder(inbox)) as heard:
+    with watching(lake, LocalFolder(inbox), quiet=TIMED) as heard:
         for burst in range(3):
             arrive(files[burst * 8:(burst + 1) * 8], inbox)
             until(lambda n=burst: len(heard.batches) == n + 2, what=f"burst {burst}")
-        time.sleep(3 * QUIET)  # and nothing more
+        time.sleep(2 * TIMED)  # and nothing more
     assert [b.counts["seen"] for b in heard.batches] == [0, 8, 8, 8]  # (1: the new lake)
     each_file_once(lake, inbox)
 
@@ -161,14 +164,14 @@ def test_a_file_still_being_written_waits_until_it_is_whole(
 ) -> None:
     wip = next(iter(sorted(field.glob("wip_*.json"))))
     data = wip.read_bytes()
-    with watching(lake, LocalFolder(inbox)) as heard:
+    with watching(lake, LocalFolder(inbox), quiet=TIMED) as heard:
         with (inbox / wip.name).open("wb") as file:  # written a piece every 0.1 s
             for start in range(0, len(data), len(data) // 12 + 1):
                 file.write(data[start:start + len(data) // 12 + 1])
                 file.flush()
                 time.sleep(0.1)
         until(lambda: len(heard.batches) == 2, what="the batch")
-        time.sleep(2 * QUIET)
+        time.sleep(TIMED)
     (batch,) = heard.batches[1:]
     assert [(f.path, f.outcome) for f in batch.files] == [(wip.name, "added")]
 
