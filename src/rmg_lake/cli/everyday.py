@@ -21,12 +21,12 @@ from rmg_lake.cli.shell import (
     day_option,
     err,
     lake_from,
-    lake_path,
     out,
     plural,
+    sourced,
     track,
 )
-from rmg_lake.config import CONFIG_FILE, load_config
+from rmg_lake.config import CONFIG_FILE
 from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.deliver.completion import (
     TABLE_DAYS,
@@ -36,7 +36,7 @@ from rmg_lake.deliver.completion import (
 )
 from rmg_lake.errors import LakeError, boundary, shown
 from rmg_lake.lake import IngestResult, Lake
-from rmg_lake.sources import Source, open_source
+from rmg_lake.sources import Source
 from rmg_lake.store.records import FileRecord
 
 if TYPE_CHECKING:
@@ -60,13 +60,7 @@ def ingest(
 ) -> None:
     """Take every new file from the sync folder into the lake as one batch (more than
     50,000 new files: a batch per 50,000)."""
-    config = load_config()
-    source = source or (config.source if config else None)
-    if source is None:
-        raise LakeError("no source given", hint="pass --source DIR or set `source` "
-                        "in rmg-lake.toml")
-    root = lake_path(lake, config)
-    files = open_source(source, exclude=[root])  # before the lake: a wrong source makes none
+    config, _, root, files = sourced(source, lake)
     the_lake = lake_from(root, create=True)
     own = about(config, the_lake.root)
     settings = own.settings if own else None

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 from rmg_lake.config import Config, load_config
 from rmg_lake.errors import LakeError, converted
 from rmg_lake.lake import Lake, open_lake
+from rmg_lake.sources import Source, open_source
 from rmg_lake.store.locking import Holder
 
 __all__ = [
@@ -96,6 +97,25 @@ def day_option(text: str | None, option: str) -> date | None:
 def lake_path(lake: Path | None, config: Config | None) -> Path:
     """The lake `--lake` names, else the one rmg-lake.toml names, else ./lake."""
     return (lake or (config.lake if config else Path("lake"))).expanduser().resolve()
+
+
+class Sourced(NamedTuple):
+    config: Config | None  # rmg-lake.toml, if there is one
+    source: str  # as given, else as rmg-lake.toml names it
+    root: Path  # the lake's folder (`lake_path`)
+    files: Source  # the source, opened
+
+
+def sourced(source: str | None, lake: Path | None) -> Sourced:
+    """What `ingest` and `watch` read from: the source `--source` names, else the one
+    rmg-lake.toml names, opened before the lake (a wrong source makes none)."""
+    config = load_config()
+    source = source or (config.source if config else None)
+    if source is None:
+        raise LakeError("no source given", hint="pass --source DIR or set `source` "
+                        "in rmg-lake.toml")
+    root = lake_path(lake, config)
+    return Sourced(config, source, root, open_source(source, exclude=[root]))
 
 
 def about(config: Config | None, root: Path) -> Config | None:

@@ -11,11 +11,18 @@ import typer
 from rich.status import Status
 from rich.text import Text
 
-from rmg_lake.cli.shell import LakeOption, about, app, err, lake_from, lake_path, out, plural
-from rmg_lake.config import CONFIG_FILE, load_config
+from rmg_lake.cli.shell import (
+    LakeOption,
+    about,
+    app,
+    err,
+    lake_from,
+    out,
+    plural,
+    sourced,
+)
+from rmg_lake.config import CONFIG_FILE
 from rmg_lake.contract.models import FACTORY_TZ
-from rmg_lake.errors import LakeError
-from rmg_lake.sources import open_source
 from rmg_lake.watch import QUIET
 
 if TYPE_CHECKING:
@@ -47,15 +54,9 @@ def watch(
     if uninstall:
         _uninstall()
         return
-    config = load_config()
-    source = source or (config.source if config else None)
-    if source is None:
-        raise LakeError("no source given", hint="pass --source DIR or set `source` "
-                        "in rmg-lake.toml")
-    root = lake_path(lake, config)
-    files = open_source(source, exclude=[root])  # before the lake: a wrong source makes none
+    config, named, root, files = sourced(source, lake)
     if install:
-        _install(source, root, quiet)
+        _install(named, root, quiet)
         return
     the_lake = lake_from(root, create=True)
     printer = _Printer()
