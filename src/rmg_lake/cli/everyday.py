@@ -25,6 +25,7 @@ from rmg_lake.cli.shell import (
     plural,
     sourced,
     track,
+    warn,
 )
 from rmg_lake.config import CONFIG_FILE
 from rmg_lake.contract.models import FACTORY_TZ
@@ -88,8 +89,7 @@ def _publish(lake: Lake, source: Source, reports_to: str | None) -> None:
               + (f"; deleted {plural(done.deleted, 'older report file')}" if done.deleted
                  else "") + ".", highlight=False)
     for failure in [*unreached, *done.failed]:
-        err.print(Text.assemble(("warning: ", "bold yellow"), f"the report did not reach "
-                                f"{failure}; the next --report tries again"), highlight=False)
+        warn(f"the report did not reach {failure}; the next --report tries again")
 
 
 def _publish_delta(lake: Lake, target: str, *, pseudonymise: bool) -> None:
@@ -103,9 +103,8 @@ def _publish_delta(lake: Lake, target: str, *, pseudonymise: bool) -> None:
         say_published(publish_delta(lake, target, secret=load_secret() if pseudonymise
                                     else None))
     except LakeError as error:
-        err.print(Text.assemble(("warning: ", "bold yellow"), f"the Delta tables were not "
-                                f"published: {error}; the next --report publishes the "
-                                "batches they lack"), highlight=False)
+        warn(f"the Delta tables were not published: {error}; the next --report "
+             "publishes the batches they lack")
 
 
 def print_ingest(result: IngestResult, lake: Lake) -> None:
@@ -129,8 +128,7 @@ def print_ingest(result: IngestResult, lake: Lake) -> None:
                       "pilot's folder again to read them all as this rmg-lake does)",
                       highlight=False)
     for failed in result.unexamined:
-        err.print(Text.assemble(("warning: ", "bold yellow"), failed,
-                                "; please report it"), highlight=False)
+        warn(f"{failed}; please report it")
     if result.vanished:
         out.print(f"{plural(result.vanished, 'file')} went away while being read (a sync in "
                   "progress?); the next ingest takes them if they come back.")

@@ -61,6 +61,11 @@ app = typer.Typer(cls=Commands, add_completion=False, no_args_is_help=True,
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+
+def warn(text: str) -> None:
+    """`warning: …` on stderr: something went wrong, and the command went on."""
+    err.print(Text.assemble(("warning: ", "bold yellow"), text), highlight=False)
+
 LakeOption = Annotated[Path | None, typer.Option(
     "--lake", help="Lake folder (default: `lake` from rmg-lake.toml, else ./lake).")]
 

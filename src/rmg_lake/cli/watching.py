@@ -9,17 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.status import Status
-from rich.text import Text
 
 from rmg_lake.cli.shell import (
     LakeOption,
     about,
     app,
-    err,
     lake_from,
     out,
     plural,
     sourced,
+    warn,
 )
 from rmg_lake.config import CONFIG_FILE
 from rmg_lake.contract.models import FACTORY_TZ
@@ -88,8 +87,7 @@ class _Printer:
         self._line(f"Report: {Path(done.page).name} and {plural(done.flag_count, 'flag')} in "
                    f"{done.places[0]}/reports{to}.")
         for failure in [*unreached, *done.failed]:
-            err.print(Text.assemble(("warning: ", "bold yellow"), f"the report did not reach "
-                                    f"{failure}; the next report tries again"), highlight=False)
+            warn(f"the report did not reach {failure}; the next report tries again")
 
     def backed_up(self, done: BackupResult, pruned: Pruned, to: str) -> None:
         self._line(f"Backup: {plural(done.objects, 'file')} ({done.uploaded:,} new) as "
