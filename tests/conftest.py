@@ -1,12 +1,20 @@
-"""Shared fixtures: a simulated sync folder and a lake made from it, on real disk."""
+"""Shared fixtures: a simulated sync folder and a lake made from it, on real disk.
+
+Every test runs in a scrubbed environment: no Dropbox credentials or rmg-lake settings of
+the machine's user, and a home and config folder of its own, so that no test can reach
+the real Dropbox with a researcher's sign-in or read their study secret.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +25,40 @@ from rmg_lake import IngestResult, Lake, SimulationManifest, open_lake, simulate
 
 REPO = Path(__file__).parent.parent  # the project's checkout
 PILOT_APP = REPO / "tests" / "data" / "pilot"  # the 2014 pilot app's own output
+KEPT = {"RMG_LAKE_KILLS"}  # the test run's own knob (`just torture`)
+
+
+def _private_home(home: Path) -> dict[str, str]:
+    """The variables that make `home` the user's home and config folder."""
+    return {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "XDG_CACHE_HOME": str(home / ".cache"), "APPDATA": str(home / "AppData")}
+
+
+def _scrub() -> None:
+    """Drop the user's Dropbox and rmg-lake variables; give this run a home of its own
+    (pyenv's Pythons stay found where the real home has them)."""
+    os.environ.setdefault("PYENV_ROOT", str(Path("~/.pyenv").expanduser()))
+    for name in list(os.environ):
+        if name.startswith(("DROPBOX_", "RMG_LAKE_")) and name not in KEPT:
+            del os.environ[name]
+    home = Path(tempfile.mkdtemp(prefix="rmg-lake-home-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    os.environ.update(_private_home(home))
+
+
+_scrub()  # before any test module is imported
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test its own empty home and config folder: nothing one test signs in to or
+    makes a secret for is seen by another."""
+    home = tmp_path_factory.mktemp("home")
+    for name, value in _private_home(home).items():
+        monkeypatch.setenv(name, value)
+    yield home
 
 
 def pilot_day(day: int, folder: Path) -> Path:

@@ -50,6 +50,23 @@ def test_ingest_reads_rmg_lake_toml(tmp_path: Path) -> None:
     assert (tmp_path / "store" / "_log" / "000001.json").is_file()
 
 
+def test_no_test_sees_the_users_sign_in_secret_or_home(private_home: Path) -> None:
+    """The suite's environment is scrubbed (conftest): a researcher who ran `rmg-lake
+    auth` and `secret init` can run it without any test reaching their Dropbox."""
+    import pwd
+
+    from rmg_lake.deliver.secret import secret_path
+    from rmg_lake.sources.dropbox_client import credentials_path
+
+    assert not [name for name in os.environ if name.startswith("DROPBOX_")]
+    assert not [name for name in os.environ if name.startswith("RMG_LAKE_")
+                and name != "RMG_LAKE_KILLS"]
+    assert Path.home() == private_home != Path(pwd.getpwuid(os.getuid()).pw_dir)
+    assert credentials_path().is_relative_to(private_home)
+    assert secret_path().is_relative_to(private_home)
+    assert not any(private_home.iterdir())  # each test's own, empty
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["ingest", "--source", "no-such-folder", "--lake", "lake"], "no-such-folder: no such folder"),
     (["ingest", "--source", ".", "--lake", "a-file"], "a-file: is a file"),

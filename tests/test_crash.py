@@ -2,7 +2,8 @@
 whose readers see only committed batches, and which the next run completes exactly.
 
 The default run kills 25 runs (deterministic points through the fault hook, and random
-moments); `just torture` kills 200 (RMG_LAKE_KILLS=200).
+moments while the run holds the lake open, each checked to have died there of SIGKILL);
+`just torture` kills 200 (RMG_LAKE_KILLS=200).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 from rmg_lake import open_lake, simulate
 from rmg_lake._internal.faults import VARIABLE
 from rmg_lake.derive.partitions import load_state
+from rmg_lake.store.locking import WriterLock
 
 KILLS = int(os.environ.get("RMG_LAKE_KILLS", "25"))
 POINTS = ["raw-written:1", "raw-written:40", "raw-written:120", "before-commit",
@@ -36,7 +38,7 @@ class Field:
     inbox: Path  # day one (already in the lake) and day two (the run that is killed)
     before: Path  # the lake holding day one
     after: Path  # the same lake after an ingest of day two that was never killed
-    seconds: float  # how long that ingest took, start to end of the process
+    held: float  # how long that ingest held the lake open (its writer lock), in seconds
 
 
 def _ingest(inbox: Path, lake: Path, kill_at: str | None = None) -> subprocess.Popen[bytes]:
@@ -48,6 +50,23 @@ def _ingest(inbox: Path, lake: Path, kill_at: str | None = None) -> subprocess.P
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _holding(lake: Path, run: subprocess.Popen[bytes]) -> bool:
+    """Whether `run` holds the lake open: the lock's holder file names it (a run that is
+    killed leaves it behind; one that lets go removes it)."""
+    holder = WriterLock(lake).holder()
+    return holder is not None and holder.pid == run.pid
+
+
+def _opened(lake: Path, run: subprocess.Popen[bytes]) -> float:
+    """Wait until `run` has opened the lake; when it did (time.monotonic)."""
+    deadline = time.monotonic() + 120
+    while not _holding(lake, run):
+        assert run.poll() is None, "the run ended without opening the lake"
+        assert time.monotonic() < deadline, "the run never opened the lake"
+        time.sleep(0.002)
+    return time.monotonic()
+
+
 @pytest.fixture(scope="module")
 def field(tmp_path_factory: pytest.TempPathFactory) -> Field:
     root = tmp_path_factory.mktemp("crash")
@@ -56,19 +75,42 @@ def field(tmp_path_factory: pytest.TempPathFactory) -> Field:
     lake.ingest(root / "inbox")
     simulate(root / "inbox" / "two", days=1, observers=2, seed=92, start=date(2026, 11, 2))
     shutil.copytree(root / "before", root / "after")
-    started = time.monotonic()
-    assert _ingest(root / "inbox", root / "after").wait(120) == 0
-    return Field(root / "inbox", root / "before", root / "after", time.monotonic() - started)
+    run = _ingest(root / "inbox", root / "after")
+    opened = _opened(root / "after", run)
+    while _holding(root / "after", run):
+        time.sleep(0.002)
+    held = time.monotonic() - opened
+    assert run.wait(120) == 0
+    return Field(root / "inbox", root / "before", root / "after", held)
 
 
 def _kills() -> list[str]:
-    """The fault hook's points, then random moments (seconds after the start, as a
-    fraction of an uninterrupted run)."""
+    """The fault hook's points, then random moments while the lake is open (seconds
+    after it was opened, as a fraction of how long an uninterrupted run holds it)."""
     chosen = [f"at {point}" for point in POINTS]
-    rng = random.Random(2026)
     while len(chosen) < KILLS:
-        chosen.append(f"after {rng.random():.3f} of a run")
+        chosen.append(f"at random moment {len(chosen) - len(POINTS) + 1}")
     return chosen[:KILLS]
+
+
+def _killed_at_random(field: Field, lake: Path, kill: str) -> None:
+    """Kill an ingest of `lake` at a random moment while it holds the lake open: a moment
+    at which the run turns out to have let go of the lake (or ended) is drawn again, on a
+    fresh copy."""
+    rng = random.Random(f"2026 {kill}")
+    for _ in range(10):
+        shutil.rmtree(lake, ignore_errors=True)
+        shutil.copytree(field.before, lake)
+        open_lake(lake).refresh()  # its views point at its own files, not the original's
+        run = _ingest(field.inbox, lake)
+        opened = _opened(lake, run)
+        time.sleep(max(0.0, opened + rng.random() * field.held - time.monotonic()))
+        run.send_signal(signal.SIGKILL)
+        code = run.wait(120)
+        if code == -signal.SIGKILL and _holding(lake, run):
+            return  # killed while the lake was open: this kill counts
+        assert code in (0, -signal.SIGKILL), f"the run ended by itself with {code}"
+    pytest.fail("ten random moments all fell after the run let go of the lake")
 
 
 def _derived(root: Path) -> dict[str, bytes]:
@@ -83,16 +125,13 @@ def test_a_killed_ingest_leaves_a_lake_the_next_run_completes(
     field: Field, tmp_path: Path, kill: str,
 ) -> None:
     lake_dir = tmp_path / "lake"
-    shutil.copytree(field.before, lake_dir)
-    open_lake(lake_dir).refresh()  # its views point at its own files, not the original's
-    if kill.startswith("at "):
+    if kill.startswith("at random"):
+        _killed_at_random(field, lake_dir, kill)
+    else:
+        shutil.copytree(field.before, lake_dir)
+        open_lake(lake_dir).refresh()  # its views point at its own files, not the original's
         run = _ingest(field.inbox, lake_dir, kill_at=kill.removeprefix("at "))
         assert run.wait(120) == -signal.SIGKILL, "the run passed the point without dying"
-    else:
-        run = _ingest(field.inbox, lake_dir)
-        time.sleep(float(kill.split()[1]) * field.seconds)
-        run.send_signal(signal.SIGKILL)
-        run.wait(120)
 
     committed = sorted(int(p.stem) for p in (lake_dir / "_log").glob("[0-9]*.json"))
     assert committed in ([1], [1, 2])
