@@ -271,17 +271,24 @@ def test_check_command_shows_a_day_in_every_format(found: Found) -> None:
 
 
 def test_check_shows_the_last_day_observed_and_later_by_default(found: Found) -> None:
-    result = run_cli("check", "--lake", str(found.lake.root), "--format", "json")
+    friday = MONDAY + timedelta(days=4)  # the last day observed
+    monday = friday + timedelta(days=3)  # today, pinned (a test must not hang on the clock)
+    result = run_cli("check", "--lake", str(found.lake.root), "--format", "json",
+                     "--today", monday.isoformat())
     assert result.returncode == 0, result.stderr
     shown = {(r["check_name"], r["day"]) for r in json.loads(result.stdout)}
-    friday = (MONDAY + timedelta(days=4)).isoformat()  # the last day observed
-    assert ("off_day", friday) in shown
+    assert ("off_day", friday.isoformat()) in shown
     ingested = found.lake.batches()[0].committed_at.astimezone(DHAKA).date()
     assert ("quarantined", ingested.isoformat()) in shown
-    assert all(day >= friday for _, day in shown)
-    assert f"Nothing observed since {friday}" in result.stderr  # a stopped sync, said
+    assert all(day >= friday.isoformat() for _, day in shown)
+    assert f"Nothing observed since {friday} (3 days ago)" in result.stderr  # a stopped sync
     every = run_cli("check", "--lake", str(found.lake.root), "--all", "--format", "json")
     assert len(json.loads(every.stdout)) == len(found.flags()) > len(shown)
+    on_friday = run_cli("check", "--lake", str(found.lake.root), "--format", "json",
+                        "--today", friday.isoformat())  # that morning: Thursday's flags
+    days = {r["day"] for r in json.loads(on_friday.stdout)}
+    assert min(days) == (friday - timedelta(days=1)).isoformat()
+    assert "Nothing observed" not in on_friday.stderr
 
 
 def test_the_duckdb_cli_reads_the_flags_view(found: Found) -> None:

@@ -18,6 +18,7 @@ from conftest import Ingested, run_cli
 from rmg_lake.contract.models import FACTORY_TZ
 
 CHROMIUM = shutil.which("chromium")
+TODAY = date(2026, 11, 15)  # the report's today (pinned): the morning after the sample's last day
 
 
 class _Tables(HTMLParser):
@@ -77,7 +78,8 @@ def report(ingested: Ingested, tmp_path_factory: pytest.TempPathFactory) -> Path
     out = tmp_path_factory.mktemp("html") / "report.html"
     [(first, last)] = ingested.sql("select min(day), max(day) from completion")
     result = run_cli("report", "--lake", str(ingested.lake.root), "--format", "html",
-                     "--out", str(out), "--from", str(first), "--to", str(last))
+                     "--out", str(out), "--from", str(first), "--to", str(last),
+                     "--today", str(TODAY))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -217,9 +219,8 @@ def test_each_factory_has_its_own_heatmap(report: Path, ingested: Ingested) -> N
 def test_the_days_flags_and_the_counts_are_the_views(
     page: _Tables, ingested: Ingested,
 ) -> None:
-    today = datetime.now(FACTORY_TZ).date()
     [(check_day,)] = ingested.sql(
-        f"select max(day) from observations where day < DATE '{today}'")
+        f"select max(day) from observations where day < DATE '{TODAY}'")
     flags = ingested.sql("select * exclude (flag_id, status, settled_by) from flags "
                          f"where day >= DATE '{check_day}' and status = 'open'")
     assert flags  # the sample's last day has flags to show
@@ -323,6 +324,26 @@ def test_the_default_window_is_four_weeks_to_the_last_day_observed(
                         start=first + timedelta(days=2), end=first + timedelta(days=4))
     assert (later.start, later.end, later.check_day) == (
         first + timedelta(days=2), first + timedelta(days=4), last)
+
+
+def test_today_can_be_another_day(ingested: Ingested, tmp_path: Path) -> None:
+    """`--today`: the page as it would have been made that morning (its window ending on
+    the last day observed by then), and a week later, when the sync has stopped."""
+    [(first, last)] = ingested.sql("select min(day), max(day) from observations")
+    pages = {}
+    for today in (first + timedelta(days=5), last + timedelta(days=7)):
+        out = tmp_path / f"{today}.html"
+        result = run_cli("report", "--lake", str(ingested.lake.root), "--format", "html",
+                         "--out", str(out), "--today", str(today))
+        assert result.returncode == 0, result.stderr
+        pages[today] = out.read_text()
+    back_then, later = pages.values()
+    [(end,)] = ingested.sql("select max(day) from observations "
+                            f"where day <= DATE '{first + timedelta(days=5)}'")
+    assert f"Made {first + timedelta(days=5)} " in back_then
+    assert f"days {end - timedelta(days=27)} to {end}." in back_then
+    assert "has the sync stopped?" not in back_then
+    assert f"Nothing observed since {last} (7 days ago)" in later
 
 
 def test_a_window_narrows_the_page(ingested: Ingested, tmp_path: Path) -> None:

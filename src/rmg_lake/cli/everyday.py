@@ -16,11 +16,13 @@ from rmg_lake._internal.files import write_atomic
 from rmg_lake.cli.shell import (
     LISTED,
     LakeOption,
+    TodayOption,
     about,
     app,
     day_option,
     err,
     lake_from,
+    now_option,
     out,
     plural,
     sourced,
@@ -28,7 +30,6 @@ from rmg_lake.cli.shell import (
     warn,
 )
 from rmg_lake.config import CONFIG_FILE
-from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.deliver.completion import (
     TABLE_DAYS,
     completion_csv,
@@ -198,17 +199,19 @@ def report(
     every_day: Annotated[bool, typer.Option(
         "--all", help=f"Every day (table: by default the last {TABLE_DAYS} days observed; "
                       "csv and json always give every day).")] = False,
+    today: TodayOption = None,
 ) -> None:
     """Which tasks were completed on which days, against the protocol."""
     first, last = day_option(start, "--from"), day_option(end, "--to")
+    now = now_option(today)
     if format is ReportFormat.html:
-        _html_report(lake_from(lake), to, first, last)
+        _html_report(lake_from(lake), to, first, last, now)
         return
     the_lake = lake_from(lake)
     frame = the_lake.completion(first, last)
     if format is ReportFormat.table and not (every_day or first or last) and frame.height:
         earliest: date = frame["day"].min()  # type: ignore[assignment]
-        tomorrow = datetime.now(FACTORY_TZ).date() + timedelta(days=1)
+        tomorrow = now.date() + timedelta(days=1)
         latest = the_lake.last_day_observed(tomorrow) or earliest  # (not a clock ahead's)
         first = latest - timedelta(days=TABLE_DAYS - 1)
         if earliest < first or frame["day"].max() > latest:  # type: ignore[operator]
@@ -251,6 +254,7 @@ def check(
     to: Annotated[Path | None, typer.Option("--out", help="The workbook's file.")] = None,
     rules: Annotated[bool, typer.Option(
         "--list", help="List the checks and their rules; check nothing.")] = False,
+    today: TodayOption = None,
 ) -> None:
     """The daily quality checks: what to ask the field team about (flags a checks
     workbook corrected or reviewed are left out)."""
@@ -266,10 +270,10 @@ def check(
         return
     first = last = day_option(day, "--day")
     if first is None and not every_day:  # today's tasks are not all done yet
-        today = datetime.now(FACTORY_TZ).date()
-        first = the_lake.last_day_observed(today)
-        if first is not None and the_lake.settings().calendar.working_days(first, today):
-            err.print(f"Nothing observed since {first} ({(today - first).days} days ago): "
+        now = now_option(today).date()
+        first = the_lake.last_day_observed(now)
+        if first is not None and the_lake.settings().calendar.working_days(first, now):
+            err.print(f"Nothing observed since {first} ({(now - first).days} days ago): "
                       "has the sync stopped?", style="bold red")
     flags = the_lake.flags(first, last)
     if format is CheckFormat.xlsx and to is not None:
@@ -302,12 +306,13 @@ def _workbook(lake: Lake, flags: pl.DataFrame, to: Path, first: date | None,
               highlight=False)
 
 
-def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | None) -> None:
+def _html_report(lake: Lake, to: Path | None, first: date | None, last: date | None,
+                 now: datetime) -> None:
     from rmg_lake.deliver.html import render_html, report_data
 
     if to is None:
         raise LakeError("an HTML report needs a file to go to", hint="pass --out FILE")
-    page = render_html(lake, report_data(lake, start=first, end=last))
+    page = render_html(lake, report_data(lake, start=first, end=last, now=now))
     with boundary(file=to, doing="write the report"):
         write_atomic(to.expanduser(), page.encode(), sync=False)
     out.print(f"Wrote the report to {to} ({len(page) // 1024:,} kB).")

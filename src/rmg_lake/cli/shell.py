@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date
+from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, TypeVar
@@ -24,6 +24,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from rmg_lake.config import Config, load_config
+from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.errors import LakeError, converted
 from rmg_lake.lake import Lake, open_lake
 from rmg_lake.sources import Source, open_source
@@ -88,6 +89,18 @@ def track(items: Iterable[T], total: int, what: str, *,
         for done, item in enumerate(items, 1):
             yield item
             bar.update(task, advance=size(item) if size else 1, done=done)
+
+
+TodayOption = Annotated[str | None, typer.Option(
+    "--today", help="Take this day, YYYY-MM-DD, as today (factory time): what the command "
+                    "would have shown that day (default: today).")]
+
+
+def now_option(today: str | None) -> datetime:
+    """Now, factory time; on the day `--today` names, if given (at this time of day)."""
+    now = datetime.now(FACTORY_TZ)
+    day = day_option(today, "--today")
+    return now if day is None else datetime.combine(day, now.timetz())
 
 
 def day_option(text: str | None, option: str) -> date | None:
