@@ -2,8 +2,9 @@
 work on time (a missed run once), a link that comes and goes, one watcher per lake, and a
 stop at any moment that leaves the lake as a kill would: nothing is ever taken in twice.
 
-The quiet period is a fraction of a second here, and the clock of the schedule is the
-test's own."""
+The quiet period is a fraction of a second here; where a test's files arrive by the clock,
+the watch's timer is the test's own (it moves only when the test says: no stall of a
+loaded machine can end a burst), and so is the clock of the schedule."""
 
 from __future__ import annotations
 
@@ -42,8 +43,23 @@ from rmg_lake.watch.loop import Stopped, Watcher
 from rmg_lake.watch.schedule import STATE, Timetable
 
 QUIET = 0.4  # seconds: the watch's quiet period in these tests
-TIMED = 1.2  # seconds: where a test's files arrive by the clock (a loaded machine's stall
-# between two writes, well under it, must not end a burst)
+
+
+class Timer:
+    """A watch's monotonic timer that stands still until the test moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def moved(self, seconds: float = QUIET) -> bool:
+        """Move on by `seconds` (a quiet period), and let the watch see it: False, for
+        `until`."""
+        self.now += seconds
+        time.sleep(0.05)
+        return False
 
 
 class Heard:
@@ -149,12 +165,14 @@ def lake(tmp_path: Path) -> Lake:
 def test_files_arriving_in_bursts_become_a_batch_a_burst(
     field: Path, inbox: Path, lake: Lake,
 ) -> None:
-    files = sorted(field.glob("*.json"))[:24]
-    with watching(lake, LocalFolder(inbox), quiet=TIMED) as heard:
+    files, timer = sorted(field.glob("*.json"))[:24], Timer()
+    with watching(lake, LocalFolder(inbox), timer=timer) as heard:
         for burst in range(3):
-            arrive(files[burst * 8:(burst + 1) * 8], inbox)
-            until(lambda n=burst: len(heard.batches) == n + 2, what=f"burst {burst}")
-        time.sleep(2 * TIMED)  # and nothing more
+            arrive(files[burst * 8:(burst + 1) * 8], inbox)  # however slowly: no time passes
+            until(lambda n=burst: timer.moved() or len(heard.batches) == n + 2,
+                  what=f"burst {burst}")  # quiet periods pass, one by one
+        for _ in range(5):
+            timer.moved()  # and nothing more
     assert [b.counts["seen"] for b in heard.batches] == [0, 8, 8, 8]  # (1: the new lake)
     each_file_once(lake, inbox)
 
@@ -162,16 +180,15 @@ def test_files_arriving_in_bursts_become_a_batch_a_burst(
 def test_a_file_still_being_written_waits_until_it_is_whole(
     field: Path, inbox: Path, lake: Lake,
 ) -> None:
-    wip = next(iter(sorted(field.glob("wip_*.json"))))
+    wip, timer = next(iter(sorted(field.glob("wip_*.json")))), Timer()
     data = wip.read_bytes()
-    with watching(lake, LocalFolder(inbox), quiet=TIMED) as heard:
-        with (inbox / wip.name).open("wb") as file:  # written a piece every 0.1 s
+    with watching(lake, LocalFolder(inbox), timer=timer) as heard:
+        with (inbox / wip.name).open("wb") as file:  # written a piece at a time
             for start in range(0, len(data), len(data) // 12 + 1):
                 file.write(data[start:start + len(data) // 12 + 1])
                 file.flush()
-                time.sleep(0.1)
-        until(lambda: len(heard.batches) == 2, what="the batch")
-        time.sleep(TIMED)
+                time.sleep(0.02)
+        until(lambda: timer.moved() or len(heard.batches) == 2, what="the batch")
     (batch,) = heard.batches[1:]
     assert [(f.path, f.outcome) for f in batch.files] == [(wip.name, "added")]
 
@@ -184,18 +201,18 @@ def test_a_file_growing_unseen_is_taken_once_its_size_holds(
     first_wip, wip = sorted(field.glob("wip_*.json"))[:2]
     (inbox / first_wip.name).write_bytes(first_wip.read_bytes()[:100])  # cut short
     data = wip.read_bytes()
-    elsewhere = tmp_path / "elsewhere"
+    elsewhere, timer = tmp_path / "elsewhere", Timer()
     elsewhere.mkdir()
-    with watching(lake, LocalFolder(inbox)) as heard:
+    with watching(lake, LocalFolder(inbox), timer=timer) as heard:
         (inbox / wip.name).write_bytes(data[:100])  # seen arriving, then grows unseen
         os.link(inbox / wip.name, elsewhere / wip.name)
         with (elsewhere / wip.name).open("ab") as file:
-            for start in range(100, len(data), 200):
-                time.sleep(QUIET / 2)
+            for start in range(100, len(data), 200):  # a piece each half quiet period
                 file.write(data[start:start + 200])
                 file.flush()
-        until(lambda: len(heard.batches) == 2, what="the batch of the grown file")
-        time.sleep(2 * QUIET)
+                timer.moved(QUIET / 2)
+        until(lambda: timer.moved() or len(heard.batches) == 2,
+              what="the batch of the grown file")
     first, second = heard.batches
     assert [(f.path, f.outcome) for f in first.files] == [(first_wip.name, "quarantined")]
     assert [(f.path, f.outcome) for f in second.files] == [(wip.name, "added")]

@@ -99,16 +99,18 @@ class Watcher:
 
     `clock` (UTC-aware) decides when scheduled runs are due; `tick` is the longest wait
     before it looks at the clock again (a laptop waking from sleep is noticed within it).
-    Waits to try again (back-off) are timed by the monotonic clock.
+    The quiet period and the waits to try again (back-off) are timed by `timer` (seconds,
+    the monotonic clock).
     """
 
     def __init__(self, lake: Lake, source: Source, *, config: Config | None = None,
                  listener: Listener | None = None, quiet: float = QUIET,
                  backoff: Backoff | None = None, clock: Callable[[], datetime] = _now,
-                 tick: float = 60.0, arrivals: Arrivals | None = None) -> None:
+                 tick: float = 60.0, arrivals: Arrivals | None = None,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self.lake, self.source, self.config = lake, source, config or Config()
         self.listener: Listener = listener or _Silent()
-        self.quiet, self.clock, self.tick = quiet, clock, tick
+        self.quiet, self.clock, self.tick, self.timer = quiet, clock, tick, timer
         self.backoff = backoff or Backoff()
         self.where = source.name.removeprefix("local:")
         self.link = Link(self.where, self.listener.note, clock, self.backoff)
@@ -148,7 +150,7 @@ class Watcher:
             if self._wait(self._timeout(), f"Watching {self.where} for new files"):
                 self._settle()
                 self._ingest()
-            elif self._retry_at is not None and time.monotonic() >= self._retry_at:
+            elif self._retry_at is not None and self.timer() >= self._retry_at:
                 self._ingest()
 
     def _wait(self, seconds: float, status: str) -> bool:
@@ -167,7 +169,7 @@ class Watcher:
         wall = self.clock()
         if (next_run := self.timetable.next(wall)) is not None:
             waits.append((next_run - wall).total_seconds())
-        now = time.monotonic()
+        now = self.timer()
         waits += [at - now for at in (self._retry_at, *self._job_retry.values())
                   if at is not None]
         return min(waits)
@@ -176,13 +178,13 @@ class Watcher:
         """Wait for the uploads to settle: `quiet` seconds with nothing arriving and no
         file seen arriving still changing size; `SETTLE_MOST` quiet periods at most (files
         may come for hours: meanwhile the lake takes what is whole)."""
-        started = time.monotonic()
+        started = self.timer()
         end = started + self.quiet
-        while (now := time.monotonic()) < started + SETTLE_MOST * self.quiet:
+        while (now := self.timer()) < started + SETTLE_MOST * self.quiet:
             if now < end:
                 if self._wait(end - now, f"Files arriving in {self.where}; waiting for "
                                          "them to settle"):
-                    end = time.monotonic() + self.quiet  # more came: quiet starts again
+                    end = self.timer() + self.quiet  # more came: quiet starts again
             elif self.arrivals.unsettled():
                 end = now + self.quiet  # a file still growing
             else:
@@ -197,12 +199,12 @@ class Watcher:
         except LakeError as error:
             if not error.retryable:
                 raise
-            self._retry_at = time.monotonic() + self.link.down(error)
+            self._retry_at = self.timer() + self.link.down(error)
             return
         self.link.up()
         self._retry_at = None
         if result.counts["deferred"]:  # files not fetched whole: tried again later
-            self._retry_at = time.monotonic() + self._deferred.next()
+            self._retry_at = self.timer() + self._deferred.next()
         else:
             self._deferred.reset()
         self.listener.ingested(result)
@@ -211,7 +213,7 @@ class Watcher:
         """Run the scheduled jobs that are due (a missed one once), and record each."""
         now = self.clock()
         for job in self.timetable.due(now):
-            if self._job_retry.get(job, 0) > time.monotonic():
+            if self._job_retry.get(job, 0) > self.timer():
                 continue
             try:
                 if job == "report":
@@ -223,7 +225,7 @@ class Watcher:
                 if job not in self._job_retry:
                     self.listener.note(f"The scheduled {job} failed: {error} (tried again "
                                        f"every {duration(wait)} until it works)")
-                self._job_retry[job] = time.monotonic() + wait
+                self._job_retry[job] = self.timer() + wait
                 continue
             self._job_retry.pop(job, None)
             self.timetable.ran(job, now)
