@@ -425,5 +425,12 @@ def test_two_handles_in_one_process_share_the_lock(ingested: Ingested) -> None:
     from rmg_lake import Lake
 
     first, second = Lake(ingested.lake.root, wait=1), Lake(ingested.lake.root, wait=1)
+    mark = ingested.lake.root / "frames" / "mark"
+    mark.touch()  # a rebuild makes the folder anew, without it
     with first._writing():
-        second.rebuild()  # the same process: no deadlock, no time-out
+        holder = first.lock.holder()
+        assert holder is not None and holder.pid == os.getpid()
+        second.rebuild()  # the same process: no deadlock, no time-out (a second's wait)
+        assert not mark.exists()  # it did rebuild,
+        assert first.lock.holder() == holder  # and left the lock, and its holder, to first
+    assert first.lock.holder() is None
