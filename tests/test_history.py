@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from conftest import run_cli
@@ -165,9 +166,26 @@ def test_the_same_files_listed_in_any_order_give_the_same_log_and_frames(
     assert frames(plain.root, but=("batches",)) == frames(shuffled.root, but=("batches",))
 
 
+def catalog(root: Path) -> dict[str, tuple[list[tuple[str, str]], list[str]]]:
+    """What `duckdb ROOT/lake.duckdb` shows: each view's columns and types, and its rows
+    (as text, sorted)."""
+    con = duckdb.connect(str(root / "lake.duckdb"), read_only=True)
+    try:
+        views = [v for (v,) in con.execute("select view_name from duckdb_views() "
+                                           "where not internal order by 1").fetchall()]
+        shown = {}
+        for view in views:
+            columns = [(c[0], c[1]) for c in con.execute(f'describe "{view}"').fetchall()]
+            rows = con.execute(f'select columns(*)::varchar from "{view}"').fetchall()
+            shown[view] = (columns, sorted(repr(row) for row in rows))
+        return shown
+    finally:
+        con.close()
+
+
 def test_rebuild_as_of_gives_the_lake_as_it_was(three: list[Path], tmp_path: Path) -> None:
     lake = open_lake(tmp_path / "lake", create=True)
-    taken = []
+    taken, shown = [], []
     for step in (0, 1, "rollback", 2):
         if step == "rollback":
             lake.rollback(1, "test")
@@ -175,9 +193,11 @@ def test_rebuild_as_of_gives_the_lake_as_it_was(three: list[Path], tmp_path: Pat
             assert isinstance(step, int)
             lake.ingest(three[step])
         taken.append(frames(lake.root))
-    for n, then in enumerate(taken, start=1):
+        shown.append(catalog(lake.root))
+    for n, (then, views) in enumerate(zip(taken, shown, strict=True), start=1):
         folder = lake.rebuild(as_of=n, out=tmp_path / f"as-of-{n}")
         assert frames(folder) == then
+        assert catalog(folder) == views  # its lake.duckdb: every view, column and row
     now = frames(lake.root)
     default = lake.rebuild(as_of=2)
     assert default == lake.root / "as-of-000002" and frames(default) == taken[1]

@@ -310,6 +310,25 @@ def test_a_socket_is_quarantined_not_deferred(tmp_path: Path) -> None:
     assert batch.files[0].reason == "not a regular file (a socket)"
 
 
+def test_device_files_are_quarantined_never_read(tmp_path: Path) -> None:
+    """A character device like /dev/zero (read, it would never end) and a block device."""
+    import stat
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    try:
+        os.mknod(inbox / "zero.json", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+        os.mknod(inbox / "disk.jpg", stat.S_IFBLK | 0o600, os.makedev(7, 0))
+    except PermissionError:
+        pytest.skip("making a device file needs root (CAP_MKNOD)")
+    lake = open_lake(tmp_path / "lake", create=True)
+    batch = lake.ingest(inbox).batch
+    assert batch is not None and batch.counts["quarantined"] == 2
+    assert {f.path: f.reason for f in batch.files} == {
+        "zero.json": "not a regular file (a character device)",
+        "disk.jpg": "not a regular file (a block device)"}
+
+
 def test_a_large_file_cut_short_by_a_crash_is_kept_whole_next_time(tmp_path: Path) -> None:
     (tmp_path / "inbox").mkdir()
     video = tmp_path / "inbox" / "wip_2026_11_24_10_15.mp4"

@@ -273,17 +273,20 @@ def test_everything_rmg_lake_writes_is_private_whatever_the_umask(
              ("report", "--lake", str(lake), "--format", "html", "--out",
               str(tmp_path / "page" / "report.html")),
              ("rebuild", "--lake", str(lake), "--as-of", "1"),
+             ("rebuild", "--lake", str(lake), "--as-of", "1", "--out", str(tmp_path / "then")),
              ("export", "--lake", str(lake), "--out", str(tmp_path / "shared"),
               "--pseudonymise"),
              ("backup", "--lake", str(lake), "--to", str(tmp_path / "backups")),
              ("restore", str(tmp_path / "backups"), "--lake", str(tmp_path / "restored"))]
-    (tmp_path / "restored").mkdir()
-    (tmp_path / "restored").chmod(0o777)  # made beforehand, open to all
+    for beforehand in ("restored", "then", "shared"):  # made beforehand, open to all
+        (tmp_path / beforehand).mkdir()
+        (tmp_path / beforehand).chmod(0o777)
     for step in steps:
         done = cli(*step, env=secret, umask=0)
         assert done.returncode == 0, (step, done.stderr)
     assert private(lake, tmp_path / "shared", tmp_path / "backups" / "backups",
-                   tmp_path / "restored", Path(secret["RMG_LAKE_SECRET"]).parent) == []
+                   tmp_path / "restored", tmp_path / "then",
+                   Path(secret["RMG_LAKE_SECRET"]).parent) == []
     assert private(tmp_path / "page") == []  # (the report: wherever it is written)
     verified = cli("verify", "--lake", str(lake))
     assert verified.returncode == 0, verified.stdout
