@@ -25,9 +25,19 @@ test: browser
     mypy
     pytest -q -n auto --dist loadfile -p no:benchmark
 
-# Debian's Chromium, for the tests that render the HTML report (installed once, with apt)
+# A Chromium or Chrome for the tests that render the HTML report (tests/browser.py finds
+# one on the PATH or in macOS's /Applications); if there is none, Debian's chromium is
+# installed once with apt, and where there is no apt (macOS) one line says what to install
 browser:
-    @command -v chromium > /dev/null || (apt-get update -qq && apt-get install -y -qq chromium > /dev/null)
+    #!/usr/bin/env bash
+    set -eu
+    python3 tests/browser.py > /dev/null && exit 0
+    if command -v apt-get > /dev/null; then
+        apt-get update -qq && apt-get install -y -qq chromium > /dev/null
+    else
+        echo "error: no Chromium or Chrome found, and no apt-get to install one — install one (on macOS: \`brew install --cask chromium\`, or Google Chrome), then run the same command again" >&2
+        exit 1
+    fi
 
 # The long tests left out of `just test` (e.g. 1,000 files over a slow loopback link)
 slow:

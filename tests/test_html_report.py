@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 import struct
 import subprocess
 from collections import defaultdict
@@ -13,11 +12,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from browser import find_browser
 from conftest import Ingested, run_cli
 
 from rmg_lake.contract.models import FACTORY_TZ
 
-CHROMIUM = shutil.which("chromium")
+CHROMIUM = find_browser()
 TODAY = date(2026, 11, 15)  # the report's today (pinned): the morning after the sample's last day
 
 
@@ -63,8 +63,9 @@ class _Tables(HTMLParser):
 
 
 def chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium (Debian's; `just test` installs it), kept off the network."""
-    assert CHROMIUM is not None, "chromium is missing: `just test` installs it (apt)"
+    """Headless Chromium or Chrome (`just browser` finds one, or installs Debian's), kept
+    off the network."""
+    assert CHROMIUM is not None, "no Chromium or Chrome found: run `just browser`"
     return subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",

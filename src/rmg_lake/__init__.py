@@ -19,7 +19,13 @@ from rmg_lake.deliver.export import Exported, export
 from rmg_lake.deliver.secret import StudySecret, init_secret, load_secret
 from rmg_lake.deliver.story import Story, story
 from rmg_lake.deliver.targets import Target, open_target
-from rmg_lake.errors import ConfigError, LakeError, LakeUnusable, SourceError
+from rmg_lake.errors import (
+    ConfigError,
+    LakeError,
+    LakeUnusable,
+    SourceError,
+    UnsupportedPlatform,
+)
 from rmg_lake.lake import Lake, open_lake
 from rmg_lake.results import Corrected, IngestResult, RolledBack
 from rmg_lake.sample.simulate import SimulationManifest, simulate
@@ -43,6 +49,7 @@ __all__ = [
     "Story",
     "StudySecret",
     "Target",
+    "UnsupportedPlatform",
     "backup",
     "export",
     "init_secret",

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-__all__ = ["ConfigError", "LakeError", "LakeUnusable", "SourceError", "boundary", "converted",
-           "dropbox_not_found", "guarded", "passing", "shown"]
+__all__ = ["ConfigError", "LakeError", "LakeUnusable", "SourceError", "UnsupportedPlatform",
+           "boundary", "converted", "dropbox_not_found", "guarded", "passing", "shown"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,6 +66,11 @@ class LakeUnusable(LakeError):
 
 class ConfigError(LakeError):
     """`rmg-lake.toml` is missing a value or holds a wrong one."""
+
+
+class UnsupportedPlatform(LakeError):
+    """rmg-lake does not run on this operating system (it runs on Linux and macOS; on
+    Windows, in WSL2)."""
 
 
 _AGAIN = "then run the same command again"

@@ -20,6 +20,7 @@ import polars as pl
 
 from rmg_lake._internal.faults import reached
 from rmg_lake._internal.files import (
+    check_platform,
     fsync_dir,
     make_private_dir,
     own_private_dir,
@@ -514,7 +515,10 @@ def _lake_errors(root: Path) -> AbstractContextManager[None]:
 
 
 def open_lake(path: str | Path = "lake", *, create: bool = False) -> Lake:
-    """Open the lake at `path`; `create` makes a new one there if the folder is new or empty."""
+    """Open the lake at `path`; `create` makes a new one there if the folder is new or empty.
+
+    Refused (`UnsupportedPlatform`) on a system rmg-lake does not run on (native Windows)."""
+    check_platform()
     root = Path(path).expanduser().resolve()
     meta = root / "_meta.json"
     if root.exists() and not root.is_dir():

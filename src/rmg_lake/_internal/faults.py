@@ -31,7 +31,9 @@ __all__ = ["SIGNAL_VARIABLE", "VARIABLE", "reached"]
 VARIABLE = "RMG_LAKE_KILL_AT"
 SIGNAL_VARIABLE = "RMG_LAKE_KILL_WITH"
 _point, _, _nth = os.environ.get(VARIABLE, "").partition(":")
-_signal = signal.Signals[f"SIG{os.environ.get(SIGNAL_VARIABLE, 'KILL')}"]
+# (The signal's name, looked up when it is sent: native Windows has no SIGKILL, and
+# rmg-lake must import there to say that it does not run there.)
+_signal = f"SIG{os.environ.get(SIGNAL_VARIABLE, 'KILL')}"
 _seen: Counter[str] = Counter()
 _counting = threading.Lock()  # partitions are written from several threads
 
@@ -43,4 +45,4 @@ def reached(point: str) -> None:
     with _counting:
         _seen[point] += 1
         if _seen[point] == int(_nth or 1):
-            os.kill(os.getpid(), _signal)
+            os.kill(os.getpid(), signal.Signals[_signal])

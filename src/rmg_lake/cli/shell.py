@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.text import Text
 from typer.core import TyperGroup
 
+from rmg_lake._internal.files import check_platform
 from rmg_lake.config import Config, load_config
 from rmg_lake.contract.models import FACTORY_TZ
 from rmg_lake.errors import LakeError, converted
@@ -192,12 +193,14 @@ def _options(
 def main() -> None:
     """Entry point: every error becomes one line on stderr and exit code 1: the library's
     as they are, the system's as the error boundary words them (`rmg_lake.errors`), and
-    any other (a bug) as what it is and a pointer to --debug.
+    any other (a bug) as what it is and a pointer to --debug. A system rmg-lake does not
+    run on (native Windows) is refused first, whatever the command.
 
     (Typer already turns Ctrl-C into exit 130 and a closed pipe, as in `| head`, into a
     quiet exit.)
     """
     try:
+        check_platform()
         app(prog_name="rmg-lake")  # (also when run as `python -m rmg_lake`)
     except Exception as exc:
         if _Run.debug:

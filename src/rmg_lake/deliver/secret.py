@@ -15,13 +15,12 @@ import hashlib
 import hmac
 import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 
-from rmg_lake._internal.files import make_private_dir, read_file, write_once
+from rmg_lake._internal.files import make_private_dir, open_to_others, read_file, write_once
 from rmg_lake.errors import LakeError, boundary
 
 __all__ = ["StudySecret", "init_secret", "load_secret", "secret_path"]
@@ -86,7 +85,7 @@ def load_secret() -> StudySecret:
                             hint="run `rmg-lake secret init` once for the study, or copy "
                                  "the file from the computer that made it (then chmod 600)"
                             ) from None
-    if stat.S_IMODE(mode) & 0o077:
+    if open_to_others(mode):
         raise LakeError("the study secret is readable by others", file=str(path),
                         hint=f"chmod 600 {path}")
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from rmg_lake._internal.faults import reached
-from rmg_lake._internal.files import private_umask
+from rmg_lake._internal.files import make_private_file, private_umask
 from rmg_lake.config import Settings
 from rmg_lake.derive.checks import flags_sql
 from rmg_lake.derive.pairs import agreement_sql, pairs_sql
@@ -40,7 +40,7 @@ def build_catalog(out: Path, frames: dict[str, dict[str, str]], settings: Settin
     temp.unlink(missing_ok=True)
     with private_umask():  # its file and write-ahead log, from the first byte
         _write(temp, out, frames, settings)
-    temp.chmod(0o600)
+    make_private_file(temp)
     reached("catalog-written")
     temp.replace(target)
     return target

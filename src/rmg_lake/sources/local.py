@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rmg_lake._internal.files import open_unfollowed
 from rmg_lake.errors import SourceError
 from rmg_lake.sources.base import (
     OUR_FOLDERS,
@@ -132,7 +133,7 @@ class LocalFolder:
         next ingest."""
         path = self.root / file.path
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = open_unfollowed(path)
         except FileNotFoundError:
             raise FileGone("the file went away before it was read", file=file.path) from None
         except OSError as err:

@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 from filelock import FileLock, Timeout
 
-from rmg_lake._internal.files import write_atomic
+from rmg_lake._internal.files import PRIVATE_FILE, write_atomic
 from rmg_lake.errors import LakeUnusable
 
 __all__ = ["WAIT_VARIABLE", "Holder", "WatchLock", "WriterLock"]
@@ -52,7 +52,7 @@ class WriterLock:
         self.root = root
         self.wait = wait if wait is not None else float(os.environ.get(WAIT_VARIABLE, 600))
         self.on_wait, self.on_stale = on_wait, on_stale
-        self._lock = FileLock(root / ".lock", mode=0o600, is_singleton=True)
+        self._lock = FileLock(root / ".lock", mode=PRIVATE_FILE, is_singleton=True)
         self._holder = root / ".lock.holder"
 
     def holder(self) -> Holder | None:
@@ -115,7 +115,7 @@ class WatchLock:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._lock = FileLock(root / ".watch.lock", mode=0o600)
+        self._lock = FileLock(root / ".watch.lock", mode=PRIVATE_FILE)
         self._holder = root / ".watch.lock.holder"
 
     def holder(self) -> Holder | None:

@@ -21,7 +21,12 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from rmg_lake._internal.faults import reached
-from rmg_lake._internal.files import make_private_dir, write_atomic, write_new
+from rmg_lake._internal.files import (
+    make_private_dir,
+    make_private_file,
+    write_atomic,
+    write_new,
+)
 
 __all__ = ["Kept", "RawStore", "file_sha256", "sha256"]
 
@@ -100,7 +105,7 @@ class RawStore:
         if kept.exists() and file_sha256(kept) == digest.hexdigest():  # kept before, whole
             Path(temp.name).unlink()
         else:  # new, or left empty or cut short by a run that died: the right bytes now
-            Path(temp.name).chmod(0o600)
+            make_private_file(Path(temp.name))
             Path(temp.name).replace(self.lake / stored)
         reached("raw-written")
         return stored, digest.hexdigest(), size

@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from rmg_lake._internal.files import open_to_others, restrict_to_user
 from rmg_lake._internal.progress import Track
 from rmg_lake.errors import LakeUnusable
 from rmg_lake.store.log import Batch, Correction, Log, LogEntry, Rollback, read_entry
@@ -150,9 +151,9 @@ def _loose(lake: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(lake):
         for name in (*dirs, *files):
             path = Path(folder, name)
-            if not path.is_symlink() and path.lstat().st_mode & 0o077:
+            if not path.is_symlink() and open_to_others(path.lstat().st_mode):
                 yield path
-    if lake.stat().st_mode & 0o077:
+    if open_to_others(lake.stat().st_mode):
         yield lake
 
 
@@ -175,7 +176,7 @@ def make_private(lake: Path) -> int:
     """Take other users' access away from every file and folder of the lake; how many."""
     changed = 0
     for path in list(_loose(lake)):
-        path.chmod(stat.S_IMODE(path.lstat().st_mode) & 0o700)
+        restrict_to_user(path)
         changed += 1
     return changed
 
