@@ -12,8 +12,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import tenacity
 from dropbox import dropbox_client
-from dropbox_fake import FakeDropbox, Faults
+from dropbox_fake import ALL_FAULT_KINDS, FakeDropbox, Faults
 
 from rmg_lake import SimulationManifest, open_lake, simulate
 from rmg_lake.contract.models import FACTORY_TZ
@@ -22,11 +23,18 @@ from rmg_lake.sources.dropbox import DropboxFolder
 
 ROOT = "/Apps/RMG Observer"
 FAULTS = ("drop", "429", "500", "truncate", "corrupt")
+LINK = frozenset({  # the routes a backup and a restore use, once signed in
+    "/2/files/list_folder", "/2/files/list_folder/continue", "/2/files/download",
+    "/2/files/upload", "/2/files/upload_session/start", "/2/files/upload_session/append_v2",
+    "/2/files/upload_session/finish", "/2/files/delete_v2"})
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDropbox]:
-    monkeypatch.setattr(dropbox_client, "time", SimpleNamespace(sleep=lambda s: None))
+    """The fake, with the SDK's and the retries' pauses not slept (they are not tested)."""
+    no_sleep = SimpleNamespace(sleep=lambda seconds: None)
+    monkeypatch.setattr(dropbox_client, "time", no_sleep)
+    monkeypatch.setattr(tenacity.nap, "time", no_sleep)
     with FakeDropbox(page_size=50) as server:
         yield server
         assert server.errors == []
@@ -314,8 +322,6 @@ def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
 
 
 def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> None:
-    import hashlib
-
     from rmg_lake import backup, restore
     from rmg_lake.deliver.dropbox_target import DropboxTarget
 
@@ -325,19 +331,27 @@ def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> Non
     big = tmp_path / "inbox" / "video.mp4"  # larger than one upload: a session
     big.write_bytes(bytes(range(256)) * 40_000)
     lake.ingest(tmp_path / "inbox")
-    fake.faults = Faults(rate=0.1, kinds=("drop", "500", "truncate", "corrupt"), seed=5)
-    target = DropboxTarget(f"dropbox:{ROOT}", fake.client(), attempts=8)
-    target.CHUNK = 1024 * 1024
+    fake.faults = Faults(rate=0.3, kinds=ALL_FAULT_KINDS, seed=5, routes=LINK)  # 30% fail
+    target = DropboxTarget(f"dropbox:{ROOT}", fake.client(), attempts=8, chunk=1024 * 1024)
     first = backup(lake, target, now=datetime(2026, 11, 20, tzinfo=UTC))
     assert first.uploaded == first.objects
-    assert "/2/files/upload_session/start" in fake.requests
+    assert "/2/files/upload_session/append_v2" in fake.requests
+    assert set(fake.injected) == set(ALL_FAULT_KINDS)  # each kind, uploads damaged too
+    assert fake.hash_mismatches == fake.injected["truncate"] + fake.injected["corrupt"]
+    objects = {path: data for path, data in fake.files().items() if "/objects/" in path}
+    assert len(objects) == first.objects  # each whole, under its own hash, and no other
+    assert all(hashlib.sha256(data).hexdigest() == "".join(path.split("/")[-2:])
+               for path, data in objects.items())
     fake.faults = Faults()
     fake.requests.clear()
     again = backup(lake, target, now=datetime(2026, 11, 21, tzinfo=UTC))
     assert again.uploaded == 0
     assert fake.requests.count("/2/files/upload") == 1  # the manifest, and nothing else
     assert "/2/files/get_metadata" not in fake.requests  # one listing, not a call per file
+    fake.faults = Faults(rate=0.3, kinds=ALL_FAULT_KINDS, seed=6, routes=LINK)
+    fake.injected.clear()
     restored = restore(target, tmp_path / "restored", version="2026-11-20")
+    assert set(fake.injected) == set(ALL_FAULT_KINDS)
 
     def kept(root: Path) -> dict[str, str]:
         return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -452,9 +466,22 @@ def test_reports_go_to_dropbox_and_are_never_ingested(fake: FakeDropbox, tmp_pat
             (tmp_path / "lake/reports" / name).read_bytes()
     assert f"{ROOT}/reports/{long_ago}-report.html".lower() not in stored
     assert f"{ROOT}/reports/{long_ago + timedelta(days=1)}-report.html".lower() in stored
+    fake.inject("corrupt", times=5, route="/2/files/upload")  # every try of the first object
+    fake.calls.clear()
+    refused = _cli_against(fake, tmp_path, "backup", "--lake", "lake", "--to",
+                           f"dropbox:{ROOT}", token=fake.refresh_token)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    first_object = next(call for call in fake.calls if call[0] == "/2/files/upload")[1]
+    assert first_object is not None and "/backups/objects/" in first_object
+    assert first_object.split("/backups/", 1)[1] in " ".join(refused.stderr.split()).lower()
+    assert "the bytes arrived damaged (sent 5 times)" in " ".join(refused.stderr.split())
+    assert fake.hash_mismatches == 5
+    fake.inject("corrupt", route="/2/files/upload")  # damaged twice on the way, then whole
+    fake.inject("truncate", route="/2/files/upload")
     backed = _cli_against(fake, tmp_path, "backup", "--lake", "lake", "--to", f"dropbox:{ROOT}",
                           token=fake.refresh_token)
     assert backed.returncode == 0, backed.stderr
+    assert fake.injected == {"corrupt": 6, "truncate": 1} and fake.hash_mismatches == 7
     again = _cli_against(fake, tmp_path, "ingest", "--source", f"dropbox:{ROOT}", "--lake",
                          "lake", token=fake.refresh_token)
     assert again.returncode == 0, again.stderr
