@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import tenacity
 from dropbox import dropbox_client
-from dropbox_fake import ALL_FAULT_KINDS, FakeDropbox, Faults
+from dropbox_fake import ALL_FAULT_KINDS, FakeDropbox, FaultKind, Faults
 
 from rmg_lake import SimulationManifest, open_lake, simulate
 from rmg_lake.contract.models import FACTORY_TZ
@@ -151,19 +152,22 @@ def test_a_run_killed_mid_sync_resumes_from_the_committed_cursor(
     lake.ingest(source(fake))
     later = simulate(tmp_path / "later", days=2, seed=26, start=date(2026, 11, 8))
     upload(fake, tmp_path / "later", under="later/")
-    fake.faults = Faults(latency_s=0.02)
     fake.requests.clear()
+    fake.hold("/2/files/download", after=40)  # well into the downloads, the run waits
     run = subprocess.Popen([sys.executable, "-m", "rmg_lake", "ingest", "--source",
                             f"dropbox:{ROOT}", "--lake", str(lake.root), "--workers", "2"],
                            env=_env(fake, fake.refresh_token), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    while fake.requests.count("/2/files/download") < 40:  # well into the downloads
+    deadline = time.monotonic() + 120
+    while not fake.held("/2/files/download"):
         assert run.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "the run never got to its 41st download"
         time.sleep(0.01)
     run.send_signal(signal.SIGKILL)
     run.wait()
+    fake.release()
+    assert fake.requests.count("/2/files/download") in (41, 42)  # 40 served, 1 or 2 held
     assert len(lake.batches()) == 1  # the killed run committed nothing
-    fake.faults = Faults()
     fake.requests.clear()
     result = lake.ingest(source(fake))
     assert "/2/files/list_folder" not in fake.requests  # resumed from batch 1's cursor
@@ -199,33 +203,36 @@ def test_downloads_overlap_on_a_slow_link(fake: FakeDropbox, tmp_path: Path) -> 
 def test_downloads_run_side_by_side_and_are_kept_in_order(
     fake: FakeDropbox, tmp_path: Path,
 ) -> None:
-    import threading
-
-    from rmg_lake.sources import SourceFile
     from rmg_lake.store.ingest import Index, collect
     from rmg_lake.store.raw import RawStore
 
     for n in range(60):
         fake.put(f"{ROOT}/obs01/photo_{n:04d}.jpg", b"\xff\xd8" + n.to_bytes(4, "big"),
                  modified=datetime(2026, 11, 1, 8, n, tzinfo=UTC))
-    fake.faults = Faults(rate=0.0, latency_s=0.05)
-    lock, in_flight, most = threading.Lock(), [0], [0]
-
-    class Counting(DropboxFolder):
-        def read(self, file: SourceFile) -> bytes:
-            with lock:
-                in_flight[0] += 1
-                most[0] = max(most[0], in_flight[0])
-            try:
-                return super().read(file)
-            finally:
-                with lock:
-                    in_flight[0] -= 1
-
-    [got] = collect(Counting(f"dropbox:{ROOT}", fake.client()), RawStore(tmp_path / "lake"),
-                  Index(), workers=8)
-    assert most[0] == 8  # as many at once as allowed, no more
+    # None answered before 8 are asked for at once (and a while more: a 9th would show).
+    fake.gather("/2/files/download", 8, linger_s=0.2)
+    [got] = collect(DropboxFolder(f"dropbox:{ROOT}", fake.client()),
+                    RawStore(tmp_path / "lake"), Index(), workers=8)
+    assert fake.peak_in_flight["/2/files/download"] == 8  # as many as allowed, no more
     assert [r.path for r in got.records] == [f"obs01/photo_{n:04d}.jpg" for n in range(60)]
+
+
+@pytest.mark.parametrize("kind", ["truncate", "corrupt"])
+def test_one_damaged_download_is_fetched_again_and_kept_whole(
+    fake: FakeDropbox, kind: FaultKind,
+) -> None:
+    sent = {f"obs01/photo_{n}.jpg": os.urandom(50_000) for n in range(4)}
+    for path, data in sent.items():
+        fake.put(f"{ROOT}/{path}", data)
+    fake.inject(kind, path=f"{ROOT}/obs01/photo_2.jpg")  # once, that file only
+    folder = source(fake)
+    read = {file.path: folder.read(file) for file in folder.list()}
+    assert {path: hashlib.sha256(data).hexdigest() for path, data in read.items()} == \
+        {path: hashlib.sha256(data).hexdigest() for path, data in sent.items()}
+    assert fake.injected == {kind: 1}
+    downloads = Counter(path for route, path in fake.calls if route == "/2/files/download")
+    assert downloads == {f"{ROOT}/{path}".lower(): 2 if path.endswith("_2.jpg") else 1
+                         for path in sent}
 
 
 def _env(fake: FakeDropbox, token: str | None = None, **extra: str) -> dict[str, str]:
