@@ -32,7 +32,14 @@ Wire format, as the SDK (dropbox_client.py `request_json_string`) expects it:
   `Retry-After` header; 500 plain text.
 
 Faults (`Faults`, `FakeDropbox.inject`) are injected per HTTP request, seeded and counted in
-`FakeDropbox.injected`; every request's URL path is appended to `FakeDropbox.requests`.
+`FakeDropbox.injected`; every request's URL path is appended to `FakeDropbox.requests`, and
+with the Dropbox path it names to `FakeDropbox.calls`. A damaged upload is refused with
+`content_hash_mismatch` when the call sent a `content_hash`, as Dropbox does
+(`FakeDropbox.check_hashes`); the refusals are counted in `FakeDropbox.hash_mismatches`.
+`FakeDropbox.peak_in_flight` is the most requests of each route served at once;
+`FakeDropbox.gather` holds a route's requests until so many are in flight together, and
+`FakeDropbox.hold` holds them after so many were served, until `release()`: counts and
+orderings a test can assert, however loaded the machine.
 `FakeDropbox.go_offline()` drops every request (and every long-poll held) until
 `go_online()`: the link gone for a while.
 
@@ -91,7 +98,7 @@ ALL_FAULT_KINDS: tuple[FaultKind, ...] = (
 )
 # Kinds decided before the route runs (nothing changes on the server) ...
 _BEFORE: frozenset[str] = frozenset({"drop", "429", "500"})
-# ... and kinds that need a successful download body to act on.
+# ... and kinds that need a body to act on: a successful download's, or an upload's.
 _BODY: frozenset[str] = frozenset({"truncate", "corrupt"})
 
 API_HOST = "api.dropboxapi.com"
@@ -119,6 +126,7 @@ _ROUTES: dict[str, tuple[str, str]] = {
     "/2/files/upload_session/finish": (CONTENT_HOST, "upload"),
 }
 _DOWNLOAD_ROUTES = frozenset(r for r, (_, style) in _ROUTES.items() if style == "download")
+_UPLOAD_ROUTES = frozenset(r for r, (_, style) in _ROUTES.items() if style == "upload")
 
 
 def dropbox_content_hash(data: bytes) -> str:
@@ -138,10 +146,16 @@ class Faults:
       without a response. Not in the default kinds.
     - ``429``: `Retry-After: retry_after` and the JSON `too_many_requests` error.
     - ``500``: a plain-text internal server error.
-    - ``truncate``: download routes only; the headers promise the full `Content-Length`, half
-      the body is sent, then the connection is closed.
-    - ``corrupt``: download routes only; one byte of the body is flipped, headers (and the
-      `content_hash` in `Dropbox-API-Result`) are those of the true content.
+    - ``truncate``: on a download, the headers promise the full `Content-Length`, half the
+      body is sent, then the connection is closed. On an upload (files/upload and the
+      upload_session routes), only the first half of the body arrives, taken as the whole.
+    - ``corrupt``: on a download, one byte of the body is flipped, headers (and the
+      `content_hash` in `Dropbox-API-Result`) are those of the true content. On an upload,
+      one byte of the body is flipped on the way in.
+
+    A damaged upload is refused (409 `content_hash_mismatch`, nothing changes) when the call
+    sent a `content_hash` and `FakeDropbox.check_hashes` is on, as Dropbox does; else the
+    damaged bytes are what is stored (or appended to the session).
 
     `latency_s` is added to every request (faulted or not). `routes`, when given, limits the
     faults (not the latency) to those URL paths, e.g. ``{"/2/files/download"}``; by default
@@ -173,6 +187,21 @@ class _Injection:
     kind: FaultKind
     remaining: int
     route: str | None
+    path: str | None = None  # lower-cased: only requests naming this Dropbox path
+
+
+@dataclass
+class _Gate:
+    """Requests of one route held: until `gather` of them are in flight at once and
+    `linger` seconds more have passed (then the gate is open for good), or until `deadline`;
+    or, with `after`, every one after the first `after` served, until released."""
+
+    gather: int | None = None
+    deadline: float = 0.0
+    linger: float = 0.0
+    opens: float | None = None  # when the gathering is done
+    after: int | None = None
+    held: int = 0
 
 
 @dataclass(frozen=True)
@@ -268,6 +297,26 @@ def _tag(value: Any, default: str) -> str:
     if isinstance(value, dict) and isinstance(value.get(".tag"), str):
         return str(value[".tag"])
     raise _BadRequest(f"expected a union tag, got {value!r}")
+
+
+def _named_path(route: str, handler: BaseHTTPRequestHandler, body: bytes) -> str | None:
+    """The Dropbox path a request names (lower-cased; an upload session's commit path), or
+    None (no path, or a malformed call: the route says what is wrong with it)."""
+    style = _ROUTES.get(route, ("", ""))[1]
+    if style in ("download", "upload"):
+        text = handler.headers.get("Dropbox-API-Arg") or ""
+    elif style == "rpc":
+        text = body.decode("utf-8", "replace")
+    else:
+        return None
+    try:
+        arg = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(arg, dict) and isinstance(arg.get("commit"), dict):
+        arg = arg["commit"]
+    path = arg.get("path") if isinstance(arg, dict) else None
+    return path.lower() if isinstance(path, str) else None
 
 
 def _parent(lower: str) -> str:
@@ -404,6 +453,11 @@ class FakeDropbox:
         self.token_ttl_s = token_ttl_s
         self.on_list_page: Callable[[int], None] | None = None
         self.requests: list[str] = []
+        # (URL path, the Dropbox path the request names, lower-cased, or None) of each request
+        self.calls: list[tuple[str, str | None]] = []
+        self.check_hashes = True  # a sent content_hash is checked, as Dropbox does
+        self.hash_mismatches = 0  # uploads refused for it
+        self.peak_in_flight: Counter[str] = Counter()  # route → most served at once
         self.injected: Counter[str] = Counter()
         self.errors: list[str] = []
         self.tokens_issued = 0
@@ -414,6 +468,10 @@ class FakeDropbox:
 
         self._lock = threading.RLock()
         self._changes = threading.Condition(self._lock)  # a change, the link, a stop
+        self._flight = threading.Condition(self._lock)  # a request comes, goes or is let on
+        self._in_flight: Counter[str] = Counter()
+        self._served: Counter[str] = Counter()
+        self._gates: dict[str, _Gate] = {}
         self._stopping = False
         self._faults = faults or Faults()
         self._rng = random.Random(self._faults.seed)
@@ -459,8 +517,9 @@ class FakeDropbox:
         """Close the sessions made by `session()`, stop the server, join its threads."""
         with self._lock:
             sessions, self._sessions = self._sessions, []
-            self._stopping = True  # a held long-poll answers now
+            self._stopping = True  # a held long-poll answers now, a held request goes on
             self._changes.notify_all()
+            self._flight.notify_all()
         for session in sessions:
             session.close()
         server, thread = self._server, self._thread
@@ -507,10 +566,18 @@ class FakeDropbox:
             self._sessions.append(session)
         return session
 
-    def client(self, **kwargs: Any) -> Any:
-        """A `dropbox.Dropbox` with the good refresh token, app key and a fresh `session()`."""
+    def client(self, *, sdk_hashes: bool = True, **kwargs: Any) -> Any:
+        """A `dropbox.Dropbox` with the good refresh token, app key and a fresh `session()`.
+
+        `sdk_hashes=False`: the SDK adds no `content_hash` of its own to uploads (newer
+        versions add one unless told not to), so only the hashes its caller sends are sent.
+        """
+        import inspect
+
         import dropbox
 
+        if not sdk_hashes and "auto_content_hash" in inspect.signature(dropbox.Dropbox).parameters:
+            kwargs["auto_content_hash"] = False
         kwargs.setdefault("oauth2_refresh_token", self.refresh_token)
         kwargs.setdefault("app_key", self.app_key)
         if kwargs.get("session") is None:
@@ -529,31 +596,38 @@ class FakeDropbox:
             self._faults = faults or Faults()
             self._rng = random.Random(self._faults.seed)
 
-    def inject(self, kind: FaultKind, *, times: int = 1, route: str | None = None) -> None:
+    def inject(self, kind: FaultKind, *, times: int = 1, route: str | None = None,
+               path: str | None = None) -> None:
         """Queue `times` faults of `kind` for the next matching requests (before `faults`).
 
         `route` is a URL path such as "/2/files/download" (None: any route the kind applies
-        to). A truncate/corrupt fault waits for a successful, non-empty download body.
+        to); `path`, a Dropbox path the request must name (any case; an upload session's
+        start and appends name none). A truncate/corrupt fault waits for a successful,
+        non-empty download body, or a non-empty upload body.
         """
         if kind not in ALL_FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
         if route is not None and route not in _ROUTES:
             raise ValueError(f"unknown route {route!r}; use one of {sorted(_ROUTES)}")
         with self._lock:
-            self._queued.append(_Injection(kind, times, route))
+            self._queued.append(_Injection(kind, times, route,
+                                           None if path is None else path.lower()))
 
-    def _choose_fault(self, route: str) -> tuple[FaultKind | None, _Injection | None]:
+    def _choose_fault(self, route: str, path: str | None,
+                      body: bytes) -> tuple[FaultKind | None, _Injection | None]:
+        damageable = route in _DOWNLOAD_ROUTES or (route in _UPLOAD_ROUTES and bool(body))
         with self._lock:
             for injection in self._queued:
                 if injection.remaining > 0 and injection.route in (None, route) and (
-                        injection.kind not in _BODY or route in _DOWNLOAD_ROUTES):
+                        injection.path in (None, path)) and (
+                        injection.kind not in _BODY or damageable):
                     return injection.kind, injection
             faults = self._faults
             if faults.rate <= 0 or (faults.routes is not None and route not in faults.routes):
                 return None, None
             if self._rng.random() >= faults.rate:
                 return None, None
-            kinds = [k for k in faults.kinds if k not in _BODY or route in _DOWNLOAD_ROUTES]
+            kinds = [k for k in faults.kinds if k not in _BODY or damageable]
             return (self._rng.choice(kinds), None) if kinds else (None, None)
 
     def _count_fault(self, kind: FaultKind, injection: _Injection | None) -> bool:
@@ -595,6 +669,74 @@ class FakeDropbox:
         """The link is back."""
         with self._lock:
             self.offline = False
+
+    # ---------------------------------------------------------------- holding requests
+
+    def gather(self, route: str, n: int, *, timeout_s: float = 10.0,
+               linger_s: float = 0.0) -> None:
+        """Hold each request of `route` until `n` of them are in flight at once, and
+        `linger_s` more (a request beyond `n` arriving meanwhile is held too), then let
+        them and every later one through; after `timeout_s` without, let all through.
+        `peak_in_flight[route]` then tells how many there were."""
+        self._gate(route, _Gate(gather=n, deadline=time.monotonic() + timeout_s,
+                                linger=linger_s))
+
+    def hold(self, route: str, *, after: int) -> None:
+        """Serve `after` more requests of `route`, then hold every later one until
+        `release()` (or the fake stops): a client stopped at a known point."""
+        with self._lock:
+            self._gate(route, _Gate(after=self._served[route] + after))
+
+    def held(self, route: str) -> int:
+        """How many requests of `route` are held just now."""
+        with self._lock:
+            gate = self._gates.get(route)
+            return gate.held if gate is not None else 0
+
+    def release(self) -> None:
+        """Let every held request through, and hold no more."""
+        with self._lock:
+            self._gates.clear()
+            self._flight.notify_all()
+
+    def _gate(self, route: str, gate: _Gate) -> None:
+        if route not in _ROUTES:
+            raise ValueError(f"unknown route {route!r}; use one of {sorted(_ROUTES)}")
+        with self._lock:
+            self._gates[route] = gate
+
+    def _arrive(self, route: str) -> None:
+        """Count a request of `route` in flight; wait while its route's gate holds it."""
+        with self._lock:
+            self._in_flight[route] += 1
+            self.peak_in_flight[route] = max(self.peak_in_flight[route],
+                                             self._in_flight[route])
+            self._flight.notify_all()
+            gate = self._gates.get(route)
+            if gate is not None:
+                gate.held += 1
+                while self._gates.get(route) is gate and not self._stopping:
+                    if gate.gather is None:
+                        if self._served[route] < (gate.after or 0):
+                            break
+                        self._flight.wait()
+                        continue
+                    now = time.monotonic()
+                    if gate.opens is None and self._in_flight[route] >= gate.gather:
+                        gate.opens = now + gate.linger
+                    until = gate.deadline if gate.opens is None else gate.opens
+                    if now >= until:
+                        del self._gates[route]  # open for good
+                        self._flight.notify_all()
+                        break
+                    self._flight.wait(until - now)
+                gate.held -= 1
+            self._served[route] += 1
+
+    def _leave(self, route: str) -> None:
+        with self._lock:
+            self._in_flight[route] -= 1
+            self._flight.notify_all()
 
     # ---------------------------------------------------------------- the tree
 
@@ -772,17 +914,28 @@ class FakeDropbox:
     def _serve(self, handler: _Handler, body: bytes) -> None:
         url = urlsplit(handler.path)
         route = url.path
+        path = _named_path(route, handler, body)
         with self._lock:
             self.requests.append(route)
+            self.calls.append((route, path))
             request_id = f"fake{len(self.requests):08d}"
             latency = self._faults.latency_s
             if self.offline:
                 self.dropped_offline += 1
                 handler.drop()
                 return
-        if latency:
-            time.sleep(latency)
-        kind, injection = self._choose_fault(route) if route in _ROUTES else (None, None)
+        self._arrive(route)
+        try:
+            if latency:
+                time.sleep(latency)
+            self._answer(handler, route, url.query, path, body, request_id)
+        finally:
+            self._leave(route)
+
+    def _answer(self, handler: _Handler, route: str, query: str, path: str | None,
+                body: bytes, request_id: str) -> None:
+        kind, injection = self._choose_fault(route, path, body) if route in _ROUTES \
+            else (None, None)
         if kind in _BEFORE and kind is not None and self._count_fault(kind, injection):
             if kind == "drop":
                 handler.drop()
@@ -798,9 +951,12 @@ class FakeDropbox:
             reply.headers["X-Dropbox-Request-Id"] = request_id
             handler.send_reply(reply)
             return
+        if (kind in _BODY and kind is not None and route in _UPLOAD_ROUTES and body
+                and self._count_fault(kind, injection)):
+            body = self._damaged(body, kind)  # on the way in
 
         try:
-            reply = self._dispatch(route, url.query, handler, body)
+            reply = self._dispatch(route, query, handler, body)
         except _Dropped:
             handler.drop()
             return
@@ -819,12 +975,18 @@ class FakeDropbox:
             if kind == "truncate":
                 truncate = True
             else:
-                with self._lock:
-                    where = self._rng.randrange(len(reply.body))
-                flipped = bytearray(reply.body)
-                flipped[where] ^= 0xFF
-                reply.body = bytes(flipped)
+                reply.body = self._damaged(reply.body, kind)
         handler.send_reply(reply, truncate=truncate)
+
+    def _damaged(self, data: bytes, kind: FaultKind) -> bytes:
+        """`data` with one byte flipped (corrupt), or its first half only (truncate)."""
+        if kind == "truncate":
+            return data[:len(data) // 2]
+        with self._lock:
+            where = self._rng.randrange(len(data))
+        flipped = bytearray(data)
+        flipped[where] ^= 0xFF
+        return bytes(flipped)
 
     def _dispatch(self, route: str, query: str, handler: _Handler, body: bytes) -> _Reply:
         if route not in _ROUTES:
@@ -1187,10 +1349,12 @@ class FakeDropbox:
                 return candidate
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _check_hash(arg: dict[str, Any], data: bytes) -> None:
+    def _check_hash(self, arg: dict[str, Any], data: bytes) -> None:
+        """The bytes of this call against the `content_hash` it sent, if it sent one."""
         claimed = arg.get("content_hash")
-        if claimed is not None and claimed != dropbox_content_hash(data):
+        if self.check_hashes and claimed is not None and claimed != dropbox_content_hash(data):
+            with self._lock:
+                self.hash_mismatches += 1
             raise _ApiError("content_hash_mismatch/", _lookup("content_hash_mismatch"))
 
     def _upload(self, arg: dict[str, Any], data: bytes) -> _Reply:

@@ -25,7 +25,7 @@ from dropbox.exceptions import (
     InternalServerError,
     RateLimitError,
 )
-from dropbox_fake import FakeDropbox, Faults, dropbox_content_hash
+from dropbox_fake import FakeDropbox, FaultKind, Faults, dropbox_content_hash
 
 ROOT = "/Apps/RMG Observer"
 
@@ -364,6 +364,84 @@ def test_truncated_body(fake: FakeDropbox, dbx: dropbox.Dropbox) -> None:
     assert fake.injected == {"truncate": 1}
 
 
+@pytest.mark.parametrize("kind", ["truncate", "corrupt"])
+def test_an_upload_damaged_on_the_way_is_stored_unless_its_hash_was_sent(
+    fake: FakeDropbox, dbx: dropbox.Dropbox, kind: FaultKind,
+) -> None:
+    data = os.urandom(10_000)
+    fake.inject(kind, route="/2/files/upload")
+    with pytest.raises(ApiError) as refused:                # as Dropbox does: nothing stored
+        dbx.files_upload(data, "/backups/u", content_hash=block_hash(data))
+    assert isinstance(refused.value.error, files.UploadError)
+    assert refused.value.error.is_content_hash_mismatch()
+    assert "/backups/u" not in fake.files() and fake.hash_mismatches == 1
+
+    fake.inject(kind, route="/2/files/upload")              # no hash sent: what arrived
+    md = fake.client(sdk_hashes=False).files_upload(data, "/backups/u")
+    stored = fake.read("/backups/u")
+    assert stored != data and md.content_hash == block_hash(stored) != block_hash(data)
+    if kind == "truncate":
+        assert stored == data[:5_000]
+    else:
+        assert sum(a != b for a, b in zip(stored, data, strict=True)) == 1
+
+    fake.check_hashes = False                               # a server that does not look
+    fake.inject(kind, route="/2/files/upload")
+    md = dbx.files_upload(data, "/backups/v", content_hash=block_hash(data))
+    assert md.content_hash != block_hash(data) and fake.hash_mismatches == 1
+    assert fake.injected == {kind: 3}
+
+
+@pytest.mark.parametrize("kind", ["truncate", "corrupt"])
+def test_an_upload_session_checks_each_part_it_is_sent_the_hash_of(
+    fake: FakeDropbox, dbx: dropbox.Dropbox, kind: FaultKind,
+) -> None:
+    parts = [os.urandom(1000), os.urandom(2000), os.urandom(500)]
+    fake.inject(kind, route="/2/files/upload_session/start")
+    with pytest.raises(ApiError) as at_start:
+        dbx.files_upload_session_start(parts[0], content_hash=block_hash(parts[0]))
+    assert at_start.value.error.is_content_hash_mismatch()
+    start = dbx.files_upload_session_start(parts[0], content_hash=block_hash(parts[0]))
+    cursor = files.UploadSessionCursor(start.session_id, 1000)
+    fake.inject(kind, route="/2/files/upload_session/append_v2")
+    with pytest.raises(ApiError) as appended:
+        dbx.files_upload_session_append_v2(parts[1], cursor, content_hash=block_hash(parts[1]))
+    assert isinstance(appended.value.error, files.UploadSessionAppendError)
+    assert appended.value.error.is_content_hash_mismatch()
+    dbx.files_upload_session_append_v2(parts[1], cursor,     # refused: the same offset again
+                                       content_hash=block_hash(parts[1]))
+    cursor.offset = 3000
+    fake.inject(kind, route="/2/files/upload_session/finish")
+    commit = files.CommitInfo("/backups/s")
+    with pytest.raises(ApiError) as finished:
+        dbx.files_upload_session_finish(parts[2], cursor, commit,
+                                        content_hash=block_hash(parts[2]))
+    assert isinstance(finished.value.error, files.UploadSessionFinishError)
+    assert finished.value.error.is_content_hash_mismatch()
+    assert "/backups/s" not in fake.files()
+    md = dbx.files_upload_session_finish(parts[2], cursor, commit,
+                                         content_hash=block_hash(parts[2]))
+    assert md.content_hash == block_hash(b"".join(parts)) and fake.hash_mismatches == 3
+
+    raw = fake.client(sdk_hashes=False)              # no hashes: what arrived
+    start = raw.files_upload_session_start(parts[0])
+    fake.inject(kind, route="/2/files/upload_session/append_v2")
+    raw.files_upload_session_append_v2(parts[1], files.UploadSessionCursor(start.session_id,
+                                                                           1000))
+    if kind == "truncate":                                  # the session is short of bytes
+        with pytest.raises(ApiError) as short:
+            raw.files_upload_session_finish(
+                parts[2], files.UploadSessionCursor(start.session_id, 3000), commit)
+        assert short.value.error.get_lookup_failed().get_incorrect_offset().correct_offset \
+            == 2000
+    else:
+        md = raw.files_upload_session_finish(
+            parts[2], files.UploadSessionCursor(start.session_id, 3000),
+            files.CommitInfo("/backups/t"))
+        assert md.size == 3500 and md.content_hash != block_hash(b"".join(parts))
+    assert fake.injected == {kind: 4}
+
+
 def test_corrupt_body(fake: FakeDropbox, dbx: dropbox.Dropbox) -> None:
     data = os.urandom(10_000)
     fake.put(f"{ROOT}/c.bin", data)
@@ -437,7 +515,9 @@ def test_random_faults_are_seeded_and_counted(fake: FakeDropbox, sleeps: list[fl
     assert len(counted) >= 3 and 0 < sum(counted.values()) < 20
 
 
-def test_latency_is_per_request_and_concurrent(fake: FakeDropbox, dbx: dropbox.Dropbox) -> None:
+def test_latency_is_per_request_and_requests_are_served_side_by_side(
+    fake: FakeDropbox, dbx: dropbox.Dropbox,
+) -> None:
     for i in range(8):
         fake.put(f"{ROOT}/l{i}.csv", b"%d" % i)
     dbx.files_get_metadata(f"{ROOT}/l0.csv")
@@ -445,10 +525,49 @@ def test_latency_is_per_request_and_concurrent(fake: FakeDropbox, dbx: dropbox.D
     started = time.monotonic()
     dbx.files_get_metadata(f"{ROOT}/l0.csv")
     assert time.monotonic() - started >= 0.1
-    started = time.monotonic()
+    fake.gather("/2/files/download", 8)      # none answered before 8 are in the server
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: fetch(dbx, f"{ROOT}/l{i}.csv"), range(8)))
-    assert time.monotonic() - started < 0.6                 # one at a time: ≥ 0.8 s
+        got = list(pool.map(lambda i: fetch(dbx, f"{ROOT}/l{i}.csv")[1], range(8)))
+    assert got == [b"%d" % i for i in range(8)]
+    assert fake.peak_in_flight["/2/files/download"] == 8   # one at a time: 1
+
+
+def test_a_gathering_that_never_comes_lets_the_requests_through(
+    fake: FakeDropbox, dbx: dropbox.Dropbox,
+) -> None:
+    fake.put(f"{ROOT}/a.csv", b"a")
+    fake.gather("/2/files/download", 2, timeout_s=0.2)
+    assert [fetch(dbx, f"{ROOT}/a.csv")[1] for _ in range(3)] == [b"a"] * 3  # one at a time
+    assert fake.peak_in_flight["/2/files/download"] == 1
+
+
+def test_hold_stops_a_client_after_so_many_requests(
+    fake: FakeDropbox, dbx: dropbox.Dropbox,
+) -> None:
+    for i in range(5):
+        fake.put(f"{ROOT}/h{i}.csv", b"%d" % i)
+    fake.hold("/2/files/download", after=3)
+    with ThreadPoolExecutor(1) as pool:
+        fetched = pool.submit(lambda: [fetch(dbx, f"{ROOT}/h{i}.csv")[1] for i in range(5)])
+        while not fake.held("/2/files/download"):
+            assert not fetched.done(), fetched.result()
+            time.sleep(0.01)
+        assert fake.requests.count("/2/files/download") == 4  # the fourth is held
+        assert fake.held("/2/files/download") == 1 and not fetched.done()
+        dbx.files_get_metadata(f"{ROOT}/h0.csv")              # other routes go on
+        fake.release()
+        assert fetched.result(timeout=10) == [b"%d" % i for i in range(5)]
+
+
+def test_an_injected_fault_can_name_the_file(fake: FakeDropbox, dbx: dropbox.Dropbox) -> None:
+    for name in ("a", "b"):
+        fake.put(f"{ROOT}/{name}.bin", name.encode() * 100)
+    fake.inject("corrupt", path=f"{ROOT.upper()}/B.BIN")     # any case, as Dropbox's paths
+    assert fetch(dbx, f"{ROOT}/a.bin")[1] == b"a" * 100      # another file: untouched
+    assert fetch(dbx, f"{ROOT}/b.bin")[1] != b"b" * 100
+    assert fake.calls[-2:] == [("/2/files/download", f"{ROOT}/a.bin".lower()),
+                               ("/2/files/download", f"{ROOT}/b.bin".lower())]
+    assert fake.injected == {"corrupt": 1}
 
 
 # ------------------------------------------------------------------ plumbing

@@ -6,14 +6,16 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import tenacity
 from dropbox import dropbox_client
-from dropbox_fake import FakeDropbox, Faults
+from dropbox_fake import ALL_FAULT_KINDS, FakeDropbox, FaultKind, Faults
 
 from rmg_lake import SimulationManifest, open_lake, simulate
 from rmg_lake.contract.models import FACTORY_TZ
@@ -22,11 +24,18 @@ from rmg_lake.sources.dropbox import DropboxFolder
 
 ROOT = "/Apps/RMG Observer"
 FAULTS = ("drop", "429", "500", "truncate", "corrupt")
+LINK = frozenset({  # the routes a backup and a restore use, once signed in
+    "/2/files/list_folder", "/2/files/list_folder/continue", "/2/files/download",
+    "/2/files/upload", "/2/files/upload_session/start", "/2/files/upload_session/append_v2",
+    "/2/files/upload_session/finish", "/2/files/delete_v2"})
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDropbox]:
-    monkeypatch.setattr(dropbox_client, "time", SimpleNamespace(sleep=lambda s: None))
+    """The fake, with the SDK's and the retries' pauses not slept (they are not tested)."""
+    no_sleep = SimpleNamespace(sleep=lambda seconds: None)
+    monkeypatch.setattr(dropbox_client, "time", no_sleep)
+    monkeypatch.setattr(tenacity.nap, "time", no_sleep)
     with FakeDropbox(page_size=50) as server:
         yield server
         assert server.errors == []
@@ -143,19 +152,22 @@ def test_a_run_killed_mid_sync_resumes_from_the_committed_cursor(
     lake.ingest(source(fake))
     later = simulate(tmp_path / "later", days=2, seed=26, start=date(2026, 11, 8))
     upload(fake, tmp_path / "later", under="later/")
-    fake.faults = Faults(latency_s=0.02)
     fake.requests.clear()
+    fake.hold("/2/files/download", after=40)  # well into the downloads, the run waits
     run = subprocess.Popen([sys.executable, "-m", "rmg_lake", "ingest", "--source",
                             f"dropbox:{ROOT}", "--lake", str(lake.root), "--workers", "2"],
                            env=_env(fake, fake.refresh_token), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    while fake.requests.count("/2/files/download") < 40:  # well into the downloads
+    deadline = time.monotonic() + 120
+    while not fake.held("/2/files/download"):
         assert run.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "the run never got to its 41st download"
         time.sleep(0.01)
     run.send_signal(signal.SIGKILL)
     run.wait()
+    fake.release()
+    assert fake.requests.count("/2/files/download") in (41, 42)  # 40 served, 1 or 2 held
     assert len(lake.batches()) == 1  # the killed run committed nothing
-    fake.faults = Faults()
     fake.requests.clear()
     result = lake.ingest(source(fake))
     assert "/2/files/list_folder" not in fake.requests  # resumed from batch 1's cursor
@@ -191,33 +203,36 @@ def test_downloads_overlap_on_a_slow_link(fake: FakeDropbox, tmp_path: Path) -> 
 def test_downloads_run_side_by_side_and_are_kept_in_order(
     fake: FakeDropbox, tmp_path: Path,
 ) -> None:
-    import threading
-
-    from rmg_lake.sources import SourceFile
     from rmg_lake.store.ingest import Index, collect
     from rmg_lake.store.raw import RawStore
 
     for n in range(60):
         fake.put(f"{ROOT}/obs01/photo_{n:04d}.jpg", b"\xff\xd8" + n.to_bytes(4, "big"),
                  modified=datetime(2026, 11, 1, 8, n, tzinfo=UTC))
-    fake.faults = Faults(rate=0.0, latency_s=0.05)
-    lock, in_flight, most = threading.Lock(), [0], [0]
-
-    class Counting(DropboxFolder):
-        def read(self, file: SourceFile) -> bytes:
-            with lock:
-                in_flight[0] += 1
-                most[0] = max(most[0], in_flight[0])
-            try:
-                return super().read(file)
-            finally:
-                with lock:
-                    in_flight[0] -= 1
-
-    [got] = collect(Counting(f"dropbox:{ROOT}", fake.client()), RawStore(tmp_path / "lake"),
-                  Index(), workers=8)
-    assert most[0] == 8  # as many at once as allowed, no more
+    # None answered before 8 are asked for at once (and a while more: a 9th would show).
+    fake.gather("/2/files/download", 8, linger_s=0.2)
+    [got] = collect(DropboxFolder(f"dropbox:{ROOT}", fake.client()),
+                    RawStore(tmp_path / "lake"), Index(), workers=8)
+    assert fake.peak_in_flight["/2/files/download"] == 8  # as many as allowed, no more
     assert [r.path for r in got.records] == [f"obs01/photo_{n:04d}.jpg" for n in range(60)]
+
+
+@pytest.mark.parametrize("kind", ["truncate", "corrupt"])
+def test_one_damaged_download_is_fetched_again_and_kept_whole(
+    fake: FakeDropbox, kind: FaultKind,
+) -> None:
+    sent = {f"obs01/photo_{n}.jpg": os.urandom(50_000) for n in range(4)}
+    for path, data in sent.items():
+        fake.put(f"{ROOT}/{path}", data)
+    fake.inject(kind, path=f"{ROOT}/obs01/photo_2.jpg")  # once, that file only
+    folder = source(fake)
+    read = {file.path: folder.read(file) for file in folder.list()}
+    assert {path: hashlib.sha256(data).hexdigest() for path, data in read.items()} == \
+        {path: hashlib.sha256(data).hexdigest() for path, data in sent.items()}
+    assert fake.injected == {kind: 1}
+    downloads = Counter(path for route, path in fake.calls if route == "/2/files/download")
+    assert downloads == {f"{ROOT}/{path}".lower(): 2 if path.endswith("_2.jpg") else 1
+                         for path in sent}
 
 
 def _env(fake: FakeDropbox, token: str | None = None, **extra: str) -> dict[str, str]:
@@ -314,8 +329,6 @@ def test_auth_signs_in_with_pkce_and_keeps_the_token_private(
 
 
 def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> None:
-    import hashlib
-
     from rmg_lake import backup, restore
     from rmg_lake.deliver.dropbox_target import DropboxTarget
 
@@ -325,19 +338,27 @@ def test_backups_to_dropbox_round_trip(fake: FakeDropbox, tmp_path: Path) -> Non
     big = tmp_path / "inbox" / "video.mp4"  # larger than one upload: a session
     big.write_bytes(bytes(range(256)) * 40_000)
     lake.ingest(tmp_path / "inbox")
-    fake.faults = Faults(rate=0.1, kinds=("drop", "500", "truncate", "corrupt"), seed=5)
-    target = DropboxTarget(f"dropbox:{ROOT}", fake.client(), attempts=8)
-    target.CHUNK = 1024 * 1024
+    fake.faults = Faults(rate=0.3, kinds=ALL_FAULT_KINDS, seed=5, routes=LINK)  # 30% fail
+    target = DropboxTarget(f"dropbox:{ROOT}", fake.client(), attempts=8, chunk=1024 * 1024)
     first = backup(lake, target, now=datetime(2026, 11, 20, tzinfo=UTC))
     assert first.uploaded == first.objects
-    assert "/2/files/upload_session/start" in fake.requests
+    assert "/2/files/upload_session/append_v2" in fake.requests
+    assert set(fake.injected) == set(ALL_FAULT_KINDS)  # each kind, uploads damaged too
+    assert fake.hash_mismatches == fake.injected["truncate"] + fake.injected["corrupt"]
+    objects = {path: data for path, data in fake.files().items() if "/objects/" in path}
+    assert len(objects) == first.objects  # each whole, under its own hash, and no other
+    assert all(hashlib.sha256(data).hexdigest() == "".join(path.split("/")[-2:])
+               for path, data in objects.items())
     fake.faults = Faults()
     fake.requests.clear()
     again = backup(lake, target, now=datetime(2026, 11, 21, tzinfo=UTC))
     assert again.uploaded == 0
     assert fake.requests.count("/2/files/upload") == 1  # the manifest, and nothing else
     assert "/2/files/get_metadata" not in fake.requests  # one listing, not a call per file
+    fake.faults = Faults(rate=0.3, kinds=ALL_FAULT_KINDS, seed=6, routes=LINK)
+    fake.injected.clear()
     restored = restore(target, tmp_path / "restored", version="2026-11-20")
+    assert set(fake.injected) == set(ALL_FAULT_KINDS)
 
     def kept(root: Path) -> dict[str, str]:
         return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -452,9 +473,22 @@ def test_reports_go_to_dropbox_and_are_never_ingested(fake: FakeDropbox, tmp_pat
             (tmp_path / "lake/reports" / name).read_bytes()
     assert f"{ROOT}/reports/{long_ago}-report.html".lower() not in stored
     assert f"{ROOT}/reports/{long_ago + timedelta(days=1)}-report.html".lower() in stored
+    fake.inject("corrupt", times=5, route="/2/files/upload")  # every try of the first object
+    fake.calls.clear()
+    refused = _cli_against(fake, tmp_path, "backup", "--lake", "lake", "--to",
+                           f"dropbox:{ROOT}", token=fake.refresh_token)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    first_object = next(call for call in fake.calls if call[0] == "/2/files/upload")[1]
+    assert first_object is not None and "/backups/objects/" in first_object
+    assert first_object.split("/backups/", 1)[1] in " ".join(refused.stderr.split()).lower()
+    assert "the bytes arrived damaged (sent 5 times)" in " ".join(refused.stderr.split())
+    assert fake.hash_mismatches == 5
+    fake.inject("corrupt", route="/2/files/upload")  # damaged twice on the way, then whole
+    fake.inject("truncate", route="/2/files/upload")
     backed = _cli_against(fake, tmp_path, "backup", "--lake", "lake", "--to", f"dropbox:{ROOT}",
                           token=fake.refresh_token)
     assert backed.returncode == 0, backed.stderr
+    assert fake.injected == {"corrupt": 6, "truncate": 1} and fake.hash_mismatches == 7
     again = _cli_against(fake, tmp_path, "ingest", "--source", f"dropbox:{ROOT}", "--lake",
                          "lake", token=fake.refresh_token)
     assert again.returncode == 0, again.stderr

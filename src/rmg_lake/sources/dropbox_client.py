@@ -94,7 +94,8 @@ def sign_in(app_key: str, ask: Callable[[str], str]) -> Credentials:
 
 
 class Retry(Exception):
-    """A fetch worth trying again: the connection dropped, the body was cut, bytes differ."""
+    """A fetch or an upload worth trying again: the connection dropped, the body was cut,
+    the bytes differ from what was sent."""
 
 
 DROPPED = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
