@@ -17,9 +17,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
+import tenacity
+from dropbox import dropbox_client
+from dropbox_fake import FakeDropbox
 
 from rmg_lake import IngestResult, Lake, SimulationManifest, open_lake, simulate
 
@@ -96,6 +100,18 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
     manifest = simulate(root / "inbox", days=14, observers=4, seed=11)
     lake = open_lake(root / "lake", create=True)
     return Ingested(root / "inbox", manifest, lake, lake.ingest(root / "inbox"))
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDropbox]:
+    """The loopback Dropbox (`dropbox_fake`), listing in pages of 50, with the SDK's and
+    the retries' pauses not slept (they are not tested)."""
+    no_sleep = SimpleNamespace(sleep=lambda seconds: None)
+    monkeypatch.setattr(dropbox_client, "time", no_sleep)
+    monkeypatch.setattr(tenacity.nap, "time", no_sleep)
+    with FakeDropbox(page_size=50) as server:
+        yield server
+        assert server.errors == []
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -7,14 +7,10 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import tenacity
-from dropbox import dropbox_client
 from dropbox_fake import ALL_FAULT_KINDS, FakeDropbox, FaultKind, Faults
 
 from rmg_lake import SimulationManifest, open_lake, simulate
@@ -28,17 +24,6 @@ LINK = frozenset({  # the routes a backup and a restore use, once signed in
     "/2/files/list_folder", "/2/files/list_folder/continue", "/2/files/download",
     "/2/files/upload", "/2/files/upload_session/start", "/2/files/upload_session/append_v2",
     "/2/files/upload_session/finish", "/2/files/delete_v2"})
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDropbox]:
-    """The fake, with the SDK's and the retries' pauses not slept (they are not tested)."""
-    no_sleep = SimpleNamespace(sleep=lambda seconds: None)
-    monkeypatch.setattr(dropbox_client, "time", no_sleep)
-    monkeypatch.setattr(tenacity.nap, "time", no_sleep)
-    with FakeDropbox(page_size=50) as server:
-        yield server
-        assert server.errors == []
 
 
 def upload(fake: FakeDropbox, folder: Path, under: str = "") -> None:

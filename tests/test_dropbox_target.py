@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
-from types import SimpleNamespace
 
 import pytest
-import tenacity
-from dropbox import dropbox_client
 from dropbox_fake import FakeDropbox, FaultKind
 
 from rmg_lake import SourceError
@@ -25,17 +21,6 @@ START, APPEND, FINISH = (f"/2/files/upload_session/{step}"
                          for step in ("start", "append_v2", "finish"))
 UPLOAD = "/2/files/upload"
 SESSION = Counter({START: 1, APPEND: 3, FINISH: 1})  # the calls of one LARGE upload
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDropbox]:
-    """The fake, with the SDK's and the retries' pauses not slept (they are not tested)."""
-    no_sleep = SimpleNamespace(sleep=lambda seconds: None)
-    monkeypatch.setattr(dropbox_client, "time", no_sleep)
-    monkeypatch.setattr(tenacity.nap, "time", no_sleep)
-    with FakeDropbox() as server:
-        yield server
-        assert server.errors == []
 
 
 def target(fake: FakeDropbox, attempts: int = 5) -> DropboxTarget:

@@ -17,10 +17,14 @@ from rmg_lake.cli.shell import (
     out,
     plural,
     track,
+    warn,
 )
 from rmg_lake.config import load_config
 from rmg_lake.deliver.targets import open_target
 from rmg_lake.errors import LakeError
+
+PLAIN = ("the backup is not encrypted: whoever can read that folder can read the "
+         "observations, workers' codes and all")
 
 
 @app.command()
@@ -34,8 +38,12 @@ def backup(
         "week for --weeks-days.")] = False,
     days: Annotated[int, typer.Option(min=0)] = 14,
     weeks_days: Annotated[int, typer.Option(min=0)] = 365,
+    plain: Annotated[bool, typer.Option(
+        "--plain", help="Not encrypted, on purpose (by default a backup is encrypted with "
+                        "the study secret, if this computer has one).")] = False,
 ) -> None:
-    """Write a timestamped, verifiable version of the lake; only new files are copied."""
+    """Write a timestamped, verifiable version of the lake, encrypted with the study
+    secret; only new files are copied."""
     from rmg_lake.deliver.backup import backup as run
     from rmg_lake.deliver.backup import prune as run_prune
 
@@ -47,9 +55,13 @@ def backup(
         raise LakeError("no backup folder given", hint="pass --to DIR (or dropbox:/path), "
                         "or set `backup` in rmg-lake.toml")
     target = open_target(to)
-    result = run(lake_from(lake), target, track=track)
+    result = run(lake_from(lake), target, track=track, plain=plain)
+    how = f"encrypted, key id {result.key_id}" if result.key_id else "not encrypted"
     out.print(f"Backed up {plural(result.objects, 'file')} ({result.uploaded:,} new) as "
-              f"{result.manifest} in {to}.")
+              f"{result.manifest} in {to} ({how}).")
+    if result.key_id is None:
+        warn(PLAIN if plain else f"{PLAIN}; `rmg-lake secret init` (once for the study) "
+             "makes the next backups encrypted, to a new folder")
     if prune:
         pruned = run_prune(target, every_version_days=days, weekly_days=weeks_days)
         out.print(f"Kept {plural(len(pruned.kept), 'version')}; deleted "

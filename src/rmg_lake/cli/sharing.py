@@ -142,9 +142,11 @@ def secret_init() -> None:
     """Make the study secret, once: keep it, and copy it to the study's other computers."""
     made = init_secret()
     out.print(f"Made the study secret (key id {made.key_id}) in {shown(str(made.path))}, "
-              "readable by you alone. Pseudonyms are the same wherever the same secret is: "
-              "copy this file (never into the lake, the repository or Dropbox) to any other "
-              "computer that exports for the study.", highlight=False)
+              "readable by you alone. Pseudonyms are the same wherever the same secret is, "
+              "and backups are encrypted with it from now on: copy this file (never into "
+              "the lake, the repository or Dropbox) to any other computer that exports or "
+              "restores for the study, and keep a copy somewhere safe (a password manager): "
+              "without it, no encrypted backup can be restored.", highlight=False)
 
 
 @secret_app.command("status")

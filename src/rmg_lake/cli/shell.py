@@ -68,6 +68,7 @@ def warn(text: str) -> None:
     """`warning: …` on stderr: something went wrong, and the command went on."""
     err.print(Text.assemble(("warning: ", "bold yellow"), text), highlight=False)
 
+
 LakeOption = Annotated[Path | None, typer.Option(
     "--lake", help="Lake folder (default: `lake` from rmg-lake.toml, else ./lake).")]
 

@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rmg_lake.deliver.cells import csv_safe
+
 __all__ = ["COLUMNS", "EMPTY_MESSAGE", "TABLE_DAYS", "completion_csv", "completion_json",
            "render_completion"]
 
@@ -83,8 +85,9 @@ def render_completion(completion: pl.DataFrame, console: Console) -> None:
 
 
 def completion_csv(completion: pl.DataFrame) -> str:
-    """The completion rows as CSV with a header line, days as YYYY-MM-DD, in report order."""
-    return _sorted(_checked(completion)).write_csv()
+    """The completion rows as CSV with a header line, days as YYYY-MM-DD, in report order
+    (a text a spreadsheet would run as a formula quoted: `rmg_lake.deliver.cells`)."""
+    return csv_safe(_sorted(_checked(completion))).write_csv()
 
 
 def completion_json(completion: pl.DataFrame) -> str:

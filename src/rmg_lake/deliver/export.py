@@ -27,6 +27,7 @@ import polars as pl
 from rmg_lake._internal.files import own_private_dir, write_atomic
 from rmg_lake._internal.progress import Track
 from rmg_lake.contract.models import PERSONAL
+from rmg_lake.deliver.cells import csv_safe
 from rmg_lake.deliver.dictionary import column_rows
 from rmg_lake.deliver.secret import StudySecret
 from rmg_lake.deliver.stata import dta_bytes
@@ -137,7 +138,7 @@ def _encode(frame: pl.DataFrame, fmt: Format, name: str) -> tuple[bytes, set[str
         return dta_bytes(flat, name), joined
     if fmt == "csv":
         buffer = io.BytesIO()
-        flat.write_csv(buffer, datetime_format=_TIME)
+        csv_safe(flat).write_csv(buffer, datetime_format=_TIME)
         return buffer.getvalue(), joined
     if flat.height > _EXCEL_ROWS:
         raise LakeError(f"{flat.height:,} rows are more than an Excel sheet holds",

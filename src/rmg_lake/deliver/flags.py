@@ -8,6 +8,7 @@ import polars as pl
 from rich.console import Console
 from rich.text import Text
 
+from rmg_lake.deliver.cells import csv_safe
 from rmg_lake.derive.checks import COLUMNS, SEVERITIES
 
 __all__ = ["flags_csv", "flags_json", "render_flags"]
@@ -42,8 +43,9 @@ def _plural(n: int, severity: str) -> str:
 
 
 def flags_csv(flags: pl.DataFrame) -> str:
-    """The flags as CSV with a header line, days as YYYY-MM-DD."""
-    return flags.select(COLUMNS).write_csv()
+    """The flags as CSV with a header line, days as YYYY-MM-DD (a text a spreadsheet would
+    run as a formula, such as a file named `=…`, quoted: `rmg_lake.deliver.cells`)."""
+    return csv_safe(flags.select(COLUMNS)).write_csv()
 
 
 def flags_json(flags: pl.DataFrame) -> str:

@@ -1,4 +1,5 @@
-"""The study secret: the key of the pseudonyms that replace people's codes in exports.
+"""The study secret: the key of the pseudonyms that replace people's codes in exports, and
+of the encrypted backups (`rmg_lake.deliver.sealed`).
 
     p_3f9a0c7be1d24a56 = "p_" + HMAC-SHA256(secret, code), its first 16 hex digits
 
@@ -23,7 +24,7 @@ import typer
 from rmg_lake._internal.files import make_private_dir, open_to_others, read_file, write_once
 from rmg_lake.errors import LakeError, boundary
 
-__all__ = ["StudySecret", "init_secret", "load_secret", "secret_path"]
+__all__ = ["StudySecret", "existing_secret", "init_secret", "load_secret", "secret_path"]
 
 _BYTES = 32
 _DIGITS = 16  # hex digits of a pseudonym: 64 bits, so no two codes of a study share one
@@ -96,3 +97,9 @@ def load_secret() -> StudySecret:
         raise LakeError("the study secret is damaged", file=str(path),
                         hint="copy it again from where it was made")
     return StudySecret(key, path)
+
+
+def existing_secret() -> StudySecret | None:
+    """The study secret if this computer has one (None if not; a LakeError if it is
+    there but unusable)."""
+    return load_secret() if secret_path().exists() else None
