@@ -196,7 +196,7 @@ def _rounds(observations: pl.DataFrame) -> pl.DataFrame:
            & (pl.col("observation_id") > pl.col("observation_id_first"))),
         pl.col("started_at") <= pl.col("started_at_first")
         + pl.duration(minutes=PAIRED_WITHIN))
-    return observations.filter(~pl.col("observation_id").is_in(later["observation_id"]))
+    return observations.filter(~pl.col("observation_id").is_in(later["observation_id"].implode()))
 
 
 def batches_frame(entries: list[LogEntry]) -> pl.DataFrame:
