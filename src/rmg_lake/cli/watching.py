@@ -90,9 +90,11 @@ class _Printer:
             warn(f"the report did not reach {failure}; the next report tries again")
 
     def backed_up(self, done: BackupResult, pruned: Pruned, to: str) -> None:
+        how = f"encrypted, key id {done.key_id}" if done.key_id else "not encrypted"
         self._line(f"Backup: {plural(done.objects, 'file')} ({done.uploaded:,} new) as "
-                   f"{done.manifest} in {to}; kept {plural(len(pruned.kept), 'version')}, "
-                   f"deleted {plural(len(pruned.deleted), 'version')}.")
+                   f"{done.manifest} in {to} ({how}); kept "
+                   f"{plural(len(pruned.kept), 'version')}, deleted "
+                   f"{plural(len(pruned.deleted), 'version')}.")
 
     def note(self, text: str) -> None:
         self._line(text)
