@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import polars as pl
 import pytest
@@ -22,7 +22,7 @@ from dropbox_fake import FakeDropbox
 from rmg_lake import LakeError, backup, open_lake, prune, restore, simulate, versions
 from rmg_lake.contract.models import PERSONAL
 from rmg_lake.contract.schema import contract_schemas
-from rmg_lake.deliver.backup import ENCRYPTED
+from rmg_lake.deliver.backup_kind import ENCRYPTED
 from rmg_lake.deliver.cells import csv_safe
 from rmg_lake.deliver.sealed import MAGIC
 from rmg_lake.deliver.secret import StudySecret, init_secret
@@ -208,11 +208,118 @@ def test_prune_reads_the_encrypted_versions(
     for day in (1, 2, 3):
         backup(open_lake(study), target, now=datetime(2026, 11, day, tzinfo=UTC))
     stray = tmp_path / "usb" / "backups" / "objects" / "00" / ("0" * 62)
+    stray.parent.mkdir(exist_ok=True)
     stray.write_bytes(b"an object no version names")
     pruned = prune(target, now=datetime(2026, 12, 1, tzinfo=UTC), every_version_days=0,
                    weekly_days=0)
     assert len(pruned.deleted) == 2 and pruned.objects_deleted == 1
     assert kept(restore(target, tmp_path / "restored").root) == kept(study)
+
+
+def test_a_file_cut_short_or_a_manifest_renamed_is_refused_by_name(
+    study: Path, secret: StudySecret, tmp_path: Path,
+) -> None:
+    usb = tmp_path / "usb"
+    for day in (1, 2):
+        backup(open_lake(study), FolderTarget(usb), now=datetime(2026, 11, day, tzinfo=UTC))
+    first, second = sorted((usb / "backups").glob("*.enc"))
+    whole = second.read_bytes()
+    shutil.copyfile(first, second)  # version 1 under version 2's name
+    with pytest.raises(LakeError, match="fails authentication") as refused:
+        restore(FolderTarget(usb), tmp_path / "a")
+    assert second.name in str(refused.value)
+    second.write_bytes(whole)
+    victim = sorted((usb / "backups" / "objects").glob("*/*"))[3]
+    for cut in (40, 20):  # below the tag; below the header
+        victim.write_bytes(victim.read_bytes()[:cut])
+        with pytest.raises(LakeError, match="is damaged") as refused:
+            restore(FolderTarget(usb), tmp_path / "b")
+        assert victim.relative_to(usb).as_posix() in str(refused.value)
+
+
+def test_what_anyone_with_the_folder_puts_there_is_never_restored(
+    study: Path, secret: StudySecret, tmp_path: Path,
+) -> None:
+    """A plain version planted in an encrypted folder, naming a file outside the lake."""
+    usb = tmp_path / "usb"
+    backup(open_lake(study), FolderTarget(usb), now=datetime(2026, 11, 1, tzinfo=UTC))
+    planted = b"planted"
+    digest = hashlib.sha256(planted).hexdigest()
+    (usb / "backups" / "objects" / digest[:2]).mkdir(exist_ok=True)
+    (usb / "backups" / "objects" / digest[:2] / digest[2:]).write_bytes(planted)
+    (usb / "backups" / "2026-11-02T000000.000000Z.json").write_bytes(orjson.dumps(
+        {"format": 1, "objects": [{"path": "../planted.txt", "sha256": digest, "size": 7}]}))
+    with pytest.raises(LakeError, match="both plain and encrypted"):
+        restore(FolderTarget(usb), tmp_path / "restored")
+    with pytest.raises(LakeError, match="both plain and encrypted"):
+        backup(open_lake(study), FolderTarget(usb))
+    (usb / "backups" / "2026-11-02T000000.000000Z.json").rename(tmp_path / "plain.json")
+    (usb / ENCRYPTED).unlink()  # the mark gone: the sealed version still says what it is
+    with pytest.raises(LakeError, match="holds encrypted backups"):
+        backup(open_lake(study), FolderTarget(usb), plain=True)
+    assert kept(restore(FolderTarget(usb), tmp_path / "restored").root) == kept(study)
+    plain = FolderTarget(tmp_path / "plain")  # and in a plain folder, a path leaving the lake
+    (tmp_path / "plain" / "backups").mkdir(parents=True)
+    (tmp_path / "plain.json").rename(tmp_path / "plain" / "backups" /
+                                     "2026-11-02T000000.000000Z.json")
+    with pytest.raises(LakeError, match="manifest is damaged"):
+        restore(plain, tmp_path / "elsewhere" / "lake")
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "planted.txt").exists()
+
+
+def test_another_secret_neither_joins_nor_prunes_a_folder(
+    study: Path, secret: StudySecret, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = FolderTarget(tmp_path / "usb")
+    for day in (1, 2, 3):
+        backup(open_lake(study), target, now=datetime(2026, 11, day, tzinfo=UTC))
+    before = folder_files(tmp_path / "usb")
+    monkeypatch.setenv("RMG_LAKE_SECRET", str(tmp_path / "another"))
+    other = init_secret()
+    with pytest.raises(LakeError, match=f"another study secret .key id {secret.key_id}; "
+                                        f"this computer's is {other.key_id}"):
+        backup(open_lake(study), target)
+    with pytest.raises(LakeError, match="another study secret"):
+        prune(target, now=datetime(2026, 12, 1, tzinfo=UTC), every_version_days=0,
+              weekly_days=0)
+    (tmp_path / "another").unlink()
+    monkeypatch.setenv("RMG_LAKE_SECRET", str(tmp_path / "none"))
+    with pytest.raises(LakeError, match="no study secret"):
+        prune(target, now=datetime(2026, 12, 1, tzinfo=UTC), every_version_days=0,
+              weekly_days=0)
+    assert folder_files(tmp_path / "usb") == before  # nothing deleted, nothing added
+
+
+def test_a_sealed_file_s_size_is_padded(
+    study: Path, secret: StudySecret, tmp_path: Path,
+) -> None:
+    """Sizes in buckets (Padmé, at most 12% more): a file's exact size does not single it
+    out in the folder."""
+    from rmg_lake.deliver.sealed import padded
+
+    backup(open_lake(study), FolderTarget(tmp_path / "usb"))
+    sealed = sorted(p.stat().st_size for p in (tmp_path / "usb" / "backups" / "objects")
+                    .glob("*/*"))
+    plain = sorted(len(data) for data in kept(study).values())
+    overhead = len(MAGIC) + 13 + 12 + 16  # header, nonce, tag
+    assert sealed == sorted(overhead + padded(size + 8) for size in plain)
+    assert len(set(sealed)) < len(set(plain)) * 3 // 4
+
+
+def test_no_message_shows_the_secret(
+    study: Path, secret: StudySecret, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    said = [run_cli("backup", "--to", str(tmp_path / "usb"), "--lake", str(study))]
+    _damage(tmp_path / "usb", "object")
+    said.append(run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "a")))
+    monkeypatch.setenv("RMG_LAKE_SECRET", str(tmp_path / "another"))
+    init_secret()
+    said.append(run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "b")))
+    said.append(run_cli("backup", "--to", str(tmp_path / "usb"), "--lake", str(study)))
+    assert [run.returncode for run in said] == [0, 1, 1, 1]
+    text = "".join(run.stdout + run.stderr for run in said)
+    assert secret.key.hex() not in text and "Traceback" not in text
+    assert secret.key_id in text  # (only its key id)
 
 
 def test_an_encrypted_backup_to_dropbox_holds_nothing_dropbox_can_read(
@@ -257,8 +364,3 @@ def test_each_start_of_a_formula_is_quoted(text: str) -> None:
         "text": ["'" + text, "a = b", None], "n": [-1, 2, 3]}
 
 
-def test_the_secret_never_shows(secret: StudySecret) -> None:
-    from rmg_lake.deliver.sealed import Sealer
-
-    assert secret.key.hex() not in repr(Sealer(secret)) + repr(secret)
-    assert os.environ.get("RMG_LAKE_SECRET") is None  # (this test's own config folder)

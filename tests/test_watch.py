@@ -78,7 +78,7 @@ class Heard:
     def published(self, done: Published, unreached: list[str]) -> None:
         self.reports.append(done)
 
-    def backed_up(self, done: BackupResult, pruned: Pruned, to: str) -> None:
+    def backed_up(self, done: BackupResult, pruned: Pruned | None, to: str) -> None:
         self.backups.append(done)
 
     def note(self, text: str) -> None:

@@ -135,6 +135,7 @@ class Config(Settings):
     source: str | None = None
     lake: Path = Path("lake")
     backup: str | None = None  # where `rmg-lake backup` writes without --to
+    backup_plain: bool = False  # … not encrypted, on purpose (as `backup --plain`)
     reports_to: str | None = None  # a folder whose reports/ also gets `ingest --report`'s
     publish: str | None = None  # where `ingest --report` also publishes the Delta tables
     publish_pseudonymise: bool = False  # … with people's codes pseudonymised

@@ -47,10 +47,10 @@ def backup(
     from rmg_lake.deliver.backup import backup as run
     from rmg_lake.deliver.backup import prune as run_prune
 
-    if to is None:
-        config = load_config()
-        own = about(config, lake_path(lake, config))
-        to = own.backup if own else None
+    config = load_config()
+    own = about(config, lake_path(lake, config))
+    to = to or (own.backup if own else None)
+    plain = plain or bool(own and own.backup_plain)
     if to is None:
         raise LakeError("no backup folder given", hint="pass --to DIR (or dropbox:/path), "
                         "or set `backup` in rmg-lake.toml")
@@ -60,8 +60,9 @@ def backup(
     out.print(f"Backed up {plural(result.objects, 'file')} ({result.uploaded:,} new) as "
               f"{result.manifest} in {to} ({how}).")
     if result.key_id is None:
-        warn(PLAIN if plain else f"{PLAIN}; `rmg-lake secret init` (once for the study) "
-             "makes the next backups encrypted, to a new folder")
+        warn(PLAIN if plain else f"{PLAIN}; with the study secret on this computer (copied "
+             "from the computer that made it, or `rmg-lake secret init` if the study has "
+             "none) the next backups are encrypted, to a new folder")
     if prune:
         pruned = run_prune(target, every_version_days=days, weekly_days=weeks_days)
         out.print(f"Kept {plural(len(pruned.kept), 'version')}; deleted "

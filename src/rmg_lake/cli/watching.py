@@ -89,12 +89,12 @@ class _Printer:
         for failure in [*unreached, *done.failed]:
             warn(f"the report did not reach {failure}; the next report tries again")
 
-    def backed_up(self, done: BackupResult, pruned: Pruned, to: str) -> None:
+    def backed_up(self, done: BackupResult, pruned: Pruned | None, to: str) -> None:
         how = f"encrypted, key id {done.key_id}" if done.key_id else "not encrypted"
+        kept = "" if pruned is None else (f"; kept {plural(len(pruned.kept), 'version')}, "
+                                          f"deleted {plural(len(pruned.deleted), 'version')}")
         self._line(f"Backup: {plural(done.objects, 'file')} ({done.uploaded:,} new) as "
-                   f"{done.manifest} in {to} ({how}); kept "
-                   f"{plural(len(pruned.kept), 'version')}, deleted "
-                   f"{plural(len(pruned.deleted), 'version')}.")
+                   f"{done.manifest} in {to} ({how}){kept}.")
 
     def note(self, text: str) -> None:
         self._line(text)

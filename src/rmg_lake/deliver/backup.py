@@ -23,15 +23,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
 
 from rmg_lake._internal.files import own_private_dir, write_once
 from rmg_lake._internal.progress import Track
+from rmg_lake.deliver.backup_kind import kind_of, mark, opener
 from rmg_lake.deliver.sealed import Sealer
-from rmg_lake.deliver.secret import StudySecret, existing_secret, secret_path
+from rmg_lake.deliver.secret import StudySecret, existing_secret
 from rmg_lake.deliver.targets import FolderTarget, Target
 from rmg_lake.errors import LakeError, LakeUnusable, guarded
 from rmg_lake.lake import Lake, open_lake
@@ -43,8 +44,7 @@ __all__ = [
 ]
 
 FORMAT = 1
-ENCRYPTED = "backups/encrypted.json"  # an encrypted target's mark
-_VERSION = re.compile(r"backups/\d{4}-\d\d-\d\dT\d{6}\.\d{6}Z\.(json|enc)")  # a manifest
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
     known |= {name: (None, None) for name in
               ("_meta.json", *(f"_log/{e.batch:06d}.json" for e in entries))}
     present = set(target.objects())  # one listing, not one question per object
-    _one_kind(target, sealer, bool(present))
+    _one_kind(target, sealer, plain, bool(present))
     objects, missing = [], []
     for path, (digest, size) in sorted(known.items()):
         with _named_by_the_log(path):
@@ -120,37 +120,33 @@ def backup(lake: Lake, target: Target, *, now: datetime | None = None,
     return BackupResult(key, len(objects), len(missing), sealer.key_id if sealer else None)
 
 
-def _one_kind(target: Target, sealer: Sealer | None, has_objects: bool) -> None:
-    """Refuse to mix encrypted and plain versions in `target`; mark a new encrypted one
-    (and a new key id in it) before its first object."""
-    keys = target.keys("backups")
-    if ENCRYPTED not in keys and sealer is None:
-        return
+def _one_kind(target: Target, sealer: Sealer | None, plain: bool, has_objects: bool) -> None:
+    """Refuse to mix encrypted and plain versions in `target`, or secrets in an encrypted
+    one; mark a new encrypted one before its first object."""
+    kind = kind_of(target, has_objects=has_objects)
     if sealer is None:
-        raise LakeError("holds encrypted backups: a plain one is not mixed in",
-                        file=target.name, hint="back up without --plain (this computer "
-                        "needs the study secret), or to another folder")
-    if ENCRYPTED not in keys and (has_objects or any(map(_VERSION.fullmatch, keys))):
+        if kind.encrypted:
+            raise LakeError("holds encrypted backups: a plain one is not mixed in",
+                            file=target.name, hint="leave out --plain, or back up to "
+                            "another folder" if plain else "copy the study's secret to "
+                            "this computer (`rmg-lake secret status` names it where it was "
+                            "made), or back up to another folder")
+        return
+    if kind.encrypted is False:
         raise LakeError("holds plain (unencrypted) backups: an encrypted one is not mixed "
-                        "in", file=target.name, hint="back up to a new folder (best: then "
-                        "delete the plain one), or pass --plain to add a plain version")
-    ids = _key_ids(target) if ENCRYPTED in keys else []
-    if sealer.key_id not in ids:
-        target.put(ENCRYPTED, orjson.dumps(
-            {"format": FORMAT, "cipher": "AES-256-GCM", "names": "HMAC-SHA256",
-             "key_ids": [*ids, sealer.key_id]}, option=orjson.OPT_INDENT_2))
-
-
-def _key_ids(target: Target) -> list[str]:
-    """The key ids an encrypted target's mark names."""
-    try:
-        ids = orjson.loads(target.get(ENCRYPTED)).get("key_ids")
-        if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
-            return ids
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    raise LakeError("the mark of an encrypted backup folder is damaged",
-                    file=f"{target.name}/{ENCRYPTED}", hint="check the backup folder")
+                        "in", file=target.name, hint="back up to a new folder (then delete "
+                        "the plain one), or pass --plain (`backup_plain = true` in "
+                        "rmg-lake.toml) to add plain versions")
+    if kind.key_ids is not None and sealer.key_id in kind.key_ids:
+        return
+    if kind.key_ids:  # another secret's folder (the mark says so)
+        raise LakeError(f"holds backups encrypted with another study secret (key id "
+                        f"{', '.join(kind.key_ids)}; this computer's is {sealer.key_id})",
+                        file=target.name, hint="copy the study's secret here from the "
+                        "computer that made it, or back up to another folder")
+    for key in kind.versions[-1:]:  # no mark, or a damaged one: the newest version says
+        sealer.open(target.get(key), key, where=f"{target.name}/{key}")
+    mark(target, (sealer.key_id,))
 
 
 @contextmanager
@@ -163,25 +159,43 @@ def _named_by_the_log(path: str) -> Iterator[None]:
                         hint="run `rmg-lake verify`") from None
 
 
-def _manifest(target: Target, key: str, sealer: Sealer | None) -> dict[str, Any]:
-    """The manifest `key` of `target`: the objects of one version."""
+def _manifest(target: Target, key: str, sealer: Sealer | None,
+              key_ids: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The manifest `key` of `target`, opened with `sealer` if it is sealed: the objects
+    of one version, each a lake path (relative, never leaving the lake), a sha256 and a
+    size."""
+    where = f"{target.name}/{key}"
     data = target.get(key)
     if sealer is not None:
-        data = sealer.open(data, key, where=f"{target.name}/{key}")
+        data = sealer.open(data, key, where=where, key_ids=key_ids)
     try:
         manifest = orjson.loads(data)
-        if isinstance(manifest, dict) and isinstance(manifest.get("objects"), list):
-            return manifest
     except orjson.JSONDecodeError:
-        pass
-    raise LakeError("this backup version's manifest is damaged", file=f"{target.name}/{key}",
+        manifest = None
+    if isinstance(manifest, dict) and isinstance(manifest.get("objects"), list) \
+            and all(map(_sound, manifest["objects"])):
+        return manifest
+    raise LakeError("this backup version's manifest is damaged", file=where,
                     hint="restore another version (--version), or check the backup folder")
+
+
+def _sound(item: object) -> bool:
+    """Whether a manifest's item names a file inside a lake, its sha256 and size."""
+    if not isinstance(item, dict):
+        return False
+    path, digest, size = item.get("path"), item.get("sha256"), item.get("size")
+    if not isinstance(path, str) or not isinstance(digest, str) or not isinstance(size, int):
+        return False
+    within = PurePosixPath(path)
+    return (bool(within.parts) and not within.is_absolute() and ".." not in within.parts
+            and _SHA256.fullmatch(digest) is not None and size >= 0)
 
 
 @guarded
 def versions(target: Target) -> list[str]:
-    """The manifests' keys, oldest first (other files there are not versions)."""
-    return [key for key in target.keys("backups") if _VERSION.fullmatch(key)]
+    """The manifests' keys, oldest first (other files there are not versions); refused
+    for a folder holding both plain and encrypted ones."""
+    return kind_of(target).versions
 
 
 @guarded
@@ -190,7 +204,8 @@ def restore(target: Target, lake_dir: str | Path, *, version: str | None = None,
     """Make a new lake at `lake_dir` from a version (default: the newest), derive it, and
     verify it; an encrypted version is opened with `secret` (default: the study secret),
     every file checked for authentication and by its sha256."""
-    found = versions(target)
+    kind = kind_of(target)
+    found = kind.versions
     if not found:
         raise LakeError("no backup there", file=target.name)
     chosen = [k for k in found if version is None or version in k]
@@ -198,8 +213,8 @@ def restore(target: Target, lake_dir: str | Path, *, version: str | None = None,
         raise LakeError(f"no backup version {version!r}", file=target.name,
                         hint=f"the newest is {found[-1]}")
     key = chosen[-1]
-    sealer = _opener(target, key, secret)
-    manifest = _manifest(target, key, sealer)
+    sealer = opener(target, kind, secret)
+    manifest = _manifest(target, key, sealer, kind.key_ids)
     lake_dir = Path(lake_dir)
     if lake_dir.exists() and any(lake_dir.iterdir()):
         raise LakeUnusable("the folder is not empty", file=str(lake_dir),
@@ -217,18 +232,6 @@ def restore(target: Target, lake_dir: str | Path, *, version: str | None = None,
         if not existed:
             lake_dir.rmdir()
         raise
-
-
-def _opener(target: Target, key: str, secret: StudySecret | None) -> Sealer | None:
-    """What opens the version `key` (None: a plain one)."""
-    if not key.endswith(".enc"):
-        return None
-    secret = secret or existing_secret()
-    if secret is None:
-        raise LakeError("this backup is encrypted, and this computer has no study secret "
-                        "to open it", file=target.name, hint=f"copy the study's secret to "
-                        f"{secret_path()} (then chmod 600), or name it in RMG_LAKE_SECRET")
-    return Sealer(secret)
 
 
 def _restore(target: Target, manifest: dict[str, Any], lake_dir: Path,
@@ -278,7 +281,8 @@ def prune(target: Target, *, now: datetime | None = None, every_version_days: in
     then the objects no kept manifest names (encrypted: read with `secret`, by default
     the study secret)."""
     now = now or datetime.now(UTC)
-    found = versions(target)
+    kind = kind_of(target)
+    found = kind.versions
     kept: set[str] = set(found[-1:])
     weeks: set[tuple[int, int]] = set()
     for key in reversed(found):  # newest first: the first of a week is its newest
@@ -288,12 +292,12 @@ def prune(target: Target, *, now: datetime | None = None, every_version_days: in
             kept.add(key)
         if age > every_version_days:
             weeks.add(week)
+    sealer = opener(target, kind, secret) if found else None
+    named = {_object_key(item["sha256"], sealer) for key in sorted(kept)  # (each opened
+             for item in _manifest(target, key, sealer, kind.key_ids)["objects"]}  # first)
     deleted = [key for key in found if key not in kept]
     for key in deleted:
         target.delete(key)
-    sealer = _opener(target, found[-1], secret) if found else None  # (one kind per target)
-    named = {_object_key(item["sha256"], sealer) for key in kept
-             for item in _manifest(target, key, sealer)["objects"]}
     unused = [key for key in target.objects() if key not in named]
     for key in unused:
         target.delete(key)

@@ -1,16 +1,16 @@
 """Backups Dropbox cannot read: every object and manifest sealed with the study secret.
 
     sealed file   b"rmg-lake sealed 1\\n" + key id (12 hex digits) + b"\\n"
-                  + nonce (12 bytes) + AES-256-GCM ciphertext and tag
+                  + nonce (12 bytes) + AES-256-GCM of (length, bytes, zero padding), tag
     object name   backups/objects/ab/cdef…: HMAC-SHA256 of the file's SHA-256
 
 Two keys come from the study secret by HKDF-SHA256: one encrypts, the other names the
 objects. A name keyed so says nothing to whoever lacks the secret (a backup cannot be
 asked whether it holds a file one has), yet the same file has the same name in every
-version, so each backup still uploads only what is new. A sealed file is bound to its
-name (authenticated with it): bytes damaged, or moved to another name, fail to open.
-The key id in each file says which secret sealed it, so a study that later adds a secret
-still opens the versions the first one sealed.
+version, so each backup still uploads only what is new. The bytes are padded (Padmé: at
+most 12% more) so that a sealed file's size does not single out the file either. A sealed
+file is bound to its name (authenticated with it): bytes damaged, or moved to another
+name, fail to open. The key id in each file says which secret sealed it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -27,24 +28,37 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from rmg_lake.deliver.secret import StudySecret
 from rmg_lake.errors import LakeError
 
-__all__ = ["MAGIC", "Sealer", "key_id_of"]
+__all__ = ["LARGEST", "MAGIC", "Sealer", "key_id_of", "padded"]
 
 MAGIC = b"rmg-lake sealed 1\n"
-_ID = 12  # hex digits of a key id
-_NONCE = 12
-_HEADER = len(MAGIC) + _ID + 1
+LARGEST = 2**31 - 2**20  # bytes one AES-GCM call seals (the library's limit, less padding)
+_KEY_ID = re.compile(rb"[0-9a-f]{12}\n")
+_HEADER = len(MAGIC) + 13
+_NONCE, _LENGTH = 12, 8
+_AGAIN = "restore another version, or check the backup folder"
 
 
 def _derived(secret: StudySecret, purpose: bytes) -> bytes:
+    """A key of its own for `purpose`, from the study secret."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                 info=b"rmg-lake backups: " + purpose).derive(secret.key)
 
 
+def padded(size: int) -> int:
+    """Padmé (Nikitin et al., 2019): `size` rounded up so that only O(log log size) bits
+    of it show, at most 12% more."""
+    if size < 2:
+        return size
+    exponent = size.bit_length() - 1  # ⌊log2 size⌋
+    mask = (1 << (exponent - exponent.bit_length())) - 1  # the low bits made zero
+    return (size + mask) & ~mask
+
+
 def key_id_of(blob: bytes) -> str | None:
-    """The key id a sealed file names (None: not a sealed file)."""
-    if not blob.startswith(MAGIC) or len(blob) < _HEADER + _NONCE:
+    """The key id a sealed file names (None: not a sealed file, or a damaged header)."""
+    if not blob.startswith(MAGIC) or not _KEY_ID.fullmatch(blob[len(MAGIC):_HEADER]):
         return None
-    return blob[len(MAGIC):len(MAGIC) + _ID].decode("ascii", errors="replace")
+    return blob[len(MAGIC):_HEADER - 1].decode("ascii")
 
 
 class Sealer:
@@ -63,27 +77,38 @@ class Sealer:
         return hmac.new(self._names, digest.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, data: bytes, name: str) -> bytes:
-        """`data` encrypted and authenticated, bound to `name` (its key in the target)."""
+        """`data` padded, encrypted and authenticated, bound to `name` (its key in the
+        target)."""
+        if len(data) > LARGEST:
+            raise LakeError(f"is {len(data) / 2**30:.1f} GiB: an encrypted backup holds "
+                            "files of up to 2 GiB", file=name,
+                            hint="keep such a file out of the sync folder, or back up "
+                                 "--plain to a folder of its own")
+        inner = len(data).to_bytes(_LENGTH, "big") + data
+        inner += bytes(padded(len(inner)) - len(inner))
         header = MAGIC + self.key_id.encode() + b"\n"
         nonce = os.urandom(_NONCE)
-        return header + nonce + self._cipher.encrypt(nonce, data, header + name.encode())
+        return header + nonce + self._cipher.encrypt(nonce, inner, header + name.encode())
 
-    def open(self, blob: bytes, name: str, *, where: str) -> bytes:
-        """The bytes sealed in `blob` at `name`; a LakeError naming `where` if it is not
-        a sealed file, was sealed with another secret, or fails authentication."""
+    def open(self, blob: bytes, name: str, *, where: str,
+             key_ids: tuple[str, ...] | None = None) -> bytes:
+        """The bytes sealed in `blob` at `name`. A LakeError naming `where` if it was
+        sealed with another secret (one of the folder's `key_ids`, when they are known),
+        or is damaged: not a sealed file, or failing authentication."""
         found = key_id_of(blob)
-        if found is None:
-            raise LakeError("is not an encrypted backup file", file=where,
-                            hint="restore another version, or check the backup folder")
-        if found != self.key_id:
+        if found not in (None, self.key_id) and (key_ids is None or found in key_ids):
             raise LakeError(f"was encrypted with another study secret (key id {found}; "
                             f"this computer's is {self.key_id})", file=where,
-                            hint="copy the study's secret here, as `rmg-lake secret status` "
-                                 "names it")
+                            hint="copy the study's secret here from the computer that "
+                                 "made it (`rmg-lake secret status` names it)")
         header, nonce = blob[:_HEADER], blob[_HEADER:_HEADER + _NONCE]
         try:
-            return self._cipher.decrypt(nonce, blob[_HEADER + _NONCE:], header + name.encode())
+            if found != self.key_id:
+                raise InvalidTag  # (a damaged header, or no sealed file at all)
+            inner = self._cipher.decrypt(nonce, blob[_HEADER + _NONCE:],
+                                         header + name.encode())
         except InvalidTag:
             raise LakeError("is damaged, or is not the file of that name (it fails "
-                            "authentication)", file=where,
-                            hint="restore another version, or check the backup folder") from None
+                            "authentication)", file=where, hint=_AGAIN) from None
+        size = int.from_bytes(inner[:_LENGTH], "big")
+        return inner[_LENGTH:_LENGTH + size]

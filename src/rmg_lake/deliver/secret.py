@@ -100,6 +100,8 @@ def load_secret() -> StudySecret:
 
 
 def existing_secret() -> StudySecret | None:
-    """The study secret if this computer has one (None if not; a LakeError if it is
-    there but unusable)."""
-    return load_secret() if secret_path().exists() else None
+    """The study secret if this computer has one; None if it has none (a LakeError if it
+    is there but unusable, or RMG_LAKE_SECRET names a file that is not there: a volume
+    not mounted is no reason for a plain backup)."""
+    named = os.environ.get("RMG_LAKE_SECRET")
+    return load_secret() if named or os.path.lexists(secret_path()) else None

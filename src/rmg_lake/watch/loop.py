@@ -55,8 +55,9 @@ class Listener(Protocol):
     def published(self, done: Published, unreached: list[str]) -> None:
         """The scheduled report was delivered (`unreached`: places it could not go to)."""
 
-    def backed_up(self, done: BackupResult, pruned: Pruned, to: str) -> None:
-        """The scheduled backup was made in `to`, and old versions pruned."""
+    def backed_up(self, done: BackupResult, pruned: Pruned | None, to: str) -> None:
+        """The scheduled backup was made in `to`, and old versions pruned (None: they
+        could not be, which a note said)."""
 
     def note(self, text: str) -> None:
         """One line: the link gone or back, a scheduled run that failed (from any thread)."""
@@ -68,7 +69,7 @@ class Listener(Protocol):
 class _Silent:
     def ingested(self, result: IngestResult) -> None: pass
     def published(self, done: Published, unreached: list[str]) -> None: pass
-    def backed_up(self, done: BackupResult, pruned: Pruned, to: str) -> None: pass
+    def backed_up(self, done: BackupResult, pruned: Pruned | None, to: str) -> None: pass
     def note(self, text: str) -> None: pass
     def idle(self, status: str) -> None: pass
 
@@ -263,8 +264,13 @@ class Watcher:
         assert self.config.backup is not None  # (a Config with a scheduled backup has one)
         with self._busy("backup"):
             target = open_target(self.config.backup)
-            done = backup(self.lake, target, now=self.clock())
-            pruned = prune(target, now=self.clock())
+            done = backup(self.lake, target, now=self.clock(),
+                          plain=self.config.backup_plain)
+            try:
+                pruned: Pruned | None = prune(target, now=self.clock())
+            except LakeError as error:  # the backup is made: it is not made again
+                self.listener.note(f"Old backup versions were not pruned: {error}")
+                pruned = None
         self.listener.backed_up(done, pruned, self.config.backup)
 
     @contextmanager
