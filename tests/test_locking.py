@@ -66,10 +66,9 @@ def test_a_killed_writers_lock_is_taken_over_and_reported(lake: Path) -> None:
     holder.send_signal(signal.SIGKILL)
     holder.communicate(timeout=60)
     assert (lake / ".lock.holder").exists()  # left behind by the killed run
-    started = time.monotonic()
     after = _rmg_lake("rebuild", "--lake", str(lake), wait="30")
     assert after.returncode == 0, after.stderr
-    assert time.monotonic() - started < 25  # the kernel let go of the lock: no waiting
+    assert "waiting for it to finish" not in after.stderr  # the kernel let go of the lock
     assert f"The last run on this lake (pid {holder.pid} on" in after.stderr
     assert "stopped before it finished" in after.stderr
     assert not (lake / ".lock.holder").exists()
