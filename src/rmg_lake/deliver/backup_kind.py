@@ -21,6 +21,7 @@ from rmg_lake.errors import LakeError
 __all__ = ["ENCRYPTED", "VERSION", "Kind", "kind_of", "mark", "opener"]
 
 ENCRYPTED = "backups/encrypted.json"  # an encrypted folder's mark
+_KEY_ID = re.compile(r"[0-9a-f]{12}")
 VERSION = re.compile(r"backups/\d{4}-\d\d-\d\dT\d{6}\.\d{6}Z\.(json|enc)")  # a manifest
 
 
@@ -47,12 +48,13 @@ def kind_of(target: Target, *, has_objects: bool = False) -> Kind:
 
 
 def _key_ids(target: Target) -> tuple[str, ...] | None:
-    """The key ids the mark names (None if it is damaged)."""
+    """The key ids the mark names (None if it is damaged: anything but key ids)."""
     try:
         ids = orjson.loads(target.get(ENCRYPTED)).get("key_ids")
     except (orjson.JSONDecodeError, AttributeError):
         return None
-    if isinstance(ids, list) and ids and all(isinstance(i, str) for i in ids):
+    if isinstance(ids, list) and ids and all(isinstance(i, str) and _KEY_ID.fullmatch(i)
+                                             for i in ids):
         return tuple(ids)
     return None
 
