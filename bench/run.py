@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +34,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+import docs
+
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 SCALES = {"small": [20_000, 100_000], "large": [20_000, 100_000, 1_000_000]}
@@ -41,6 +44,7 @@ JSON_DAYS = 60  # the json shape: two months of as many teams as the size takes
 MORNING = ("morning: 2,000 new files", "morning: check", "morning: report --format html",
            "morning: backup to a folder")
 START = date(2026, 11, 1)
+STARTUP = "start-up: rmg-lake --version"
 QUERIES = {
     "completion, one month": "select * from completion where day between "
                              "date '2026-11-01' and date '2026-11-30'",
@@ -147,13 +151,10 @@ def baselines(work: Path, inbox: Path) -> dict[str, tuple[float, float]]:
     except Failed as failed:
         print(failed, file=sys.stderr)
         got["pandas plan"] = DID_NOT_FINISH
-    try:
-        floor = timed([sys.executable, "-c", (
-            f"import sys, time; sys.path.insert(0, {str(HERE / 'baselines')!r}); "
-            "from pathlib import Path; import duckdb_floor as f; "
-            f"files = f.parseable(Path({str(inbox)!r})); t = time.perf_counter(); "
-            f"f.run(files, Path({str(work / 'floor')!r})); print(time.perf_counter() - t)")])
-        got["DuckDB read_json floor"] = (float(floor[2].split()[-1]), floor[1])
+    try:  # the whole process, as the plan's: start-up and its pass over the bad files too
+        got["DuckDB read_json floor"] = timed([
+            sys.executable, str(HERE / "baselines" / "duckdb_floor.py"), str(inbox),
+            str(work / "floor")])[:2]
     except Failed as failed:
         print(failed, file=sys.stderr)
         got["DuckDB read_json floor"] = DID_NOT_FINISH
@@ -165,7 +166,8 @@ def one_run(work: Path, inbox: Path, new: Path, morning: Path, day: date, *,
     """Every measurement once, in fresh folders: name → (seconds, peak MB)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    got = baselines(work, inbox) if with_baselines else {
+    got = {STARTUP: rmg_lake("--version")[:2]}  # what every rmg-lake figure below includes
+    got |= baselines(work, inbox) if with_baselines else {
         "pandas plan": NOT_RUN, "DuckDB read_json floor": NOT_RUN}
     lake = work / "lake"
     got["rmg-lake ingest, from empty"] = rmg_lake("ingest", "--source", str(inbox), "--lake",
@@ -259,6 +261,12 @@ def table(sizes: dict[int, dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores, {memory:.0f} GB of memory, {platform.system()} "
+            f"{platform.machine()}, Python {platform.python_version()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=SCALES, default="small")
@@ -271,24 +279,35 @@ def main() -> None:
         "--baselines-up-to", type=int, default=100_000, metavar="FILES",
         help="run the pandas plan and the DuckDB floor only up to this size (they hold "
              "everything in memory: at 1M files about 27 and 45 GB)")
+    parser.add_argument(
+        "--docs", action="store_true",
+        help="run nothing: write the figures the docs quote again from bench/results")
     args = parser.parse_args()
+    if args.docs:
+        for path in docs.write():
+            print(f"wrote {path.relative_to(HERE.parent)}")
+        return
+    load = os.getloadavg()[0]
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
     measured = {size: measure(size, args.runs, args.work, args.shape,
                               with_baselines=size <= args.baselines_up_to)
                 for size in sizes}
     stamp = datetime.now(UTC)
-    name = f"{stamp:%Y-%m-%d}-{args.shape}-{'-'.join(str(s) for s in sizes)}"
-    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
-    markdown = (f"# rmg-lake benchmark, {stamp:%Y-%m-%d %H:%M} UTC\n\n{machine}; {args.shape} "
-                f"files; median of {args.runs} runs; wall time of each process from start "
-                "to end.\n\n"
-                + table(measured))
+    name = f"{stamp:%Y-%m-%d-%H%M}-{args.shape}-{'-'.join(str(s) for s in sizes)}"  # (unique)
+    loads = (load, os.getloadavg()[0])  # the machine's other work, if any, on one minute
+    markdown = (f"# rmg-lake benchmark, {stamp:%Y-%m-%d %H:%M} UTC\n\n{machine()}; load "
+                f"average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end; {args.shape} "
+                f"files; median of {args.runs} runs; wall time of each process from its start "
+                "to its end (the view queries: in-process).\n\n" + table(measured))
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / f"{name}.md").write_text(markdown)
     (results / f"{name}.json").write_text(json.dumps(
-        {"when": stamp.isoformat(), "machine": machine, "sizes": measured}, indent=2))
+        {"when": stamp.isoformat(), "machine": machine(), "floor_timing": "process",
+         "load_average": loads, "sizes": measured}, indent=2))
     print(markdown)
+    for path in docs.write():
+        print(f"wrote {path.relative_to(HERE.parent)} (its figures from bench/results)")
 
 
 if __name__ == "__main__":
