@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,7 +31,7 @@ RESULTS = HERE / "results"
 DOCS = (HERE.parent / "README.md", HERE / "README.md")
 BLOCK = re.compile(r"<!-- bench:begin (?P<name>[^>]+?) -->(?P<body>.*?)<!-- bench:end -->",
                    re.DOTALL)
-SIZES = (20_000, 100_000)  # what `just bench` runs (the json shape), oldest result first
+SIZES = (20_000, 100_000)  # what `just bench` runs (the json shape)
 LARGE = 1_000_000  # `just bench --scale large` adds it
 LAYOUT_2 = date(2026, 12, 6)  # the log's file records became columns (bench/README, lever 6)
 INGEST, FULL, EMPTY = ("rmg-lake ingest, from empty", "1,000 new files, full lake",
@@ -40,6 +41,11 @@ FLOOR, PANDAS, STARTUP = ("DuckDB read_json floor", "pandas plan",
 MORNING = ("morning: 2,000 new files", "morning: check", "morning: report --format html",
            "morning: backup to a folder")
 COMMANDS = (INGEST, FULL, EMPTY, "rmg-lake rebuild", "rmg-lake report", *MORNING)
+SAID = {INGEST: "`ingest` from empty", EMPTY: "1,000 new files into an empty lake",
+        FULL: "1,000 new files into the full lake", "rmg-lake rebuild": "`rebuild`",
+        "rmg-lake report": "`report`", MORNING[0]: "the morning's 2,000 new files",
+        MORNING[1]: "`check`", MORNING[2]: "`report --format html`", MORNING[3]: "`backup`"}
+WIDTH = 90  # the docs' prose is wrapped at about this
 GB = 1024  # MB: peak memory is the largest resident set, in units of 1,024 KB
 
 
@@ -100,12 +106,17 @@ class Run:
         return f"{self.size // 1_000_000}M" if self.size >= 1_000_000 else f"{self.size // 1000}k"
 
     @property
-    def label(self) -> str:
-        """`20k`, or `1M (2026-11-25: mixed shape, before layout 2)` for a run of another time."""
+    def aside(self) -> str:
+        """` (2026-11-25: mixed shape, before layout 2)` for a run unlike the others, or ``."""
         notes = [f"{self.shape} shape"] if self.shape != "json" else []
         if self.when.date() < LAYOUT_2:
             notes.append("before layout 2")
-        return f"{self.short} ({self.when:%Y-%m-%d}: {', '.join(notes)})" if notes else self.short
+        return f" ({self.when:%Y-%m-%d}: {', '.join(notes)})" if notes else ""
+
+    @property
+    def label(self) -> str:
+        """`20k`, or `1M (2026-11-25: mixed shape, before layout 2)`."""
+        return self.short + self.aside
 
 
 def _ran(seconds: float) -> bool:
@@ -133,24 +144,33 @@ def newest(runs: Iterable[Run], size: int, shape: str | None = "json") -> Run | 
     return found[-1] if found else None
 
 
+def _prose(text: str) -> str:
+    return "\n\n" + textwrap.fill(text, WIDTH, break_on_hyphens=False)
+
+
+def _sources(items: Iterable[tuple[str, Run]]) -> str:
+    return "\n\nFrom:\n\n" + "\n".join(
+        textwrap.fill(f"- {what}: {run.source}", WIDTH, subsequent_indent="  ",
+                      break_on_hyphens=False) for what, run in items)
+
+
 def _floor_note(runs: Iterable[Run]) -> str:
     old = [r.file for r in runs if r.floor_in_process and r.seconds(FLOOR) is not None]
     if not old:
         return ""
-    return (f"\n\nThe DuckDB floor of {', '.join(dict.fromkeys(old))} was timed inside its "
-            "process: its SQL alone, without Python's start-up and after a pass that "
-            "parsed every file (to leave out those DuckDB cannot skip) untimed. Since, "
-            "run.py times the floor's whole process, as the others.")
+    return _prose(f"In-process: {', '.join(dict.fromkeys(old))} timed the DuckDB floor inside "
+                  "its process, as run.py did then: its SQL alone, without Python's "
+                  "start-up, after an untimed pass that parsed every file to leave out "
+                  "those DuckDB cannot skip. Later runs time its whole process, as the "
+                  "others'.")
 
 
 def performance(runs: list[Run]) -> str:
     """README's table: the newest json runs at the sizes `just bench` runs."""
     columns = [run for size in SIZES if (run := newest(runs, size))]
 
-    def speed(run: Run) -> str:
-        pandas, floor = run.ratio(PANDAS, INGEST), run.ratio(FLOOR, INGEST)
-        return (f"{pandas:.2f}× the pandas plan" if pandas else "—") + ", " + (
-            f"{floor:.2f}× the floor" if floor else "—")
+    def speed(baseline: str) -> Callable[[Run], str]:
+        return lambda run: "—" if (r := run.ratio(baseline, INGEST)) is None else f"{r:.2f}×"
 
     def update(run: Run) -> str:
         ratio = run.ratio(FULL, EMPTY)
@@ -168,7 +188,8 @@ def performance(runs: list[Run]) -> str:
         ("pandas plan", lambda r: r.cell(PANDAS, rate=True)),
         ("DuckDB read_json floor", lambda r: r.cell(FLOOR, rate=True)),
         ("rmg-lake ingest, from empty", lambda r: r.cell(INGEST, rate=True)),
-        ("rmg-lake ingest: speed against", speed),
+        ("rmg-lake / pandas plan (speed)", speed(PANDAS)),
+        ("rmg-lake / DuckDB floor (speed)", speed(FLOOR)),
         ("1,000 new files, empty lake / full lake", update),
         ("rmg-lake rebuild", lambda r: r.cell("rmg-lake rebuild")),
         ("the morning: 2,000 new files, `check`, `report --format html`, `backup`", morning),
@@ -178,8 +199,8 @@ def performance(runs: list[Run]) -> str:
                  f"{r.files:,} files, {r.factories} factories" for r in columns) + " |",
              "|---|" + "---:|" * len(columns)]
     lines += [f"| {name} | " + " | ".join(make(r) for r in columns) + " |" for name, make in rows]
-    sources = "\n".join(f"- {r.files:,} files: {r.source}" for r in columns)
-    return "\n".join(lines) + f"\n\nFrom:\n\n{sources}" + _floor_note(columns)
+    return ("\n".join(lines) + _sources((f"{r.files:,} files", r) for r in columns)
+            + _floor_note(columns))
 
 
 def goals(runs: list[Run]) -> str:
@@ -221,8 +242,8 @@ def goals(runs: list[Run]) -> str:
         over = [(name, run.peak(name)) for name in COMMANDS
                 if run.seconds(name) is not None and run.peak(name) > 2 * GB]
         most = max(run.peak(name) for name in COMMANDS if run.seconds(name) is not None)
-        return ((", ".join(f"{name} {mb:,.0f} MB" for name, mb in over) if over
-                 else f"at most {most:,.0f} MB") + f" (at {run.label})",
+        return (("; ".join(f"{SAID[name]} {mb:,.0f} MB" for name, mb in over) if over
+                 else f"at most {most:,.0f} MB") + run.aside,
                 "no" if over else "yes")
 
     row("1M: no command over 2 GB", large, memory)
@@ -230,21 +251,20 @@ def goals(runs: list[Run]) -> str:
     def rebuild(run: Run) -> tuple[str, str]:
         seconds, check = run.seconds("rmg-lake rebuild"), run.seconds(MORNING[1])
         return (f"`rebuild` {run.cell('rmg-lake rebuild', memory=False)}; `check` of a day "
-                + (f"{check:.2f} s" if check else "not measured")
-                + f" (at {run.label})",
+                + (f"{check:.2f} s" if check else "not measured") + run.aside,
                 f"`rebuild` {'yes' if seconds and seconds < 10 else 'no'}; `check` "
                 + ("—" if check is None else "yes" if check < 1 else "no"))
 
     row("1M: `rebuild` < 10 s, `check` of a day < 1 s", large, rebuild)
     lines = ["| goal | `just bench` measured | met? |", "|---|---|---|"]
     lines += [f"| {goal} | {now} | {met} |" for goal, now, met in rows]
-    sources = "\n".join(f"- {r.label}: {r.source}" for r in (small, medium, large) if r)
     note = ""
     if large and large.when.date() < LAYOUT_2:
-        note = ("\n\nThe 1M run is from before layout 2 and the levers after it (it takes "
-                "hours, and has not been run since); bench/README.md's levers 6–12 tell what "
-                "they did at 964k files, measured by hand.")
-    return "\n".join(lines) + f"\n\nFrom:\n\n{sources}" + note
+        note = _prose("The 1M run is from before layout 2 and the levers after it (it takes "
+                      "hours, and has not been run since); bench/README.md tells what levers "
+                      "6–12 did at 81k and 964k files, measured by hand on 2026-12-06.")
+    return ("\n".join(lines) + _sources((r.short, r) for r in (small, medium, large) if r)
+            + note)
 
 
 def history(runs: list[Run]) -> str:
@@ -262,8 +282,9 @@ def history(runs: list[Run]) -> str:
     machines: dict[str, list[str]] = {}
     for r in runs:
         machines.setdefault(r.machine, []).append(r.name)
-    where = "\n".join(f"- {machine}: {', '.join(dict.fromkeys(names))}"
-                      for machine, names in machines.items())
+    where = "\n".join(textwrap.fill(f"- {machine}: {', '.join(dict.fromkeys(names))}", WIDTH,
+                                     subsequent_indent="  ", break_on_hyphens=False)
+                       for machine, names in machines.items())
     return "\n".join(lines) + f"\n\nThe machine of each:\n\n{where}" + _floor_note(runs)
 
 
@@ -286,6 +307,8 @@ def render(name: str, runs: list[Run]) -> str:
     words = name.split()
     if words[0] == "figure":
         return figure(runs, *words[1:])
+    if name not in BLOCKS:
+        raise ValueError(f"no block {name!r}: one of {', '.join(BLOCKS)}, or figure …")
     return f"\n\n{BLOCKS[name](runs)}\n\n"
 
 
