@@ -2,16 +2,21 @@
 
     python bench/run.py [--scale small|large] [--runs 3] [--sizes 20000,100000]
                         [--shape json|mixed] [--baselines-up-to 100000]
+    python bench/run.py --docs
 
 For each size, the simulator writes a sync folder (`json`: observation files only, 60
 days of a study as large as it takes; `mixed`: half of them photos, two years at most);
-then, `--runs` times each, in fresh folders: the pandas plan, the DuckDB `read_json`
-floor, `rmg-lake ingest` from empty, 1,000 new files into an empty lake and into the full
-one, `rmg-lake rebuild`, `rmg-lake report`, two DuckDB queries on the views, and the
-morning: 2,000 new files, `check`, `report --format html` and `backup` to a folder (backed
-up the day before). Each figure is the median; peak memory is the largest resident set of
-the process. A table goes to bench/results/ (Markdown and JSON). (In the JSON, seconds of
--1 mean a baseline was not run at that size, NaN that it did not finish.)
+then, `--runs` times each, in fresh folders: `rmg-lake --version` (the start-up), the
+pandas plan, the DuckDB `read_json` floor, `rmg-lake ingest` from empty, 1,000 new files
+into an empty lake and into the full one, `rmg-lake rebuild`, `rmg-lake report`, two
+DuckDB queries on the views, and the morning: 2,000 new files, `check`, `report --format
+html` and `backup` to a folder (backed up the day before). Each is timed as a whole
+process, from its start to its end (the baselines too), but the two queries (in this
+process, on a connection already open). Each figure is the median; peak memory is the
+largest resident set of the process. A table goes to bench/results/ (Markdown and JSON),
+and the figures the docs quote are written again from bench/results (bench/docs.py);
+`--docs` does only that. (In the JSON, seconds of -1 mean a baseline was not run at that
+size, NaN that it did not finish.)
 """
 
 from __future__ import annotations
