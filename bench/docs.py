@@ -40,6 +40,7 @@ FLOOR, PANDAS, STARTUP = ("DuckDB read_json floor", "pandas plan",
                           "start-up: rmg-lake --version")
 MORNING = ("morning: 2,000 new files", "morning: check", "morning: report --format html",
            "morning: backup to a folder")
+ALL_MORNING = "the morning, in all"
 COMMANDS = (INGEST, FULL, EMPTY, "rmg-lake rebuild", "rmg-lake report", *MORNING)
 SAID = {INGEST: "`ingest` from empty", EMPTY: "1,000 new files into an empty lake",
         FULL: "1,000 new files into the full lake", "rmg-lake rebuild": "`rebuild`",
@@ -178,11 +179,12 @@ def performance(runs: list[Run]) -> str:
 
     def morning(run: Run) -> str:
         seconds = [run.seconds(name) for name in MORNING]
-        if None in seconds:
+        total = run.seconds(ALL_MORNING)
+        if None in seconds or total is None:
             return "not measured"
-        return (" + ".join(f"{s:.2f}" for s in seconds if s is not None)
-                + f" = {sum(s for s in seconds if s is not None):.2f} s, at most "
-                f"{max(run.peak(name) for name in MORNING):,.0f} MB")
+        return (" + ".join(f"{s:.2f}" for s in seconds if s is not None) + f" s; in all "
+                f"{total:.2f} s" + (" (the median of the runs' sums)" if run.runs > 1 else "")
+                + f", at most {run.peak(ALL_MORNING):,.0f} MB")
 
     rows: list[tuple[str, Callable[[Run], str]]] = [
         ("pandas plan", lambda r: r.cell(PANDAS, rate=True)),
