@@ -102,10 +102,12 @@ def apart(function: Callable[..., T], *args: object) -> T:
 
 
 def simulate(folder: Path, files: int, start: date, factories: int, observers: int,
-             shape: str) -> None:
-    """About `files` files of the simulated study from `start` (kept between runs)."""
+             shape: str, *, exactly: bool = False) -> None:
+    """About `files` files of the simulated study from `start` (kept between runs); with
+    `exactly`, the `files` saved first of a few days more (a sync folder as it stood once
+    that many had arrived)."""
     if not folder.exists():
-        apart(_simulate, folder, files, start, factories, observers, shape)
+        apart(_simulate, folder, files, start, factories, observers, shape, exactly)
 
 
 def _count(folder: Path) -> tuple[int, float]:
@@ -116,7 +118,7 @@ def _count(folder: Path) -> tuple[int, float]:
 
 
 def _simulate(folder: Path, files: int, start: date, factories: int, observers: int,
-              shape: str) -> None:
+              shape: str, exactly: bool) -> None:
     from rmg_lake.sample.simulate import simulate as make
 
     photos = shape == "mixed"
@@ -124,8 +126,20 @@ def _simulate(folder: Path, files: int, start: date, factories: int, observers: 
         make(Path(sample) / "week", days=7, seed=files, start=start, factories=factories,
              observers=observers, photos=photos)
         per_day = _count(Path(sample))[0] / 7
-    make(folder, days=max(1, round(files / per_day)), seed=files, start=start,
-         factories=factories, observers=observers, photos=photos)
+    # (Fridays are off: at 77 factories a day of 1,800 files may be one, holding a few)
+    days = math.ceil(files / per_day) + 1 if exactly else max(1, round(files / per_day))
+    make(folder, days=days, seed=files, start=start, factories=factories,
+         observers=observers, photos=photos)
+    if exactly:
+        saved = sorted((p for p in folder.rglob("*") if p.is_file()),
+                       key=lambda p: (p.stat().st_mtime, p))
+        for path in saved[files:]:
+            path.unlink()
+
+
+def _working(day: date) -> date:
+    """`day`, or the day after if it is a Friday (the study's day off)."""
+    return day + timedelta(days=day.weekday() == 4)
 
 
 def queries(lake: Path) -> dict[str, float]:
@@ -204,10 +218,10 @@ def measure(size: int, runs: int, work: Path, shape: str, *,
     factories, observers = study(size, shape)
     simulate(inbox, size, START, factories, observers, shape)
     files, last = apart(_count, inbox)
-    later = datetime.fromtimestamp(last, UTC).date() + timedelta(days=7)
-    simulate(new, 1_000, later, factories, observers, shape)
-    day = later + timedelta(days=7)  # the morning's first day: the one `check` looks at
-    simulate(morning, 2_000, day, factories, observers, shape)
+    later = _working(datetime.fromtimestamp(last, UTC).date() + timedelta(days=7))
+    simulate(new, 1_000, later, factories, observers, shape, exactly=True)
+    day = _working(later + timedelta(days=7))  # the morning's first: the one `check` looks at
+    simulate(morning, 2_000, day, factories, observers, shape, exactly=True)
     results = [one_run(work / f"run-{size}", inbox, new, morning, day,
                        with_baselines=with_baselines) for _ in range(runs)]
     shutil.rmtree(work / f"run-{size}", ignore_errors=True)
@@ -218,6 +232,7 @@ def measure(size: int, runs: int, work: Path, shape: str, *,
         if _ran(figures[name]["seconds"]):
             figures[name]["files_per_s"] = files / figures[name]["seconds"]
     return {"files": files, "factories": factories, "shape": shape, "runs": runs,
+            "new_files": apart(_count, new)[0], "morning_files": apart(_count, morning)[0],
             "figures": figures}
 
 
