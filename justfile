@@ -51,7 +51,8 @@ torture:
 # Benchmark rmg-lake against the pandas plan and the DuckDB floor (needs `.[bench]`):
 # `just bench` runs 20k and 100k observation files, then the morning (2,000 new files,
 # check, the HTML report, a backup); `just bench --scale large` adds 1M (hours); any
-# option of bench/run.py passes through (`just bench --sizes 1000000 --runs 3`)
+# option of bench/run.py passes through (`just bench --sizes 1000000 --runs 3`). Each run
+# writes bench/results/ and the figures README.md and bench/README.md quote from them
 bench *options:
     python3 bench/run.py {{options}}
 

@@ -2,16 +2,21 @@
 
     python bench/run.py [--scale small|large] [--runs 3] [--sizes 20000,100000]
                         [--shape json|mixed] [--baselines-up-to 100000]
+    python bench/run.py --docs
 
 For each size, the simulator writes a sync folder (`json`: observation files only, 60
 days of a study as large as it takes; `mixed`: half of them photos, two years at most);
-then, `--runs` times each, in fresh folders: the pandas plan, the DuckDB `read_json`
-floor, `rmg-lake ingest` from empty, 1,000 new files into an empty lake and into the full
-one, `rmg-lake rebuild`, `rmg-lake report`, two DuckDB queries on the views, and the
-morning: 2,000 new files, `check`, `report --format html` and `backup` to a folder (backed
-up the day before). Each figure is the median; peak memory is the largest resident set of
-the process. A table goes to bench/results/ (Markdown and JSON). (In the JSON, seconds of
--1 mean a baseline was not run at that size, NaN that it did not finish.)
+then, `--runs` times each, in fresh folders: `rmg-lake --version` (the start-up), the
+pandas plan, the DuckDB `read_json` floor, `rmg-lake ingest` from empty, 1,000 new files
+into an empty lake and into the full one, `rmg-lake rebuild`, `rmg-lake report`, two
+DuckDB queries on the views, and the morning: 2,000 new files, `check`, `report --format
+html` and `backup` to a folder (backed up the day before). Each is timed as a whole
+process, from its start to its end (the baselines too), but the two queries (in this
+process, on a connection already open). Each figure is the median; peak memory is the
+largest resident set of the process. A table goes to bench/results/ (Markdown and JSON),
+and the figures the docs quote are written again from bench/results (bench/docs.py);
+`--docs` does only that. (In the JSON, seconds of -1 mean a baseline was not run at that
+size, NaN that it did not finish.)
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import math
 import multiprocessing
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +39,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
+import docs
+
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 SCALES = {"small": [20_000, 100_000], "large": [20_000, 100_000, 1_000_000]}
@@ -41,6 +49,7 @@ JSON_DAYS = 60  # the json shape: two months of as many teams as the size takes
 MORNING = ("morning: 2,000 new files", "morning: check", "morning: report --format html",
            "morning: backup to a folder")
 START = date(2026, 11, 1)
+STARTUP = "start-up: rmg-lake --version"
 QUERIES = {
     "completion, one month": "select * from completion where day between "
                              "date '2026-11-01' and date '2026-11-30'",
@@ -93,10 +102,12 @@ def apart(function: Callable[..., T], *args: object) -> T:
 
 
 def simulate(folder: Path, files: int, start: date, factories: int, observers: int,
-             shape: str) -> None:
-    """About `files` files of the simulated study from `start` (kept between runs)."""
+             shape: str, *, exactly: bool = False) -> None:
+    """About `files` files of the simulated study from `start` (kept between runs); with
+    `exactly`, the `files` saved first of a few days more (a sync folder as it stood once
+    that many had arrived)."""
     if not folder.exists():
-        apart(_simulate, folder, files, start, factories, observers, shape)
+        apart(_simulate, folder, files, start, factories, observers, shape, exactly)
 
 
 def _count(folder: Path) -> tuple[int, float]:
@@ -107,7 +118,7 @@ def _count(folder: Path) -> tuple[int, float]:
 
 
 def _simulate(folder: Path, files: int, start: date, factories: int, observers: int,
-              shape: str) -> None:
+              shape: str, exactly: bool) -> None:
     from rmg_lake.sample.simulate import simulate as make
 
     photos = shape == "mixed"
@@ -115,8 +126,20 @@ def _simulate(folder: Path, files: int, start: date, factories: int, observers: 
         make(Path(sample) / "week", days=7, seed=files, start=start, factories=factories,
              observers=observers, photos=photos)
         per_day = _count(Path(sample))[0] / 7
-    make(folder, days=max(1, round(files / per_day)), seed=files, start=start,
-         factories=factories, observers=observers, photos=photos)
+    # (Fridays are off: at 77 factories a day of 1,800 files may be one, holding a few)
+    days = math.ceil(files / per_day) + 1 if exactly else max(1, round(files / per_day))
+    make(folder, days=days, seed=files, start=start, factories=factories,
+         observers=observers, photos=photos)
+    if exactly:
+        saved = sorted((p for p in folder.rglob("*") if p.is_file()),
+                       key=lambda p: (p.stat().st_mtime, p))
+        for path in saved[files:]:
+            path.unlink()
+
+
+def _working(day: date) -> date:
+    """`day`, or the day after if it is a Friday (the study's day off)."""
+    return day + timedelta(days=day.weekday() == 4)
 
 
 def queries(lake: Path) -> dict[str, float]:
@@ -147,13 +170,10 @@ def baselines(work: Path, inbox: Path) -> dict[str, tuple[float, float]]:
     except Failed as failed:
         print(failed, file=sys.stderr)
         got["pandas plan"] = DID_NOT_FINISH
-    try:
-        floor = timed([sys.executable, "-c", (
-            f"import sys, time; sys.path.insert(0, {str(HERE / 'baselines')!r}); "
-            "from pathlib import Path; import duckdb_floor as f; "
-            f"files = f.parseable(Path({str(inbox)!r})); t = time.perf_counter(); "
-            f"f.run(files, Path({str(work / 'floor')!r})); print(time.perf_counter() - t)")])
-        got["DuckDB read_json floor"] = (float(floor[2].split()[-1]), floor[1])
+    try:  # the whole process, as the plan's: start-up and its pass over the bad files too
+        got["DuckDB read_json floor"] = timed([
+            sys.executable, str(HERE / "baselines" / "duckdb_floor.py"), str(inbox),
+            str(work / "floor")])[:2]
     except Failed as failed:
         print(failed, file=sys.stderr)
         got["DuckDB read_json floor"] = DID_NOT_FINISH
@@ -165,7 +185,8 @@ def one_run(work: Path, inbox: Path, new: Path, morning: Path, day: date, *,
     """Every measurement once, in fresh folders: name → (seconds, peak MB)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    got = baselines(work, inbox) if with_baselines else {
+    got = {STARTUP: rmg_lake("--version")[:2]}  # what every rmg-lake figure below includes
+    got |= baselines(work, inbox) if with_baselines else {
         "pandas plan": NOT_RUN, "DuckDB read_json floor": NOT_RUN}
     lake = work / "lake"
     got["rmg-lake ingest, from empty"] = rmg_lake("ingest", "--source", str(inbox), "--lake",
@@ -197,10 +218,10 @@ def measure(size: int, runs: int, work: Path, shape: str, *,
     factories, observers = study(size, shape)
     simulate(inbox, size, START, factories, observers, shape)
     files, last = apart(_count, inbox)
-    later = datetime.fromtimestamp(last, UTC).date() + timedelta(days=7)
-    simulate(new, 1_000, later, factories, observers, shape)
-    day = later + timedelta(days=7)  # the morning's first day: the one `check` looks at
-    simulate(morning, 2_000, day, factories, observers, shape)
+    later = _working(datetime.fromtimestamp(last, UTC).date() + timedelta(days=7))
+    simulate(new, 1_000, later, factories, observers, shape, exactly=True)
+    day = _working(later + timedelta(days=7))  # the morning's first: the one `check` looks at
+    simulate(morning, 2_000, day, factories, observers, shape, exactly=True)
     results = [one_run(work / f"run-{size}", inbox, new, morning, day,
                        with_baselines=with_baselines) for _ in range(runs)]
     shutil.rmtree(work / f"run-{size}", ignore_errors=True)
@@ -211,6 +232,7 @@ def measure(size: int, runs: int, work: Path, shape: str, *,
         if _ran(figures[name]["seconds"]):
             figures[name]["files_per_s"] = files / figures[name]["seconds"]
     return {"files": files, "factories": factories, "shape": shape, "runs": runs,
+            "new_files": apart(_count, new)[0], "morning_files": apart(_count, morning)[0],
             "figures": figures}
 
 
@@ -259,6 +281,12 @@ def table(sizes: dict[int, dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores, {memory:.0f} GB of memory, {platform.system()} "
+            f"{platform.machine()}, Python {platform.python_version()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=SCALES, default="small")
@@ -271,24 +299,35 @@ def main() -> None:
         "--baselines-up-to", type=int, default=100_000, metavar="FILES",
         help="run the pandas plan and the DuckDB floor only up to this size (they hold "
              "everything in memory: at 1M files about 27 and 45 GB)")
+    parser.add_argument(
+        "--docs", action="store_true",
+        help="run nothing: write the figures the docs quote again from bench/results")
     args = parser.parse_args()
+    if args.docs:
+        for path in docs.write():
+            print(f"wrote {path.relative_to(HERE.parent)}")
+        return
+    load = os.getloadavg()[0]
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
     measured = {size: measure(size, args.runs, args.work, args.shape,
                               with_baselines=size <= args.baselines_up_to)
                 for size in sizes}
     stamp = datetime.now(UTC)
-    name = f"{stamp:%Y-%m-%d}-{args.shape}-{'-'.join(str(s) for s in sizes)}"
-    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
-    markdown = (f"# rmg-lake benchmark, {stamp:%Y-%m-%d %H:%M} UTC\n\n{machine}; {args.shape} "
-                f"files; median of {args.runs} runs; wall time of each process from start "
-                "to end.\n\n"
-                + table(measured))
+    name = f"{stamp:%Y-%m-%d-%H%M}-{args.shape}-{'-'.join(str(s) for s in sizes)}"  # (unique)
+    loads = (load, os.getloadavg()[0])  # the machine's other work, if any, on one minute
+    markdown = (f"# rmg-lake benchmark, {stamp:%Y-%m-%d %H:%M} UTC\n\n{machine()}; load "
+                f"average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end; {args.shape} "
+                f"files; median of {args.runs} runs; wall time of each process from its start "
+                "to its end (the view queries: in-process).\n\n" + table(measured))
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / f"{name}.md").write_text(markdown)
     (results / f"{name}.json").write_text(json.dumps(
-        {"when": stamp.isoformat(), "machine": machine, "sizes": measured}, indent=2))
+        {"when": stamp.isoformat(), "machine": machine(), "floor_timing": "process",
+         "load_average": loads, "sizes": measured}, indent=2))
     print(markdown)
+    for path in docs.write():
+        print(f"wrote {path.relative_to(HERE.parent)} (its figures from bench/results)")
 
 
 if __name__ == "__main__":
