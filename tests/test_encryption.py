@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 import polars as pl
 import pytest
-from conftest import run_cli
+from conftest import run_in
 from dropbox_fake import FakeDropbox
 
 from rmg_lake import LakeError, backup, open_lake, prune, restore, simulate, versions
@@ -156,10 +156,11 @@ def test_a_damaged_or_swapped_file_is_refused_by_name(
 
 def test_without_the_secret_or_with_another_restore_is_one_line(
     study: Path, secret: StudySecret, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     backup(open_lake(study), FolderTarget(tmp_path / "usb"))
     monkeypatch.setenv("RMG_LAKE_SECRET", str(tmp_path / "none"))
-    without = run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "a"))
+    without = run_in(capsys, "restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "a"))
     assert without.returncode == 1
     assert without.stderr.splitlines() == [
         f"error: {tmp_path / 'usb'}: this backup is encrypted, and this computer has no "
@@ -167,7 +168,7 @@ def test_without_the_secret_or_with_another_restore_is_one_line(
         "chmod 600), or name it in RMG_LAKE_SECRET"]
     monkeypatch.setenv("RMG_LAKE_SECRET", str(tmp_path / "another"))
     other = init_secret()
-    wrong = run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "b"))
+    wrong = run_in(capsys, "restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "b"))
     assert wrong.returncode == 1
     assert len(wrong.stderr.splitlines()) == 1
     assert (f"was encrypted with another study secret (key id {secret.key_id}; this "
@@ -175,26 +176,28 @@ def test_without_the_secret_or_with_another_restore_is_one_line(
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_plain_and_encrypted_never_mix(study: Path, tmp_path: Path) -> None:
+def test_plain_and_encrypted_never_mix(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     lake = ["--lake", str(study)]
-    plain = run_cli("backup", "--to", str(tmp_path / "plain"), *lake)  # no secret yet
+    plain = run_in(capsys, "backup", "--to", str(tmp_path / "plain"), *lake)  # no secret yet
     assert plain.returncode == 0, plain.stderr
     assert "(not encrypted)" in plain.stdout
     assert "warning: the backup is not encrypted" in plain.stderr
     assert "`rmg-lake secret init`" in plain.stderr  # … and how to make it so
     init_secret()
-    mixed = run_cli("backup", "--to", str(tmp_path / "plain"), *lake)
+    mixed = run_in(capsys, "backup", "--to", str(tmp_path / "plain"), *lake)
     assert mixed.returncode == 1
     assert "holds plain (unencrypted) backups: an encrypted one is not mixed in" in \
         mixed.stderr
-    on_purpose = run_cli("backup", "--to", str(tmp_path / "plain"), "--plain", *lake)
+    on_purpose = run_in(capsys, "backup", "--to", str(tmp_path / "plain"), "--plain", *lake)
     assert on_purpose.returncode == 0, on_purpose.stderr
     assert "warning: the backup is not encrypted" in on_purpose.stderr
     assert "secret init" not in on_purpose.stderr
-    sealed = run_cli("backup", "--to", str(tmp_path / "sealed"), *lake)
+    sealed = run_in(capsys, "backup", "--to", str(tmp_path / "sealed"), *lake)
     assert sealed.returncode == 0, sealed.stderr
     assert "(encrypted, key id" in sealed.stdout and sealed.stderr == ""
-    refused = run_cli("backup", "--to", str(tmp_path / "sealed"), "--plain", *lake)
+    refused = run_in(capsys, "backup", "--to", str(tmp_path / "sealed"), "--plain", *lake)
     assert refused.returncode == 1
     assert "holds encrypted backups: a plain one is not mixed in" in refused.stderr
     assert len(versions(FolderTarget(tmp_path / "plain"))) == 2
@@ -308,14 +311,15 @@ def test_a_sealed_file_s_size_is_padded(
 
 def test_no_message_shows_the_secret(
     study: Path, secret: StudySecret, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    said = [run_cli("backup", "--to", str(tmp_path / "usb"), "--lake", str(study))]
+    said = [run_in(capsys, "backup", "--to", str(tmp_path / "usb"), "--lake", str(study))]
     _damage(tmp_path / "usb", "object")
-    said.append(run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "a")))
+    said.append(run_in(capsys, "restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "a")))
     monkeypatch.setenv("RMG_LAKE_SECRET", str(tmp_path / "another"))
     init_secret()
-    said.append(run_cli("restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "b")))
-    said.append(run_cli("backup", "--to", str(tmp_path / "usb"), "--lake", str(study)))
+    said.append(run_in(capsys, "restore", str(tmp_path / "usb"), "--lake", str(tmp_path / "b")))
+    said.append(run_in(capsys, "backup", "--to", str(tmp_path / "usb"), "--lake", str(study)))
     assert [run.returncode for run in said] == [0, 1, 1, 1]
     text = "".join(run.stdout + run.stderr for run in said)
     assert secret.key.hex() not in text and "Traceback" not in text
@@ -337,7 +341,9 @@ def test_an_encrypted_backup_to_dropbox_holds_nothing_dropbox_can_read(
     assert fake.requests.count("/2/files/upload") == 1  # the manifest, and nothing else
 
 
-def test_a_text_a_spreadsheet_would_run_is_quoted_in_every_csv(tmp_path: Path) -> None:
+def test_a_text_a_spreadsheet_would_run_is_quoted_in_every_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     """A folder or a file named like a formula (anyone with the sync folder can name one):
     in CSV, the cell starts with `'`, which Excel and LibreOffice show as text."""
     simulate(tmp_path / "made", days=1, observers=1, seed=43, bad_files=False)
@@ -346,12 +352,12 @@ def test_a_text_a_spreadsheet_would_run_is_quoted_in_every_csv(tmp_path: Path) -
     shutil.copy2(first, tmp_path / "inbox" / "=1+2" / first.name)
     (tmp_path / "inbox" / "@SUM(A1).json").write_text("not json")
     lake = ["--lake", str(tmp_path / "lake")]
-    assert run_cli("ingest", "--source", str(tmp_path / "inbox"), *lake).returncode == 0
-    exported = run_cli("export", *lake, "--out", str(tmp_path / "out"), "--format", "csv")
+    assert run_in(capsys, "ingest", "--source", str(tmp_path / "inbox"), *lake).returncode == 0
+    exported = run_in(capsys, "export", *lake, "--out", str(tmp_path / "out"), "--format", "csv")
     assert exported.returncode == 0, exported.stderr
     observations = pd.read_csv(tmp_path / "out" / "observations.csv")
     assert observations["source_path"].tolist() == [f"'=1+2/{first.name}"]
-    flags = run_cli("check", *lake, "--all", "--format", "csv")
+    flags = run_in(capsys, "check", *lake, "--all", "--format", "csv")
     details = pd.read_csv(io.StringIO(flags.stdout))["detail"]
     assert any(d.startswith("'@SUM(A1).json") for d in details)
     assert not any(d.startswith(("=", "+", "-", "@")) for d in details)

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_in
 
 from rmg_lake import ConfigError, load_config, open_lake, simulate
+
+Rmg = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def rmg(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Rmg:
+    """`rmg-lake ARGS` run from the folder `cwd` (in this process: quicker)."""
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        return run_in(capsys, *args)
+    return run
 
 
 def write_toml(folder: Path, extra: str = "") -> None:
@@ -20,29 +33,29 @@ def off_days(folder: Path) -> set[date]:
     return set(frame.filter(status="off")["day"])
 
 
-def test_rebuild_elsewhere_keeps_the_settings_the_log_recorded(tmp_path: Path) -> None:
+def test_rebuild_elsewhere_keeps_the_settings_the_log_recorded(tmp_path: Path, rmg: Rmg) -> None:
     simulate(tmp_path / "inbox", days=4, seed=2, bad_files=False)  # Sun 1 – Wed 4 Nov
     write_toml(tmp_path, "[calendar]\nholidays = [2026-11-02]\n")
-    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    assert rmg("ingest", cwd=tmp_path).returncode == 0
     assert off_days(tmp_path) == {date(2026, 11, 2)}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    assert run_cli("rebuild", "--lake", str(tmp_path / "lake"), cwd=elsewhere).returncode == 0
+    assert rmg("rebuild", "--lake", str(tmp_path / "lake"), cwd=elsewhere).returncode == 0
     assert off_days(tmp_path) == {date(2026, 11, 2)}
 
 
-def test_changed_settings_alone_make_a_batch_of_no_files(tmp_path: Path) -> None:
+def test_changed_settings_alone_make_a_batch_of_no_files(tmp_path: Path, rmg: Rmg) -> None:
     simulate(tmp_path / "inbox", days=4, seed=2, bad_files=False)
     write_toml(tmp_path)
-    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    assert rmg("ingest", cwd=tmp_path).returncode == 0
     assert off_days(tmp_path) == set()
     write_toml(tmp_path, "[calendar]\nholidays = [2026-11-03]\n")
-    result = run_cli("ingest", cwd=tmp_path)
+    result = rmg("ingest", cwd=tmp_path)
     assert "Batch 2: no new files; the study settings" in result.stdout
     lake = open_lake(tmp_path / "lake")
     assert lake.batches()[-1].counts["seen"] == 0
     assert off_days(tmp_path) == {date(2026, 11, 3)}
-    assert "Nothing new" in run_cli("ingest", cwd=tmp_path).stdout
+    assert "Nothing new" in rmg("ingest", cwd=tmp_path).stdout
 
 
 def test_a_partial_protocol_keeps_the_other_defaults(tmp_path: Path) -> None:
@@ -78,36 +91,35 @@ def test_without_a_config_file_nothing_is_read(tmp_path: Path,
     assert load_config() is None
 
 
-def test_a_toml_about_another_lake_does_not_change_this_one(tmp_path: Path) -> None:
+def test_a_toml_about_another_lake_does_not_change_this_one(tmp_path: Path, rmg: Rmg) -> None:
     study, other = tmp_path / "study", tmp_path / "other"
     simulate(study / "inbox", days=4, seed=2, bad_files=False)
     write_toml(study, "[calendar]\nholidays = [2026-11-02]\n")
-    assert run_cli("ingest", cwd=study).returncode == 0
+    assert rmg("ingest", cwd=study).returncode == 0
     (other / "inbox").mkdir(parents=True)
     write_toml(other)  # no holidays, and its own lake
-    result = run_cli("ingest", "--lake", str(study / "lake"), cwd=other)
+    result = rmg("ingest", "--lake", str(study / "lake"), cwd=other)
     assert "Nothing new" in result.stdout
     assert off_days(study) == {date(2026, 11, 2)}
 
 
-def test_the_same_days_in_another_order_are_the_same_settings(tmp_path: Path) -> None:
+def test_the_same_days_in_another_order_are_the_same_settings(tmp_path: Path, rmg: Rmg) -> None:
     simulate(tmp_path / "inbox", days=4, seed=2, bad_files=False)
     write_toml(tmp_path, "[calendar]\nholidays = [2026-11-02, 2026-11-03]\n")
-    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    assert rmg("ingest", cwd=tmp_path).returncode == 0
     write_toml(tmp_path, "[calendar]\nholidays = [2026-11-03, 2026-11-02, 2026-11-02]\n")
-    assert "Nothing new" in run_cli("ingest", cwd=tmp_path).stdout
+    assert "Nothing new" in rmg("ingest", cwd=tmp_path).stdout
 
 
 def test_the_first_batch_records_the_settings_and_team_order_is_no_change(
-    tmp_path: Path,
-) -> None:
+    tmp_path: Path, rmg: Rmg) -> None:
     simulate(tmp_path / "inbox", days=2, seed=2, bad_files=False)
     write_toml(tmp_path, "[study.f09]\nlinking = ['b', 'a']\n")
-    assert run_cli("ingest", cwd=tmp_path).returncode == 0
+    assert rmg("ingest", cwd=tmp_path).returncode == 0
     (first,) = open_lake(tmp_path / "lake").batches()
     assert first.settings is not None and first.settings.study == {"f09": {"linking": ("a", "b")}}
     write_toml(tmp_path, "[study.f09]\nlinking = ['a', 'b', 'a']\n")
-    assert "Nothing new" in run_cli("ingest", cwd=tmp_path).stdout
+    assert "Nothing new" in rmg("ingest", cwd=tmp_path).stdout
 
 
 def test_a_lake_without_a_toml_still_records_its_settings(tmp_path: Path) -> None:
