@@ -63,7 +63,7 @@ def _opened(lake: Path, run: subprocess.Popen[bytes]) -> float:
     while not _holding(lake, run):
         assert run.poll() is None, "the run ended without opening the lake"
         assert time.monotonic() < deadline, "the run never opened the lake"
-        time.sleep(0.002)
+        time.sleep(0.01)
     return time.monotonic()
 
 
@@ -78,7 +78,7 @@ def field(tmp_path_factory: pytest.TempPathFactory) -> Field:
     run = _ingest(root / "inbox", root / "after")
     opened = _opened(root / "after", run)
     while _holding(root / "after", run):
-        time.sleep(0.002)
+        time.sleep(0.01)
     held = time.monotonic() - opened
     assert run.wait(120) == 0
     return Field(root / "inbox", root / "before", root / "after", held)
