@@ -47,7 +47,7 @@ def backup(
     from rmg_lake.deliver.backup import backup as run
     from rmg_lake.deliver.backup import prune as run_prune
 
-    config = load_config()
+    config = load_config() if to is None or lake is None else None  # (both given: unread)
     own = about(config, lake_path(lake, config))
     to = to or (own.backup if own else None)
     plain = plain or bool(own and own.backup_plain)
