@@ -19,14 +19,13 @@ import hashlib
 import hmac
 import os
 import re
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING
 
 from rmg_lake.deliver.secret import StudySecret
 from rmg_lake.errors import LakeError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["LARGEST", "MAGIC", "Sealer", "key_id_of", "padded"]
 
@@ -40,6 +39,9 @@ _AGAIN = "restore another version, or check the backup folder"
 
 def _derived(secret: StudySecret, purpose: bytes) -> bytes:
     """A key of its own for `purpose`, from the study secret."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                 info=b"rmg-lake backups: " + purpose).derive(secret.key)
 
@@ -65,8 +67,10 @@ class Sealer:
     """Seals and opens a backup's files with the keys of one study secret."""
 
     def __init__(self, secret: StudySecret) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # (only a backup's)
+
         self.key_id = secret.key_id
-        self._cipher = AESGCM(_derived(secret, b"encryption"))
+        self._cipher: AESGCM = AESGCM(_derived(secret, b"encryption"))
         self._names = _derived(secret, b"object names")
 
     def __repr__(self) -> str:  # the keys stay out of tracebacks and logs
@@ -95,6 +99,8 @@ class Sealer:
         """The bytes sealed in `blob` at `name`. A LakeError naming `where` if it was
         sealed with another secret (one of the folder's `key_ids`, when they are known),
         or is damaged: not a sealed file, or failing authentication."""
+        from cryptography.exceptions import InvalidTag
+
         found = key_id_of(blob)
         if found not in (None, self.key_id) and (key_ids is None or found in key_ids):
             raise LakeError(f"was encrypted with another study secret (key id {found}; "
